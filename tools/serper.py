@@ -1,0 +1,159 @@
+"""Serper (google.serper.dev) client: web, news and shopping search as typed results."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx
+
+from tools._env import env_float, env_str
+from tools.errors import BadResponseError, NotConfiguredError
+from tools.http_retry import RetryPolicy, SleepFn, read_json, send_with_retry
+
+SearchKind = Literal["web", "news", "shopping"]
+
+DEFAULT_BASE_URL = "https://google.serper.dev"
+KEY_ENV_VAR = "SERPER_API_KEY"
+_MAX_LIMIT = 100
+
+# endpoint path and the response key that holds its result list
+_ENDPOINTS: dict[SearchKind, tuple[str, str]] = {
+    "web": ("/search", "organic"),
+    "news": ("/news", "news"),
+    "shopping": ("/shopping", "shopping"),
+}
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    title: str
+    url: str
+    snippet: str
+    position: int
+    source: str | None = None
+    date: str | None = None
+    price: str | None = None
+    kind: SearchKind = field(kw_only=True)
+
+
+def _opt_str(item: dict[str, Any], key: str) -> str | None:
+    value = item.get(key)
+    if value is None:
+        return None
+    # Serper sometimes sends numbers (prices, ratings); keep them as display text.
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        text = str(value).strip()
+        return text or None
+    return None
+
+
+def _shopping_snippet(price: str | None, source: str | None, rating: str | None) -> str:
+    parts = [p for p in (price, f"at {source}" if source else None) if p]
+    text = " ".join(parts)
+    if rating:
+        text = f"{text}, rated {rating}" if text else f"rated {rating}"
+    return text
+
+
+def _parse_item(item: Any, index: int, kind: SearchKind, label: str) -> SearchResult:
+    if not isinstance(item, dict):
+        raise BadResponseError(f"{label} returned a result that is not an object")
+    title, url = item.get("title"), item.get("link")
+    if not isinstance(title, str) or not isinstance(url, str):
+        raise BadResponseError(f"{label} returned a result without a string title and link")
+    position = item.get("position")
+    if not isinstance(position, int) or isinstance(position, bool):
+        position = index + 1
+    source, date, price = _opt_str(item, "source"), _opt_str(item, "date"), _opt_str(item, "price")
+    snippet = item.get("snippet")
+    if kind == "shopping":
+        snippet = _shopping_snippet(price, source, _opt_str(item, "rating"))
+    elif not isinstance(snippet, str):
+        snippet = ""
+    return SearchResult(title, url, snippet, position, source, date, price, kind=kind)
+
+
+def parse_results(payload: Any, kind: SearchKind, limit: int, label: str) -> list[SearchResult]:
+    """Turn a Serper body into results; a missing list means no results, a wrong type is an error."""
+    if not isinstance(payload, dict):
+        raise BadResponseError(f"{label} returned JSON that is not an object")
+    items = payload.get(_ENDPOINTS[kind][1], [])
+    if not isinstance(items, list):
+        raise BadResponseError(f"{label} returned {_ENDPOINTS[kind][1]!r} that is not a list")
+    return [_parse_item(item, i, kind, label) for i, item in enumerate(items[:limit])]
+
+
+class SerperClient:
+    """Async Serper client on a caller-owned httpx.AsyncClient."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        api_key: str | None,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float = 15.0,
+        max_retries: int = 3,
+        *,
+        backoff_base: float = 0.5,
+        backoff_max: float = 10.0,
+        sleep: SleepFn = asyncio.sleep,
+    ) -> None:
+        self._http = http
+        self._api_key = api_key or None
+        self._base_url = base_url.rstrip("/")
+        self._timeout = httpx.Timeout(timeout)
+        self._policy = RetryPolicy(max_retries=max_retries, base_delay=backoff_base, max_delay=backoff_max)
+        self._sleep = sleep
+
+    @classmethod
+    def from_env(cls, http: httpx.AsyncClient) -> SerperClient:
+        """Build from SERPER_API_KEY, SERPER_BASE_URL, SERPER_TIMEOUT; a missing key is allowed."""
+        return cls(
+            http,
+            env_str(KEY_ENV_VAR),
+            base_url=env_str("SERPER_BASE_URL") or DEFAULT_BASE_URL,
+            timeout=env_float("SERPER_TIMEOUT", 15.0),
+        )
+
+    def __repr__(self) -> str:
+        # Never show the key, even in a debugger or a log of the runtime context.
+        return f"SerperClient(base_url={self._base_url!r}, configured={self.configured})"
+
+    @property
+    def configured(self) -> bool:
+        return self._api_key is not None
+
+    async def search_web(self, query: str, limit: int = 10) -> list[SearchResult]:
+        return await self._search("web", query, limit)
+
+    async def search_news(self, query: str, limit: int = 10) -> list[SearchResult]:
+        return await self._search("news", query, limit)
+
+    async def search_shopping(self, query: str, limit: int = 10) -> list[SearchResult]:
+        return await self._search("shopping", query, limit)
+
+    async def _search(self, kind: SearchKind, query: str, limit: int) -> list[SearchResult]:
+        if not query.strip():
+            raise ValueError("query must not be empty")
+        if not 1 <= limit <= _MAX_LIMIT:
+            raise ValueError(f"limit must be between 1 and {_MAX_LIMIT}, got {limit}")
+        if self._api_key is None:
+            raise NotConfiguredError("Serper", KEY_ENV_VAR)
+        path = _ENDPOINTS[kind][0]
+        label = f"Serper POST {path}"
+        response = await send_with_retry(
+            self._http,
+            "POST",
+            self._base_url + path,
+            service="Serper",
+            timeout=self._timeout,
+            policy=self._policy,
+            headers={"X-API-KEY": self._api_key, "Accept": "application/json"},
+            json={"q": query, "num": limit},
+            sleep=self._sleep,
+            secrets=(self._api_key,),
+            key_env_var=KEY_ENV_VAR,
+        )
+        return parse_results(read_json(response, label), kind, limit, label)
