@@ -12,7 +12,7 @@ import asyncio
 import json
 import re
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -51,6 +51,8 @@ class FakeOllama(FakeHTTPServer):
     def __post_init__(self) -> None:
         super().__init__()
         self.replies: deque[OllamaReply] = deque()
+        # Consulted when no reply is queued: lets a test answer by what was asked, not by order.
+        self.responder: Callable[[dict[str, Any]], OllamaReply | None] | None = None
         self.route("GET", "/api/tags", self._tags)
         self.route("POST", "/api/chat", self._chat)
         self.route("GET", "/api/version", self._version)
@@ -90,7 +92,10 @@ class FakeOllama(FakeHTTPServer):
 
     async def _chat(self, request: Request) -> Response:
         body = request.json()
-        scripted = self.replies.popleft() if self.replies else OllamaReply()
+        scripted = self.replies.popleft() if self.replies else None
+        if scripted is None and self.responder is not None:
+            scripted = self.responder(body)
+        scripted = scripted or OllamaReply()
         if scripted.latency:
             await asyncio.sleep(scripted.latency)
         model = str(body.get("model", ""))

@@ -1,0 +1,71 @@
+"""Wires the nodes into the content graph.
+
+`build_graph(checkpointer)` is what the service and the CLI compile with their own saver.
+The module-level `graph` is what langgraph.json names: compiled without a checkpointer
+(`langgraph dev` brings its own and rejects ours); its nodes build their dependencies from
+the environment when the run's context carries none.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import RetryPolicy
+
+from graph.context import DraftloopContext
+from graph.nodes.answer import answer, unsupported
+from graph.nodes.approval import approval
+from graph.nodes.critique import after_critique, critique
+from graph.nodes.draft import draft
+from graph.nodes.finalize import finalize
+from graph.nodes.research import research
+from graph.nodes.route_intent import after_intent, route_intent
+from graph.state import InputState, State
+from tools.errors import UpstreamError
+from tools.llm import ModelProviderError
+
+
+def _retryable(exc: Exception) -> bool:
+    """Model servers and networks blip; errors that need a person (a model not pulled, a bad
+    setting) would only repeat, so they fail at once."""
+    if getattr(exc, "transient", False):
+        return True
+    if isinstance(exc, ModelProviderError):
+        return False
+    return isinstance(exc, (UpstreamError, ConnectionError, TimeoutError))
+
+
+MODEL_RETRY = RetryPolicy(max_attempts=3, initial_interval=0.5, backoff_factor=2.0, retry_on=_retryable)
+
+
+def build_graph(checkpointer: Any = None) -> CompiledStateGraph:
+    builder = StateGraph(State, context_schema=DraftloopContext, input_schema=InputState)
+    builder.add_node("route_intent", route_intent, retry_policy=MODEL_RETRY)
+    builder.add_node("research", research)
+    builder.add_node("draft", draft, retry_policy=MODEL_RETRY)
+    builder.add_node("critique", critique, retry_policy=MODEL_RETRY)
+    builder.add_node("approval", approval, destinations=("finalize", "draft"))
+    builder.add_node("finalize", finalize, retry_policy=MODEL_RETRY)
+    builder.add_node("answer", answer, retry_policy=MODEL_RETRY)
+    builder.add_node("unsupported", unsupported)
+
+    builder.add_edge(START, "route_intent")
+    builder.add_conditional_edges(
+        "route_intent",
+        after_intent,
+        {"research": "research", "draft": "draft", "answer": "answer", "unsupported": "unsupported"},
+    )
+    builder.add_edge("research", "draft")
+    builder.add_edge("draft", "critique")
+    builder.add_conditional_edges(
+        "critique", after_critique, {"draft": "draft", "approval": "approval", "finalize": "finalize"}
+    )
+    builder.add_edge("finalize", END)
+    builder.add_edge("answer", END)
+    builder.add_edge("unsupported", END)
+    return builder.compile(checkpointer=checkpointer, name="draftloop")
+
+
+graph = build_graph()

@@ -1,0 +1,99 @@
+"""Run-scoped dependencies handed to nodes through LangGraph's runtime context.
+
+The service and the CLI pass a fully built `Dependencies` in `context`. LangGraph Studio (via
+`langgraph dev`) can only pass plain JSON, so when no dependencies arrive the graph builds them
+from the environment, once per event loop, and reuses them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from langchain_core.language_models import BaseChatModel
+from langgraph.runtime import Runtime
+
+from graph.configuration import GraphSettings
+from tools.llm import ModelProvider
+from tools.pexels import PexelsClient
+from tools.serper import SerperClient
+
+OutcomeSaver = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass
+class Dependencies:
+    settings: GraphSettings
+    models: ModelProvider
+    serper: SerperClient
+    pexels: PexelsClient
+    save_outcome: OutcomeSaver | None = None
+
+    @classmethod
+    def from_env(cls, http: httpx.AsyncClient, save_outcome: OutcomeSaver | None = None) -> Dependencies:
+        return cls(
+            settings=GraphSettings.from_env(),
+            models=ModelProvider.from_env(),
+            serper=SerperClient.from_env(http),
+            pexels=PexelsClient.from_env(http),
+            save_outcome=save_outcome,
+        )
+
+
+@dataclass
+class DraftloopContext:
+    """What a run may carry. Plain fields can come from Studio or the API as JSON."""
+
+    require_approval: bool | None = None
+    quality_threshold: int | None = None
+    max_revisions: int | None = None
+    deps: Dependencies | None = field(default=None, repr=False)
+
+
+_env_dependencies: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Dependencies] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _from_environment() -> Dependencies:
+    # An httpx client is bound to the loop that opened it, so the cache is per loop.
+    loop = asyncio.get_running_loop()
+    deps = _env_dependencies.get(loop)
+    if deps is None:
+        deps = Dependencies.from_env(httpx.AsyncClient())
+        _env_dependencies[loop] = deps
+    return deps
+
+
+async def dependencies(runtime: Runtime[DraftloopContext] | None) -> Dependencies:
+    context = runtime.context if runtime is not None else None
+    if isinstance(context, DraftloopContext) and context.deps is not None:
+        return context.deps
+    return await _from_environment()
+
+
+def effective_settings(runtime: Runtime[DraftloopContext] | None, deps: Dependencies) -> GraphSettings:
+    """Per-run overrides from the context win over the process settings."""
+    context = runtime.context if runtime is not None else None
+    settings = deps.settings
+    if not isinstance(context, DraftloopContext):
+        return settings
+    overrides: dict[str, Any] = {}
+    if context.quality_threshold is not None:
+        overrides["quality_threshold"] = int(context.quality_threshold)
+    if context.max_revisions is not None:
+        overrides["max_revisions"] = int(context.max_revisions)
+    if not overrides:
+        return settings
+    return GraphSettings(**{**settings.__dict__, **overrides})
+
+
+async def active_model(deps: Dependencies) -> tuple[BaseChatModel, str, str]:
+    """The chat model plus the provider and model names that usage records carry."""
+    chat = await deps.models.chat_model()
+    info = await deps.models.describe()
+    return chat, info.provider, info.model

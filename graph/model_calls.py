@@ -1,0 +1,117 @@
+"""Model calls that never crash a run on bad output, and the usage record each one leaves."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from pydantic import BaseModel, ValidationError
+
+from graph.configuration import GraphSettings
+from graph.state import UsageRecord
+
+SchemaT = TypeVar("SchemaT", bound=BaseModel)
+_JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+
+
+@dataclass
+class ModelReply:
+    message: AIMessage
+    usage: UsageRecord
+
+
+def usage_record(
+    message: AIMessage,
+    *,
+    node: str,
+    provider: str,
+    model: str,
+    started: float,
+    settings: GraphSettings,
+    turn: int,
+) -> UsageRecord:
+    meta = message.usage_metadata or {}
+    tokens_in = int(meta.get("input_tokens", 0) or 0)
+    tokens_out = int(meta.get("output_tokens", 0) or 0)
+    return UsageRecord(
+        turn=turn,
+        node=node,
+        provider=provider,
+        model=model,
+        input_tokens=tokens_in,
+        output_tokens=tokens_out,
+        duration_ms=int((time.perf_counter() - started) * 1000),
+        cost_usd=settings.cost(provider, model, tokens_in, tokens_out),
+    )
+
+
+async def invoke_text(
+    chat: BaseChatModel,
+    messages: list[BaseMessage],
+    *,
+    node: str,
+    provider: str,
+    model: str,
+    settings: GraphSettings,
+    turn: int,
+) -> ModelReply:
+    started = time.perf_counter()
+    message = await chat.ainvoke(messages)
+    if not isinstance(message, AIMessage):
+        message = AIMessage(content=str(message.content))
+    usage = usage_record(message, node=node, provider=provider, model=model, started=started,
+                         settings=settings, turn=turn)
+    return ModelReply(message=message, usage=usage)
+
+
+def parse_json_reply(text: str, schema: type[SchemaT]) -> SchemaT | None:
+    """Small models wrap JSON in prose or code fences; take the outermost object if it fits."""
+    candidates = [text]
+    match = _JSON_OBJECT.search(text)
+    if match:
+        candidates.append(match.group(0))
+    for candidate in candidates:
+        try:
+            return schema.model_validate(json.loads(candidate))
+        except (ValueError, ValidationError, TypeError):
+            continue
+    return None
+
+
+async def invoke_structured(
+    chat: BaseChatModel,
+    schema: type[SchemaT],
+    messages: list[BaseMessage],
+    *,
+    node: str,
+    provider: str,
+    model: str,
+    settings: GraphSettings,
+    turn: int,
+) -> tuple[SchemaT | None, UsageRecord, str | None]:
+    """Returns (parsed or None, usage, problem). Junk JSON is a problem to report, not a crash."""
+    started = time.perf_counter()
+    # The schema goes out as plain JSON schema and is validated here: given a pydantic class,
+    # ChatOpenAI validates inside the SDK and raises instead of reporting a parsing error.
+    bound = chat.with_structured_output(schema.model_json_schema(), method="json_schema", include_raw=True)
+    reply: dict[str, Any] = await bound.ainvoke(messages)  # type: ignore[assignment]
+    raw = reply.get("raw")
+    message = raw if isinstance(raw, AIMessage) else AIMessage(content="")
+    usage = usage_record(message, node=node, provider=provider, model=model, started=started,
+                         settings=settings, turn=turn)
+    parsed = reply.get("parsed")
+    if isinstance(parsed, dict):
+        try:
+            return schema.model_validate(parsed), usage, None
+        except ValidationError:
+            pass
+    recovered = parse_json_reply(str(message.content), schema)
+    if recovered is not None:
+        return recovered, usage, None
+    error = reply.get("parsing_error")
+    return None, usage, f"{node}: the model returned output that does not fit the schema ({type(error).__name__ if error else 'no JSON'})"

@@ -1,0 +1,93 @@
+"""finalize: assemble the result (SEO, image credit, sources, usage) and persist the run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.messages import AIMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.runtime import Runtime
+
+from graph import markdown as md
+from graph.context import DraftloopContext, dependencies
+from graph.nodes.draft import turn_attempts
+from graph.state import State
+
+
+def usage_totals(records: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "input_tokens": sum(int(r.get("input_tokens") or 0) for r in records),
+        "output_tokens": sum(int(r.get("output_tokens") or 0) for r in records),
+        "cost_usd": round(sum(float(r.get("cost_usd") or 0) for r in records), 8),
+        "calls": len(records),
+    }
+
+
+def turn_usage(state: State) -> list[dict[str, Any]]:
+    turn = int(state.get("turn") or 1)
+    return [u for u in state.get("usage") or [] if int(u.get("turn", 1)) == turn]
+
+
+def build_result(state: State) -> dict[str, Any]:
+    request = state.get("request", {})
+    draft = state.get("draft", {})
+    verdict = state.get("critique", {})
+    research = state.get("research") or {}
+    markdown = draft.get("markdown", "")
+    title = draft.get("title") or md.title_of(markdown) or str(request.get("topic", "")).strip().capitalize()
+    excerpt = md.excerpt_of(markdown)
+    words = md.word_count(markdown)
+    images = research.get("images") or []
+    featured = images[0] if images and request.get("images") else None
+    usage = turn_usage(state)
+    last_model = usage[-1] if usage else {}
+    return {
+        "kind": "content",
+        "content_type": request.get("content_type"),
+        "title": title,
+        "markdown": markdown,
+        "excerpt": excerpt,
+        "word_count": words,
+        "reading_minutes": md.reading_minutes(words),
+        "seo": md.seo_fields(title, excerpt, list(request.get("keywords") or [])),
+        "featured_image": featured,
+        "sources": research.get("sources") or [],
+        "images": images,
+        "score": verdict.get("score"),
+        "passed": bool(verdict.get("passed")),
+        "dimensions": verdict.get("dimensions") or {},
+        "attempts": len(turn_attempts(state)),
+        "approval": state.get("approval") or None,
+        "model": last_model.get("model", ""),
+        "provider": last_model.get("provider", ""),
+        "usage": usage_totals(usage),
+        "warnings": list(dict.fromkeys(state.get("warnings") or [])),
+    }
+
+
+async def persist(state: State, result: dict[str, Any], config: RunnableConfig, runtime: Runtime[DraftloopContext]) -> None:
+    deps = await dependencies(runtime)
+    if deps.save_outcome is None:
+        return
+    thread_id = str((config.get("configurable") or {}).get("thread_id") or "")
+    await deps.save_outcome({
+        "thread_id": thread_id,
+        "request": state.get("request", {}).get("text", ""),
+        "params": state.get("request", {}),
+        "intent": state.get("intent", {}),
+        "result": result,
+        "attempts": turn_attempts(state),
+        "usage": turn_usage(state),
+        "warnings": result.get("warnings", []),
+        "model": result.get("model", ""),
+        "provider": result.get("provider", ""),
+        "status": "completed",
+    })
+
+
+async def finalize(state: State, config: RunnableConfig, runtime: Runtime[DraftloopContext]) -> dict[str, Any]:
+    result = build_result(state)
+    await persist(state, result, config, runtime)
+    summary = f"{result['title']} — {result['word_count']} words, score {result['score']}, " \
+              f"{'passed' if result['passed'] else 'did not pass'} after {result['attempts']} attempt(s)."
+    return {"result": result, "messages": [AIMessage(content=result["markdown"] or summary)]}

@@ -1,0 +1,141 @@
+"""The graph's state: what every node reads and writes, with reducers where lists grow."""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any, Literal, TypedDict
+
+from langchain_core.messages import AnyMessage
+from langgraph.graph.message import add_messages
+
+ContentType = Literal["blog_post", "social_post", "newsletter", "email", "research_brief"]
+CONTENT_TYPES: tuple[str, ...] = ("blog_post", "social_post", "newsletter", "email", "research_brief")
+TONES: tuple[str, ...] = ("professional", "casual", "academic", "inspirational")
+STYLES: tuple[str, ...] = ("technical", "narrative", "listicle", "educational", "thought-leadership")
+INTENT_KINDS: tuple[str, ...] = ("content", "revise", "answer", "unsupported")
+MIN_WORDS = 100
+MAX_WORDS = 5000
+MAX_KEYWORDS = 10
+
+
+class ContentRequest(TypedDict, total=False):
+    """The normalised request: every field has a value once route_intent has run."""
+
+    text: str
+    content_type: str
+    topic: str
+    audience: str
+    tone: str
+    style: str
+    target_words: int
+    keywords: list[str]
+    images: bool
+    research: bool
+    require_approval: bool
+
+
+class Intent(TypedDict, total=False):
+    kind: str
+    content_type: str | None
+    confidence: float
+    reason: str
+    source: str
+
+
+class Source(TypedDict, total=False):
+    url: str
+    title: str
+    snippet: str
+    kind: str
+    date: str | None
+    source: str | None
+    price: str | None
+
+
+class Image(TypedDict, total=False):
+    id: int
+    url: str
+    src: str
+    photographer: str
+    photographer_url: str
+    alt: str
+    width: int
+    height: int
+    credit: str
+
+
+class Research(TypedDict, total=False):
+    sources: list[Source]
+    images: list[Image]
+    warnings: list[str]
+
+
+class Draft(TypedDict, total=False):
+    title: str
+    markdown: str
+    excerpt: str
+    word_count: int
+
+
+class AttemptRecord(TypedDict, total=False):
+    turn: int
+    number: int
+    title: str
+    markdown: str
+    word_count: int
+    score: float
+    passed: bool
+    dimensions: dict[str, float]
+    checks: dict[str, Any]
+    issues: list[str]
+    suggestions: list[str]
+    feedback: str
+    model: str
+    provider: str
+    input_tokens: int
+    output_tokens: int
+    duration_ms: int
+
+
+class UsageRecord(TypedDict, total=False):
+    turn: int
+    node: str
+    provider: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    duration_ms: int
+    cost_usd: float
+
+
+class Critique(TypedDict, total=False):
+    score: float
+    passed: bool
+    dimensions: dict[str, float]
+    checks: dict[str, Any]
+    issues: list[str]
+    suggestions: list[str]
+
+
+class State(TypedDict, total=False):
+    messages: Annotated[list[AnyMessage], add_messages]
+    request: ContentRequest
+    intent: Intent
+    research: Research
+    draft: Draft
+    critique: Critique
+    feedback: str
+    attempts: Annotated[list[AttemptRecord], operator.add]
+    revision: int
+    turn: int
+    usage: Annotated[list[UsageRecord], operator.add]
+    warnings: Annotated[list[str], operator.add]
+    approval: dict[str, Any]
+    result: dict[str, Any]
+
+
+class InputState(TypedDict, total=False):
+    """What a caller sends: chat messages, structured request fields, or both."""
+
+    messages: Annotated[list[AnyMessage], add_messages]
+    request: ContentRequest
