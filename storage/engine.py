@@ -1,0 +1,89 @@
+"""Database URL resolution, async engine and session factory."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+DEFAULT_DATA_DIR = "./.data"
+SQLITE_DB_NAME = "draftloop.db"
+# Long enough to ride out a checkpoint or a concurrent writer; short enough that a real
+# deadlock surfaces as an error instead of a hung request.
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+_POSTGRES_ALIASES = ("postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg", "postgresql+psycopg2")
+
+
+def database_url_from_env() -> str:
+    """DATABASE_URL normalised for SQLAlchemy's async drivers, or a SQLite file under the data dir.
+
+    Sync on purpose: it may create DRAFTLOOP_DATA_DIR, so call it before the event loop starts
+    (or through ``asyncio.to_thread``).
+    """
+    configured = os.environ.get("DATABASE_URL", "").strip()
+    if configured:
+        return normalize_database_url(configured)
+    data_dir = Path(os.environ.get("DRAFTLOOP_DATA_DIR") or DEFAULT_DATA_DIR).expanduser().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite+aiosqlite:///{data_dir / SQLITE_DB_NAME}"
+
+
+async def adatabase_url_from_env() -> str:
+    """database_url_from_env for code already inside the event loop (it may touch the disk)."""
+    return await asyncio.to_thread(database_url_from_env)
+
+
+def normalize_database_url(url: str) -> str:
+    """Map the spellings people put in DATABASE_URL onto the async drivers we ship."""
+    parsed = make_url(url)
+    if parsed.drivername in _POSTGRES_ALIASES:
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    elif parsed.drivername in ("sqlite", "sqlite+pysqlite"):
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    elif parsed.drivername not in ("sqlite+aiosqlite",):
+        raise ValueError(f"unsupported database driver {parsed.drivername!r}; use SQLite or PostgreSQL")
+    return parsed.render_as_string(hide_password=False)
+
+
+def is_sqlite(url: str | URL) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def is_postgres(url: str | URL) -> bool:
+    return make_url(url).get_backend_name() == "postgresql"
+
+
+def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+    """An AsyncEngine configured for the backend named by ``url``."""
+    normalized = normalize_database_url(url)
+    if is_sqlite(normalized):
+        engine = create_async_engine(normalized, echo=echo)
+        event.listen(engine.sync_engine, "connect", _configure_sqlite_connection)
+        return engine
+    # Idle pooled connections get cut by Postgres restarts and proxies; ping before use.
+    return create_async_engine(normalized, echo=echo, pool_pre_ping=True)
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    # expire_on_commit=False: returned ORM objects stay readable after commit without
+    # triggering lazy IO, which async sessions cannot do implicitly.
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def _configure_sqlite_connection(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        # WAL lets readers proceed while the executor writes; SQLite leaves FKs off by default,
+        # and ON DELETE CASCADE for attempts/usage depends on them.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    finally:
+        cursor.close()

@@ -1,0 +1,407 @@
+"""Async repositories over one AsyncSession, plus the finalize node's one-shot writer.
+
+Repositories flush but never commit: the caller owns the transaction
+(``async with session_factory.begin() as session: ...``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
+
+from storage.models import TERMINAL_STATUSES, Attempt, Task, TaskStatus, Usage, new_id, utcnow
+from storage.records import ATTEMPT_FIELDS, USAGE_FIELDS, AttemptRecord, UsageRecord, pick
+
+MAX_PAGE_SIZE = 200
+
+# Terminal states are final except FAILED -> QUEUED (an explicit retry). RUNNING -> QUEUED is
+# the executor handing a task back (lease lost, shutdown) for another worker to pick up.
+ALLOWED_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
+    TaskStatus.QUEUED: frozenset({TaskStatus.RUNNING, TaskStatus.FAILED, TaskStatus.CANCELLED}),
+    TaskStatus.RUNNING: frozenset(
+        {TaskStatus.QUEUED, TaskStatus.AWAITING_APPROVAL, TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED}
+    ),
+    TaskStatus.AWAITING_APPROVAL: frozenset(
+        {TaskStatus.RUNNING, TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED}
+    ),
+    TaskStatus.COMPLETED: frozenset(),
+    TaskStatus.FAILED: frozenset({TaskStatus.QUEUED}),
+    TaskStatus.CANCELLED: frozenset(),
+}
+
+
+class TaskNotFound(LookupError):
+    pass
+
+
+class InvalidStatusTransition(ValueError):
+    def __init__(self, current: TaskStatus, target: TaskStatus) -> None:
+        super().__init__(f"task cannot go from {current.value} to {target.value}")
+        self.current = current
+        self.target = target
+
+
+class ConcurrentStatusChange(RuntimeError):
+    """Another session changed the task's status between our read and our write."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPage:
+    items: list[Task]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTotals:
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    duration_ms: int
+    cost_usd: float
+
+
+def check_transition(current: str, target: str) -> TaskStatus:
+    """The target as a TaskStatus; raises InvalidStatusTransition unless allowed (same status is)."""
+    current_status, target_status = TaskStatus(current), TaskStatus(target)
+    if target_status != current_status and target_status not in ALLOWED_TRANSITIONS[current_status]:
+        raise InvalidStatusTransition(current_status, target_status)
+    return target_status
+
+
+def outcome_status(current: str, target: str) -> TaskStatus:
+    """The status a finished run may record over ``current``.
+
+    Looser than check_transition: a run that reached finalize did run, whatever the executor
+    last wrote (queued, running, awaiting approval). Only a task that already ended another
+    way (cancelled, failed, or completed when this outcome says failed) is protected.
+    """
+    current_status, target_status = TaskStatus(current), TaskStatus(target)
+    if current_status in TERMINAL_STATUSES and target_status != current_status:
+        raise InvalidStatusTransition(current_status, target_status)
+    return target_status
+
+
+def status_timestamps(task: Task, target: TaskStatus, now: datetime) -> dict[str, Any]:
+    """Column values that go with entering ``target``: timestamps, and the lease released."""
+    values: dict[str, Any] = {"status": target.value, "updated_at": now}
+    if target != TaskStatus.QUEUED and task.started_at is None:
+        values["started_at"] = now
+    if target in TERMINAL_STATUSES:
+        values["finished_at"] = task.finished_at or now
+    else:
+        values["finished_at"] = None
+    if target != TaskStatus.RUNNING:
+        # Only a running task is being worked on; any other state frees it from its worker.
+        values["lease_owner"] = None
+        values["lease_expires_at"] = None
+    return values
+
+
+def encode_cursor(task: Task) -> str:
+    payload = json.dumps([task.created_at.isoformat(), task.id]).encode()
+    return base64.urlsafe_b64encode(payload).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created_at, task_id = json.loads(base64.urlsafe_b64decode(padded))
+        parsed = datetime.fromisoformat(created_at)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise ValueError("invalid cursor") from exc
+    if parsed.tzinfo is None or not isinstance(task_id, str):
+        raise ValueError("invalid cursor")
+    return parsed, task_id
+
+
+class TaskRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def create(
+        self,
+        *,
+        request: str = "",
+        params: dict[str, Any] | None = None,
+        thread_id: str | None = None,
+        task_id: str | None = None,
+        status: TaskStatus | str = TaskStatus.QUEUED,
+        intent: dict[str, Any] | None = None,
+        model: str | None = None,
+        provider: str | None = None,
+    ) -> Task:
+        """A new task; its LangGraph thread defaults to the task id."""
+        task_id = task_id or new_id()
+        target = TaskStatus(status)
+        now = utcnow()
+        task = Task(
+            id=task_id,
+            thread_id=thread_id or task_id,
+            request=request,
+            params=params or {},
+            intent=intent,
+            model=model,
+            provider=provider,
+            created_at=now,
+            updated_at=now,
+        )
+        for key, value in status_timestamps(task, target, now).items():
+            setattr(task, key, value)
+        self.session.add(task)
+        await self.session.flush()
+        return task
+
+    async def get(self, task_id: str) -> Task | None:
+        return await self.session.get(Task, task_id)
+
+    async def get_by_thread(self, thread_id: str) -> Task | None:
+        return await self.session.scalar(select(Task).where(Task.thread_id == thread_id))
+
+    async def require(self, task_id: str) -> Task:
+        task = await self.get(task_id)
+        if task is None:
+            raise TaskNotFound(task_id)
+        return task
+
+    async def update_status(
+        self, task_id: str, status: TaskStatus | str, *, error: str | None = None, now: datetime | None = None
+    ) -> Task:
+        """Move a task to ``status``, stamping started_at/finished_at/updated_at.
+
+        The write is conditional on the status we read, so two workers racing on one task
+        cannot both succeed: the loser gets ConcurrentStatusChange.
+        """
+        task = await self.require(task_id)
+        current = task.status
+        target = check_transition(current, status)
+        values = status_timestamps(task, target, now or utcnow())
+        if error is not None:
+            values["error"] = error
+        if target == TaskStatus(current) and error is None:
+            return task
+        result = await self.session.execute(
+            update(Task)
+            .where(Task.id == task_id, Task.status == current)
+            .values(**values)
+            # Our own bookkeeping below: the ORM's would also "apply" an update that matched no row.
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:
+            await self.session.refresh(task)
+            raise ConcurrentStatusChange(task_id)
+        for key, value in values.items():
+            set_committed_value(task, key, value)
+        return task
+
+    async def set_result(
+        self,
+        task_id: str,
+        result: dict[str, Any],
+        *,
+        warnings: Sequence[Any] | None = None,
+        model: str | None = None,
+        provider: str | None = None,
+    ) -> Task:
+        task = await self.require(task_id)
+        task.result = result
+        if warnings is not None:
+            task.warnings = list(warnings)
+        if model is not None:
+            task.model = model
+        if provider is not None:
+            task.provider = provider
+        task.updated_at = utcnow()
+        await self.session.flush()
+        return task
+
+    async def list(
+        self,
+        *,
+        status: TaskStatus | str | Iterable[TaskStatus | str] | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> TaskPage:
+        """Newest first, keyset-paginated on (created_at, id).
+
+        ``created_after`` is inclusive and ``created_before`` exclusive, so adjacent windows
+        never share a task. Pass ``next_cursor`` back unchanged with the same filters.
+        """
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        limit = min(limit, MAX_PAGE_SIZE)
+        stmt = select(Task)
+        if status is not None:
+            statuses = [status] if isinstance(status, str) else list(status)
+            stmt = stmt.where(Task.status.in_([TaskStatus(s).value for s in statuses]))
+        if created_after is not None:
+            stmt = stmt.where(Task.created_at >= created_after)
+        if created_before is not None:
+            stmt = stmt.where(Task.created_at < created_before)
+        if cursor is not None:
+            after_created_at, after_id = decode_cursor(cursor)
+            stmt = stmt.where(
+                or_(
+                    Task.created_at < after_created_at,
+                    and_(Task.created_at == after_created_at, Task.id < after_id),
+                )
+            )
+        stmt = stmt.order_by(Task.created_at.desc(), Task.id.desc()).limit(limit + 1)
+        rows = list(await self.session.scalars(stmt))
+        items = rows[:limit]
+        next_cursor = encode_cursor(items[-1]) if len(rows) > limit else None
+        return TaskPage(items=items, next_cursor=next_cursor)
+
+    async def lock_or_create_for_thread(self, thread_id: str, *, task_id: str | None = None) -> tuple[Task, bool]:
+        """The task for ``thread_id`` and whether it was just created; row-locked until the
+        transaction ends.
+
+        INSERT ... ON CONFLICT DO NOTHING first makes concurrent callers converge on one row
+        (and takes SQLite's write lock up front instead of failing a read->write upgrade).
+        """
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        now = utcnow()
+        inserted = await self.session.execute(
+            insert(Task)
+            .values(id=task_id or new_id(), thread_id=thread_id, created_at=now, updated_at=now)
+            .on_conflict_do_nothing(index_elements=[Task.thread_id])
+        )
+        task = await self.session.scalar(
+            select(Task).where(Task.thread_id == thread_id).with_for_update().execution_options(populate_existing=True)
+        )
+        if task is None:
+            raise TaskNotFound(thread_id)
+        if task_id is not None and task.id != task_id:
+            raise ValueError(f"thread {thread_id!r} belongs to task {task.id}, not {task_id}")
+        return task, inserted.rowcount == 1
+
+
+class AttemptRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, task_id: str, record: AttemptRecord) -> Attempt:
+        attempt = Attempt(task_id=task_id, **pick(record, ATTEMPT_FIELDS))
+        self.session.add(attempt)
+        await self.session.flush()
+        return attempt
+
+    async def replace_all(self, task_id: str, records: Iterable[AttemptRecord]) -> list[Attempt]:
+        """Make the task's attempts exactly ``records``; running it twice leaves one copy."""
+        await self.session.execute(delete(Attempt).where(Attempt.task_id == task_id))
+        attempts = [Attempt(task_id=task_id, **pick(record, ATTEMPT_FIELDS)) for record in records]
+        self.session.add_all(attempts)
+        await self.session.flush()
+        return attempts
+
+    async def list_for_task(self, task_id: str) -> list[Attempt]:
+        rows = await self.session.scalars(select(Attempt).where(Attempt.task_id == task_id).order_by(Attempt.number))
+        return list(rows)
+
+
+class UsageRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add_many(self, task_id: str, records: Iterable[UsageRecord]) -> list[Usage]:
+        now = utcnow()
+        rows = []
+        for offset, record in enumerate(records):
+            values = pick(record, USAGE_FIELDS)
+            # Untimestamped records get distinct, increasing times so listing keeps call order.
+            values.setdefault("created_at", now + timedelta(microseconds=offset))
+            rows.append(Usage(task_id=task_id, **values))
+        self.session.add_all(rows)
+        await self.session.flush()
+        return rows
+
+    async def replace_all(self, task_id: str, records: Iterable[UsageRecord]) -> list[Usage]:
+        await self.session.execute(delete(Usage).where(Usage.task_id == task_id))
+        return await self.add_many(task_id, records)
+
+    async def list_for_task(self, task_id: str) -> list[Usage]:
+        rows = await self.session.scalars(
+            select(Usage).where(Usage.task_id == task_id).order_by(Usage.created_at, Usage.id)
+        )
+        return list(rows)
+
+    async def totals_for_task(self, task_id: str) -> UsageTotals:
+        row = (
+            await self.session.execute(
+                select(
+                    func.count(Usage.id),
+                    func.coalesce(func.sum(Usage.input_tokens), 0),
+                    func.coalesce(func.sum(Usage.output_tokens), 0),
+                    func.coalesce(func.sum(Usage.duration_ms), 0),
+                    func.coalesce(func.sum(Usage.cost_usd), 0),
+                ).where(Usage.task_id == task_id)
+            )
+        ).one()
+        calls, input_tokens, output_tokens, duration_ms, cost = row
+        return UsageTotals(
+            calls=int(calls),
+            input_tokens=int(input_tokens),
+            output_tokens=int(output_tokens),
+            duration_ms=int(duration_ms),
+            cost_usd=round(float(cost), 8),
+        )
+
+
+async def save_run_outcome(
+    session_factory: async_sessionmaker[AsyncSession],
+    *,
+    thread_id: str,
+    request: str,
+    params: dict[str, Any],
+    intent: dict[str, Any] | None,
+    result: dict[str, Any] | None,
+    attempts: Sequence[AttemptRecord],
+    usage: Sequence[UsageRecord],
+    warnings: Sequence[Any],
+    model: str | None,
+    provider: str | None,
+    status: TaskStatus | str = TaskStatus.COMPLETED,
+    task_id: str | None = None,
+    error: str | None = None,
+) -> Task:
+    """Persist a finished run in one transaction: the task row (found by thread_id, created if
+    missing), its attempts and its usage, replaced wholesale so a re-run of finalize after a
+    crash or retry leaves exactly one copy. Task token/cost totals are summed from ``usage``.
+
+    Raises InvalidStatusTransition if the task already finished differently (e.g. it was
+    cancelled while the graph ran); nothing is written then.
+    """
+    async with session_factory.begin() as session:
+        tasks = TaskRepository(session)
+        task, _created = await tasks.lock_or_create_for_thread(thread_id, task_id=task_id)
+        target = outcome_status(task.status, status)
+        for key, value in status_timestamps(task, target, utcnow()).items():
+            setattr(task, key, value)
+        # The executor may have stored the request when it queued the task; a graph state that
+        # lost it (empty text) must not wipe it.
+        task.request = request or task.request
+        task.params = dict(params) or task.params
+        task.intent = intent
+        task.result = result
+        task.warnings = list(warnings)
+        task.model = model
+        task.provider = provider
+        task.error = error
+        await AttemptRepository(session).replace_all(task.id, attempts)
+        usage_rows = await UsageRepository(session).replace_all(task.id, usage)
+        task.input_tokens = sum(row.input_tokens or 0 for row in usage_rows)
+        task.output_tokens = sum(row.output_tokens or 0 for row in usage_rows)
+        task.cost_usd = round(sum(row.cost_usd or 0.0 for row in usage_rows), 8)
+    return task

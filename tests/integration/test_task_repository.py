@@ -1,0 +1,183 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.models import Task, TaskStatus
+from storage.repositories import ConcurrentStatusChange, InvalidStatusTransition, TaskNotFound, TaskRepository
+
+BASE_TIME = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
+
+
+async def _seed(sessions: async_sessionmaker[AsyncSession], statuses: list[TaskStatus]) -> list[Task]:
+    """Tasks created one minute apart, with two sharing a timestamp to exercise the id tiebreak."""
+    async with sessions.begin() as session:
+        repo = TaskRepository(session)
+        tasks = [await repo.create(request=f"request {i}", status=status) for i, status in enumerate(statuses)]
+        for i, task in enumerate(tasks):
+            task.created_at = BASE_TIME + timedelta(minutes=min(i, len(tasks) - 2))
+    return tasks
+
+
+async def test_created_task_reads_back_with_defaults_and_aware_timestamps(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions.begin() as session:
+        created = await TaskRepository(session).create(
+            request="write a post on async Python", params={"topic": "async Python", "target_words": 900}
+        )
+    async with sessions() as session:
+        task = await TaskRepository(session).get(created.id)
+    assert task is not None
+    assert task.thread_id == created.id
+    assert task.status == TaskStatus.QUEUED
+    assert task.params == {"topic": "async Python", "target_words": 900}
+    assert task.intent is None and task.result is None and task.warnings == []
+    assert (task.input_tokens, task.output_tokens, task.cost_usd, task.run_count) == (0, 0, 0.0, 0)
+    assert task.created_at.tzinfo is not None and task.created_at.utcoffset() == timedelta(0)
+    assert task.created_at == created.created_at
+    assert task.started_at is None and task.finished_at is None
+
+
+async def test_task_is_found_by_its_thread(sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with sessions.begin() as session:
+        created = await TaskRepository(session).create(request="r", thread_id="thread-abc")
+    async with sessions() as session:
+        repo = TaskRepository(session)
+        found = await repo.get_by_thread("thread-abc")
+        missing = await repo.get_by_thread("no-such-thread")
+    assert found is not None and found.id == created.id
+    assert missing is None
+
+
+async def test_status_transitions_stamp_started_and_finished_times(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions.begin() as session:
+        task_id = (await TaskRepository(session).create(request="r")).id
+    started = BASE_TIME + timedelta(seconds=1)
+    paused = BASE_TIME + timedelta(seconds=2)
+    finished = BASE_TIME + timedelta(seconds=3)
+    async with sessions.begin() as session:
+        repo = TaskRepository(session)
+        await repo.update_status(task_id, TaskStatus.RUNNING, now=started)
+        await repo.update_status(task_id, TaskStatus.AWAITING_APPROVAL, now=paused)
+        await repo.update_status(task_id, TaskStatus.RUNNING, now=paused)
+        await repo.update_status(task_id, TaskStatus.COMPLETED, now=finished)
+    async with sessions() as session:
+        task = await TaskRepository(session).require(task_id)
+    assert task.status == TaskStatus.COMPLETED
+    assert task.started_at == started
+    assert task.finished_at == finished
+    assert task.updated_at == finished
+
+
+async def test_failing_a_task_records_the_error(sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with sessions.begin() as session:
+        repo = TaskRepository(session)
+        task_id = (await repo.create(request="r", status=TaskStatus.RUNNING)).id
+        await repo.update_status(task_id, TaskStatus.FAILED, error="model unavailable")
+    async with sessions() as session:
+        task = await TaskRepository(session).require(task_id)
+    assert (task.status, task.error) == (TaskStatus.FAILED, "model unavailable")
+    assert task.finished_at is not None
+
+
+async def test_finished_task_cannot_be_restarted(sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with sessions.begin() as session:
+        repo = TaskRepository(session)
+        task_id = (await repo.create(request="r", status=TaskStatus.RUNNING)).id
+        await repo.update_status(task_id, TaskStatus.COMPLETED)
+    async with sessions() as session:
+        with pytest.raises(InvalidStatusTransition):
+            await TaskRepository(session).update_status(task_id, TaskStatus.RUNNING)
+
+
+async def test_status_change_loses_to_a_concurrent_one(sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with sessions.begin() as session:
+        task_id = (await TaskRepository(session).create(request="r")).id
+    async with sessions() as stale_session:
+        stale = TaskRepository(stale_session)
+        # Held so the session keeps its (soon outdated) copy instead of re-reading the row.
+        stale_copy = await stale.require(task_id)
+        async with sessions.begin() as other:
+            await TaskRepository(other).update_status(task_id, TaskStatus.CANCELLED)
+        with pytest.raises(ConcurrentStatusChange):
+            await stale.update_status(task_id, TaskStatus.RUNNING)
+        assert stale_copy.status == TaskStatus.CANCELLED
+
+
+async def test_updating_a_missing_task_raises_not_found(sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with sessions() as session:
+        with pytest.raises(TaskNotFound):
+            await TaskRepository(session).update_status("missing", TaskStatus.RUNNING)
+
+
+async def test_set_result_stores_result_and_warnings(sessions: async_sessionmaker[AsyncSession]) -> None:
+    result = {"title": "Async Python", "markdown": "# Async Python\n", "word_count": 3, "score": 88.5, "passed": True}
+    async with sessions.begin() as session:
+        repo = TaskRepository(session)
+        task_id = (await repo.create(request="r")).id
+        await repo.set_result(task_id, result, warnings=["pexels not configured"], model="m", provider="ollama")
+    async with sessions() as session:
+        task = await TaskRepository(session).require(task_id)
+    assert task.result == result
+    assert task.warnings == ["pexels not configured"]
+    assert (task.model, task.provider) == ("m", "ollama")
+
+
+async def test_list_filters_by_status_and_creation_window(sessions: async_sessionmaker[AsyncSession]) -> None:
+    statuses = [TaskStatus.QUEUED, TaskStatus.COMPLETED, TaskStatus.QUEUED, TaskStatus.FAILED, TaskStatus.COMPLETED]
+    tasks = await _seed(sessions, statuses)
+    async with sessions() as session:
+        repo = TaskRepository(session)
+        queued = await repo.list(status=TaskStatus.QUEUED)
+        finished = await repo.list(status=[TaskStatus.COMPLETED, "failed"])
+        window = await repo.list(
+            created_after=BASE_TIME + timedelta(minutes=1), created_before=BASE_TIME + timedelta(minutes=3)
+        )
+    assert {t.id for t in queued.items} == {tasks[0].id, tasks[2].id}
+    assert {t.id for t in finished.items} == {tasks[1].id, tasks[3].id, tasks[4].id}
+    # after is inclusive, before exclusive; tasks 3 and 4 share minute 3.
+    assert [t.id for t in window.items] == [tasks[2].id, tasks[1].id]
+    assert queued.next_cursor is None
+
+
+async def test_cursor_pages_cover_every_task_once_newest_first(sessions: async_sessionmaker[AsyncSession]) -> None:
+    tasks = await _seed(sessions, [TaskStatus.QUEUED] * 7)
+    expected = sorted(tasks, key=lambda t: (t.created_at, t.id), reverse=True)
+    seen: list[str] = []
+    cursor: str | None = None
+    pages = 0
+    async with sessions() as session:
+        repo = TaskRepository(session)
+        while True:
+            page = await repo.list(limit=3, cursor=cursor)
+            seen.extend(t.id for t in page.items)
+            pages += 1
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+    assert seen == [t.id for t in expected]
+    assert pages == 3
+
+
+async def test_cursor_stays_stable_when_newer_tasks_arrive(sessions: async_sessionmaker[AsyncSession]) -> None:
+    tasks = await _seed(sessions, [TaskStatus.QUEUED] * 4)
+    async with sessions() as session:
+        first = await TaskRepository(session).list(limit=2)
+    async with sessions.begin() as session:
+        await TaskRepository(session).create(request="newer")
+    async with sessions() as session:
+        second = await TaskRepository(session).list(limit=2, cursor=first.next_cursor)
+    listed = [t.id for t in first.items + second.items]
+    assert sorted(listed) == sorted(t.id for t in tasks)
+    assert len(set(listed)) == 4
+
+
+async def test_malformed_cursor_is_rejected(sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with sessions() as session:
+        with pytest.raises(ValueError, match="invalid cursor"):
+            await TaskRepository(session).list(cursor="not-a-cursor")

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from storage.checkpoints import postgres_conninfo, sqlite_checkpoint_path
+from storage.engine import adatabase_url_from_env, database_url_from_env, normalize_database_url
+from storage.migrate import sync_database_url
+
+
+def test_default_database_is_a_sqlite_file_in_the_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data_dir = tmp_path / "nested" / "data"
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("DRAFTLOOP_DATA_DIR", str(data_dir))
+    assert database_url_from_env() == f"sqlite+aiosqlite:///{data_dir / 'draftloop.db'}"
+    assert data_dir.is_dir()
+
+
+def test_database_url_from_env_wins_over_the_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgres://app:secret@db:5432/draftloop")
+    assert database_url_from_env() == "postgresql+asyncpg://app:secret@db:5432/draftloop"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgresql://u@h/db", "postgresql+asyncpg://u@h/db"),
+        ("postgres://u@h/db", "postgresql+asyncpg://u@h/db"),
+        ("postgresql+asyncpg://u:p%40ss@h:5433/db", "postgresql+asyncpg://u:p%40ss@h:5433/db"),
+        ("postgresql+psycopg://u@h/db", "postgresql+asyncpg://u@h/db"),
+        ("sqlite:////var/lib/draftloop.db", "sqlite+aiosqlite:////var/lib/draftloop.db"),
+        ("sqlite+aiosqlite:///rel.db", "sqlite+aiosqlite:///rel.db"),
+    ],
+)
+def test_database_urls_are_normalised_to_async_drivers(given: str, expected: str) -> None:
+    assert normalize_database_url(given) == expected
+
+
+def test_unsupported_databases_are_rejected() -> None:
+    with pytest.raises(ValueError, match="unsupported"):
+        normalize_database_url("mysql+aiomysql://u@h/db")
+
+
+def test_migrations_use_blocking_drivers_for_the_same_database() -> None:
+    assert sync_database_url("postgresql+asyncpg://u:p%40ss@h/db") == "postgresql+psycopg://u:p%40ss@h/db"
+    assert sync_database_url("sqlite+aiosqlite:////tmp/x.db") == "sqlite+pysqlite:////tmp/x.db"
+
+
+def test_sqlite_checkpoints_live_in_a_sibling_file(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'draftloop.db'}"
+    assert sqlite_checkpoint_path(url) == str(tmp_path / "draftloop.checkpoints.db")
+    assert sqlite_checkpoint_path("sqlite+aiosqlite://") == ":memory:"
+
+
+def test_postgres_checkpointer_gets_a_plain_libpq_url() -> None:
+    url = "postgresql+asyncpg://user:p%40ss@db.example:5433/draftloop"
+    assert postgres_conninfo(url) == "postgresql://user:p%40ss@db.example:5433/draftloop"
+
+
+async def test_async_lookup_creates_the_data_dir_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("DRAFTLOOP_DATA_DIR", str(tmp_path / "async-data"))
+    url = await adatabase_url_from_env()
+    assert url.endswith("/async-data/draftloop.db")
