@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 from langchain_core.language_models import BaseChatModel
 from langgraph.runtime import Runtime
+from pydantic import InstanceOf
+from pydantic.json_schema import SkipJsonSchema
 
 from graph.configuration import GraphSettings
 from tools.llm import ModelProvider
@@ -51,7 +53,8 @@ class DraftloopContext:
     require_approval: bool | None = None
     quality_threshold: int | None = None
     max_revisions: int | None = None
-    deps: Dependencies | None = field(default=None, repr=False)
+    # Hidden from the JSON schema Studio shows: only in-process callers can hand over clients.
+    deps: SkipJsonSchema[InstanceOf[Dependencies] | None] = field(default=None, repr=False)
 
 
 _env_dependencies: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Dependencies] = (

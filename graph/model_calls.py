@@ -8,15 +8,23 @@ import time
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
+from openai import ContentFilterFinishReasonError, LengthFinishReasonError
 from pydantic import BaseModel, ValidationError
 
 from graph.configuration import GraphSettings
 from graph.state import UsageRecord
+from tools.llm import with_output_limit
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
 _JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+# Enough for any of our schemas; a model that needs more is rambling, not answering.
+STRUCTURED_MAX_TOKENS = 600
+# Output a schema-constrained call may end with instead of JSON: the run goes on without it.
+_BAD_OUTPUT = (OutputParserException, ValidationError, ValueError, LengthFinishReasonError,
+               ContentFilterFinishReasonError)
 
 
 @dataclass
@@ -59,8 +67,11 @@ async def invoke_text(
     model: str,
     settings: GraphSettings,
     turn: int,
+    max_tokens: int | None = None,
 ) -> ModelReply:
     started = time.perf_counter()
+    if max_tokens:
+        chat = with_output_limit(chat, max_tokens)
     message = await chat.ainvoke(messages)
     if not isinstance(message, AIMessage):
         message = AIMessage(content=str(message.content))
@@ -98,8 +109,15 @@ async def invoke_structured(
     started = time.perf_counter()
     # The schema goes out as plain JSON schema and is validated here: given a pydantic class,
     # ChatOpenAI validates inside the SDK and raises instead of reporting a parsing error.
-    bound = chat.with_structured_output(schema.model_json_schema(), method="json_schema", include_raw=True)
-    reply: dict[str, Any] = await bound.ainvoke(messages)  # type: ignore[assignment]
+    limited = with_output_limit(chat, STRUCTURED_MAX_TOKENS)
+    bound = limited.with_structured_output(schema.model_json_schema(), method="json_schema", include_raw=True)
+    try:
+        reply: dict[str, Any] = await bound.ainvoke(messages)  # type: ignore[assignment]
+    except _BAD_OUTPUT as exc:
+        empty = AIMessage(content="", usage_metadata=_usage_from_completion(exc))
+        usage = usage_record(empty, node=node, provider=provider, model=model, started=started,
+                             settings=settings, turn=turn)
+        return None, usage, f"{node}: the model's structured output was unusable ({type(exc).__name__})"
     raw = reply.get("raw")
     message = raw if isinstance(raw, AIMessage) else AIMessage(content="")
     usage = usage_record(message, node=node, provider=provider, model=model, started=started,
@@ -115,3 +133,12 @@ async def invoke_structured(
         return recovered, usage, None
     error = reply.get("parsing_error")
     return None, usage, f"{node}: the model returned output that does not fit the schema ({type(error).__name__ if error else 'no JSON'})"
+
+
+def _usage_from_completion(exc: Exception) -> dict[str, int]:
+    """openai's finish-reason errors carry the completion, whose tokens were still spent."""
+    usage = getattr(getattr(exc, "completion", None), "usage", None)
+    if usage is None:
+        return {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+    tokens_in, tokens_out = int(usage.prompt_tokens or 0), int(usage.completion_tokens or 0)
+    return {"input_tokens": tokens_in, "output_tokens": tokens_out, "total_tokens": tokens_in + tokens_out}

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
+# typing_extensions' TypedDict: pydantic (and so LangGraph Studio's schemas) rejects typing's on 3.11.
+from typing_extensions import TypedDict
 
 ContentType = Literal["blog_post", "social_post", "newsletter", "email", "research_brief"]
 CONTENT_TYPES: tuple[str, ...] = ("blog_post", "social_post", "newsletter", "email", "research_brief")

@@ -313,6 +313,17 @@ def _openai_model(
     )
 
 
+def with_output_limit(model: BaseChatModel, max_tokens: int) -> BaseChatModel:
+    """A copy of the model that stops after max_tokens: small models otherwise ramble until the
+    context is full, and a long ramble costs minutes on a CPU."""
+    if isinstance(model, ChatOllama):
+        return model.model_copy(update={"num_predict": max_tokens})
+    if isinstance(model, ChatOpenAI):
+        current = model.max_tokens
+        return model.model_copy(update={"max_tokens": min(current, max_tokens) if current else max_tokens})
+    return model
+
+
 def structured(model: BaseChatModel, schema: type[BaseModel] | dict[str, Any]) -> Runnable[LanguageModelInput, Any]:
     """The model constrained to a JSON schema (Ollama `format`, OpenAI `response_format`).
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
@@ -31,8 +31,9 @@ class Score(BaseModel):
     seo: int = Field(ge=0, le=100)
     readability: int = Field(ge=0, le=100)
     engagement: int = Field(ge=0, le=100)
-    issues: list[str] = Field(default_factory=list)
-    suggestions: list[str] = Field(default_factory=list)
+    # Bounded so that llama.cpp's grammar ends the list instead of letting a small model loop.
+    issues: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=6)
+    suggestions: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=6)
 
 
 def _topic_terms(topic: str) -> list[str]:

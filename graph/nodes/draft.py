@@ -44,6 +44,11 @@ def revision_notes(state: State, number: int) -> str:
     )
 
 
+def draft_token_budget(target_words: int) -> int:
+    """Room for the target plus markdown and a 50% overshoot, about 1.4 tokens a word."""
+    return int(target_words * 1.4 * 1.5) + 150
+
+
 def turn_attempts(state: State) -> list[dict[str, Any]]:
     turn = int(state.get("turn") or 1)
     return [a for a in state.get("attempts") or [] if int(a.get("turn", 1)) == turn]
@@ -73,6 +78,7 @@ async def draft(state: State, runtime: Runtime[DraftloopContext]) -> dict[str, A
         model=model_name,
         settings=deps.settings,
         turn=int(state.get("turn") or 1),
+        max_tokens=draft_token_budget(int(request.get("target_words") or deps.settings.default_target_words)),
     )
     text = str(reply.message.content).strip()
     usage = reply.usage

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
@@ -20,20 +20,22 @@ DEFAULT_WORDS = {"social_post": 120, "email": 250, "newsletter": 500, "research_
 
 
 class IntentChoice(BaseModel):
-    kind: str = Field(description="content | revise | answer | unsupported")
-    content_type: str | None = None
-    topic: str | None = None
-    audience: str | None = None
-    tone: str | None = None
-    style: str | None = None
-    target_words: int | None = None
-    keywords: list[str] = Field(default_factory=list)
+    # Length bounds matter: llama.cpp turns them into grammar, which stops a small model from
+    # looping inside a string or a list until its token budget runs out.
+    kind: Literal["content", "revise", "answer", "unsupported"]
+    content_type: Literal["blog_post", "social_post", "newsletter", "email", "research_brief"] | None = None
+    topic: str | None = Field(default=None, max_length=120)
+    audience: str | None = Field(default=None, max_length=80)
+    tone: str | None = Field(default=None, max_length=30)
+    style: str | None = Field(default=None, max_length=30)
+    target_words: int | None = Field(default=None, ge=MIN_WORDS, le=MAX_WORDS)
+    keywords: list[Annotated[str, Field(max_length=40)]] = Field(default_factory=list, max_length=MAX_KEYWORDS)
     images: bool | None = None
     research: bool | None = None
     require_approval: bool | None = None
     # A percentage, not a 0..1 float: llama.cpp's grammar enforces integer bounds but not float ones.
     confidence: int = Field(default=50, ge=0, le=100)
-    reason: str = ""
+    reason: str = Field(default="", max_length=200)
 
 
 def latest_request_text(state: State) -> str:
