@@ -1,0 +1,61 @@
+"""Opens everything a run needs — database, checkpointer, HTTP client, model provider — and
+closes it again, so the CLI and the service set up the graph the same way."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from langgraph.graph.state import CompiledStateGraph
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from graph.builder import build_graph
+from graph.context import Dependencies, DraftloopContext, OutcomeSaver
+from storage.checkpoints import open_checkpointer
+from storage.engine import adatabase_url_from_env, create_engine, session_factory
+from storage.migrate import upgrade_database
+from storage.repositories import save_run_outcome
+
+log = logging.getLogger("draftloop")
+
+
+@dataclass
+class GraphRuntime:
+    graph: CompiledStateGraph
+    deps: Dependencies
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    database_url: str
+
+    def context(self, **overrides: Any) -> DraftloopContext:
+        return DraftloopContext(deps=self.deps, **overrides)
+
+
+def outcome_saver(sessions: async_sessionmaker[AsyncSession]) -> OutcomeSaver:
+    async def save(outcome: dict[str, Any]) -> None:
+        await save_run_outcome(sessions, **outcome)
+
+    return save
+
+
+@asynccontextmanager
+async def open_graph_runtime(database_url: str | None = None) -> AsyncIterator[GraphRuntime]:
+    url = database_url or await adatabase_url_from_env()
+    await upgrade_database(url)
+    engine = create_engine(url)
+    sessions = session_factory(engine)
+    try:
+        async with httpx.AsyncClient() as http, open_checkpointer(url) as saver:
+            deps = Dependencies.from_env(http, save_outcome=outcome_saver(sessions))
+            try:
+                info = await deps.models.describe()
+                log.info("model provider: %s (%s) %s", info.provider, info.model, info.detail)
+                yield GraphRuntime(build_graph(saver), deps, engine, sessions, url)
+            finally:
+                await deps.models.aclose()
+    finally:
+        await engine.dispose()
