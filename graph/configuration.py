@@ -27,11 +27,29 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     return value
 
 
+def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
+    return value
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
-    return raw.strip().lower() in {"1", "true", "yes", "on"}
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"{name} must be true or false, got {raw!r}")
 
 
 def parse_price_table(raw: str | None) -> dict[str, tuple[float, float]]:
@@ -71,7 +89,7 @@ class GraphSettings:
             images_enabled=_bool(env, "IMAGES_ENABLED", True),
             default_target_words=_int(env, "DEFAULT_TARGET_WORDS", 600, 100, 5000),
             search_results=_int(env, "SEARCH_RESULTS", 5, 1, 20),
-            research_timeout=float(_int(env, "RESEARCH_TIMEOUT", 30, 1, 600)),
+            research_timeout=_float(env, "RESEARCH_TIMEOUT", 30.0, 0.1, 600),
             prices=parse_price_table(env.get("MODEL_PRICES")),
         )
 
