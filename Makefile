@@ -22,6 +22,11 @@ $(STAMP): pyproject.toml constraints.txt
 test: setup
 	$(PY) -m pytest -q
 
+# Serves on the embedded defaults: SQLite under .data/, model provider auto (Ollama if it
+# answers, else the bundled SmolLM2). HOST/PORT or .env override.
+run: setup
+	$(VENV)/bin/draftloop serve
+
 demo: setup
 	LLM_PROVIDER=$${LLM_PROVIDER:-embedded} $(VENV)/bin/draftloop run "$(DEMO_REQUEST)"
 

@@ -9,14 +9,21 @@ import logging
 import sys
 import time
 import uuid
+from dataclasses import replace
 from typing import Any, TextIO
+
+import uvicorn
+from sqlalchemy.exc import SQLAlchemyError
 
 from langchain_core.messages import AIMessageChunk, HumanMessage
 from langgraph.types import Command
 
 from app.graph_runtime import GraphRuntime, open_graph_runtime
+from app.http.app import create_app
+from app.logs import configure_logging
+from app.settings import ServiceSettings, load_dotenv
 from graph.nodes.finalize import usage_totals
-from tools.llm import ModelProviderError
+from tools.llm import ModelCallError, ModelProviderError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -85,6 +92,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     decision.add_argument("--reject", metavar="FEEDBACK", help="reject the draft with feedback; it is drafted again")
     run.add_argument("--require-approval", action="store_true", help="pause for a human before finalising")
     run.add_argument("--database-url", help="overrides DATABASE_URL")
+    serve = commands.add_parser("serve", help="serve the HTTP API (task API, SSE, health, metrics)")
+    serve.add_argument("--host", help="overrides HOST (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="overrides PORT (default 8000)")
     args = parser.parse_args(argv)
     if args.command == "run" and not args.request and not args.thread:
         parser.error("give a request, or --thread ID to resume a thread")
@@ -213,14 +223,40 @@ async def run_command(args: argparse.Namespace) -> int:
     return EXIT_OK if status != "failed" else EXIT_FAILED
 
 
+def serve_command(args: argparse.Namespace) -> int:
+    load_dotenv()
+    settings = ServiceSettings.from_env()
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    settings = replace(settings, **overrides)
+    configure_logging(settings.log_format, settings.log_level)
+    print(f"Draftloop serving on http://{settings.host}:{settings.port}  (API docs: /schema)", flush=True)
+    config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port,
+                            log_config=None, access_log=False, lifespan="on",
+                            timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5)
+    uvicorn.Server(config).run()
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.command == "serve":
+        return serve_command(args)
+    load_dotenv()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return asyncio.run(run_command(args))
-    except ModelProviderError as exc:
+    except (ModelProviderError, ModelCallError) as exc:
         sys.stderr.write(f"draftloop: {exc}\n")
+        if args.thread or isinstance(exc, ModelCallError):
+            sys.stderr.write("draftloop: finished steps are checkpointed; run again with --thread to resume\n")
         return EXIT_FAILED
+    except SQLAlchemyError as exc:
+        sys.stderr.write(f"draftloop: database error ({type(exc).__name__}): check DATABASE_URL\n")
+        return EXIT_FAILED
+    except ValueError as exc:
+        # Settings read from the environment raise ValueError naming the variable.
+        sys.stderr.write(f"draftloop: {exc}\n")
+        return EXIT_USAGE
     except KeyboardInterrupt:
         sys.stderr.write("draftloop: interrupted; resume with --thread (progress is checkpointed)\n")
         return 130

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -141,12 +142,18 @@ class Task(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(255), default=None)
     lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
     run_count: Mapped[int] = mapped_column(Integer, default=0)
+    # What the next claim feeds the graph instead of its checkpoint alone: an approval decision
+    # ({"resume": ..., "interrupt_id": ...}). Kept in the row so any worker can pick it up.
+    pending_command: Mapped[dict[str, Any] | None] = mapped_column(default=None)
 
     attempts: Mapped[list[Attempt]] = relationship(
         back_populates="task", cascade="all, delete-orphan", passive_deletes=True, order_by="Attempt.number"
     )
     usage: Mapped[list[Usage]] = relationship(
         back_populates="task", cascade="all, delete-orphan", passive_deletes=True, order_by="Usage.created_at"
+    )
+    events: Mapped[list[TaskEvent]] = relationship(
+        back_populates="task", cascade="all, delete-orphan", passive_deletes=True, order_by="TaskEvent.id"
     )
 
 
@@ -192,3 +199,28 @@ class Usage(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     task: Mapped[Task] = relationship(back_populates="usage")
+
+
+# SQLite only autoincrements a column declared exactly INTEGER PRIMARY KEY; Postgres gets a
+# 64-bit sequence because every token batch of every task takes an id.
+EventId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class TaskEvent(Base):
+    """One progress event of a task. ``id`` is the SSE event id: increasing per database, so a
+    client resumes with ``id > Last-Event-ID``."""
+
+    __tablename__ = "task_events"
+    __table_args__ = (
+        Index("ix_task_events_task_id_id", "task_id", "id"),
+        # AUTOINCREMENT: never reuse the ids of deleted rows, or a resuming client could skip events.
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    task: Mapped[Task] = relationship(back_populates="events")

@@ -14,25 +14,31 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
-from storage.models import TERMINAL_STATUSES, Attempt, Task, TaskStatus, Usage, new_id, utcnow
+from storage.models import TERMINAL_STATUSES, Attempt, Task, TaskEvent, TaskStatus, Usage, new_id, utcnow
 from storage.records import ATTEMPT_FIELDS, USAGE_FIELDS, AttemptRecord, UsageRecord, pick
 
 MAX_PAGE_SIZE = 200
+EVENT_PAGE_SIZE = 500
+# First key of the two-key advisory lock that orders one task's event inserts on Postgres (the
+# migration and checkpointer locks use the one-key space, so they cannot collide with it).
+_EVENT_LOCK_NAMESPACE = 0x646C6576  # "dlev"
+_TERMINAL_VALUES = tuple(status.value for status in TERMINAL_STATUSES)
 
 # Terminal states are final except FAILED -> QUEUED (an explicit retry). RUNNING -> QUEUED is
 # the executor handing a task back (lease lost, shutdown) for another worker to pick up.
+# AWAITING_APPROVAL -> QUEUED is a human's decision: the task waits for any worker to resume it.
 ALLOWED_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.QUEUED: frozenset({TaskStatus.RUNNING, TaskStatus.FAILED, TaskStatus.CANCELLED}),
     TaskStatus.RUNNING: frozenset(
         {TaskStatus.QUEUED, TaskStatus.AWAITING_APPROVAL, TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED}
     ),
     TaskStatus.AWAITING_APPROVAL: frozenset(
-        {TaskStatus.RUNNING, TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED}
+        {TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED}
     ),
     TaskStatus.COMPLETED: frozenset(),
     TaskStatus.FAILED: frozenset({TaskStatus.QUEUED}),
@@ -59,6 +65,17 @@ class ConcurrentStatusChange(RuntimeError):
 class TaskPage:
     items: list[Task]
     next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseState:
+    """Where a task a worker runs stands now: ``held`` is False once the worker must stop
+    (cancelled, taken over by another worker, or ended by someone else)."""
+
+    task_id: str
+    status: TaskStatus
+    lease_owner: str | None
+    held: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +183,11 @@ class TaskRepository:
 
     async def get_by_thread(self, thread_id: str) -> Task | None:
         return await self.session.scalar(select(Task).where(Task.thread_id == thread_id))
+
+    async def status_of(self, task_id: str) -> TaskStatus | None:
+        """Just the status (None if there is no such task): cheap enough to poll."""
+        status = await self.session.scalar(select(Task.status).where(Task.id == task_id))
+        return None if status is None else TaskStatus(status)
 
     async def require(self, task_id: str) -> Task:
         task = await self.get(task_id)
@@ -286,6 +308,228 @@ class TaskRepository:
         if task_id is not None and task.id != task_id:
             raise ValueError(f"thread {thread_id!r} belongs to task {task.id}, not {task_id}")
         return task, inserted.rowcount == 1
+
+
+    # -- durable queue ------------------------------------------------------------------------
+
+    async def claim(self, worker_id: str, limit: int, lease_seconds: float, *, now: datetime | None = None) -> list[Task]:
+        """Lease up to ``limit`` runnable tasks to ``worker_id``, oldest first, and mark them running.
+
+        Runnable: queued, or running under a lease that expired (its worker died) or never had
+        one. On Postgres, FOR UPDATE SKIP LOCKED lets concurrent claimers split the queue
+        without waiting on each other or taking the same row; SQLite runs the one statement
+        under its database write lock, which is just as exclusive.
+        """
+        if limit < 1:
+            return []
+        now = now or utcnow()
+        runnable = (
+            select(Task.id)
+            .where(
+                or_(
+                    Task.status == TaskStatus.QUEUED.value,
+                    and_(
+                        Task.status == TaskStatus.RUNNING.value,
+                        or_(Task.lease_expires_at.is_(None), Task.lease_expires_at < now),
+                    ),
+                )
+            )
+            .order_by(Task.created_at, Task.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        statement = (
+            update(Task)
+            .where(Task.id.in_(runnable.scalar_subquery()))
+            .values(
+                status=TaskStatus.RUNNING.value,
+                lease_owner=worker_id,
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
+                run_count=Task.run_count + 1,
+                started_at=func.coalesce(Task.started_at, literal(now, Task.started_at.type)),
+                finished_at=None,
+                updated_at=now,
+            )
+            .returning(Task)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        )
+        claimed = list(await self.session.scalars(statement))
+        claimed.sort(key=lambda task: (task.created_at, task.id))
+        return claimed
+
+    async def heartbeat(
+        self, worker_id: str, task_ids: Iterable[str], lease_seconds: float, *, now: datetime | None = None
+    ) -> dict[str, LeaseState]:
+        """Extend the leases ``worker_id`` still holds on ``task_ids``; report every one of them.
+
+        A task missing from the answer was deleted. One that is not ``held`` must stop on this
+        worker: it was cancelled, another worker took it over, or its run already ended.
+        """
+        ids = list(task_ids)
+        if not ids:
+            return {}
+        now = now or utcnow()
+        await self.session.execute(
+            update(Task)
+            .where(Task.id.in_(ids), Task.lease_owner == worker_id, Task.status == TaskStatus.RUNNING.value)
+            # updated_at stays: a lease extension is bookkeeping, not a change anyone asked for.
+            .values(lease_expires_at=now + timedelta(seconds=lease_seconds), updated_at=Task.updated_at)
+            .execution_options(synchronize_session=False)
+        )
+        return await self.lease_states(worker_id, ids)
+
+    async def lease_states(self, worker_id: str, task_ids: Iterable[str]) -> dict[str, LeaseState]:
+        """The same report as heartbeat without writing: one indexed read, cheap enough to run
+        several times a second so a cancel made by another process is noticed quickly."""
+        ids = list(task_ids)
+        if not ids:
+            return {}
+        rows = await self.session.execute(select(Task.id, Task.status, Task.lease_owner).where(Task.id.in_(ids)))
+        states = {}
+        for task_id, status, owner in rows:
+            held = status == TaskStatus.RUNNING.value and owner == worker_id
+            states[task_id] = LeaseState(task_id, TaskStatus(status), owner, held)
+        return states
+
+    async def release(self, worker_id: str, task_ids: Iterable[str] | None = None) -> list[str]:
+        """Hand ``worker_id``'s running tasks (all of them when ``task_ids`` is None) back to the
+        queue with no lease, for any worker to resume from the checkpoint. Returns their ids."""
+        statement = update(Task).where(Task.lease_owner == worker_id, Task.status == TaskStatus.RUNNING.value)
+        if task_ids is not None:
+            ids = list(task_ids)
+            if not ids:
+                return []
+            statement = statement.where(Task.id.in_(ids))
+        result = await self.session.execute(
+            statement.values(status=TaskStatus.QUEUED.value, lease_owner=None, lease_expires_at=None, updated_at=utcnow())
+            .returning(Task.id)
+            .execution_options(synchronize_session=False)
+        )
+        return list(result.scalars())
+
+    async def end_run(
+        self,
+        task_id: str,
+        worker_id: str,
+        status: TaskStatus | str,
+        *,
+        error: str | None = None,
+        now: datetime | None = None,
+    ) -> bool:
+        """Record how ``worker_id``'s run of a task ended (completed, failed, awaiting approval,
+        or queued again), freeing the lease and any consumed pending command.
+
+        Conditional on the worker still holding the task: False (nothing written) when it was
+        cancelled or taken over meanwhile, so a late writer never overrides the newer state.
+        """
+        target = check_transition(TaskStatus.RUNNING.value, status)
+        now = now or utcnow()
+        values: dict[str, Any] = {
+            "status": target.value,
+            "updated_at": now,
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "pending_command": None,
+            "error": error,
+            "finished_at": now if target in TERMINAL_STATUSES else None,
+        }
+        result = await self.session.execute(
+            update(Task)
+            .where(Task.id == task_id, Task.status == TaskStatus.RUNNING.value, Task.lease_owner == worker_id)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1
+
+    async def cancel(self, task_id: str, *, now: datetime | None = None) -> bool:
+        """Mark a task cancelled whatever runs it; False when it had already ended.
+
+        The lease is cleared, so its worker learns it must stop from the next lease check.
+        Raises TaskNotFound.
+        """
+        now = now or utcnow()
+        result = await self.session.execute(
+            update(Task)
+            .where(Task.id == task_id, Task.status.not_in(_TERMINAL_VALUES))
+            .values(
+                status=TaskStatus.CANCELLED.value,
+                updated_at=now,
+                finished_at=now,
+                lease_owner=None,
+                lease_expires_at=None,
+                pending_command=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:
+            return True
+        await self.require(task_id)
+        return False
+
+    async def queue_decision(self, task_id: str, command: dict[str, Any], *, now: datetime | None = None) -> bool:
+        """Store a human's decision for the next worker and queue the task; False unless the
+        task is awaiting approval (it may have been decided or cancelled concurrently)."""
+        check_transition(TaskStatus.AWAITING_APPROVAL.value, TaskStatus.QUEUED.value)
+        result = await self.session.execute(
+            update(Task)
+            .where(Task.id == task_id, Task.status == TaskStatus.AWAITING_APPROVAL.value)
+            .values(status=TaskStatus.QUEUED.value, pending_command=command, updated_at=now or utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1
+
+    async def clear_pending_command(self, task_id: str, worker_id: str) -> None:
+        """Forget a decision the graph has taken in (or that no longer applies)."""
+        await self.session.execute(
+            update(Task)
+            .where(Task.id == task_id, Task.lease_owner == worker_id)
+            .values(pending_command=None, updated_at=Task.updated_at)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def status_counts(self) -> dict[TaskStatus, int]:
+        rows = await self.session.execute(select(Task.status, func.count()).group_by(Task.status))
+        counts = {status: 0 for status in TaskStatus}
+        for status, count in rows:
+            counts[TaskStatus(status)] = int(count)
+        return counts
+
+
+class EventRepository:
+    """The append-only progress log behind SSE."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def append(self, task_id: str, event_type: str, data: dict[str, Any] | None = None) -> TaskEvent:
+        """Add one event in the caller's transaction.
+
+        A reader resumes after the highest id it saw, so ids must become visible in order. On
+        Postgres two transactions could take ids 10 and 11 and commit 11 first; a follower
+        reading then would skip 10 for good. Holding a per-task transaction lock from before
+        the id is drawn until commit makes one task's events commit in id order. SQLite
+        already serialises every writer.
+        """
+        if self.session.get_bind().dialect.name == "postgresql":
+            await self.session.execute(
+                select(func.pg_advisory_xact_lock(_EVENT_LOCK_NAMESPACE, func.hashtext(task_id)))
+            )
+        event = TaskEvent(task_id=task_id, type=event_type, data=dict(data or {}), created_at=utcnow())
+        self.session.add(event)
+        await self.session.flush()
+        return event
+
+    async def list_after(self, task_id: str, after_id: int = 0, limit: int = EVENT_PAGE_SIZE) -> list[TaskEvent]:
+        """A task's events with id > ``after_id``, oldest first, at most ``limit``."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        rows = await self.session.scalars(
+            select(TaskEvent)
+            .where(TaskEvent.task_id == task_id, TaskEvent.id > after_id)
+            .order_by(TaskEvent.id)
+            .limit(limit)
+        )
+        return list(rows)
 
 
 class AttemptRepository:

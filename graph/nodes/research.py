@@ -76,7 +76,7 @@ async def research(state: State, runtime: Runtime[DraftloopContext]) -> dict[str
     if request.get("images"):
         calls["image search"] = deps.pexels.search_images(topic, orientation="landscape", limit=3)
     results = await asyncio.gather(*(_guarded(label, call, warnings, deps.settings.research_timeout) for label, call in calls.items()))
-    by_label = dict(zip(calls, results))
+    by_label = dict(zip(calls, results, strict=True))
 
     seen: set[str] = set()
     sources: list[Source] = []

@@ -51,6 +51,7 @@ class ScriptedWriter:
     junk_intent: bool = False
     junk_scores: bool = False
     draft_override: str | None = None
+    draft_latency: float = 0.0  # seconds before a draft reply starts: keeps a run mid-flight
     calls: list[str] = field(default_factory=list)
     prompts: list[str] = field(default_factory=list)
 
@@ -79,13 +80,13 @@ class ScriptedWriter:
             return OllamaReply(content=self.answer_text)
         self.calls.append("draft")
         if self.draft_override is not None:
-            return OllamaReply(content=self.draft_override)
+            return OllamaReply(content=self.draft_override, latency=self.draft_latency)
         topic = (_TOPIC.search(prompt) or [None, "the topic"])[1].strip()
         words = int((_LENGTH.search(prompt) or [None, "300"])[1])
         keywords_match = _KEYWORDS.search(prompt)
         keywords = [] if not keywords_match or keywords_match.group(1) == "none given" else [
             k.strip() for k in keywords_match.group(1).split(",")]
-        return OllamaReply(content=well_formed_draft(topic, words, keywords))
+        return OllamaReply(content=well_formed_draft(topic, words, keywords), latency=self.draft_latency)
 
 
 @dataclass

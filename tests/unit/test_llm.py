@@ -12,7 +12,7 @@ from langchain_core.exceptions import OutputParserException
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 from pydantic import BaseModel, Field
 
-from tests.fakes.ollama import FakeOllama, fake_ollama  # noqa: F401
+from tests.fakes.ollama import FakeOllama
 from tests.fakes.openai_compat import FakeOpenAI
 from tools.llm import (
     EmbeddedModelMissingError,

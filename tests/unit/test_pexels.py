@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fakes.pexels import FAKE_PEXELS_KEY, JPEG_BYTES, FakeImage, FakePexels, fake_pexels  # noqa: F401
+from tests.fakes.pexels import FAKE_PEXELS_KEY, JPEG_BYTES, FakeImage, FakePexels
 from tests.fakes.scripting import hang, junk, reset, status
 from tools.errors import (
     BadResponseError,

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.fakes.scripting import hang, junk, reset, status
-from tests.fakes.serper import FAKE_SERPER_KEY, FakeSerper, fake_serper  # noqa: F401
+from tests.fakes.serper import FAKE_SERPER_KEY, FakeSerper
 from tools.errors import (
     BadResponseError,
     NotConfiguredError,

@@ -1,0 +1,186 @@
+"""Task progress events: stored in the database, followed live by SSE clients.
+
+Events are rows of ``task_events``; their autoincrement id is the SSE event id. Publishing
+inserts in a short transaction of its own and wakes followers in this process at once; followers
+also poll the table every ``poll_seconds``, because with several service processes on one
+Postgres the run that writes the events may live in another process.
+
+Event types and their ``data``:
+- ``status``         {"status": <task status>, "error"?: str}
+- ``node_started``   {"node": str}
+- ``node_finished``  {"node": str, "summary": str}
+- ``token``          {"node": str, "text": str}  (batched: ~100 ms or 50 tokens per event)
+- ``attempt_scored`` {"number": int, "score": float, "passed": bool, "dimensions": {str: float}}
+- ``interrupt``      {"value": <what the graph asks the reviewer>, "id": str}
+- ``error``          {"message": str}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.models import TaskEvent, TaskStatus
+from storage.repositories import EVENT_PAGE_SIZE, EventRepository, TaskRepository
+
+log = logging.getLogger("draftloop.events")
+
+STATUS = "status"
+NODE_STARTED = "node_started"
+NODE_FINISHED = "node_finished"
+TOKEN = "token"
+ATTEMPT_SCORED = "attempt_scored"
+INTERRUPT = "interrupt"
+ERROR = "error"
+EVENT_TYPES = frozenset({STATUS, NODE_STARTED, NODE_FINISHED, TOKEN, ATTEMPT_SCORED, INTERRUPT, ERROR})
+
+DEFAULT_HEARTBEAT_SECONDS = 15.0
+
+# Called with (task_id, event_type, data) for every event published through this bus, after it
+# is committed: metrics hang off it. It must be quick and must not raise.
+EventListener = Callable[[str, str, dict[str, Any]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: int
+    task_id: str
+    type: str
+    data: dict[str, Any]
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: TaskEvent) -> Event:
+        return cls(id=row.id, task_id=row.task_id, type=row.type, data=dict(row.data or {}), created_at=row.created_at)
+
+    @property
+    def is_terminal(self) -> bool:
+        """A status event that ends the task: followers stop after it."""
+        if self.type != STATUS:
+            return False
+        try:
+            return TaskStatus(str(self.data.get("status"))).is_terminal
+        except ValueError:
+            return False
+
+
+class EventBus:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        poll_seconds: float = 1.0,
+        *,
+        listener: EventListener | None = None,
+    ) -> None:
+        if poll_seconds <= 0:
+            raise ValueError("poll_seconds must be positive")
+        self.sessions = sessions
+        self.poll_seconds = poll_seconds
+        self.listener = listener
+        # task id -> wake-up flags of the followers in this process.
+        self._followers: dict[str, set[asyncio.Event]] = {}
+        self.published_total = 0
+
+    async def publish(self, task_id: str, event_type: str, data: Mapping[str, Any] | None = None) -> int:
+        """Store one event in its own transaction and wake this process's followers; its id."""
+        async with self.sessions.begin() as session:
+            row = await EventRepository(session).append(task_id, event_type, dict(data or {}))
+        event = Event.from_row(row)
+        self.announce([event])
+        return event.id
+
+    async def record(
+        self, session: AsyncSession, task_id: str, event_type: str, data: Mapping[str, Any] | None = None
+    ) -> Event:
+        """Store an event inside the caller's transaction, so it commits (or not) together with a
+        status change. Call ``announce`` with it once that transaction has committed."""
+        row = await EventRepository(session).append(task_id, event_type, dict(data or {}))
+        return Event.from_row(row)
+
+    def announce(self, events: Iterable[Event]) -> None:
+        """Tell local followers and the listener about committed events."""
+        for event in events:
+            self.published_total += 1
+            for flag in self._followers.get(event.task_id, ()):
+                flag.set()
+            if self.listener is not None:
+                try:
+                    self.listener(event.task_id, event.type, event.data)
+                except Exception:  # noqa: BLE001 - a metrics bug must not fail a run
+                    log.exception("event listener failed on %s", event.type)
+
+    async def history(self, task_id: str, after_id: int = 0, limit: int = EVENT_PAGE_SIZE) -> list[Event]:
+        """Stored events of a task with id > ``after_id``, oldest first."""
+        async with self.sessions() as session:
+            rows = await EventRepository(session).list_after(task_id, after_id, limit)
+        return [Event.from_row(row) for row in rows]
+
+    async def follow(
+        self, task_id: str, after_id: int = 0, heartbeat: float = DEFAULT_HEARTBEAT_SECONDS
+    ) -> AsyncIterator[Event | None]:
+        """Every event of a task with id > ``after_id`` in id order, live, without gaps or repeats.
+
+        Yields None when nothing happened for ``heartbeat`` seconds (SSE sends a comment so
+        proxies keep the connection). Ends right after the terminal status event; a task that
+        already ended replays its history and ends. A task that ended without a terminal event
+        (e.g. run by the CLI, or deleted) ends the stream once its history is drained.
+        """
+        flag = asyncio.Event()
+        self._followers.setdefault(task_id, set()).add(flag)
+        last_id = after_id
+        quiet_since = time.monotonic()
+        try:
+            while True:
+                # Cleared before reading: a publish landing during the read sets it again, so the
+                # wait below returns at once instead of missing it.
+                flag.clear()
+                events = await self.history(task_id, last_id)
+                for event in events:
+                    yield event
+                    last_id = event.id
+                    if event.is_terminal:
+                        return
+                if len(events) == EVENT_PAGE_SIZE:
+                    continue
+                if events:
+                    quiet_since = time.monotonic()
+                elif await self._has_ended(task_id):
+                    # Status and terminal event commit together; read once more in case both
+                    # landed between the two queries above.
+                    for event in await self.history(task_id, last_id):
+                        yield event
+                        last_id = event.id
+                        if event.is_terminal:
+                            return
+                    return
+                remaining = quiet_since + heartbeat - time.monotonic()
+                if remaining <= 0:
+                    yield None
+                    quiet_since = time.monotonic()
+                    continue
+                try:
+                    await asyncio.wait_for(flag.wait(), timeout=min(self.poll_seconds, remaining))
+                except TimeoutError:
+                    pass
+        finally:
+            followers = self._followers.get(task_id)
+            if followers is not None:
+                followers.discard(flag)
+                if not followers:
+                    del self._followers[task_id]
+
+    @property
+    def follower_count(self) -> int:
+        return sum(len(flags) for flags in self._followers.values())
+
+    async def _has_ended(self, task_id: str) -> bool:
+        async with self.sessions() as session:
+            status = await TaskRepository(session).status_of(task_id)
+        return status is None or status.is_terminal

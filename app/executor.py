@@ -1,0 +1,661 @@
+"""Durable background runs: tasks queue in the database and workers lease them.
+
+One Executor per service process. Its dispatcher claims queued tasks (and tasks whose worker
+died: their lease expired) up to ``settings.concurrency`` at a time and drives each through the
+graph in an asyncio task of its own, publishing progress on the EventBus. Leases are extended
+every ``heartbeat_seconds``; several times a second one cheap query checks the tasks running
+here, so a cancel written by any process stops the run within a second.
+
+Every run resumes from the thread's checkpoint, so a run that stopped anywhere — a crash, a
+shutdown, a lost lease, an approval — continues where it left off without repeating finished
+nodes. The task row is the source of truth for status; every status change is written together
+with its ``status`` event in one transaction, so the event log and the row never disagree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import sqlite3
+import time
+import uuid
+from collections.abc import Mapping
+from contextlib import aclosing
+from dataclasses import dataclass, replace
+from typing import Any
+
+import psycopg
+from langchain_core.messages import AIMessageChunk, HumanMessage
+from langgraph.types import Command, Interrupt, StateSnapshot
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+
+from app.events import (
+    ATTEMPT_SCORED,
+    ERROR,
+    INTERRUPT,
+    NODE_FINISHED,
+    NODE_STARTED,
+    STATUS,
+    TOKEN,
+    Event,
+    EventBus,
+)
+from app.graph_runtime import GraphRuntime
+from app.logs import current_task_id
+from app.settings import ServiceSettings
+from graph.context import Dependencies, DraftloopContext, OutcomeSaver
+from storage.models import Task, TaskStatus
+from storage.repositories import LeaseState, TaskNotFound, TaskRepository
+
+log = logging.getLogger("draftloop.executor")
+
+STREAM_MODES = ["tasks", "updates", "messages"]
+# Nodes whose model output is prose worth streaming; the others produce JSON for the graph.
+TOKEN_NODES = frozenset({"draft", "answer"})
+TOKEN_FLUSH_SECONDS = 0.1
+TOKEN_FLUSH_COUNT = 50
+# Often enough that a cancel made in another process stops the run well within a second.
+DEFAULT_CANCEL_CHECK_SECONDS = 0.25
+# A task claimed this many times without ending keeps killing (or outliving) its workers; fail
+# it rather than retry forever. Graceful restarts count too, so the bound is generous.
+DEFAULT_MAX_RUNS = 10
+MAX_ERROR_CHARS = 1000
+# The database (or the checkpointer's connection to it) went away mid-run. Such a run is not
+# failed: its lease lapses and a worker resumes it from the checkpoint once storage is back.
+TRANSIENT_STORAGE_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError, InterfaceError, OSError, psycopg.OperationalError, sqlite3.OperationalError,
+)
+
+
+class DecisionConflict(RuntimeError):
+    """An approval decision for a task that is not awaiting approval (HTTP 409)."""
+
+    def __init__(self, task_id: str, status: TaskStatus | str) -> None:
+        status_value = TaskStatus(status).value
+        super().__init__(f"task {task_id} is {status_value}, not awaiting_approval")
+        self.task_id = task_id
+        self.status = TaskStatus(status)
+
+
+class StopReason(enum.StrEnum):
+    """Why the executor cancelled a run's asyncio task; decides what happens to the row."""
+
+    CANCELLED = "cancelled"  # a user cancelled: the row already says so
+    LEASE_LOST = "lease_lost"  # another worker owns it now: leave the row alone
+    DELETED = "deleted"  # the row is gone
+    SHUTDOWN = "shutdown"  # this process stops: hand the task back to the queue
+
+
+class _RunEnd(enum.Enum):
+    DRAINED = "drained"  # stopped at a checkpoint boundary because the executor is stopping
+
+
+class _Input(enum.Enum):
+    FINISHED = "finished"  # the thread's graph already ran to its end: nothing to feed it
+
+
+@dataclass
+class ExecutorStats:
+    """Counters since start, for /metrics."""
+
+    claimed_total: int = 0
+    completed_total: int = 0
+    failed_total: int = 0
+    cancelled_total: int = 0
+    awaiting_approval_total: int = 0
+    released_total: int = 0
+    lease_lost_total: int = 0
+    resumed_total: int = 0  # runs that continued from a checkpoint instead of starting fresh
+    claim_errors_total: int = 0
+
+
+def keep_running_outcome(save: OutcomeSaver | None) -> OutcomeSaver | None:
+    """The finalize node's writer, but leaving the task ``running``.
+
+    The executor marks the task completed together with the terminal ``status`` event once the
+    run has really ended; if finalize's own write flipped the status, a follower could see a
+    completed task whose terminal event does not exist yet (or ever, after a crash there).
+    """
+    if save is None:
+        return None
+
+    async def save_keeping_running(outcome: dict[str, Any]) -> None:
+        await save({**outcome, "status": TaskStatus.RUNNING.value})
+
+    return save_keeping_running
+
+
+def failure_message(exc: BaseException, node: str | None) -> str:
+    """One line for the task's ``error``: what failed and why, never a traceback."""
+    detail = " ".join(str(exc).split()) or type(exc).__name__
+    text = f"{node} failed: {detail}" if node else f"run failed: {detail}"
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
+
+
+def node_summary(node: str, update: Mapping[str, Any]) -> str:
+    """A one-line account of what a node did, for progress displays."""
+    if node == "route_intent":
+        intent = update.get("intent") or {}
+        request = update.get("request") or {}
+        kind = " ".join(str(part) for part in (intent.get("kind"), intent.get("content_type")) if part)
+        words = request.get("target_words")
+        return f"{kind or 'unknown'} request" + (f", {words} words" if words else "")
+    if node == "research":
+        research = update.get("research") or {}
+        return (f"{len(research.get('sources') or [])} sources, {len(research.get('images') or [])} images, "
+                f"{len(research.get('warnings') or [])} warnings")
+    if node == "draft":
+        draft = update.get("draft") or {}
+        return f"draft {draft.get('number')}: {draft.get('word_count')} words"
+    if node == "critique":
+        attempts = update.get("attempts") or []
+        if attempts:
+            last = attempts[-1]
+            verdict = "passed" if last.get("passed") else "below threshold"
+            return f"attempt {last.get('number')} scored {last.get('score')} ({verdict})"
+        return "critique done"
+    if node == "approval":
+        decision = update.get("approval") or {}
+        return "approved" if decision.get("approved") else "rejected: drafting again"
+    if node == "finalize":
+        result = update.get("result") or {}
+        return f"{result.get('title', '')} — {result.get('word_count', 0)} words, score {result.get('score')}"
+    return f"{node} done"
+
+
+class RunPublisher:
+    """Turns one run's LangGraph stream into events, in stream order.
+
+    Tokens are batched (every ``flush_seconds`` or ``flush_count`` tokens) so that a long draft
+    becomes dozens of rows rather than thousands; any other event flushes pending tokens first.
+    """
+
+    def __init__(
+        self,
+        bus: EventBus,
+        task_id: str,
+        *,
+        flush_seconds: float = TOKEN_FLUSH_SECONDS,
+        flush_count: int = TOKEN_FLUSH_COUNT,
+    ) -> None:
+        self.bus = bus
+        self.task_id = task_id
+        self.flush_seconds = flush_seconds
+        self.flush_count = flush_count
+        self.current_node: str | None = None
+        self.failed_node: str | None = None
+        self.interrupts: list[Interrupt] = []
+        self._tokens: list[str] = []
+        self._token_node: str | None = None
+        self._tokens_since = 0.0
+        self._timer: asyncio.Task[None] | None = None
+        # One writer at a time keeps ids in stream order (the flush timer is a second writer).
+        self._lock = asyncio.Lock()
+
+    async def handle(self, mode: str, chunk: Any) -> None:
+        if mode == "messages":
+            message, meta = chunk
+            node = meta.get("langgraph_node") if isinstance(meta, Mapping) else None
+            if node in TOKEN_NODES and isinstance(message, AIMessageChunk) and isinstance(message.content, str):
+                if message.content:
+                    await self._token(str(node), message.content)
+            return
+        await self.flush()
+        if mode == "tasks":
+            if "input" in chunk:
+                self.current_node = chunk["name"]
+                await self._publish(NODE_STARTED, {"node": chunk["name"]})
+            elif chunk.get("error") is not None:
+                self.failed_node = chunk["name"]
+        elif mode == "updates":
+            for node, update in chunk.items():
+                if node == "__interrupt__":
+                    for item in update:
+                        self.interrupts.append(item)
+                        await self._publish(INTERRUPT, {"value": item.value, "id": item.id})
+                    continue
+                values = update if isinstance(update, Mapping) else {}
+                for attempt in values.get("attempts") or []:
+                    await self._publish(ATTEMPT_SCORED, {
+                        "number": attempt.get("number"),
+                        "score": attempt.get("score"),
+                        "passed": bool(attempt.get("passed")),
+                        "dimensions": attempt.get("dimensions") or {},
+                    })
+                await self._publish(NODE_FINISHED, {"node": node, "summary": node_summary(node, values)})
+                if self.current_node == node:
+                    self.current_node = None
+
+    async def flush(self) -> None:
+        async with self._lock:
+            await self._flush_locked()
+
+    async def aclose(self) -> None:
+        """Stop the flush timer; tokens still buffered are dropped (the run is over anyway)."""
+        if self._timer is not None and not self._timer.done():
+            await _cancel_and_wait(self._timer)
+        self._timer = None
+
+    async def _token(self, node: str, text: str) -> None:
+        if self._token_node not in (None, node):
+            await self.flush()
+        if not self._tokens:
+            self._tokens_since = time.monotonic()
+        self._tokens.append(text)
+        self._token_node = node
+        if len(self._tokens) >= self.flush_count or time.monotonic() - self._tokens_since >= self.flush_seconds:
+            await self.flush()
+        elif self._timer is None or self._timer.done():
+            self._timer = asyncio.create_task(self._flush_later(), name=f"draftloop-tokens-{self.task_id}")
+
+    async def _flush_later(self) -> None:
+        # A model that stalls mid-draft still shows what it wrote so far.
+        await asyncio.sleep(self.flush_seconds)
+        await self.flush()
+
+    async def _flush_locked(self) -> None:
+        if not self._tokens:
+            return
+        text, node = "".join(self._tokens), self._token_node
+        self._tokens.clear()
+        self._token_node = None
+        await self.bus.publish(self.task_id, TOKEN, {"node": node, "text": text})
+
+    async def _publish(self, event_type: str, data: dict[str, Any]) -> None:
+        async with self._lock:
+            await self._flush_locked()
+            await self.bus.publish(self.task_id, event_type, data)
+
+
+class Executor:
+    def __init__(
+        self,
+        runtime: GraphRuntime,
+        settings: ServiceSettings,
+        bus: EventBus,
+        *,
+        cancel_check_seconds: float = DEFAULT_CANCEL_CHECK_SECONDS,
+        max_runs: int = DEFAULT_MAX_RUNS,
+    ) -> None:
+        self.runtime = runtime
+        self.settings = settings
+        self.bus = bus
+        self.sessions = runtime.sessions
+        self.worker_id = settings.worker_id or f"worker-{uuid.uuid4().hex[:12]}"
+        self.concurrency = max(1, settings.concurrency)
+        self.cancel_check_seconds = cancel_check_seconds
+        self.max_runs = max_runs
+        self.stats = ExecutorStats()
+        self._deps: Dependencies = replace(runtime.deps, save_outcome=keep_running_outcome(runtime.deps.save_outcome))
+        self._runs: dict[str, asyncio.Task[None]] = {}
+        self._stop_reasons: dict[str, StopReason] = {}
+        self._wakeup = asyncio.Event()
+        self._loops: list[asyncio.Task[None]] = []
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._draining = False
+        self._started = False
+
+    # -- public API ---------------------------------------------------------------------------
+
+    @property
+    def running_count(self) -> int:
+        return len(self._runs)
+
+    @property
+    def running_task_ids(self) -> list[str]:
+        return list(self._runs)
+
+    @property
+    def claimed_total(self) -> int:
+        return self.stats.claimed_total
+
+    @property
+    def is_running(self) -> bool:
+        return self._started and not self._draining
+
+    async def start(self) -> None:
+        """Start claiming. Tasks left running under this worker id (a restart with a fixed
+        WORKER_ID) are handed back first; other workers' expired leases are claimed as usual."""
+        if self._started:
+            return
+        self._started = True
+        self._draining = False
+        await self._release(None)
+        self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="draftloop-dispatcher")
+        self._loops = [
+            asyncio.create_task(self._heartbeat_loop(), name="draftloop-heartbeat"),
+            asyncio.create_task(self._watch_loop(), name="draftloop-cancel-check"),
+        ]
+        log.info("executor %s started (concurrency %d)", self.worker_id, self.concurrency)
+
+    async def stop(self) -> None:
+        """Stop claiming; give running tasks ``shutdown_grace_seconds`` to finish or reach a
+        checkpoint boundary, cancel the rest, and hand them all back to the queue (their
+        leases released) for this process after a restart, or another one, to resume."""
+        if not self._started:
+            return
+        grace = self.settings.shutdown_grace_seconds
+        self._draining = True
+        self._wakeup.set()
+        if self._dispatcher is not None:
+            # Let a claim in progress finish rather than cancel it between its commit and the
+            # launch of its runs; what it claimed then drains like everything else.
+            await asyncio.wait({self._dispatcher}, timeout=grace)
+            await _cancel_and_wait(self._dispatcher)
+            self._dispatcher = None
+        runs = dict(self._runs)
+        if runs:
+            _, pending = await asyncio.wait(set(runs.values()), timeout=grace)
+            for task_id, run in runs.items():
+                if run in pending:
+                    self._stop_reasons.setdefault(task_id, StopReason.SHUTDOWN)
+                    run.cancel()
+            await asyncio.gather(*runs.values(), return_exceptions=True)
+        for loop in self._loops:
+            await _cancel_and_wait(loop)
+        self._loops = []
+        # Everything still leased to this worker: paused or cancelled runs, and any claim whose
+        # run never started.
+        await self._release(None)
+        self._started = False
+        log.info("executor %s stopped", self.worker_id)
+
+    async def enqueue(self, request: str, params: Mapping[str, Any] | None = None, *, thread_id: str | None = None) -> Task:
+        """Queue a new task: the row and its ``queued`` event commit together (a worker could
+        otherwise claim the row and publish ``running`` before ``queued`` exists), then wake.
+
+        ``thread_id`` defaults to a fresh id; the finalize node finds the row through it.
+        """
+        async with self.sessions.begin() as session:
+            task = await TaskRepository(session).create(
+                request=request, params=dict(params or {}), thread_id=thread_id or str(uuid.uuid4())
+            )
+            event = await self.bus.record(session, task.id, STATUS, {"status": TaskStatus.QUEUED.value})
+        self.bus.announce([event])
+        self.wake()
+        return task
+
+    def wake(self) -> None:
+        """A task was queued: claim now instead of at the next poll."""
+        self._wakeup.set()
+
+    async def cancel(self, task_id: str) -> bool:
+        """Cancel a task wherever it runs. True if this call cancelled it, False if it had
+        already ended (completed, failed or cancelled). Raises TaskNotFound.
+
+        The row and its ``status`` event are written first; a run in this process is stopped
+        at once, one in another process at its next cancel check (a fraction of a second).
+        The checkpoint is kept.
+        """
+        async with self.sessions.begin() as session:
+            changed = await TaskRepository(session).cancel(task_id)
+            event = await self.bus.record(session, task_id, STATUS, {"status": TaskStatus.CANCELLED.value}) if changed else None
+        if event is not None:
+            self.bus.announce([event])
+        self._stop_local(task_id, StopReason.CANCELLED)
+        return changed
+
+    async def submit_decision(self, task_id: str, approved: bool, feedback: str = "") -> None:
+        """Answer the approval a task waits on; the task is queued and a worker resumes it
+        (approve -> finalize, reject -> a new draft with ``feedback``).
+
+        Raises TaskNotFound, or DecisionConflict when the task is not awaiting approval.
+        """
+        async with self.sessions() as session:
+            task = await TaskRepository(session).require(task_id)
+        if task.status != TaskStatus.AWAITING_APPROVAL.value:
+            raise DecisionConflict(task_id, task.status)
+        snapshot = await self.runtime.graph.aget_state(_config(task))
+        # The decision is for this interrupt only: if the graph has moved on by the time a worker
+        # picks it up (see _choose_input), it must not answer a later one.
+        interrupt_id = snapshot.interrupts[0].id if snapshot.interrupts else None
+        command = {"resume": {"approved": bool(approved), "feedback": feedback or ""}, "interrupt_id": interrupt_id}
+        async with self.sessions.begin() as session:
+            repo = TaskRepository(session)
+            queued = await repo.queue_decision(task_id, command)
+            event = await self.bus.record(session, task_id, STATUS, {"status": TaskStatus.QUEUED.value}) if queued else None
+            current = None if queued else await repo.status_of(task_id)
+        if event is None:
+            if current is None:
+                raise TaskNotFound(task_id)
+            raise DecisionConflict(task_id, current)
+        self.bus.announce([event])
+        self.wake()
+
+    # -- loops --------------------------------------------------------------------------------
+
+    async def _dispatch_loop(self) -> None:
+        while not self._draining:
+            self._wakeup.clear()
+            free = self.concurrency - len(self._runs)
+            if free > 0:
+                try:
+                    async with self.sessions.begin() as session:
+                        claimed = await TaskRepository(session).claim(self.worker_id, free, self.settings.lease_seconds)
+                except (SQLAlchemyError, OSError) as exc:
+                    # The database may be restarting; the queue is still there at the next poll.
+                    self.stats.claim_errors_total += 1
+                    log.warning("claiming tasks failed: %s", exc)
+                    claimed = []
+                for task in claimed:
+                    self._launch(task)
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout=self.settings.poll_seconds)
+            except TimeoutError:
+                pass
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_seconds)
+            task_ids = list(self._runs)
+            if not task_ids:
+                continue
+            try:
+                async with self.sessions.begin() as session:
+                    states = await TaskRepository(session).heartbeat(
+                        self.worker_id, task_ids, self.settings.lease_seconds
+                    )
+            except (SQLAlchemyError, OSError) as exc:
+                # Leases outlive a few missed beats (lease_seconds >> heartbeat_seconds).
+                log.warning("lease heartbeat failed: %s", exc)
+                continue
+            self._apply_lease_states(task_ids, states)
+
+    async def _watch_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.cancel_check_seconds)
+            task_ids = list(self._runs)
+            if not task_ids:
+                continue
+            try:
+                async with self.sessions() as session:
+                    states = await TaskRepository(session).lease_states(self.worker_id, task_ids)
+            except (SQLAlchemyError, OSError) as exc:
+                log.warning("cancel check failed: %s", exc)
+                continue
+            self._apply_lease_states(task_ids, states)
+
+    def _apply_lease_states(self, task_ids: list[str], states: dict[str, LeaseState]) -> None:
+        for task_id in task_ids:
+            state = states.get(task_id)
+            if state is None:
+                self._stop_local(task_id, StopReason.DELETED)
+            elif state.held:
+                continue
+            elif state.status == TaskStatus.CANCELLED:
+                self._stop_local(task_id, StopReason.CANCELLED)
+            elif state.status == TaskStatus.RUNNING or state.status == TaskStatus.QUEUED:
+                self._stop_local(task_id, StopReason.LEASE_LOST)
+            # Completed, failed or awaiting approval: the run itself just wrote that and is ending.
+
+    # -- one run ------------------------------------------------------------------------------
+
+    def _launch(self, task: Task) -> None:
+        self.stats.claimed_total += 1
+        self._runs[task.id] = asyncio.create_task(self._run(task), name=f"draftloop-run-{task.id}")
+
+    def _stop_local(self, task_id: str, reason: StopReason) -> None:
+        run = self._runs.get(task_id)
+        if run is None or run.done() or task_id in self._stop_reasons:
+            return
+        log.info("stopping run of task %s: %s", task_id, reason.value)
+        self._stop_reasons[task_id] = reason
+        run.cancel()
+
+    async def _run(self, task: Task) -> None:
+        token = current_task_id.set(task.id)
+        publisher = RunPublisher(self.bus, task.id)
+        try:
+            if task.run_count > self.max_runs:
+                await self._end(task, TaskStatus.FAILED, error=(
+                    f"gave up after {task.run_count - 1} runs: every worker running this task stopped before it ended"))
+                return
+            await self.bus.publish(task.id, STATUS, {"status": TaskStatus.RUNNING.value})
+            ended = await self._drive(task, publisher)
+            if ended is _RunEnd.DRAINED:
+                log.info("run of task %s paused at a checkpoint for shutdown", task.id)
+        except asyncio.CancelledError:
+            reason = self._stop_reasons.get(task.id)
+            if reason is None:
+                raise
+            # Our own stop request, handled: this task is no longer being cancelled, so the
+            # clean-up below may await normally.
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            self._count_stop(reason)
+        except TRANSIENT_STORAGE_ERRORS as exc:
+            log.error("run of task %s lost its storage (%s); it resumes once its lease expires", task.id, exc)
+        except Exception as exc:  # noqa: BLE001 - any other failure of a run is recorded on its task
+            node = publisher.failed_node or publisher.current_node
+            log.warning("run of task %s failed in %s: %s", task.id, node or "executor", exc, exc_info=exc)
+            # No token batch may land after the terminal status event.
+            await publisher.aclose()
+            await self._fail(task, failure_message(exc, node))
+        finally:
+            await publisher.aclose()
+            self._runs.pop(task.id, None)
+            self._stop_reasons.pop(task.id, None)
+            self._wakeup.set()
+            current_task_id.reset(token)
+
+    async def _drive(self, task: Task, publisher: RunPublisher) -> _RunEnd | None:
+        config = _config(task)
+        graph = self.runtime.graph
+        snapshot = await graph.aget_state(config)
+        graph_input = await self._choose_input(task, snapshot)
+        if graph_input is _Input.FINISHED:
+            # The graph ended before the task was marked (a crash in between): nothing to run.
+            await self._end(task, TaskStatus.COMPLETED)
+            return None
+        params = task.params or {}
+        context = DraftloopContext(deps=self._deps, require_approval=params.get("require_approval"))
+        async with aclosing(graph.astream(
+            graph_input, config, context=context, stream_mode=STREAM_MODES, durability="sync"
+        )) as stream:
+            async for mode, chunk in stream:
+                if self._draining and mode == "tasks" and "input" in chunk:
+                    # The previous step's checkpoint is saved and this node has not done anything
+                    # yet: the cheapest place to stop, nothing is redone on resume.
+                    return _RunEnd.DRAINED
+                await publisher.handle(mode, chunk)
+        await publisher.flush()
+        final = await graph.aget_state(config)
+        if final.interrupts:
+            await self._end(task, TaskStatus.AWAITING_APPROVAL)
+        elif final.next:
+            await self._end(task, TaskStatus.FAILED,
+                            error=f"run stopped before the end of the graph (next: {', '.join(final.next)})")
+        else:
+            await self._end(task, TaskStatus.COMPLETED)
+        return None
+
+    async def _choose_input(self, task: Task, snapshot: StateSnapshot) -> Any:
+        command = task.pending_command or {}
+        if "resume" in command:
+            pending = {item.id for item in snapshot.interrupts}
+            wanted = command.get("interrupt_id")
+            if pending and (wanted is None or wanted in pending):
+                self.stats.resumed_total += 1
+                return Command(resume=command["resume"])
+            # Taken in already (a crash after resuming): answering again would answer a later
+            # interrupt with a stale decision.
+            log.info("dropping a stale decision for task %s", task.id)
+            async with self.sessions.begin() as session:
+                await TaskRepository(session).clear_pending_command(task.id, self.worker_id)
+        if snapshot.next:
+            self.stats.resumed_total += 1
+            return None
+        if snapshot.metadata is not None:
+            return _Input.FINISHED
+        return {"messages": [HumanMessage(task.request)], "request": dict(task.params or {})}
+
+    async def _end(self, task: Task, status: TaskStatus, *, error: str | None = None) -> None:
+        """Record the end of this worker's run and its status event in one transaction."""
+        events: list[Event] = []
+        async with self.sessions.begin() as session:
+            if await TaskRepository(session).end_run(task.id, self.worker_id, status, error=error):
+                if error is not None:
+                    events.append(await self.bus.record(session, task.id, ERROR, {"message": error}))
+                data: dict[str, Any] = {"status": status.value}
+                if error is not None:
+                    data["error"] = error
+                events.append(await self.bus.record(session, task.id, STATUS, data))
+        if not events:
+            # Cancelled or taken over while finishing: the newer state stands.
+            log.info("task %s changed hands before its run could record %s", task.id, status.value)
+            return
+        self.bus.announce(events)
+        if status == TaskStatus.COMPLETED:
+            self.stats.completed_total += 1
+        elif status == TaskStatus.FAILED:
+            self.stats.failed_total += 1
+        elif status == TaskStatus.AWAITING_APPROVAL:
+            self.stats.awaiting_approval_total += 1
+
+    async def _fail(self, task: Task, message: str) -> None:
+        try:
+            await self._end(task, TaskStatus.FAILED, error=message)
+        except (SQLAlchemyError, OSError) as exc:
+            # The lease runs out and another worker retries the task from its checkpoint.
+            log.error("could not record the failure of task %s: %s", task.id, exc)
+
+    def _count_stop(self, reason: StopReason) -> None:
+        if reason == StopReason.CANCELLED:
+            self.stats.cancelled_total += 1
+        elif reason == StopReason.LEASE_LOST:
+            self.stats.lease_lost_total += 1
+
+    async def _release(self, task_ids: list[str] | None) -> None:
+        """Hand this worker's running tasks back to the queue, each with a ``status`` event."""
+        events: list[Event] = []
+        try:
+            async with self.sessions.begin() as session:
+                released = await TaskRepository(session).release(self.worker_id, task_ids)
+                for task_id in released:
+                    events.append(await self.bus.record(session, task_id, STATUS, {"status": TaskStatus.QUEUED.value}))
+        except (SQLAlchemyError, OSError) as exc:
+            # Their leases expire instead and another worker resumes them a little later.
+            log.error("could not release leases: %s", exc)
+            return
+        self.bus.announce(events)
+        self.stats.released_total += len(events)
+        if events:
+            log.info("released %d task(s) back to the queue", len(events))
+
+
+def _config(task: Task) -> dict[str, Any]:
+    return {"configurable": {"thread_id": task.thread_id}}
+
+
+async def _cancel_and_wait(task: asyncio.Task[Any]) -> None:
+    """Cancel a helper task and wait for it to unwind, without swallowing a cancellation that
+    is aimed at the caller itself."""
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise

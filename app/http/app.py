@@ -1,0 +1,114 @@
+"""create_app(): the Litestar service, with a lifespan that owns every shared resource."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.events import EventBus
+from app.executor import Executor
+from app.graph_runtime import open_graph_runtime
+from app.http.errors import EXCEPTION_HANDLERS
+from app.http.ops import OpsController
+from app.http.tasks import TaskController
+from app.metrics import Metrics
+from app.settings import ServiceSettings
+
+log = logging.getLogger("draftloop")
+
+
+def _state(name: str) -> Any:
+    async def provide(state: State) -> Any:
+        return state[name]
+
+    return Provide(provide)
+
+
+async def _sessions(state: State) -> async_sessionmaker[AsyncSession]:
+    return state["runtime"].sessions
+
+
+def timing_middleware(metrics: Metrics) -> Any:
+    """Observes every HTTP request's latency by method, route template and status."""
+
+    def factory(app: ASGIApp) -> ASGIApp:
+        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
+            started = time.perf_counter()
+            status = {"code": 500}
+
+            async def capture(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    status["code"] = message["status"]
+                    # Streams (SSE) last as long as the client stays; their latency is time to headers.
+                    observe()
+                await send(message)
+
+            observed = {"done": False}
+
+            def observe() -> None:
+                if observed["done"]:
+                    return
+                observed["done"] = True
+                handler = scope.get("route_handler")
+                route = next(iter(handler.paths), "unmatched") if handler is not None else "unmatched"
+                metrics.http_seconds.labels(scope["method"], route, str(status["code"])).observe(
+                    time.perf_counter() - started)
+
+            try:
+                await app(scope, receive, capture)
+            finally:
+                observe()
+
+        return middleware
+
+    return factory
+
+
+def create_app(settings: ServiceSettings | None = None) -> Litestar:
+    settings = settings or ServiceSettings.from_env()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with open_graph_runtime(settings.database_url) as runtime:
+            bus = EventBus(runtime.sessions, poll_seconds=settings.poll_seconds, listener=metrics.observe_event)
+            executor = Executor(runtime, settings, bus)
+            app.state.update(runtime=runtime, bus=bus, executor=executor, metrics=metrics, settings=settings)
+            await executor.start()
+            info = await runtime.deps.models.describe()
+            log.info("serving with %s model %s on %s", info.provider, info.model, runtime.database_url.split("@")[-1])
+            try:
+                yield
+            finally:
+                await executor.stop()
+
+    return Litestar(
+        route_handlers=[TaskController, OpsController],
+        lifespan=[lifespan],
+        dependencies={
+            "runtime": _state("runtime"),
+            "bus": _state("bus"),
+            "executor": _state("executor"),
+            "metrics": _state("metrics"),
+            "settings": _state("settings"),
+            "sessions": Provide(_sessions),
+        },
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[timing_middleware(metrics)],
+        openapi_config=OpenAPIConfig(title="Draftloop", version="0.1.0", path="/schema"),
+        request_max_body_size=1_048_576,
+        debug=False,
+    )

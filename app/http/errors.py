@@ -1,0 +1,66 @@
+"""One JSON error shape for every failure: {"status", "error", "detail", "fields"?}.
+
+Bad input gets a 4xx naming the field; anything unexpected is a 500 with no stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+log = logging.getLogger("draftloop.http")
+
+_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+          405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
+          415: "unsupported_media_type", 422: "unprocessable", 429: "rate_limited", 503: "unavailable"}
+
+
+class ConflictError(HTTPException):
+    status_code = 409
+
+
+class NotFoundError(HTTPException):
+    status_code = 404
+
+
+def error_body(status: int, detail: str, fields: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"status": status, "error": _CODES.get(status, "error"), "detail": detail}
+    if fields:
+        body["fields"] = fields
+    return body
+
+
+def _fields(extra: Any) -> list[dict[str, str]]:
+    if not isinstance(extra, list):
+        return []
+    fields = []
+    for item in extra:
+        if isinstance(item, dict):
+            fields.append({"field": str(item.get("key") or "body"), "message": str(item.get("message", ""))})
+    return fields
+
+
+def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    status = exc.status_code
+    if isinstance(exc, ValidationException):
+        fields = _fields(exc.extra)
+        names = ", ".join(f["field"] for f in fields)
+        detail = f"invalid {names}: " + "; ".join(f"{f['field']}: {f['message']}" for f in fields) if fields else str(exc.detail)
+        return Response(error_body(status, detail, fields), status_code=status)
+    return Response(error_body(status, str(exc.detail)), status_code=status, headers=exc.headers)
+
+
+def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    # The traceback goes to the log, never to the client.
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return Response(error_body(500, "internal error"), status_code=HTTP_500_INTERNAL_SERVER_ERROR)
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    HTTPException: http_exception_handler,
+    Exception: internal_error_handler,
+}

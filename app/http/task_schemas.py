@@ -1,0 +1,134 @@
+"""Request and response bodies of the task API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from graph.state import MAX_KEYWORDS, MAX_WORDS, MIN_WORDS
+from storage.models import Task
+
+ContentTypeName = Literal["blog_post", "social_post", "newsletter", "email", "research_brief"]
+ToneName = Literal["professional", "casual", "academic", "inspirational"]
+StyleName = Literal["technical", "narrative", "listicle", "educational", "thought-leadership"]
+StatusName = Literal["queued", "running", "awaiting_approval", "completed", "failed", "cancelled"]
+Keyword = Annotated[str, Field(min_length=1, max_length=80)]
+
+
+class TaskCreate(BaseModel):
+    """A natural-language `request`, structured fields, or both."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    request: str | None = Field(default=None, max_length=20_000, description="What to write, in words")
+    content_type: ContentTypeName | None = None
+    topic: str | None = Field(default=None, min_length=1, max_length=500)
+    audience: str | None = Field(default=None, max_length=300)
+    tone: ToneName | None = None
+    style: StyleName | None = None
+    target_words: int | None = Field(default=None, ge=MIN_WORDS, le=MAX_WORDS)
+    keywords: list[Keyword] | None = Field(default=None, max_length=MAX_KEYWORDS)
+    images: bool | None = None
+    research: bool | None = None
+    require_approval: bool = False
+
+    @model_validator(mode="after")
+    def _needs_something_to_write(self) -> TaskCreate:
+        if not (self.request or self.topic):
+            raise ValueError("give a `request` (what to write, in words) or a `topic`")
+        return self
+
+    def params(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True, exclude={"request"})
+
+    def request_text(self) -> str:
+        """Structured-only callers still get a sentence the graph (and the logs) can read."""
+        if self.request:
+            return self.request
+        kind = (self.content_type or "blog_post").replace("_", " ")
+        return f"Write a {kind} about {self.topic}"
+
+
+class Decision(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    approved: bool
+    feedback: str = Field(default="", max_length=5_000)
+
+
+class TaskAccepted(BaseModel):
+    id: str
+    thread_id: str
+    status: StatusName
+    links: dict[str, str]
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _ms(start: datetime | None, end: datetime | None) -> int | None:
+    return int((end - start).total_seconds() * 1000) if start and end else None
+
+
+def task_links(task_id: str) -> dict[str, str]:
+    base = f"/api/tasks/{task_id}"
+    return {"self": base, "events": f"{base}/events", "attempts": f"{base}/attempts",
+            "cancel": f"{base}/cancel", "approve": f"{base}/approve"}
+
+
+def task_summary(task: Task) -> dict[str, Any]:
+    result = task.result or {}
+    return {
+        "id": task.id,
+        "thread_id": task.thread_id,
+        "status": task.status,
+        "request": task.request,
+        "title": result.get("title"),
+        "score": result.get("score"),
+        "passed": result.get("passed"),
+        "created_at": _iso(task.created_at),
+        "updated_at": _iso(task.updated_at),
+        "finished_at": _iso(task.finished_at),
+    }
+
+
+def task_detail(task: Task) -> dict[str, Any]:
+    result = task.result or {}
+    return {
+        **task_summary(task),
+        "params": task.params or {},
+        "intent": task.intent,
+        "result": {
+            "kind": result.get("kind"),
+            "title": result.get("title"),
+            "markdown": result.get("markdown"),
+            "answer": result.get("answer"),
+            "excerpt": result.get("excerpt"),
+            "word_count": result.get("word_count"),
+            "reading_minutes": result.get("reading_minutes"),
+            "seo": result.get("seo"),
+            "featured_image": result.get("featured_image"),
+            "sources": result.get("sources") or [],
+            "images": result.get("images") or [],
+            "score": result.get("score"),
+            "dimensions": result.get("dimensions") or {},
+            "passed": result.get("passed"),
+            "attempts": result.get("attempts"),
+            "approval": result.get("approval"),
+        } if result else None,
+        "model": {"provider": task.provider, "name": task.model},
+        "usage": {"input_tokens": task.input_tokens, "output_tokens": task.output_tokens,
+                  "cost_usd": float(task.cost_usd or 0)},
+        "timings": {
+            "started_at": _iso(task.started_at),
+            "queued_ms": _ms(task.created_at, task.started_at),
+            "run_ms": _ms(task.started_at, task.finished_at),
+            "total_ms": _ms(task.created_at, task.finished_at),
+        },
+        "warnings": task.warnings or [],
+        "error": task.error,
+        "links": task_links(task.id),
+    }

@@ -1,0 +1,132 @@
+"""The task API: queue a request, read its result and attempts, follow it live, steer it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.exceptions import ValidationException
+from litestar.params import Parameter
+from litestar.response import Stream
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.events import EventBus
+from app.executor import DecisionConflict, Executor
+from app.http.errors import ConflictError, NotFoundError
+from app.http.sse import last_event_id, sse_comment, sse_event, sse_response
+from app.http.task_schemas import Decision, StatusName, TaskAccepted, TaskCreate, task_detail, task_links, task_summary
+from app.settings import ServiceSettings
+from storage.models import Task, TaskStatus
+from storage.repositories import AttemptRepository, TaskRepository
+
+
+async def _task_or_404(sessions: async_sessionmaker[AsyncSession], task_id: str) -> Task:
+    async with sessions() as session:
+        task = await TaskRepository(session).get(task_id)
+    if task is None:
+        raise NotFoundError(detail=f"task {task_id} not found")
+    return task
+
+
+def _check_id(task_id: str) -> str:
+    try:
+        return str(uuid.UUID(task_id))
+    except ValueError:
+        raise NotFoundError(detail=f"task {task_id} not found") from None
+
+
+class TaskController(Controller):
+    path = "/api/tasks"
+    tags = ["tasks"]
+
+    @post("/", status_code=202, summary="Queue a content request")
+    async def create_task(self, data: TaskCreate, executor: Executor) -> Response[TaskAccepted]:
+        # The row and its `queued` event commit together, so a worker cannot run it before then.
+        task = await executor.enqueue(data.request_text(), data.params())
+        links = task_links(task.id)
+        body = TaskAccepted(id=task.id, thread_id=task.thread_id, status="queued", links=links)
+        return Response(body, status_code=202, headers={"Location": links["self"]})
+
+    @get("/", summary="List tasks, newest first")
+    async def list_tasks(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        status: list[StatusName] | None = Parameter(default=None, description="filter; repeat for several"),
+        created_after: datetime | None = Parameter(default=None, description="inclusive, ISO 8601"),
+        created_before: datetime | None = Parameter(default=None, description="exclusive, ISO 8601"),
+        limit: int = Parameter(default=50, ge=1, le=200),
+        cursor: str | None = Parameter(default=None, description="next_cursor of the previous page"),
+    ) -> dict[str, Any]:
+        for name, value in (("created_after", created_after), ("created_before", created_before)):
+            if value is not None and value.tzinfo is None:
+                raise ValidationException(detail=f"{name} needs a timezone (e.g. ...Z)",
+                                          extra=[{"key": name, "message": "timezone required, e.g. 2026-01-01T00:00:00Z"}])
+        async with sessions() as session:
+            try:
+                page = await TaskRepository(session).list(
+                    status=status, created_after=created_after, created_before=created_before, limit=limit, cursor=cursor
+                )
+            except ValueError as exc:
+                raise ValidationException(detail=str(exc), extra=[{"key": "cursor", "message": str(exc)}]) from exc
+        return {"items": [task_summary(t) for t in page.items], "next_cursor": page.next_cursor}
+
+    @get("/{task_id:str}", summary="A task with its whole result")
+    async def get_task(self, task_id: str, sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
+        return task_detail(await _task_or_404(sessions, _check_id(task_id)))
+
+    @get("/{task_id:str}/attempts", summary="Every draft and its critique")
+    async def list_attempts(self, task_id: str, sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
+        task = await _task_or_404(sessions, _check_id(task_id))
+        async with sessions() as session:
+            attempts = await AttemptRepository(session).list_for_task(task.id)
+        return {"task_id": task.id, "items": [
+            {"number": a.number, "title": a.title, "markdown": a.markdown, "word_count": a.word_count,
+             "score": a.score, "passed": a.passed, "dimensions": a.dimensions, "checks": a.checks,
+             "issues": a.issues, "suggestions": a.suggestions, "feedback": a.feedback, "model": a.model,
+             "provider": a.provider, "input_tokens": a.input_tokens, "output_tokens": a.output_tokens,
+             "duration_ms": a.duration_ms, "created_at": a.created_at.isoformat()}
+            for a in attempts]}
+
+    @get("/{task_id:str}/events", summary="Live progress as Server-Sent Events")
+    async def task_events(
+        self,
+        request: Request[Any, Any, Any],
+        task_id: str,
+        sessions: async_sessionmaker[AsyncSession],
+        bus: EventBus,
+        settings: ServiceSettings,
+        last_event: str | None = Parameter(query="last_event_id", default=None),
+    ) -> Stream:
+        task = await _task_or_404(sessions, _check_id(task_id))
+        after = last_event_id(request, last_event)
+
+        async def body() -> AsyncIterator[bytes]:
+            yield sse_comment("connected")
+            async for event in bus.follow(task.id, after_id=after, heartbeat=settings.sse_heartbeat_seconds):
+                if event is None:
+                    yield sse_comment()
+                else:
+                    yield sse_event(event.type, {**event.data, "task_id": task.id}, event.id)
+
+        return sse_response(body())
+
+    @post("/{task_id:str}/cancel", status_code=200, summary="Stop a task; its checkpoint is kept")
+    async def cancel_task(self, task_id: str, sessions: async_sessionmaker[AsyncSession], executor: Executor) -> dict[str, Any]:
+        task = await _task_or_404(sessions, _check_id(task_id))
+        if TaskStatus(task.status).is_terminal or not await executor.cancel(task.id):
+            raise ConflictError(detail=f"task is already {task.status}")
+        return task_detail(await _task_or_404(sessions, task.id))
+
+    @post("/{task_id:str}/approve", status_code=200, summary="Approve or reject a draft awaiting approval")
+    async def decide(
+        self, task_id: str, data: Decision, sessions: async_sessionmaker[AsyncSession], executor: Executor
+    ) -> dict[str, Any]:
+        task = await _task_or_404(sessions, _check_id(task_id))
+        try:
+            await executor.submit_decision(task.id, data.approved, data.feedback)
+        except DecisionConflict as exc:
+            raise ConflictError(detail=str(exc)) from exc
+        return task_detail(await _task_or_404(sessions, task.id))

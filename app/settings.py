@@ -1,0 +1,100 @@
+"""Service settings, read once at start-up from the environment and an optional `.env` file.
+
+Graph, model and client settings keep their own `from_env` readers (graph/configuration.py,
+tools/llm.py, tools/serper.py, tools/pexels.py); this module holds what only the service uses.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def load_dotenv(path: Path = Path(".env")) -> None:
+    """KEY=VALUE lines into os.environ; variables already set win, so the shell overrides."""
+    if not path.is_file():
+        return
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        key = key.removeprefix("export ").strip()
+        os.environ.setdefault(key, value.strip().strip('"').strip("'"))
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    return default if not raw else raw in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # How many graph runs one process drives at once; the rest wait in the database queue.
+    concurrency: int = 8
+    lease_seconds: float = 30.0
+    heartbeat_seconds: float = 5.0
+    poll_seconds: float = 1.0
+    sse_heartbeat_seconds: float = 15.0
+    shutdown_grace_seconds: float = 10.0
+    log_format: str = "text"
+    log_level: str = "INFO"
+    worker_id: str = ""
+    database_url: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ServiceSettings:
+        env = os.environ if env is None else env
+        log_format = env.get("LOG_FORMAT", "text").strip().lower() or "text"
+        if log_format not in {"text", "json"}:
+            raise ValueError(f"LOG_FORMAT must be text or json, got {log_format!r}")
+        heartbeat = _float(env, "HEARTBEAT_SECONDS", 5.0, 0.05, 600)
+        lease = _float(env, "LEASE_SECONDS", 30.0, 0.2, 3600)
+        if heartbeat >= lease:
+            raise ValueError("HEARTBEAT_SECONDS must be shorter than LEASE_SECONDS")
+        return cls(
+            host=env.get("HOST", "127.0.0.1").strip() or "127.0.0.1",
+            port=_int(env, "PORT", 8000, 0, 65535),
+            concurrency=_int(env, "WORKER_CONCURRENCY", 8, 1, 1000),
+            lease_seconds=lease,
+            heartbeat_seconds=heartbeat,
+            poll_seconds=_float(env, "QUEUE_POLL_SECONDS", 1.0, 0.01, 60),
+            sse_heartbeat_seconds=_float(env, "SSE_HEARTBEAT_SECONDS", 15.0, 0.05, 300),
+            shutdown_grace_seconds=_float(env, "SHUTDOWN_GRACE_SECONDS", 10.0, 0, 600),
+            log_format=log_format,
+            log_level=(env.get("LOG_LEVEL", "INFO").strip() or "INFO").upper(),
+            worker_id=env.get("WORKER_ID", "").strip() or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}",
+            database_url=env.get("DATABASE_URL", "").strip() or None,
+        )

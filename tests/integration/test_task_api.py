@@ -1,0 +1,282 @@
+"""The task API in the test's loop (httpx.ASGITransport) over real SQLite and Postgres, with the
+graph's model, Serper and Pexels behind loopback fakes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from app.http.app import create_app
+from app.settings import ServiceSettings
+from tests.asgi import serve_in_loop
+from tests.fakes.pexels import FAKE_PEXELS_KEY
+from tests.fakes.serper import FAKE_SERPER_KEY
+from tests.fakes.writer import GraphFakes
+
+POST = {"request": "Write a 300-word blog post about async Python for backend developers, with a cover photo"}
+FAST = dict(concurrency=4, lease_seconds=3.0, heartbeat_seconds=0.2, poll_seconds=0.05,
+            sse_heartbeat_seconds=0.2, shutdown_grace_seconds=0.5)
+
+
+def point_env_at_fakes(monkeypatch: pytest.MonkeyPatch, fakes: GraphFakes, data_dir: str) -> None:
+    for name, value in {
+        "LLM_PROVIDER": "ollama", "OLLAMA_BASE_URL": fakes.ollama.base_url, "LLM_TIMEOUT": "10",
+        "LLM_MAX_RETRIES": "0", "SERPER_API_KEY": FAKE_SERPER_KEY, "SERPER_BASE_URL": fakes.serper.base_url,
+        "PEXELS_API_KEY": FAKE_PEXELS_KEY, "PEXELS_BASE_URL": fakes.pexels.api_url,
+        "DRAFTLOOP_DATA_DIR": data_dir,
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+async def api(graph_fakes: GraphFakes, migrated_database_url: str, monkeypatch: pytest.MonkeyPatch,
+              tmp_path: Any) -> AsyncIterator[httpx.AsyncClient]:
+    point_env_at_fakes(monkeypatch, graph_fakes, str(tmp_path))
+    app = create_app(ServiceSettings(database_url=migrated_database_url, worker_id="test-worker", **FAST))
+    async with serve_in_loop(app) as client:
+        yield client
+
+
+async def wait_for_status(client: httpx.AsyncClient, task_id: str, *statuses: str, timeout: float = 20) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        body = (await client.get(f"/api/tasks/{task_id}")).json()
+        if body["status"] in statuses:
+            return body
+        if time.monotonic() > deadline:
+            raise AssertionError(f"task stayed {body['status']}, wanted {statuses}")
+        await asyncio.sleep(0.05)
+
+
+def parse_sse(text: str) -> list[dict[str, Any]]:
+    events = []
+    for block in text.split("\n\n"):
+        fields: dict[str, Any] = {}
+        for line in block.splitlines():
+            if line.startswith(":"):
+                continue
+            name, _, value = line.partition(": ")
+            fields[name] = value
+        if "event" in fields:
+            events.append({"id": int(fields["id"]), "event": fields["event"], "data": json.loads(fields["data"])})
+    return events
+
+
+async def test_post_task_answers_202_queued_with_location_then_completes(api: httpx.AsyncClient) -> None:
+    response = await api.post("/api/tasks", json=POST)
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status"] == "queued"
+    assert response.headers["location"] == f"/api/tasks/{body['id']}"
+    task = await wait_for_status(api, body["id"], "completed")
+    result = task["result"]
+    assert result["title"] and result["markdown"] and result["excerpt"] and result["word_count"] > 0
+    assert result["passed"] is True and result["score"] >= 70 and result["dimensions"]
+    assert result["attempts"] == 1
+    assert result["sources"] and result["images"]
+    assert task["model"] == {"provider": "ollama", "name": "llama3.2"}
+    assert task["usage"]["input_tokens"] > 0 and task["usage"]["cost_usd"] == 0
+    assert task["timings"]["run_ms"] is not None and task["error"] is None
+
+
+async def test_structured_fields_alone_are_enough_to_queue_a_task(api: httpx.AsyncClient, graph_fakes: GraphFakes) -> None:
+    response = await api.post("/api/tasks", json={"content_type": "newsletter", "topic": "Rust adoption",
+                                                  "target_words": 200, "keywords": ["memory safety"],
+                                                  "research": False, "images": False})
+    assert response.status_code == 202
+    task = await wait_for_status(api, response.json()["id"], "completed")
+    assert task["params"]["content_type"] == "newsletter"
+    assert "memory safety" in task["result"]["markdown"]
+    assert graph_fakes.serper.server.requests == []
+
+
+async def test_attempts_endpoint_lists_every_draft_with_its_scores(api: httpx.AsyncClient, graph_fakes: GraphFakes) -> None:
+    graph_fakes.writer.scores = [40, 85]
+    task_id = (await api.post("/api/tasks", json=POST)).json()["id"]
+    await wait_for_status(api, task_id, "completed")
+    attempts = (await api.get(f"/api/tasks/{task_id}/attempts")).json()["items"]
+    assert [a["number"] for a in attempts] == [1, 2]
+    assert [a["passed"] for a in attempts] == [False, True]
+    assert "judge suggestion after scoring 40" in attempts[0]["suggestions"]
+
+
+async def test_list_filters_by_status_and_pages_without_gaps(api: httpx.AsyncClient) -> None:
+    ids = [(await api.post("/api/tasks", json=POST)).json()["id"] for _ in range(5)]
+    for task_id in ids:
+        await wait_for_status(api, task_id, "completed")
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"status": "completed", "limit": 2}
+        if cursor:
+            params["cursor"] = cursor
+        page = (await api.get("/api/tasks", params=params)).json()
+        seen += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert sorted(seen) == sorted(ids) and len(seen) == len(set(seen))
+    assert (await api.get("/api/tasks", params={"status": "failed"})).json()["items"] == []
+    future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    assert (await api.get("/api/tasks", params={"created_after": future})).json()["items"] == []
+
+
+async def test_events_after_completion_replay_the_whole_history_then_close(api: httpx.AsyncClient) -> None:
+    task_id = (await api.post("/api/tasks", json=POST)).json()["id"]
+    await wait_for_status(api, task_id, "completed")
+    response = await api.get(f"/api/tasks/{task_id}/events")
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = parse_sse(response.text)
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "status" and events[0]["data"]["status"] == "queued"
+    assert events[-1]["event"] == "status" and events[-1]["data"]["status"] == "completed"
+    assert {"node_started", "node_finished", "attempt_scored"} <= set(kinds)
+    finished = [e["data"]["node"] for e in events if e["event"] == "node_finished"]
+    assert finished == ["route_intent", "research", "draft", "critique", "finalize"]
+    ids = [e["id"] for e in events]
+    assert ids == sorted(ids) and len(ids) == len(set(ids))
+
+
+async def test_last_event_id_resumes_without_gaps_or_duplicates(api: httpx.AsyncClient) -> None:
+    task_id = (await api.post("/api/tasks", json=POST)).json()["id"]
+    await wait_for_status(api, task_id, "completed")
+    everything = parse_sse((await api.get(f"/api/tasks/{task_id}/events")).text)
+    middle = everything[len(everything) // 2]["id"]
+    rest = parse_sse((await api.get(f"/api/tasks/{task_id}/events", headers={"Last-Event-ID": str(middle)})).text)
+    assert [e["id"] for e in rest] == [e["id"] for e in everything if e["id"] > middle]
+
+
+async def test_cancel_stops_a_running_task_within_a_second(api: httpx.AsyncClient, graph_fakes: GraphFakes) -> None:
+    graph_fakes.writer.draft_latency = 30
+    task_id = (await api.post("/api/tasks", json=POST)).json()["id"]
+    await wait_for_status(api, task_id, "running")
+    await asyncio.sleep(0.2)
+    started = time.monotonic()
+    response = await api.post(f"/api/tasks/{task_id}/cancel")
+    assert response.status_code == 200
+    task = await wait_for_status(api, task_id, "cancelled", timeout=1)
+    assert time.monotonic() - started < 1
+    assert task["status"] == "cancelled"
+    again = await api.post(f"/api/tasks/{task_id}/cancel")
+    assert again.status_code == 409 and again.json()["error"] == "conflict"
+
+
+async def test_approve_is_409_unless_the_task_awaits_approval(api: httpx.AsyncClient) -> None:
+    task_id = (await api.post("/api/tasks", json=POST)).json()["id"]
+    await wait_for_status(api, task_id, "completed")
+    response = await api.post(f"/api/tasks/{task_id}/approve", json={"approved": True})
+    assert response.status_code == 409
+    assert "awaiting_approval" in response.json()["detail"]
+
+
+async def test_approval_then_approve_completes(api: httpx.AsyncClient) -> None:
+    task_id = (await api.post("/api/tasks", json={**POST, "require_approval": True})).json()["id"]
+    await wait_for_status(api, task_id, "awaiting_approval")
+    response = await api.post(f"/api/tasks/{task_id}/approve", json={"approved": True})
+    assert response.status_code == 200
+    task = await wait_for_status(api, task_id, "completed")
+    assert task["result"]["approval"] == {"approved": True, "feedback": ""}
+
+
+async def test_rejection_drafts_again_with_the_feedback(api: httpx.AsyncClient, graph_fakes: GraphFakes) -> None:
+    task_id = (await api.post("/api/tasks", json={**POST, "require_approval": True})).json()["id"]
+    await wait_for_status(api, task_id, "awaiting_approval")
+    await api.post(f"/api/tasks/{task_id}/approve", json={"approved": False, "feedback": "Mention uvloop"})
+    await asyncio.sleep(0.1)
+    await wait_for_status(api, task_id, "awaiting_approval")
+    assert graph_fakes.writer.calls.count("draft") == 2
+    assert "Mention uvloop" in graph_fakes.writer.prompts[-1]
+    await api.post(f"/api/tasks/{task_id}/approve", json={"approved": True})
+    await wait_for_status(api, task_id, "completed")
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({}, "body"),
+    ({"request": ""}, "body"),
+    ({"request": "x", "target_words": 50}, "target_words"),
+    ({"request": "x", "target_words": 9000}, "target_words"),
+    ({"request": "x", "target_words": "many"}, "target_words"),
+    ({"request": "x", "keywords": [f"k{i}" for i in range(11)]}, "keywords"),
+    ({"request": "x", "keywords": "one"}, "keywords"),
+    ({"request": "x", "content_type": "poem"}, "content_type"),
+    ({"request": "x", "tone": "angry"}, "tone"),
+    ({"request": "x", "style": "haiku"}, "style"),
+    ({"request": "x", "images": "lots"}, "images"),
+    ({"request": "x", "surprise": 1}, "surprise"),
+    ({"request": 42}, "request"),
+    ([1, 2], "body"),
+])
+async def test_bad_task_input_gets_a_400_naming_the_field(api: httpx.AsyncClient, body: Any, field: str) -> None:
+    response = await api.post("/api/tasks", json=body)
+    assert response.status_code == 400, response.text
+    error = response.json()
+    assert error["error"] == "validation_error" or error["error"] == "bad_request"
+    assert field in error["detail"] or field in {f["field"] for f in error.get("fields", [])}
+
+
+@pytest.mark.parametrize(("method", "path", "kwargs", "status"), [
+    ("post", "/api/tasks", {"content": b"{not json", "headers": {"content-type": "application/json"}}, 400),
+    ("post", "/api/tasks", {"content": b"x" * 2_000_000, "headers": {"content-type": "application/json"}}, 413),
+    ("get", "/api/tasks/not-a-uuid", {}, 404),
+    ("get", "/api/tasks/8d4f7e0c-0000-4000-8000-000000000000", {}, 404),
+    ("get", "/api/tasks", {"params": {"status": "sleeping"}}, 400),
+    ("get", "/api/tasks", {"params": {"limit": 0}}, 400),
+    ("get", "/api/tasks", {"params": {"cursor": "garbage"}}, 400),
+    ("get", "/api/tasks", {"params": {"created_after": "yesterday"}}, 400),
+    ("get", "/api/tasks", {"params": {"created_after": "2026-01-01T00:00:00"}}, 400),
+    ("post", "/api/tasks/8d4f7e0c-0000-4000-8000-000000000000/approve", {"json": {"approved": True}}, 404),
+    ("post", "/api/tasks/8d4f7e0c-0000-4000-8000-000000000000/cancel", {}, 404),
+    ("delete", "/api/tasks", {}, 405),
+])
+async def test_bad_requests_get_json_4xx_never_500(api: httpx.AsyncClient, method: str, path: str,
+                                                   kwargs: dict[str, Any], status: int) -> None:
+    response = await getattr(api, method)(path, **kwargs)
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["status"] == status and body["detail"]
+
+
+async def test_approve_with_a_bad_body_names_the_field(api: httpx.AsyncClient) -> None:
+    task_id = (await api.post("/api/tasks", json={**POST, "require_approval": True})).json()["id"]
+    response = await api.post(f"/api/tasks/{task_id}/approve", json={"approved": "perhaps"})
+    assert response.status_code == 400
+    assert response.json()["fields"][0]["field"] == "approved"
+
+
+async def test_health_ready_metrics_and_schema_answer(api: httpx.AsyncClient) -> None:
+    assert (await api.get("/health")).json() == {"status": "ok"}
+    ready = await api.get("/ready")
+    assert ready.status_code == 200
+    checks = ready.json()["checks"]
+    assert checks["database"]["ok"] and checks["checkpointer"]["ok"]
+    assert checks["model"]["provider"] == "ollama" and checks["model"]["ok"]
+    task_id = (await api.post("/api/tasks", json=POST)).json()["id"]
+    await wait_for_status(api, task_id, "completed")
+    metrics = (await api.get("/metrics")).text
+    assert 'draftloop_tasks{status="completed"} 1.0' in metrics
+    assert "draftloop_queue_depth" in metrics
+    assert 'draftloop_node_duration_seconds_count{node="draft"}' in metrics
+    assert 'draftloop_model_tokens{direction="input"}' in metrics
+    assert "draftloop_http_request_duration_seconds_bucket" in metrics
+    schema = (await api.get("/schema/openapi.json")).json()
+    assert "/api/tasks" in schema["paths"]
+
+
+async def test_ready_is_503_when_the_model_server_is_down(graph_fakes: GraphFakes, migrated_database_url: str,
+                                                          monkeypatch: pytest.MonkeyPatch, tmp_path: Any,
+                                                          free_port: int) -> None:
+    point_env_at_fakes(monkeypatch, graph_fakes, str(tmp_path))
+    monkeypatch.setenv("OLLAMA_BASE_URL", f"http://127.0.0.1:{free_port}")
+    app = create_app(ServiceSettings(database_url=migrated_database_url, **FAST))
+    async with serve_in_loop(app) as client:
+        response = await client.get("/ready")
+    assert response.status_code == 503
+    assert response.json()["checks"]["model"]["ok"] is False
+
