@@ -139,7 +139,7 @@ async def critique(state: State, runtime: Runtime[DraftloopContext]) -> dict[str
 
     attempt = AttemptRecord(
         turn=turn,
-        number=int(current.get("number") or len(turn_attempts(state)) + 1),
+        number=int(current.get("number") or len(state.get("attempts") or []) + 1),
         title=current.get("title", ""),
         markdown=markdown,
         word_count=int(current.get("word_count") or 0),

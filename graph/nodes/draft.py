@@ -24,19 +24,19 @@ def research_notes(state: State) -> str:
     return "Research notes (cite these URLs where you use them):\n" + "\n".join(lines) + "\n"
 
 
-def revision_notes(state: State, number: int) -> str:
+def revision_notes(state: State, revision_of_turn: int) -> str:
     """What the next draft must fix: the last critique's findings and any human feedback."""
     critique = state.get("critique") or {}
     human = state.get("feedback") or ""
     previous = (state.get("draft") or {}).get("markdown", "")
-    if number == 1 and not human:
+    if revision_of_turn == 1 and not human:
         return ""
     if not (critique or human or previous):
         return ""
     issues = "\n".join(f"- {i}" for i in critique.get("issues", [])) or "- (none recorded)"
     suggestions = "\n".join(f"- {s}" for s in critique.get("suggestions", [])) or "- (none recorded)"
     return REVISION_TEMPLATE.format(
-        number=number,
+        number=revision_of_turn,
         issues=issues,
         suggestions=suggestions,
         human=f"Feedback from the reviewer, which takes priority: {human}\n" if human else "",
@@ -57,7 +57,8 @@ def turn_attempts(state: State) -> list[dict[str, Any]]:
 async def draft(state: State, runtime: Runtime[DraftloopContext]) -> dict[str, Any]:
     deps = await dependencies(runtime)
     request = state.get("request", {})
-    number = len(turn_attempts(state)) + 1
+    # Numbers run across the thread's turns, so every attempt it ever made can be stored.
+    number = len(state.get("attempts") or []) + 1
     prompt = DRAFT_TEMPLATE.format(
         content_type=str(request.get("content_type", "blog_post")).replace("_", " "),
         topic=request.get("topic", ""),
@@ -67,7 +68,7 @@ async def draft(state: State, runtime: Runtime[DraftloopContext]) -> dict[str, A
         target_words=request.get("target_words", deps.settings.default_target_words),
         keywords=", ".join(request.get("keywords") or []) or "none given",
         research=research_notes(state),
-        revision=revision_notes(state, number),
+        revision=revision_notes(state, len(turn_attempts(state)) + 1),
     )
     chat, provider, model_name = await active_model(deps)
     reply = await invoke_text(

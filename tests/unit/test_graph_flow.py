@@ -239,3 +239,25 @@ async def test_follow_up_on_the_same_thread_revises_the_last_draft(graph_fakes: 
     assert "Make it shorter" in graph_fakes.writer.prompts[-1]
     assert second["result"]["attempts"] == 1
     await deps.models.aclose()
+
+
+async def test_follow_up_keeps_every_turns_attempts_and_usage_for_storage(graph_fakes: GraphFakes) -> None:
+    saved: list[dict[str, Any]] = []
+
+    async def save(outcome: dict[str, Any]) -> None:
+        saved.append(outcome)
+
+    cfg = config()
+    graph = build_graph(InMemorySaver())
+    deps = graph_fakes.dependencies(save_outcome=save)
+    ctx = DraftloopContext(deps=deps)
+    await graph.ainvoke({"messages": [HumanMessage(REQUEST)]}, cfg, context=ctx)
+    graph_fakes.writer.intent = {"kind": "revise", "confidence": 90, "reason": "edit"}
+    await graph.ainvoke({"messages": [HumanMessage("Make it shorter, about 150 words")]}, cfg, context=ctx)
+    await deps.models.aclose()
+    first, second = saved
+    assert [a["number"] for a in first["attempts"]] == [1]
+    assert [a["number"] for a in second["attempts"]] == [1, 2]
+    assert [a["turn"] for a in second["attempts"]] == [1, 2]
+    assert len(second["usage"]) == len(first["usage"]) + 3
+    assert second["result"]["attempts"] == 1
