@@ -432,11 +432,15 @@ async def test_a_follow_up_on_the_same_thread_revises_the_previous_draft(
     assert follow_up in revision_prompt
     assert first["result"]["markdown"] in revision_prompt
     assert 0 < second["result"]["word_count"] < first["result"]["word_count"]
-    # Attempts and usage are reported per turn: this turn's three calls, not all six.
-    assert [a["number"] for a in second["attempts"]] == [1]
+    # The summary reports this turn (its three calls, not all six); numbering runs across the
+    # thread, so this turn's attempt is the thread's second.
+    assert [a["number"] for a in second["attempts"]] == [2]
     assert second["usage"]["input_tokens"] == graph_fakes.ollama.prompt_tokens * 3
 
     stored = await stored_run(database_url, thread_id)
+    # Storage keeps the whole thread: the first turn's attempt and usage are not replaced.
+    assert [a.number for a in stored.attempts] == [1, 2]
+    assert len(stored.usage) == 6
     assert stored.task.request == follow_up
     assert stored.task.params["target_words"] == 150
     assert stored.task.intent is not None and stored.task.intent["kind"] == "revise"
