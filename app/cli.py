@@ -98,9 +98,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.command == "run" and not args.request and not args.thread:
         parser.error("give a request, or --thread ID to resume a thread")
-    if (args.approve or args.reject is not None) and not args.thread:
+    # Only `run` has these options: `serve` must not trip over them.
+    deciding = args.command == "run" and (args.approve or args.reject is not None)
+    if deciding and not args.thread:
         parser.error("--approve/--reject need --thread ID")
-    if (args.approve or args.reject is not None) and args.request:
+    if deciding and args.request:
         parser.error("--approve/--reject take no request")
     return args
 

@@ -13,6 +13,10 @@ Event types and their ``data``:
 - ``attempt_scored`` {"number": int, "score": float, "passed": bool, "dimensions": {str: float}}
 - ``interrupt``      {"value": <what the graph asks the reviewer>, "id": str}
 - ``error``          {"message": str}
+
+LangGraph API runs (tasks rows of kind 'run') store their SSE events here too, named as the SSE
+event (``metadata``, ``values``, ``updates``, ``messages``, ``debug``, ``custom``, ``error``,
+``end``...) with the payload under ``data["payload"]``; their ``status`` events stay internal.
 """
 
 from __future__ import annotations
@@ -123,7 +127,12 @@ class EventBus:
         return [Event.from_row(row) for row in rows]
 
     async def follow(
-        self, task_id: str, after_id: int = 0, heartbeat: float = DEFAULT_HEARTBEAT_SECONDS
+        self,
+        task_id: str,
+        after_id: int = 0,
+        heartbeat: float = DEFAULT_HEARTBEAT_SECONDS,
+        *,
+        until: Callable[[Event], bool] | None = None,
     ) -> AsyncIterator[Event | None]:
         """Every event of a task with id > ``after_id`` in id order, live, without gaps or repeats.
 
@@ -131,7 +140,9 @@ class EventBus:
         proxies keep the connection). Ends right after the terminal status event; a task that
         already ended replays its history and ends. A task that ended without a terminal event
         (e.g. run by the CLI, or deleted) ends the stream once its history is drained.
+        ``until`` replaces "a terminal status event" as the last event (runs end with ``end``).
         """
+        is_last = until or (lambda event: event.is_terminal)
         flag = asyncio.Event()
         self._followers.setdefault(task_id, set()).add(flag)
         last_id = after_id
@@ -145,7 +156,7 @@ class EventBus:
                 for event in events:
                     yield event
                     last_id = event.id
-                    if event.is_terminal:
+                    if is_last(event):
                         return
                 if len(events) == EVENT_PAGE_SIZE:
                     continue
@@ -157,7 +168,7 @@ class EventBus:
                     for event in await self.history(task_id, last_id):
                         yield event
                         last_id = event.id
-                        if event.is_terminal:
+                        if is_last(event):
                             return
                     return
                 remaining = quiet_since + heartbeat - time.monotonic()

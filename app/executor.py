@@ -43,10 +43,21 @@ from app.events import (
 )
 from app.graph_runtime import GraphRuntime
 from app.logs import current_task_id
+from app.runs import (
+    API_ERROR,
+    END,
+    METADATA,
+    ApiRunPublisher,
+    langgraph_modes,
+    run_config,
+    run_context,
+    run_input,
+    wanted_modes,
+)
 from app.settings import ServiceSettings
 from graph.context import Dependencies, DraftloopContext, OutcomeSaver
 from storage.models import Task, TaskStatus
-from storage.repositories import LeaseState, TaskNotFound, TaskRepository
+from storage.repositories import LeaseState, TaskNotFound, TaskRepository, ThreadRepository
 
 log = logging.getLogger("draftloop.executor")
 
@@ -76,6 +87,14 @@ class DecisionConflict(RuntimeError):
         super().__init__(f"task {task_id} is {status_value}, not awaiting_approval")
         self.task_id = task_id
         self.status = TaskStatus(status)
+
+
+class ThreadBusy(RuntimeError):
+    """A run with multitask_strategy 'reject' on a thread that has a run queued or running (HTTP 409)."""
+
+    def __init__(self, thread_id: str) -> None:
+        super().__init__(f"thread {thread_id} is busy: a run is pending or running")
+        self.thread_id = thread_id
 
 
 class StopReason(enum.StrEnum):
@@ -371,6 +390,28 @@ class Executor:
             task = await TaskRepository(session).create(
                 request=request, params=dict(params or {}), thread_id=thread_id or str(uuid.uuid4())
             )
+            # A task is a thread with one run: LangGraph API clients (Studio) see it as one.
+            threads = ThreadRepository(session)
+            if await threads.get(task.thread_id) is None:
+                await threads.create(task.thread_id, {"task_id": task.id, "graph_id": "draftloop"})
+            await threads.after_run(task.thread_id, task.id, TaskStatus.QUEUED)
+            event = await self.bus.record(session, task.id, STATUS, {"status": TaskStatus.QUEUED.value})
+        self.bus.announce([event])
+        self.wake()
+        return task
+
+    async def enqueue_run(self, thread_id: str, run: Mapping[str, Any], *, reject_if_busy: bool = False) -> Task:
+        """Queue a LangGraph API run on an existing thread (``run``: the run columns).
+
+        Runs of one thread run one at a time in order (the claim enforces it). With
+        ``reject_if_busy`` a thread with a run queued or running raises ThreadBusy instead.
+        """
+        async with self.sessions.begin() as session:
+            tasks = TaskRepository(session)
+            if reject_if_busy and await tasks.active_run_ids(thread_id):
+                raise ThreadBusy(thread_id)
+            task = await tasks.create(thread_id=thread_id, run=dict(run))
+            await ThreadRepository(session).after_run(thread_id, task.id, TaskStatus.QUEUED)
             event = await self.bus.record(session, task.id, STATUS, {"status": TaskStatus.QUEUED.value})
         self.bus.announce([event])
         self.wake()
@@ -388,11 +429,17 @@ class Executor:
         at once, one in another process at its next cancel check (a fraction of a second).
         The checkpoint is kept.
         """
+        events: list[Event] = []
         async with self.sessions.begin() as session:
-            changed = await TaskRepository(session).cancel(task_id)
-            event = await self.bus.record(session, task_id, STATUS, {"status": TaskStatus.CANCELLED.value}) if changed else None
-        if event is not None:
-            self.bus.announce([event])
+            tasks = TaskRepository(session)
+            changed = await tasks.cancel(task_id)
+            if changed:
+                events.append(await self.bus.record(session, task_id, STATUS, {"status": TaskStatus.CANCELLED.value}))
+                task = await tasks.require(task_id)
+                await ThreadRepository(session).after_run(task.thread_id, task.id, TaskStatus.CANCELLED)
+                if task.kind == "run":
+                    events.append(await self.bus.record(session, task_id, END, {"payload": None}))
+        self.bus.announce(events)
         self._stop_local(task_id, StopReason.CANCELLED)
         return changed
 
@@ -505,14 +552,21 @@ class Executor:
 
     async def _run(self, task: Task) -> None:
         token = current_task_id.set(task.id)
-        publisher = RunPublisher(self.bus, task.id)
+        publisher: RunPublisher | ApiRunPublisher = (
+            ApiRunPublisher(self.bus, task.id, wanted_modes(task.stream_modes or [])) if task.kind == "run"
+            else RunPublisher(self.bus, task.id)
+        )
         try:
             if task.run_count > self.max_runs:
                 await self._end(task, TaskStatus.FAILED, error=(
                     f"gave up after {task.run_count - 1} runs: every worker running this task stopped before it ended"))
                 return
             await self.bus.publish(task.id, STATUS, {"status": TaskStatus.RUNNING.value})
-            ended = await self._drive(task, publisher)
+            if isinstance(publisher, ApiRunPublisher):
+                # Every (re)start of a run says so first, as langgraph-api does.
+                await publisher.publish(METADATA, {"run_id": task.id, "attempt": task.run_count})
+            ended = await (self._drive_run(task, publisher) if isinstance(publisher, ApiRunPublisher)
+                           else self._drive(task, publisher))
             if ended is _RunEnd.DRAINED:
                 log.info("run of task %s paused at a checkpoint for shutdown", task.id)
         except asyncio.CancelledError:
@@ -532,7 +586,7 @@ class Executor:
             log.warning("run of task %s failed in %s: %s", task.id, node or "executor", exc, exc_info=exc)
             # No token batch may land after the terminal status event.
             await publisher.aclose()
-            await self._fail(task, failure_message(exc, node))
+            await self._fail(task, failure_message(exc, node), type(exc).__name__)
         finally:
             await publisher.aclose()
             self._runs.pop(task.id, None)
@@ -571,6 +625,41 @@ class Executor:
             await self._end(task, TaskStatus.COMPLETED)
         return None
 
+    async def _drive_run(self, task: Task, publisher: ApiRunPublisher) -> _RunEnd | None:
+        """A LangGraph API run: its own input, config, context and stream modes."""
+        config = run_config(task)
+        graph = self.runtime.graph
+        graph_input: Any = run_input(task)
+        if task.run_count > 1:
+            # A worker ran this before and stopped (crash, shutdown): continue from the
+            # checkpoint its steps left instead of feeding the input a second time.
+            snapshot = await graph.aget_state({"configurable": {"thread_id": task.thread_id}})
+            if (snapshot.metadata or {}).get("run_id") == task.id:
+                if not snapshot.next:
+                    await self._end(task, TaskStatus.COMPLETED)
+                    return None
+                graph_input = None
+                config["configurable"].pop("checkpoint_id", None)
+                self.stats.resumed_total += 1
+        stream = graph.astream(
+            graph_input,
+            config,
+            context=run_context(task, self._deps),
+            stream_mode=langgraph_modes(task.stream_modes or []),
+            interrupt_before=task.interrupt_before or None,
+            interrupt_after=task.interrupt_after or None,
+            durability=task.durability or "sync",
+        )
+        async with aclosing(stream) as chunks:
+            async for mode, chunk in chunks:
+                if self._draining and mode == "tasks" and "input" in chunk:
+                    return _RunEnd.DRAINED
+                await publisher.handle(mode, chunk)
+        final = await graph.aget_state({"configurable": {"thread_id": task.thread_id}})
+        # An interrupt() or an interrupt_before/after breakpoint both leave the thread waiting.
+        await self._end(task, TaskStatus.AWAITING_APPROVAL if final.interrupts or final.next else TaskStatus.COMPLETED)
+        return None
+
     async def _choose_input(self, task: Task, snapshot: StateSnapshot) -> Any:
         command = task.pending_command or {}
         if "resume" in command:
@@ -591,17 +680,26 @@ class Executor:
             return _Input.FINISHED
         return {"messages": [HumanMessage(task.request)], "request": dict(task.params or {})}
 
-    async def _end(self, task: Task, status: TaskStatus, *, error: str | None = None) -> None:
-        """Record the end of this worker's run and its status event in one transaction."""
+    async def _end(
+        self, task: Task, status: TaskStatus, *, error: str | None = None, error_type: str = "RunError"
+    ) -> None:
+        """Record the end of this worker's run, its status event and the thread's status in one
+        transaction (for an API run also its ``error`` and ``end`` events)."""
         events: list[Event] = []
+        is_run = task.kind == "run"
         async with self.sessions.begin() as session:
             if await TaskRepository(session).end_run(task.id, self.worker_id, status, error=error):
                 if error is not None:
-                    events.append(await self.bus.record(session, task.id, ERROR, {"message": error}))
+                    data_error = ({"payload": {"error": error_type, "message": error}} if is_run
+                                  else {"message": error})
+                    events.append(await self.bus.record(session, task.id, API_ERROR if is_run else ERROR, data_error))
                 data: dict[str, Any] = {"status": status.value}
                 if error is not None:
                     data["error"] = error
                 events.append(await self.bus.record(session, task.id, STATUS, data))
+                await ThreadRepository(session).after_run(task.thread_id, task.id, status)
+                if is_run:
+                    events.append(await self.bus.record(session, task.id, END, {"payload": None}))
         if not events:
             # Cancelled or taken over while finishing: the newer state stands.
             log.info("task %s changed hands before its run could record %s", task.id, status.value)
@@ -614,9 +712,9 @@ class Executor:
         elif status == TaskStatus.AWAITING_APPROVAL:
             self.stats.awaiting_approval_total += 1
 
-    async def _fail(self, task: Task, message: str) -> None:
+    async def _fail(self, task: Task, message: str, error_type: str = "RunError") -> None:
         try:
-            await self._end(task, TaskStatus.FAILED, error=message)
+            await self._end(task, TaskStatus.FAILED, error=message, error_type=error_type)
         except (SQLAlchemyError, OSError) as exc:
             # The lease runs out and another worker retries the task from its checkpoint.
             log.error("could not record the failure of task %s: %s", task.id, exc)
@@ -646,7 +744,8 @@ class Executor:
 
 
 def _config(task: Task) -> dict[str, Any]:
-    return {"configurable": {"thread_id": task.thread_id}}
+    # task_id: the finalize node writes the outcome to this row (a thread may hold several).
+    return {"configurable": {"thread_id": task.thread_id, "task_id": task.id}}
 
 
 async def _cancel_and_wait(task: asyncio.Task[Any]) -> None:

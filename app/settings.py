@@ -73,6 +73,8 @@ class ServiceSettings:
     log_level: str = "INFO"
     worker_id: str = ""
     database_url: str | None = None
+    # Browser origins allowed to call the API (LangGraph Studio runs in smith.langchain.com).
+    cors_origins: tuple[str, ...] = ("https://smith.langchain.com",)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServiceSettings:
@@ -97,4 +99,6 @@ class ServiceSettings:
             log_level=(env.get("LOG_LEVEL", "INFO").strip() or "INFO").upper(),
             worker_id=env.get("WORKER_ID", "").strip() or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}",
             database_url=env.get("DATABASE_URL", "").strip() or None,
+            cors_origins=tuple(o.strip().rstrip("/") for o in env.get("CORS_ORIGINS", "").split(",") if o.strip())
+            or ("https://smith.langchain.com",),
         )

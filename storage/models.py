@@ -116,11 +116,16 @@ class Task(Base):
         Index("ix_tasks_created_at_id", "created_at", "id"),
         # The executor reclaims rows whose lease ran out.
         Index("ix_tasks_status_lease_expires_at", "status", "lease_expires_at"),
+        # A thread's runs, oldest first: run listings and the one-run-at-a-time claim rule.
+        Index("ix_tasks_thread_id_created_at", "thread_id", "created_at"),
+        CheckConstraint("kind IN ('task', 'run')", name="kind"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    # One task per LangGraph thread: save_run_outcome upserts on it.
-    thread_id: Mapped[str] = mapped_column(String(255), unique=True)
+    # A task is a thread with one run; a thread of the LangGraph API has a row per run.
+    thread_id: Mapped[str] = mapped_column(String(255))
+    # 'task' (task API: request + params) or 'run' (LangGraph API: input/command + stream modes).
+    kind: Mapped[str] = mapped_column(String(16), default="task", server_default="task")
     status: Mapped[str] = mapped_column(String(32), default=TaskStatus.QUEUED.value)
     request: Mapped[str] = mapped_column(Text, default="")
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -145,6 +150,19 @@ class Task(Base):
     # What the next claim feeds the graph instead of its checkpoint alone: an approval decision
     # ({"resume": ..., "interrupt_id": ...}). Kept in the row so any worker can pick it up.
     pending_command: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    # LangGraph API run parameters, as the client sent them (validated); NULL for tasks.
+    assistant_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    input: Mapped[Any | None] = mapped_column(JSONType, default=None)
+    command: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    stream_modes: Mapped[list[Any] | None] = mapped_column(default=None)
+    config: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    context: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    run_metadata: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    interrupt_before: Mapped[list[Any] | None] = mapped_column(default=None)
+    interrupt_after: Mapped[list[Any] | None] = mapped_column(default=None)
+    checkpoint_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    multitask_strategy: Mapped[str | None] = mapped_column(String(16), default=None)
+    durability: Mapped[str | None] = mapped_column(String(16), default=None)
 
     attempts: Mapped[list[Attempt]] = relationship(
         back_populates="task", cascade="all, delete-orphan", passive_deletes=True, order_by="Attempt.number"
@@ -155,6 +173,30 @@ class Task(Base):
     events: Mapped[list[TaskEvent]] = relationship(
         back_populates="task", cascade="all, delete-orphan", passive_deletes=True, order_by="TaskEvent.id"
     )
+
+
+class ThreadStatus(enum.StrEnum):
+    IDLE = "idle"
+    BUSY = "busy"
+    INTERRUPTED = "interrupted"
+    ERROR = "error"
+
+
+class Thread(Base):
+    """A LangGraph API thread: its checkpoints live in the saver, its runs in ``tasks``."""
+
+    __tablename__ = "threads"
+    __table_args__ = (
+        CheckConstraint("status IN ('idle', 'busy', 'interrupted', 'error')", name="status"),
+        Index("ix_threads_updated_at", "updated_at"),
+    )
+
+    thread_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # "metadata" is reserved on declarative classes, hence the attribute name.
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default=ThreadStatus.IDLE.value)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class Attempt(Base):

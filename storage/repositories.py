@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,9 +18,21 @@ from typing import Any
 from sqlalchemy import and_, delete, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
-from storage.models import TERMINAL_STATUSES, Attempt, Task, TaskEvent, TaskStatus, Usage, new_id, utcnow
+from storage.models import (
+    TERMINAL_STATUSES,
+    Attempt,
+    Task,
+    TaskEvent,
+    TaskStatus,
+    Thread,
+    ThreadStatus,
+    Usage,
+    new_id,
+    utcnow,
+)
 from storage.records import ATTEMPT_FIELDS, USAGE_FIELDS, AttemptRecord, UsageRecord, pick
 
 MAX_PAGE_SIZE = 200
@@ -27,6 +40,8 @@ EVENT_PAGE_SIZE = 500
 # First key of the two-key advisory lock that orders one task's event inserts on Postgres (the
 # migration and checkpointer locks use the one-key space, so they cannot collide with it).
 _EVENT_LOCK_NAMESPACE = 0x646C6576  # "dlev"
+# Ids of rows that save_run_outcome creates for a thread nobody queued (the CLI's runs).
+_THREAD_TASK_NAMESPACE = uuid.UUID("0d5f1b8e-3c55-4d0e-9a57-9c4b8f1e2d70")
 _TERMINAL_VALUES = tuple(status.value for status in TERMINAL_STATUSES)
 
 # Terminal states are final except FAILED -> QUEUED (an explicit retry). RUNNING -> QUEUED is
@@ -156,8 +171,13 @@ class TaskRepository:
         intent: dict[str, Any] | None = None,
         model: str | None = None,
         provider: str | None = None,
+        run: dict[str, Any] | None = None,
     ) -> Task:
-        """A new task; its LangGraph thread defaults to the task id."""
+        """A new task; its LangGraph thread defaults to the task id.
+
+        ``run`` makes it a LangGraph API run (kind 'run'): the run columns to set, e.g.
+        ``{"assistant_id": ..., "input": ..., "stream_modes": [...]}``.
+        """
         task_id = task_id or new_id()
         target = TaskStatus(status)
         now = utcnow()
@@ -171,6 +191,8 @@ class TaskRepository:
             provider=provider,
             created_at=now,
             updated_at=now,
+            kind="run" if run is not None else "task",
+            **(run or {}),
         )
         for key, value in status_timestamps(task, target, now).items():
             setattr(task, key, value)
@@ -182,7 +204,29 @@ class TaskRepository:
         return await self.session.get(Task, task_id)
 
     async def get_by_thread(self, thread_id: str) -> Task | None:
-        return await self.session.scalar(select(Task).where(Task.thread_id == thread_id))
+        """The thread's newest task or run (a task's thread has just the one)."""
+        return await self.session.scalar(
+            select(Task).where(Task.thread_id == thread_id).order_by(Task.created_at.desc(), Task.id.desc()).limit(1)
+        )
+
+    async def runs_of_thread(
+        self, thread_id: str, *, limit: int = 10, offset: int = 0, statuses: Sequence[str] | None = None
+    ) -> list[Task]:
+        """A thread's runs (and its task, if it is a task's thread), newest first."""
+        stmt = select(Task).where(Task.thread_id == thread_id)
+        if statuses:
+            stmt = stmt.where(Task.status.in_(list(statuses)))
+        stmt = stmt.order_by(Task.created_at.desc(), Task.id.desc()).limit(limit).offset(offset)
+        return list(await self.session.scalars(stmt))
+
+    async def active_run_ids(self, thread_id: str, *, exclude: str | None = None) -> list[str]:
+        """Runs of the thread that are queued or running: the thread is busy while any are."""
+        stmt = select(Task.id).where(
+            Task.thread_id == thread_id, Task.status.in_([TaskStatus.QUEUED.value, TaskStatus.RUNNING.value])
+        )
+        if exclude is not None:
+            stmt = stmt.where(Task.id != exclude)
+        return list(await self.session.scalars(stmt))
 
     async def status_of(self, task_id: str) -> TaskStatus | None:
         """Just the status (None if there is no such task): cheap enough to poll."""
@@ -254,6 +298,7 @@ class TaskRepository:
         created_before: datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        kind: str | None = "task",
     ) -> TaskPage:
         """Newest first, keyset-paginated on (created_at, id).
 
@@ -264,6 +309,9 @@ class TaskRepository:
             raise ValueError("limit must be at least 1")
         limit = min(limit, MAX_PAGE_SIZE)
         stmt = select(Task)
+        if kind is not None:
+            # The task API lists tasks; LangGraph API runs are listed per thread.
+            stmt = stmt.where(Task.kind == kind)
         if status is not None:
             statuses = [status] if isinstance(status, str) else list(status)
             stmt = stmt.where(Task.status.in_([TaskStatus(s).value for s in statuses]))
@@ -286,27 +334,34 @@ class TaskRepository:
         return TaskPage(items=items, next_cursor=next_cursor)
 
     async def lock_or_create_for_thread(self, thread_id: str, *, task_id: str | None = None) -> tuple[Task, bool]:
-        """The task for ``thread_id`` and whether it was just created; row-locked until the
-        transaction ends.
+        """The task for ``thread_id`` (``task_id`` when given, else the thread's newest) and
+        whether it was just created; row-locked until the transaction ends.
 
-        INSERT ... ON CONFLICT DO NOTHING first makes concurrent callers converge on one row
-        (and takes SQLite's write lock up front instead of failing a read->write upgrade).
+        A thread may hold several runs, so thread_id is not unique: a new row gets ``task_id``
+        or, without one, an id derived from the thread, so that concurrent callers still
+        converge on one row through INSERT ... ON CONFLICT (id) DO NOTHING (which also takes
+        SQLite's write lock up front instead of failing a read->write upgrade).
         """
+        if task_id is None:
+            existing = await self.session.scalar(
+                select(Task.id).where(Task.thread_id == thread_id).order_by(Task.created_at.desc(), Task.id.desc()).limit(1)
+            )
+            task_id = existing or str(uuid.uuid5(_THREAD_TASK_NAMESPACE, thread_id))
         dialect = self.session.get_bind().dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         now = utcnow()
         inserted = await self.session.execute(
             insert(Task)
-            .values(id=task_id or new_id(), thread_id=thread_id, created_at=now, updated_at=now)
-            .on_conflict_do_nothing(index_elements=[Task.thread_id])
+            .values(id=task_id, thread_id=thread_id, created_at=now, updated_at=now)
+            .on_conflict_do_nothing(index_elements=[Task.id])
         )
         task = await self.session.scalar(
-            select(Task).where(Task.thread_id == thread_id).with_for_update().execution_options(populate_existing=True)
+            select(Task).where(Task.id == task_id).with_for_update().execution_options(populate_existing=True)
         )
         if task is None:
-            raise TaskNotFound(thread_id)
-        if task_id is not None and task.id != task_id:
-            raise ValueError(f"thread {thread_id!r} belongs to task {task.id}, not {task_id}")
+            raise TaskNotFound(task_id)
+        if task.thread_id != thread_id:
+            raise ValueError(f"task {task_id} belongs to thread {task.thread_id!r}, not {thread_id!r}")
         return task, inserted.rowcount == 1
 
 
@@ -323,6 +378,19 @@ class TaskRepository:
         if limit < 1:
             return []
         now = now or utcnow()
+        # Runs of one thread go one at a time, oldest first: a run waits while an older run of
+        # its thread is queued or running (a task is alone on its thread, so never waits).
+        older = aliased(Task)
+        blocked = (
+            select(older.id)
+            .where(
+                older.thread_id == Task.thread_id,
+                older.id != Task.id,
+                older.status.in_([TaskStatus.QUEUED.value, TaskStatus.RUNNING.value]),
+                or_(older.created_at < Task.created_at, and_(older.created_at == Task.created_at, older.id < Task.id)),
+            )
+            .exists()
+        )
         runnable = (
             select(Task.id)
             .where(
@@ -332,7 +400,8 @@ class TaskRepository:
                         Task.status == TaskStatus.RUNNING.value,
                         or_(Task.lease_expires_at.is_(None), Task.lease_expires_at < now),
                     ),
-                )
+                ),
+                ~blocked,
             )
             .order_by(Task.created_at, Task.id)
             .limit(limit)
@@ -493,6 +562,76 @@ class TaskRepository:
         for status, count in rows:
             counts[TaskStatus(status)] = int(count)
         return counts
+
+
+THREAD_STATUS_AFTER_RUN: dict[TaskStatus, ThreadStatus] = {
+    TaskStatus.QUEUED: ThreadStatus.BUSY,
+    TaskStatus.RUNNING: ThreadStatus.BUSY,
+    TaskStatus.AWAITING_APPROVAL: ThreadStatus.INTERRUPTED,
+    TaskStatus.COMPLETED: ThreadStatus.IDLE,
+    TaskStatus.FAILED: ThreadStatus.ERROR,
+    TaskStatus.CANCELLED: ThreadStatus.IDLE,
+}
+
+
+class ThreadRepository:
+    """LangGraph API threads. Their state lives in the checkpointer; this is the index."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def create(self, thread_id: str | None = None, metadata: dict[str, Any] | None = None) -> Thread:
+        now = utcnow()
+        thread = Thread(thread_id=thread_id or new_id(), meta=dict(metadata or {}), status=ThreadStatus.IDLE.value,
+                        created_at=now, updated_at=now)
+        self.session.add(thread)
+        await self.session.flush()
+        return thread
+
+    async def get(self, thread_id: str) -> Thread | None:
+        return await self.session.get(Thread, thread_id)
+
+    async def search(
+        self, *, ids: Sequence[str] | None = None, status: str | None = None,
+        sort_by: str = "updated_at", descending: bool = True,
+    ) -> list[Thread]:
+        """Threads matching ids/status, sorted; metadata filtering is the caller's (portable
+        JSON containment differs between SQLite and Postgres)."""
+        stmt = select(Thread)
+        if ids:
+            stmt = stmt.where(Thread.thread_id.in_(list(ids)))
+        if status is not None:
+            stmt = stmt.where(Thread.status == status)
+        column = {"thread_id": Thread.thread_id, "status": Thread.status, "created_at": Thread.created_at,
+                  "updated_at": Thread.updated_at}[sort_by]
+        stmt = stmt.order_by(column.desc() if descending else column.asc(), Thread.thread_id)
+        return list(await self.session.scalars(stmt))
+
+    async def delete(self, thread_id: str) -> bool:
+        """The thread and every run on it (their events, attempts and usage cascade)."""
+        await self.session.execute(delete(Task).where(Task.thread_id == thread_id))
+        result = await self.session.execute(delete(Thread).where(Thread.thread_id == thread_id))
+        return result.rowcount == 1
+
+    async def set_status(self, thread_id: str, status: ThreadStatus) -> None:
+        await self.session.execute(
+            update(Thread).where(Thread.thread_id == thread_id).values(status=status.value, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+
+    async def after_run(self, thread_id: str, run_id: str, run_status: TaskStatus) -> None:
+        """The thread's status once ``run_id`` reached ``run_status``: still busy while other
+        runs of it wait or run."""
+        status = THREAD_STATUS_AFTER_RUN[run_status]
+        if status != ThreadStatus.BUSY and await TaskRepository(self.session).active_run_ids(thread_id, exclude=run_id):
+            status = ThreadStatus.BUSY
+        await self.set_status(thread_id, status)
+
+    async def touch(self, thread_id: str) -> None:
+        await self.session.execute(
+            update(Thread).where(Thread.thread_id == thread_id).values(updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
 
 
 class EventRepository:

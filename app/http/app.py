@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from litestar import Litestar
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -18,9 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.events import EventBus
 from app.executor import Executor
 from app.graph_runtime import open_graph_runtime
+from app.http.assistants import AssistantController, InfoController
 from app.http.errors import EXCEPTION_HANDLERS
 from app.http.ops import OpsController
+from app.http.runs import RunController
 from app.http.tasks import TaskController
+from app.http.threads import ThreadController
 from app.metrics import Metrics
 from app.settings import ServiceSettings
 
@@ -77,6 +81,19 @@ def timing_middleware(metrics: Metrics) -> Any:
     return factory
 
 
+async def allow_private_network(message: Message, scope: Scope) -> None:
+    """Answers Chrome's Private Network Access preflight: a page on a public origin (Studio)
+    calling a server on localhost sends ``Access-Control-Request-Private-Network: true`` and
+    needs ``Access-Control-Allow-Private-Network: true`` back besides the usual CORS headers.
+    A before-send hook, because the CORS middleware answers preflights ahead of any route
+    middleware."""
+    if message["type"] != "http.response.start" or scope.get("method") != "OPTIONS":
+        return
+    if any(name == b"access-control-request-private-network" and value.lower() == b"true"
+           for name, value in scope.get("headers", [])):
+        message["headers"] = [*message.get("headers", []), (b"access-control-allow-private-network", b"true")]
+
+
 def create_app(settings: ServiceSettings | None = None) -> Litestar:
     settings = settings or ServiceSettings.from_env()
     metrics = Metrics()
@@ -96,7 +113,8 @@ def create_app(settings: ServiceSettings | None = None) -> Litestar:
                 await executor.stop()
 
     return Litestar(
-        route_handlers=[TaskController, OpsController],
+        route_handlers=[TaskController, OpsController, InfoController, AssistantController, ThreadController,
+                        RunController],
         lifespan=[lifespan],
         dependencies={
             "runtime": _state("runtime"),
@@ -108,6 +126,16 @@ def create_app(settings: ServiceSettings | None = None) -> Litestar:
         },
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[timing_middleware(metrics)],
+        before_send=[allow_private_network],
+        cors_config=CORSConfig(
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["*"],
+            allow_headers=["*"],
+            # The SDK reads these to reconnect to a stream and to learn a new run's id.
+            expose_headers=["Location", "Content-Location", "X-Pagination-Next"],
+            allow_credentials=True,
+            max_age=600,
+        ),
         openapi_config=OpenAPIConfig(title="Draftloop", version="0.1.0", path="/schema"),
         request_max_body_size=1_048_576,
         debug=False,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
@@ -22,9 +23,37 @@ UNSUPPORTED_REPLY = (
 )
 
 
+_ABOUT_SOURCES = re.compile(r"\b(sources?|references?|citations?|cited|cite|links?|urls?)\b", re.IGNORECASE)
+
+
+def answer_from_previous_result(question: str, state: State) -> str | None:
+    """A question about the thread's last piece ("What sources did you use?") answered from
+    state: the sources are on record, a model would only guess, and drafting again would
+    change the piece. None when the question is about something else."""
+    previous = state.get("result") or {}
+    if previous.get("kind") != "content" or not _ABOUT_SOURCES.search(question):
+        return None
+    title = previous.get("title") or "The last draft"
+    sources = previous.get("sources") or []
+    if not sources:
+        return f"\"{title}\" used no web sources: research was off or found nothing."
+    lines = [f"- {s.get('title') or s.get('url')}: {s.get('url')}" for s in sources]
+    return f"\"{title}\" drew on these sources:\n" + "\n".join(lines)
+
+
 async def answer(state: State, config: RunnableConfig, runtime: Runtime[DraftloopContext]) -> dict[str, Any]:
-    deps = await dependencies(runtime)
     question = latest_request_text(state)
+    from_state = answer_from_previous_result(question, state)
+    if from_state is not None:
+        usage = turn_usage(state)
+        result = {"kind": "answer", "answer": from_state, "markdown": from_state, "title": "", "passed": True,
+                  "score": None, "attempts": 0, "sources": (state.get("result") or {}).get("sources") or [],
+                  "images": [], "model": "", "provider": "", "usage": usage_totals(usage),
+                  "warnings": list(dict.fromkeys(state.get("warnings") or []))}
+        await persist(state, result, config, runtime)
+        # `result` stays the piece the thread is about, so a later "make it shorter" revises it.
+        return {"messages": [AIMessage(content=from_state)]}
+    deps = await dependencies(runtime)
     notes = research_notes(state)
     chat, provider, model_name = await active_model(deps)
     reply = await invoke_text(

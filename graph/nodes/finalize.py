@@ -69,9 +69,13 @@ async def persist(state: State, result: dict[str, Any], config: RunnableConfig, 
     deps = await dependencies(runtime)
     if deps.save_outcome is None:
         return
-    thread_id = str((config.get("configurable") or {}).get("thread_id") or "")
+    configurable = config.get("configurable") or {}
+    thread_id = str(configurable.get("thread_id") or "")
+    # A thread holds one row per run: the service names the row this run writes to.
+    task_id = configurable.get("task_id")
     await deps.save_outcome({
         "thread_id": thread_id,
+        **({"task_id": str(task_id)} if task_id else {}),
         "request": state.get("request", {}).get("text", ""),
         "params": state.get("request", {}),
         "intent": state.get("intent", {}),

@@ -102,6 +102,10 @@ async def route_intent(state: State, runtime: Runtime[DraftloopContext]) -> dict
     deps = await dependencies(runtime)
     text = latest_request_text(state)
     given = dict(state.get("request") or {})
+    if given.get("text") and given["text"] != text:
+        # Last turn's normalised request, still in state: not fields the caller sent now (on a
+        # follow-up they would otherwise force "content" onto a plain question).
+        given = {}
     has_previous = bool(state.get("result", {}).get("markdown") or state.get("draft", {}).get("markdown"))
     turn = int(state.get("turn") or 0) + 1
     warnings: list[str] = []
@@ -148,10 +152,10 @@ async def route_intent(state: State, runtime: Runtime[DraftloopContext]) -> dict
         explicit = intent_rules.explicit_fields(text)
         request = {**previous_request, **{k: v for k, v in explicit.items() if k != "topic"}, "text": text}
         update["feedback"] = text
-        update["draft"] = state.get("result") and {
-            "title": state["result"].get("title", ""),
-            "markdown": state["result"].get("markdown", ""),
-        } or state.get("draft", {})
+        # The piece to revise: the last result when it was content (an answer is not a draft).
+        previous = state.get("result") or {}
+        update["draft"] = {"title": previous.get("title", ""), "markdown": previous.get("markdown", "")} if (
+            previous.get("kind", "content") == "content" and previous.get("markdown")) else state.get("draft", {})
     else:
         context = runtime.context if isinstance(runtime.context, DraftloopContext) else None
         request = normalise_request(

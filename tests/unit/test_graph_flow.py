@@ -261,3 +261,36 @@ async def test_follow_up_keeps_every_turns_attempts_and_usage_for_storage(graph_
     assert [a["turn"] for a in second["attempts"]] == [1, 2]
     assert len(second["usage"]) == len(first["usage"]) + 3
     assert second["result"]["attempts"] == 1
+
+
+async def test_question_about_sources_is_answered_from_state_without_drafting_again(graph_fakes: GraphFakes) -> None:
+    cfg = config()
+    graph = build_graph(InMemorySaver())
+    deps = graph_fakes.dependencies()
+    ctx = DraftloopContext(deps=deps)
+    first = await graph.ainvoke({"messages": [HumanMessage(REQUEST)]}, cfg, context=ctx)
+    graph_fakes.writer.intent = {"kind": "answer", "confidence": 90, "reason": "a question"}
+    calls_before = list(graph_fakes.writer.calls)
+    second = await graph.ainvoke({"messages": [HumanMessage("What sources did you use?")]}, cfg, context=ctx)
+    await deps.models.aclose()
+    reply = str(second["messages"][-1].content)
+    assert first["result"]["sources"]
+    assert all(source["url"] in reply for source in first["result"]["sources"])
+    # Only the intent call: no draft, no judge, no answer model call.
+    assert graph_fakes.writer.calls[len(calls_before):] == ["intent"]
+    assert second["result"] == first["result"]
+
+
+async def test_revision_after_a_question_revises_the_piece_not_the_answer(graph_fakes: GraphFakes) -> None:
+    cfg = config()
+    graph = build_graph(InMemorySaver())
+    deps = graph_fakes.dependencies()
+    ctx = DraftloopContext(deps=deps)
+    first = await graph.ainvoke({"messages": [HumanMessage(REQUEST)]}, cfg, context=ctx)
+    graph_fakes.writer.intent = {"kind": "answer", "confidence": 90, "reason": "a question"}
+    await graph.ainvoke({"messages": [HumanMessage("What sources did you use?")]}, cfg, context=ctx)
+    graph_fakes.writer.intent = {"kind": "revise", "confidence": 90, "reason": "edit"}
+    third = await graph.ainvoke({"messages": [HumanMessage("Make it shorter, about 150 words")]}, cfg, context=ctx)
+    await deps.models.aclose()
+    assert third["intent"]["kind"] == "revise"
+    assert first["result"]["markdown"] in graph_fakes.writer.prompts[-1]

@@ -1,0 +1,135 @@
+"""LangGraph API discovery: server info and the one system assistant per graph."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.params import Parameter
+
+from app.graph_runtime import GraphRuntime
+from app.http.errors import NotFoundError
+from app.http.lg_common import json_body, reject_unknown, require_assistant, unprocessable
+from app.runs import ASSISTANT_ID, GRAPH_ID
+
+# The system assistant exists as long as the graph does; a fixed date keeps responses stable.
+_CREATED = datetime(2025, 1, 1, tzinfo=UTC).isoformat()
+_SEARCH_FIELDS = ("graph_id", "metadata", "name", "limit", "offset", "sort_by", "sort_order", "select")
+
+
+def _version(package: str) -> str | None:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
+def assistant_dict() -> dict[str, Any]:
+    return {
+        "assistant_id": ASSISTANT_ID,
+        "graph_id": GRAPH_ID,
+        "config": {},
+        "context": {},
+        "metadata": {"created_by": "system"},
+        "name": GRAPH_ID,
+        "description": "Draftloop content pipeline: route, research, draft, critique, approve, persist.",
+        "version": 1,
+        "created_at": _CREATED,
+        "updated_at": _CREATED,
+    }
+
+
+def _xray(raw: str | None) -> bool | int:
+    if raw in (None, "", "false", "False"):
+        return False
+    if raw in ("true", "True"):
+        return True
+    try:
+        depth = int(str(raw))
+    except ValueError:
+        raise unprocessable("xray", "must be true, false or a positive integer") from None
+    if depth <= 0:
+        raise unprocessable("xray", "must be true, false or a positive integer")
+    return depth
+
+
+class InfoController(Controller):
+    path = "/"
+    tags = ["langgraph api"]
+
+    @get("/info", summary="Server information (LangGraph API)")
+    async def info(self) -> dict[str, Any]:
+        return {
+            "version": _version("draftloop"),
+            "langgraph_py_version": _version("langgraph"),
+            "flags": {"assistants": True, "crons": False, "langsmith": False, "langsmith_tracing_replicas": False},
+            "host": {"kind": "draftloop", "project_id": None, "revision_id": None, "tenant_id": None},
+        }
+
+    @get("/ok", summary="Liveness in LangGraph API terms")
+    async def ok(self) -> dict[str, bool]:
+        return {"ok": True}
+
+
+class AssistantController(Controller):
+    path = "/assistants"
+    tags = ["langgraph api"]
+
+    @post("/search", status_code=200, summary="Search assistants (JSON body, text/plain accepted)")
+    async def search(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
+        body = await json_body(request)
+        reject_unknown(body, _SEARCH_FIELDS)
+        assistant = assistant_dict()
+        matches = True
+        if body.get("graph_id") not in (None, GRAPH_ID):
+            matches = False
+        if body.get("name") and str(body["name"]).lower() not in assistant["name"]:
+            matches = False
+        for key, value in (body.get("metadata") or {}).items():
+            if assistant["metadata"].get(key) != value:
+                matches = False
+        offset = int(body.get("offset") or 0)
+        return [assistant] if matches and offset == 0 and int(body.get("limit", 10)) > 0 else []
+
+    @get("/{assistant_id:str}", summary="One assistant")
+    async def get_assistant(self, assistant_id: str) -> dict[str, Any]:
+        require_assistant(assistant_id)
+        return assistant_dict()
+
+    @get("/{assistant_id:str}/graph", summary="The graph's nodes and edges")
+    async def get_graph(
+        self, assistant_id: str, runtime: GraphRuntime, xray: str | None = Parameter(query="xray", default=None)
+    ) -> dict[str, Any]:
+        require_assistant(assistant_id)
+        return runtime.graph.get_graph(xray=_xray(xray)).to_json()
+
+    @get("/{assistant_id:str}/schemas", summary="Input, output, state and context JSON schemas")
+    async def get_schemas(self, assistant_id: str, runtime: GraphRuntime) -> dict[str, Any]:
+        require_assistant(assistant_id)
+        graph = runtime.graph
+        return {
+            "graph_id": GRAPH_ID,
+            "input_schema": graph.get_input_jsonschema(),
+            "output_schema": graph.get_output_jsonschema(),
+            # The graph has no separate output schema: its output is the whole state.
+            "state_schema": graph.get_output_jsonschema(),
+            # Nothing is read from config.configurable but the context fields (older clients).
+            "config_schema": None,
+            "context_schema": graph.get_context_jsonschema(),
+        }
+
+    @get(["/{assistant_id:str}/subgraphs", "/{assistant_id:str}/subgraphs/{namespace:str}"],
+         summary="Subgraph schemas (this graph has none)")
+    async def get_subgraphs(self, assistant_id: str, namespace: str | None = None) -> dict[str, Any]:
+        require_assistant(assistant_id)
+        if namespace is not None:
+            raise NotFoundError(detail=f"no subgraph {namespace}")
+        return {}
+
+    @post("/count", status_code=200, summary="Count assistants")
+    async def count(self, request: Request[Any, Any, Any]) -> Response[int]:
+        body = await json_body(request)
+        reject_unknown(body, ("graph_id", "metadata", "name"))
+        return Response(1 if body.get("graph_id") in (None, GRAPH_ID) else 0)

@@ -1,0 +1,324 @@
+"""LangGraph API runs: background, streamed (SSE) and waited-for runs on durable threads.
+
+Every run is queued in the database and driven by the executor like a task; a streaming
+request just follows the run's stored events, so a client that drops can join again with
+Last-Event-ID (the Location header says where) and the run goes on meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.params import Parameter
+from litestar.response import Stream
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.events import STATUS, EventBus
+from app.executor import Executor, ThreadBusy
+from app.graph_runtime import GraphRuntime
+from app.http.errors import ConflictError, NotFoundError
+from app.http.lg_common import interrupt_dict, json_body, reject_unknown, require_assistant, run_dict, unprocessable
+from app.http.sse import last_event_id, sse_comment, sse_event, sse_response
+from app.http.threads import thread_config, thread_or_404
+from app.runs import API_STREAM_MODES, CONTEXT_FIELDS, DEFAULT_STREAM_MODES, END, RUN_STATUS, jsonable
+from app.settings import ServiceSettings
+from storage.models import Task, TaskStatus
+from storage.repositories import TaskRepository, ThreadRepository
+
+log = logging.getLogger("draftloop.http.runs")
+
+# Fields a run request may carry. Anything else is a 422 naming it; so is a value of one of
+# these that this server cannot honour (see parse_run).
+RUN_FIELDS = frozenset({
+    "assistant_id", "input", "command", "stream_mode", "stream_subgraphs", "stream_resumable", "config",
+    "context", "metadata", "interrupt_before", "interrupt_after", "checkpoint", "checkpoint_id",
+    "multitask_strategy", "if_not_exists", "on_disconnect", "on_completion", "durability",
+    "webhook", "feedback_keys", "after_seconds", "checkpoint_during", "langsmith_tracer", "strict_resume",
+})
+# Accepted by name but not implemented: any non-null value is refused.
+UNSUPPORTED_FIELDS = ("webhook", "feedback_keys", "after_seconds", "langsmith_tracer")
+CONFIG_FIELDS = frozenset({"configurable", "tags", "metadata", "recursion_limit", "run_name"})
+COMMAND_FIELDS = frozenset({"resume", "update", "goto"})
+
+# Keeps cancel-on-disconnect tasks alive until they finish (the event loop holds weak refs).
+_background: set[asyncio.Task[Any]] = set()
+
+
+def _names_list(body: dict[str, Any], field: str, nodes: set[str]) -> list[str] | str | None:
+    value = body.get(field)
+    if value is None or value == "*":
+        return value
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise unprocessable(field, 'must be "*" or a list of node names')
+    unknown = [v for v in value if v not in nodes]
+    if unknown:
+        raise unprocessable(field, f"no node {unknown[0]!r} in the graph")
+    return value
+
+
+def parse_run(body: dict[str, Any], nodes: set[str], *, stateless: bool = False) -> dict[str, Any]:
+    """The run columns for a request body; a 422 naming the first field that cannot be honoured."""
+    reject_unknown(body, RUN_FIELDS)
+    for field in UNSUPPORTED_FIELDS:
+        if body.get(field) is not None:
+            raise unprocessable(field, "not supported by this server")
+    if body.get("strict_resume"):
+        raise unprocessable("strict_resume", "not supported by this server")
+    if body.get("checkpoint_during") is not None:
+        raise unprocessable("checkpoint_during", "deprecated; use durability")
+    if "assistant_id" not in body:
+        raise unprocessable("assistant_id", "required")
+    assistant_id = require_assistant(str(body["assistant_id"]))
+    if body.get("input") is not None and body.get("command") is not None:
+        raise unprocessable("command", "send either input or command, not both")
+    command = body.get("command")
+    if command is not None:
+        if not isinstance(command, dict) or not command or set(command) - COMMAND_FIELDS:
+            raise unprocessable("command", "must be an object with resume, update and/or goto")
+    modes = body.get("stream_mode") or DEFAULT_STREAM_MODES
+    modes = [modes] if isinstance(modes, str) else list(modes)
+    for mode in modes:
+        if mode not in API_STREAM_MODES:
+            raise unprocessable("stream_mode", f"{mode!r} is not supported; use {', '.join(API_STREAM_MODES)}")
+    config = body.get("config") or {}
+    if not isinstance(config, dict):
+        raise unprocessable("config", "must be an object")
+    for key in config:
+        if key not in CONFIG_FIELDS:
+            raise unprocessable(f"config.{key}", "not supported by this server")
+    context = body.get("context") or {}
+    if not isinstance(context, dict):
+        raise unprocessable("context", "must be an object")
+    for key in context:
+        if key not in CONTEXT_FIELDS:
+            raise unprocessable(f"context.{key}", f"unknown; the context has {', '.join(sorted(CONTEXT_FIELDS))}")
+    metadata = body.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise unprocessable("metadata", "must be an object")
+    strategy = body.get("multitask_strategy") or "enqueue"
+    if strategy not in ("reject", "enqueue"):
+        raise unprocessable("multitask_strategy", f"{strategy!r} is not supported; use reject or enqueue")
+    if body.get("on_disconnect") not in (None, "continue", "cancel"):
+        raise unprocessable("on_disconnect", "must be continue or cancel")
+    if body.get("on_completion") not in (None, "delete", "keep"):
+        raise unprocessable("on_completion", "must be delete or keep")
+    if body.get("on_completion") is not None and not stateless:
+        raise unprocessable("on_completion", "only applies to stateless runs")
+    if body.get("if_not_exists") not in (None, "reject", "create"):
+        raise unprocessable("if_not_exists", "must be reject or create")
+    if body.get("durability") not in (None, "sync", "async", "exit"):
+        raise unprocessable("durability", "must be sync, async or exit")
+    checkpoint_id = body.get("checkpoint_id")
+    checkpoint = body.get("checkpoint")
+    if checkpoint is not None:
+        if not isinstance(checkpoint, dict) or checkpoint.get("checkpoint_ns"):
+            raise unprocessable("checkpoint", "must be {checkpoint_id} on the root graph")
+        checkpoint_id = checkpoint.get("checkpoint_id") or checkpoint_id
+    return {
+        "assistant_id": assistant_id,
+        "input": body.get("input"),
+        "command": command,
+        "stream_modes": modes,
+        "config": config,
+        "context": context,
+        "run_metadata": metadata,
+        "interrupt_before": _names_list(body, "interrupt_before", nodes),
+        "interrupt_after": _names_list(body, "interrupt_after", nodes),
+        "checkpoint_id": checkpoint_id,
+        "multitask_strategy": strategy,
+        "durability": body.get("durability"),
+    }
+
+
+def _links(run: Task, stateless: bool = False) -> dict[str, str]:
+    base = f"/threads/{run.thread_id}/runs/{run.id}"
+    return {"Content-Location": f"/runs/{run.id}" if stateless else base}
+
+
+async def _create(
+    thread_id: str, body: dict[str, Any], sessions: async_sessionmaker[AsyncSession], executor: Executor,
+    runtime: GraphRuntime,
+) -> Task:
+    run = parse_run(body, set(runtime.graph.nodes))
+    async with sessions.begin() as session:
+        threads = ThreadRepository(session)
+        if await threads.get(thread_id) is None:
+            if body.get("if_not_exists") != "create":
+                raise NotFoundError(detail=f"thread {thread_id} not found")
+            await threads.create(thread_id, {"graph_id": "draftloop"})
+    try:
+        return await executor.enqueue_run(thread_id, run, reject_if_busy=run["multitask_strategy"] == "reject")
+    except ThreadBusy as exc:
+        raise ConflictError(detail=str(exc)) from exc
+
+
+async def _get_run(sessions: async_sessionmaker[AsyncSession], thread_id: str, run_id: str) -> Task:
+    async with sessions() as session:
+        run = await TaskRepository(session).get(run_id)
+    if run is None or run.thread_id != thread_id:
+        raise NotFoundError(detail=f"run {run_id} not found on thread {thread_id}")
+    return run
+
+
+def _stream(run: Task, bus: EventBus, settings: ServiceSettings, executor: Executor, *, after: int = 0,
+            cancel_on_disconnect: bool = False, cleanup: Any = None) -> AsyncIterator[bytes]:
+    async def body() -> AsyncIterator[bytes]:
+        ended = False
+        try:
+            async for event in bus.follow(run.id, after_id=after, heartbeat=settings.sse_heartbeat_seconds,
+                                          until=lambda e: e.type == END):
+                if event is None:
+                    yield sse_comment()
+                elif event.type != STATUS:
+                    ended = event.type == END
+                    yield sse_event(event.type, event.data.get("payload"), event.id)
+            ended = True
+        finally:
+            if not ended and cancel_on_disconnect:
+                # The client went away and asked for the run to go with it; the generator is
+                # being closed, so the cancel runs on its own.
+                task = asyncio.create_task(executor.cancel(run.id))
+                _background.add(task)
+                task.add_done_callback(_background.discard)
+            if ended and cleanup is not None:
+                await cleanup()
+
+    return body()
+
+
+async def _wait_result(run: Task, bus: EventBus, sessions: async_sessionmaker[AsyncSession],
+                       runtime: GraphRuntime) -> dict[str, Any]:
+    """What /wait and /join answer: the thread's values once the run ended, with its interrupts
+    under __interrupt__, or {"__error__": ...} when it failed."""
+    async for _ in bus.follow(run.id, heartbeat=3600, until=lambda e: e.type == END):
+        pass
+    async with sessions() as session:
+        final = await TaskRepository(session).get(run.id)
+    if final is not None and final.status == TaskStatus.FAILED.value:
+        return {"__error__": {"error": "RunError", "message": final.error or "run failed"}}
+    snapshot = await runtime.graph.aget_state(thread_config(run.thread_id))
+    values = jsonable(snapshot.values) if isinstance(snapshot.values, dict) else {}
+    if snapshot.interrupts:
+        values["__interrupt__"] = [interrupt_dict(i) for i in snapshot.interrupts]
+    return values
+
+
+async def _delete_thread_later(thread_id: str, sessions: async_sessionmaker[AsyncSession], runtime: GraphRuntime) -> None:
+    async with sessions.begin() as session:
+        await ThreadRepository(session).delete(thread_id)
+    await runtime.graph.checkpointer.adelete_thread(thread_id)
+
+
+class RunController(Controller):
+    path = "/"
+    tags = ["langgraph api"]
+
+    @post("/threads/{thread_id:str}/runs", status_code=200, summary="Start a background run")
+    async def create_run(self, thread_id: str, request: Request[Any, Any, Any], sessions: async_sessionmaker[AsyncSession],
+                         executor: Executor, runtime: GraphRuntime) -> Response[dict[str, Any]]:
+        run = await _create(thread_id, await json_body(request), sessions, executor, runtime)
+        return Response(run_dict(run), headers=_links(run))
+
+    @post("/threads/{thread_id:str}/runs/stream", status_code=200, summary="Start a run and stream it (SSE)")
+    async def stream_run(self, thread_id: str, request: Request[Any, Any, Any], sessions: async_sessionmaker[AsyncSession],
+                         executor: Executor, runtime: GraphRuntime, bus: EventBus, settings: ServiceSettings) -> Stream:
+        body = await json_body(request)
+        run = await _create(thread_id, body, sessions, executor, runtime)
+        headers = {**_links(run), "Location": f"/threads/{thread_id}/runs/{run.id}/stream"}
+        return sse_response(_stream(run, bus, settings, executor, cancel_on_disconnect=body.get("on_disconnect") == "cancel"),
+                            headers)
+
+    @post("/threads/{thread_id:str}/runs/wait", status_code=200, summary="Start a run and wait for its values")
+    async def wait_run(self, thread_id: str, request: Request[Any, Any, Any], sessions: async_sessionmaker[AsyncSession],
+                       executor: Executor, runtime: GraphRuntime, bus: EventBus) -> Response[dict[str, Any]]:
+        run = await _create(thread_id, await json_body(request), sessions, executor, runtime)
+        result = await _wait_result(run, bus, sessions, runtime)
+        return Response(result, headers={**_links(run), "Location": f"/threads/{thread_id}/runs/{run.id}/join"})
+
+    @get("/threads/{thread_id:str}/runs", summary="A thread's runs, newest first")
+    async def list_runs(self, thread_id: str, sessions: async_sessionmaker[AsyncSession],
+                        limit: int = Parameter(default=10, ge=1, le=200), offset: int = Parameter(default=0, ge=0),
+                        status: str | None = None) -> list[dict[str, Any]]:
+        await thread_or_404(sessions, thread_id)
+        statuses = None
+        if status is not None:
+            statuses = [task_status.value for task_status, name in RUN_STATUS.items() if name == status]
+            if not statuses:
+                raise unprocessable("status", "must be pending, running, error, success, timeout or interrupted")
+        async with sessions() as session:
+            runs = await TaskRepository(session).runs_of_thread(thread_id, limit=limit, offset=offset, statuses=statuses)
+        return [run_dict(run) for run in runs]
+
+    @get("/threads/{thread_id:str}/runs/{run_id:str}", summary="One run")
+    async def get_run(self, thread_id: str, run_id: str, sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
+        return run_dict(await _get_run(sessions, thread_id, run_id))
+
+    @get("/threads/{thread_id:str}/runs/{run_id:str}/stream", summary="Join a run's stream (Last-Event-ID resumes)")
+    async def join_stream(self, thread_id: str, run_id: str, request: Request[Any, Any, Any],
+                          sessions: async_sessionmaker[AsyncSession], bus: EventBus, settings: ServiceSettings,
+                          executor: Executor, cancel_on_disconnect: bool = False) -> Stream:
+        run = await _get_run(sessions, thread_id, run_id)
+        return sse_response(_stream(run, bus, settings, executor, after=last_event_id(request),
+                                    cancel_on_disconnect=cancel_on_disconnect),
+                            {**_links(run), "Location": f"/threads/{thread_id}/runs/{run.id}/stream"})
+
+    @get("/threads/{thread_id:str}/runs/{run_id:str}/join", summary="Wait for a run and answer the thread's values")
+    async def join_run(self, thread_id: str, run_id: str, sessions: async_sessionmaker[AsyncSession], bus: EventBus,
+                       runtime: GraphRuntime) -> dict[str, Any]:
+        return await _wait_result(await _get_run(sessions, thread_id, run_id), bus, sessions, runtime)
+
+    @post("/threads/{thread_id:str}/runs/{run_id:str}/cancel", status_code=202, summary="Cancel a run")
+    async def cancel_run(self, thread_id: str, run_id: str, sessions: async_sessionmaker[AsyncSession], executor: Executor,
+                         bus: EventBus, runtime: GraphRuntime, wait: bool = False,
+                         action: str = "interrupt") -> Response[None]:
+        if action != "interrupt":
+            raise unprocessable("action", "only interrupt is supported")
+        run = await _get_run(sessions, thread_id, run_id)
+        if TaskStatus(run.status).is_terminal:
+            raise ConflictError(detail=f"run {run_id} already ended")
+        if run.status == TaskStatus.AWAITING_APPROVAL.value:
+            # An interrupted run is over already; the thread stays resumable.
+            raise ConflictError(detail=f"run {run_id} is interrupted, not running")
+        await executor.cancel(run.id)
+        if wait:
+            async for _ in bus.follow(run.id, heartbeat=3600, until=lambda e: e.type == END):
+                pass
+        return Response(None, status_code=202)
+
+    @post("/runs/stream", status_code=200, summary="A stateless run, streamed, on a temporary thread")
+    async def stream_stateless(self, request: Request[Any, Any, Any], sessions: async_sessionmaker[AsyncSession],
+                               executor: Executor, runtime: GraphRuntime, bus: EventBus, settings: ServiceSettings) -> Stream:
+        body = await json_body(request)
+        parse_run(body, set(runtime.graph.nodes), stateless=True)
+        thread_id = await _temporary_thread(sessions)
+        run = await _create(thread_id, {k: v for k, v in body.items() if k != "on_completion"}, sessions, executor, runtime)
+
+        async def cleanup() -> None:
+            if body.get("on_completion", "delete") == "delete":
+                await _delete_thread_later(thread_id, sessions, runtime)
+
+        headers = {**_links(run, stateless=True), "Location": f"/threads/{thread_id}/runs/{run.id}/stream"}
+        return sse_response(_stream(run, bus, settings, executor, cleanup=cleanup,
+                                    cancel_on_disconnect=body.get("on_disconnect") == "cancel"), headers)
+
+    @post("/runs/wait", status_code=200, summary="A stateless run on a temporary thread; its final values")
+    async def wait_stateless(self, request: Request[Any, Any, Any], sessions: async_sessionmaker[AsyncSession],
+                             executor: Executor, runtime: GraphRuntime, bus: EventBus) -> Response[dict[str, Any]]:
+        body = await json_body(request)
+        parse_run(body, set(runtime.graph.nodes), stateless=True)
+        thread_id = await _temporary_thread(sessions)
+        run = await _create(thread_id, {k: v for k, v in body.items() if k != "on_completion"}, sessions, executor, runtime)
+        result = await _wait_result(run, bus, sessions, runtime)
+        if body.get("on_completion", "delete") == "delete":
+            await _delete_thread_later(thread_id, sessions, runtime)
+        return Response(result, headers=_links(run, stateless=True))
+
+
+async def _temporary_thread(sessions: async_sessionmaker[AsyncSession]) -> str:
+    async with sessions.begin() as session:
+        thread = await ThreadRepository(session).create(metadata={"graph_id": "draftloop", "temporary": True})
+    return thread.thread_id

@@ -1,0 +1,218 @@
+"""LangGraph API runs on the durable executor: stream modes, event shapes, graph arguments.
+
+A run is a ``tasks`` row of kind 'run'. The executor drives it like a task; this module turns
+its row into the graph's input, config and context, and its graph stream into the events a
+langgraph-sdk client expects (stored in ``task_events`` under the SSE event name, the payload
+under ``data["payload"]``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import enum
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from langchain_core.messages import BaseMessage
+from langgraph.types import Command, Interrupt, Send
+from pydantic import BaseModel
+
+from app.events import EventBus
+from graph.context import Dependencies, DraftloopContext
+from storage.models import Task, TaskStatus
+
+GRAPH_ID = "draftloop"
+# The namespace langgraph-api derives system assistant ids from (langgraph_api.graph.NAMESPACE_GRAPH),
+# so a client that computed the id for `langgraph dev` finds the same assistant here.
+NAMESPACE_GRAPH = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
+ASSISTANT_ID = str(uuid.uuid5(NAMESPACE_GRAPH, GRAPH_ID))
+
+# API stream mode -> LangGraph stream mode. "messages" (partial/complete message events) and
+# "events" (astream_events) are shaped differently and not served: asking for them is a 422.
+API_STREAM_MODES: dict[str, str] = {
+    "values": "values",
+    "updates": "updates",
+    "messages-tuple": "messages",
+    "debug": "debug",
+    "custom": "custom",
+    "tasks": "tasks",
+    "checkpoints": "checkpoints",
+}
+DEFAULT_STREAM_MODES = ["values"]
+# Always streamed: "tasks" tells which node runs (errors, drain points), "updates" carries interrupts.
+INTERNAL_MODES = ("tasks", "updates")
+# Structured calls (intent JSON, judge scores) are plumbing, not chat: a chat UI would print them.
+QUIET_MESSAGE_NODES = frozenset({"route_intent", "critique"})
+CONTEXT_FIELDS = frozenset({"require_approval", "quality_threshold", "max_revisions"})
+
+RUN_STATUS: dict[TaskStatus, str] = {
+    TaskStatus.QUEUED: "pending",
+    TaskStatus.RUNNING: "running",
+    TaskStatus.AWAITING_APPROVAL: "interrupted",
+    TaskStatus.COMPLETED: "success",
+    TaskStatus.FAILED: "error",
+    TaskStatus.CANCELLED: "interrupted",
+}
+
+METADATA = "metadata"
+END = "end"
+API_ERROR = "error"
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, BaseMessage):
+        return value.model_dump()
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, Interrupt):
+        return {"value": value.value, "id": value.id}
+    if isinstance(value, Send):
+        return {"node": value.node, "arg": value.arg}
+    if isinstance(value, Command):
+        return {"resume": value.resume, "update": value.update, "goto": value.goto}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return repr(value)
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON (dicts, lists, strings, numbers) for storage and SSE: messages become their
+    LangChain dicts, interrupts {value, id}; anything unknown its repr rather than a crash."""
+    return json.loads(json.dumps(value, default=_default))
+
+
+def _checkpoint_of(config: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    configurable = (config or {}).get("configurable") or {}
+    if not configurable.get("checkpoint_id"):
+        return None
+    return {"thread_id": configurable.get("thread_id"), "checkpoint_ns": configurable.get("checkpoint_ns") or "",
+            "checkpoint_id": configurable["checkpoint_id"]}
+
+
+def debug_payload(chunk: Mapping[str, Any]) -> dict[str, Any]:
+    """A debug event as langgraph-api sends it: checkpoint events name their checkpoint and
+    its parent as {thread_id, checkpoint_ns, checkpoint_id}."""
+    event = dict(chunk)
+    payload = event.get("payload")
+    if event.get("type") == "checkpoint" and isinstance(payload, Mapping):
+        event["payload"] = {
+            **payload,
+            "checkpoint": _checkpoint_of(payload.get("config")),
+            "parent_checkpoint": _checkpoint_of(payload.get("parent_config")),
+        }
+    return event
+
+
+class ApiRunPublisher:
+    """Publishes one run's LangGraph stream as LangGraph API events, in stream order."""
+
+    def __init__(self, bus: EventBus, run_id: str, stream_modes: list[str]) -> None:
+        self.bus = bus
+        self.run_id = run_id
+        self.wanted = set(stream_modes)
+        self.current_node: str | None = None
+        self.failed_node: str | None = None
+        self.interrupts: list[Interrupt] = []
+        # The flush timer of the task publisher has no counterpart here, but the executor's
+        # clean-up treats both publishers alike.
+        self._lock = asyncio.Lock()
+
+    async def handle(self, mode: str, chunk: Any) -> None:
+        if mode == "tasks":
+            if "input" in chunk:
+                self.current_node = chunk["name"]
+            elif chunk.get("error") is not None:
+                self.failed_node = chunk["name"]
+        elif mode == "updates":
+            for node, update in chunk.items():
+                if node == "__interrupt__":
+                    self.interrupts.extend(update)
+                elif self.current_node == node:
+                    self.current_node = None
+        if mode not in self.wanted:
+            return
+        if mode == "messages":
+            message, meta = chunk
+            if isinstance(meta, Mapping) and meta.get("langgraph_node") in QUIET_MESSAGE_NODES:
+                return
+            await self.publish("messages", [message, meta])
+        elif mode == "debug":
+            await self.publish("debug", debug_payload(chunk))
+        else:
+            await self.publish(mode, chunk)
+
+    async def publish(self, event: str, data: Any) -> None:
+        async with self._lock:
+            await self.bus.publish(self.run_id, event, {"payload": jsonable(data)})
+
+    async def flush(self) -> None:
+        """Nothing is buffered: every chunk is its own event."""
+
+    async def aclose(self) -> None:
+        """Nothing to stop."""
+
+
+def langgraph_modes(stream_modes: list[str]) -> list[str]:
+    modes = list(INTERNAL_MODES)
+    for mode in stream_modes:
+        native = API_STREAM_MODES[mode]
+        if native not in modes:
+            modes.append(native)
+    return modes
+
+
+def wanted_modes(stream_modes: list[str]) -> list[str]:
+    """The LangGraph modes whose chunks the client asked to see."""
+    return [API_STREAM_MODES[mode] for mode in stream_modes]
+
+
+def run_context(run: Task, deps: Dependencies) -> DraftloopContext:
+    """Context fields from ``context`` win over the same keys in ``config.configurable`` (how
+    clients before LangGraph's context API passed them)."""
+    configurable = (run.config or {}).get("configurable") or {}
+    fields = {key: configurable[key] for key in CONTEXT_FIELDS if configurable.get(key) is not None}
+    fields.update({key: value for key, value in (run.context or {}).items() if key in CONTEXT_FIELDS})
+    return DraftloopContext(deps=deps, **fields)
+
+
+def run_config(run: Task) -> dict[str, Any]:
+    given = dict(run.config or {})
+    configurable = {**(given.pop("configurable", None) or {}), "thread_id": run.thread_id, "task_id": run.id}
+    if run.checkpoint_id:
+        configurable["checkpoint_id"] = run.checkpoint_id
+    metadata = {**(given.pop("metadata", None) or {}), **(run.run_metadata or {}),
+                "run_id": run.id, "thread_id": run.thread_id, "assistant_id": run.assistant_id, "graph_id": GRAPH_ID}
+    return {**given, "configurable": configurable, "metadata": metadata}
+
+
+def run_input(run: Task) -> Any:
+    """The graph input: a Command when the run carries one, else its input (None continues
+    from the checkpoint, which is what a run on an interrupted or forked thread wants)."""
+    command = run.command or {}
+    if command:
+        goto = command.get("goto")
+        if isinstance(goto, Mapping):
+            goto = Send(str(goto.get("node")), goto.get("input"))
+        elif isinstance(goto, list):
+            goto = [Send(str(g.get("node")), g.get("input")) if isinstance(g, Mapping) else g for g in goto]
+        kwargs: dict[str, Any] = {}
+        if "resume" in command:
+            kwargs["resume"] = command["resume"]
+        if command.get("update") is not None:
+            kwargs["update"] = command["update"]
+        if goto is not None:
+            kwargs["goto"] = goto
+        return Command(**kwargs)
+    return run.input
