@@ -91,6 +91,15 @@ class EventBus:
         # task id -> wake-up flags of the followers in this process.
         self._followers: dict[str, set[asyncio.Event]] = {}
         self.published_total = 0
+        self._closed = False
+
+    def close(self) -> None:
+        """End every follow() at its next step: the server is shutting down, and an open SSE
+        stream would otherwise hold the shutdown until the connection timeout."""
+        self._closed = True
+        for flags in self._followers.values():
+            for flag in flags:
+                flag.set()
 
     async def publish(self, task_id: str, event_type: str, data: Mapping[str, Any] | None = None) -> int:
         """Store one event in its own transaction and wake this process's followers; its id."""
@@ -148,7 +157,7 @@ class EventBus:
         last_id = after_id
         quiet_since = time.monotonic()
         try:
-            while True:
+            while not self._closed:
                 # Cleared before reading: a publish landing during the read sets it again, so the
                 # wait below returns at once instead of missing it.
                 flag.clear()

@@ -348,6 +348,12 @@ class Executor:
         ]
         log.info("executor %s started (concurrency %d)", self.worker_id, self.concurrency)
 
+    def begin_drain(self) -> None:
+        """Stop claiming now and let runs pause at their next node boundary; stop() finishes the
+        job. Called from the shutdown signal, before the server waits for connections."""
+        self._draining = True
+        self._wakeup.set()
+
     async def stop(self) -> None:
         """Stop claiming; give running tasks ``shutdown_grace_seconds`` to finish or reach a
         checkpoint boundary, cancel the rest, and hand them all back to the queue (their
@@ -539,6 +545,11 @@ class Executor:
     # -- one run ------------------------------------------------------------------------------
 
     def _launch(self, task: Task) -> None:
+        running = self._runs.get(task.id)
+        if running is not None and not running.done():
+            # Our own lease ran out during a stall and we claimed the task again: the run we
+            # have is still going and its heartbeat renews the lease; a second would double it.
+            return
         self.stats.claimed_total += 1
         self._runs[task.id] = asyncio.create_task(self._run(task), name=f"draftloop-run-{task.id}")
 
@@ -589,7 +600,8 @@ class Executor:
             await self._fail(task, failure_message(exc, node), type(exc).__name__)
         finally:
             await publisher.aclose()
-            self._runs.pop(task.id, None)
+            if self._runs.get(task.id) is asyncio.current_task():
+                del self._runs[task.id]
             self._stop_reasons.pop(task.id, None)
             self._wakeup.set()
             current_task_id.reset(token)

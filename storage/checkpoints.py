@@ -11,6 +11,7 @@ PgBouncer-style poolers) and dict rows (it reads columns by name).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -39,6 +40,9 @@ def sqlite_checkpoint_path(database_url: str) -> str:
     return str(path.with_name(f"{path.stem}.checkpoints{path.suffix or '.db'}"))
 
 
+SETUP_LOCK_RETRY_SECONDS = 0.1
+
+
 def postgres_conninfo(database_url: str) -> str:
     """A libpq URL (``postgresql://``) for psycopg; the SQLAlchemy driver suffix is dropped."""
     url = make_url(normalize_database_url(database_url)).set(drivername="postgresql")
@@ -65,8 +69,12 @@ async def open_checkpointer(database_url: str) -> AsyncIterator[BaseCheckpointSa
         saver = AsyncPostgresSaver(conn=pool)
         async with pool.connection() as lock_conn:
             # setup() runs the saver's migrations unguarded; processes starting together would
-            # race on them, so they take turns.
-            await lock_conn.execute("SELECT pg_advisory_lock(%s)", (_SETUP_LOCK_KEY,))
+            # race on them, so they take turns. A blocking pg_advisory_lock would deadlock: the
+            # waiter's open statement holds a snapshot that the holder's CREATE INDEX
+            # CONCURRENTLY waits for. A try-lock loop waits between statements instead.
+            while not (await (await lock_conn.execute(
+                "SELECT pg_try_advisory_lock(%s) AS locked", (_SETUP_LOCK_KEY,))).fetchone())["locked"]:
+                await asyncio.sleep(SETUP_LOCK_RETRY_SECONDS)
             try:
                 await saver.setup()
             finally:
