@@ -24,8 +24,11 @@ test: setup
 
 # Serves on the embedded defaults: SQLite under .data/, model provider auto (Ollama if it
 # answers, else the bundled SmolLM2). HOST/PORT or .env override.
+# Dev mode by default, so a fresh checkout starts without DRAFTLOOP_SECRET_KEY (a random
+# per-process signing secret; tokens die with the process). A secret, set here or in .env,
+# is always used when present; DRAFTLOOP_DEV_MODE=0 makes its absence an error instead.
 run: setup
-	$(VENV)/bin/draftloop serve
+	DRAFTLOOP_DEV_MODE=$${DRAFTLOOP_DEV_MODE:-1} $(VENV)/bin/draftloop serve
 
 demo: setup
 	LLM_PROVIDER=$${LLM_PROVIDER:-embedded} $(VENV)/bin/draftloop run "$(DEMO_REQUEST)"

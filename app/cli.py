@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import logging
 import sys
 import time
 import uuid
 from dataclasses import replace
+from types import FrameType
 from typing import Any, TextIO
 
 import uvicorn
+from litestar import Litestar
 from sqlalchemy.exc import SQLAlchemyError
 
 from langchain_core.messages import AIMessageChunk, HumanMessage
@@ -21,8 +24,13 @@ from langgraph.types import Command
 from app.graph_runtime import GraphRuntime, open_graph_runtime
 from app.http.app import create_app
 from app.logs import configure_logging
+from app.security import MIN_PASSWORD_LENGTH, hash_password
 from app.settings import ServiceSettings, load_dotenv
 from graph.nodes.finalize import usage_totals
+from storage.engine import adatabase_url_from_env, create_engine, normalize_database_url, session_factory
+from storage.migrate import upgrade_database
+from storage.models import Role
+from storage.repositories import UserExists, UserRepository
 from tools.llm import ModelCallError, ModelProviderError
 
 EXIT_OK = 0
@@ -95,6 +103,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     serve = commands.add_parser("serve", help="serve the HTTP API (task API, SSE, health, metrics)")
     serve.add_argument("--host", help="overrides HOST (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="overrides PORT (default 8000)")
+    user = commands.add_parser("create-user", help="create a user who can log in to the API")
+    user.add_argument("name", help="the user name to log in with")
+    user.add_argument("--role", choices=[r.value for r in Role], default=Role.VIEWER.value,
+                      help="admin: everything; editor: tasks, approvals, runs and threads; viewer: read only")
+    user.add_argument("--password-stdin", action="store_true",
+                      help="read the password from the first line of stdin instead of prompting")
+    user.add_argument("--database-url", help="overrides DATABASE_URL")
     args = parser.parse_args(argv)
     if args.command == "run" and not args.request and not args.thread:
         parser.error("give a request, or --thread ID to resume a thread")
@@ -225,6 +240,25 @@ async def run_command(args: argparse.Namespace) -> int:
     return EXIT_OK if status != "failed" else EXIT_FAILED
 
 
+class DraftloopServer(uvicorn.Server):
+    """Starts the drain on the shutdown signal itself: open SSE streams end and runs head for a
+    checkpoint while uvicorn waits for connections, instead of after that wait."""
+
+    def __init__(self, config: uvicorn.Config, app: Litestar) -> None:
+        super().__init__(config)
+        self.litestar_app = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        state = self.litestar_app.state
+        if state is not None:
+            bus, executor = state.get("bus"), state.get("executor")
+            if bus is not None:
+                bus.close()
+            if executor is not None:
+                executor.begin_drain()
+        super().handle_exit(sig, frame)
+
+
 def serve_command(args: argparse.Namespace) -> int:
     load_dotenv()
     settings = ServiceSettings.from_env()
@@ -232,17 +266,59 @@ def serve_command(args: argparse.Namespace) -> int:
     settings = replace(settings, **overrides)
     configure_logging(settings.log_format, settings.log_level)
     print(f"Draftloop serving on http://{settings.host}:{settings.port}  (API docs: /schema)", flush=True)
-    config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port,
+    app = create_app(settings)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port,
                             log_config=None, access_log=False, lifespan="on",
                             timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5)
-    uvicorn.Server(config).run()
+    DraftloopServer(config, app).run()
+    return EXIT_OK
+
+
+def read_password(from_stdin: bool) -> str:
+    """The new password: stdin's first line for scripts, else a hidden prompt asked twice."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    password = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat password: ") != password:
+        raise ValueError("the passwords differ")
+    return password
+
+
+async def create_user_command(args: argparse.Namespace, password: str) -> int:
+    url = normalize_database_url(args.database_url) if args.database_url else await adatabase_url_from_env()
+    await upgrade_database(url)
+    engine = create_engine(url)
+    try:
+        async with session_factory(engine).begin() as session:
+            await UserRepository(session).create(args.name, await hash_password(password), args.role)
+    finally:
+        await engine.dispose()
+    sys.stdout.write(f"created {args.role} {args.name!r}; log in with POST /api/auth/token\n")
     return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.command == "serve":
-        return serve_command(args)
+        try:
+            return serve_command(args)
+        except ValueError as exc:
+            # A refused start-up setting (e.g. no DRAFTLOOP_SECRET_KEY outside dev mode).
+            sys.stderr.write(f"draftloop: {exc}\n")
+            return EXIT_USAGE
+    if args.command == "create-user":
+        load_dotenv()
+        try:
+            password = read_password(args.password_stdin)
+            if len(password) < MIN_PASSWORD_LENGTH:
+                raise ValueError(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
+            return asyncio.run(create_user_command(args, password))
+        except (ValueError, UserExists) as exc:
+            sys.stderr.write(f"draftloop: {exc}\n")
+            return EXIT_USAGE
+        except SQLAlchemyError as exc:
+            sys.stderr.write(f"draftloop: database error ({type(exc).__name__}): check DATABASE_URL\n")
+            return EXIT_FAILED
     load_dotenv()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

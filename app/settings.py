@@ -10,8 +10,10 @@ import os
 import socket
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+MIN_SECRET_LENGTH = 32
 
 
 def load_dotenv(path: Path = Path(".env")) -> None:
@@ -75,6 +77,17 @@ class ServiceSettings:
     database_url: str | None = None
     # Browser origins allowed to call the API (LangGraph Studio runs in smith.langchain.com).
     cors_origins: tuple[str, ...] = ("https://smith.langchain.com",)
+    # JWT signing secret (DRAFTLOOP_SECRET_KEY). repr=False: settings may be logged, this may not.
+    secret_key: str = field(default="", repr=False)
+    # DRAFTLOOP_DEV_MODE=1 allows starting without a secret: a random one is made per process.
+    dev_mode: bool = False
+    token_ttl_seconds: int = 3600
+    # /metrics without a token (Prometheus scrapers); PUBLIC_METRICS=0 makes it need a viewer.
+    public_metrics: bool = True
+    login_max_failures: int = 5
+    login_window_seconds: float = 60.0
+    # Strict-Transport-Security max-age; 0 sends none (only turn on behind TLS).
+    hsts_seconds: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServiceSettings:
@@ -82,6 +95,9 @@ class ServiceSettings:
         log_format = env.get("LOG_FORMAT", "text").strip().lower() or "text"
         if log_format not in {"text", "json"}:
             raise ValueError(f"LOG_FORMAT must be text or json, got {log_format!r}")
+        secret = env.get("DRAFTLOOP_SECRET_KEY", "").strip()
+        if secret and len(secret) < MIN_SECRET_LENGTH:
+            raise ValueError(f"DRAFTLOOP_SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters")
         heartbeat = _float(env, "HEARTBEAT_SECONDS", 5.0, 0.05, 600)
         lease = _float(env, "LEASE_SECONDS", 30.0, 0.2, 3600)
         if heartbeat >= lease:
@@ -101,4 +117,11 @@ class ServiceSettings:
             database_url=env.get("DATABASE_URL", "").strip() or None,
             cors_origins=tuple(o.strip().rstrip("/") for o in env.get("CORS_ORIGINS", "").split(",") if o.strip())
             or ("https://smith.langchain.com",),
+            secret_key=secret,
+            dev_mode=_bool(env, "DRAFTLOOP_DEV_MODE", False),
+            token_ttl_seconds=_int(env, "TOKEN_TTL_SECONDS", 3600, 60, 7 * 24 * 3600),
+            public_metrics=_bool(env, "PUBLIC_METRICS", True),
+            login_max_failures=_int(env, "LOGIN_MAX_FAILURES", 5, 1, 1000),
+            login_window_seconds=_float(env, "LOGIN_WINDOW_SECONDS", 60.0, 1, 86400),
+            hsts_seconds=_int(env, "HSTS_SECONDS", 0, 0, 2 * 365 * 24 * 3600),
         )

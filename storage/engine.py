@@ -16,7 +16,8 @@ DEFAULT_DATA_DIR = "./.data"
 SQLITE_DB_NAME = "draftloop.db"
 # Long enough to ride out a checkpoint or a concurrent writer; short enough that a real
 # deadlock surfaces as an error instead of a hung request.
-SQLITE_BUSY_TIMEOUT_MS = 5000
+# Long enough that a burst of concurrent runs queues for the write lock instead of failing.
+SQLITE_BUSY_TIMEOUT_MS = 30000
 
 _POSTGRES_ALIASES = ("postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg", "postgresql+psycopg2")
 
@@ -84,6 +85,9 @@ def _configure_sqlite_connection(dbapi_connection: DBAPIConnection, _record: Con
         # and ON DELETE CASCADE for attempts/usage depends on them.
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # With WAL, NORMAL stays consistent after a crash and only risks the last commits on a
+        # power loss; FULL's fsync per commit costs ~15x per write under load (bench/RESULTS.md).
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     finally:
         cursor.close()

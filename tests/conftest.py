@@ -68,6 +68,8 @@ def free_port() -> int:
 
 @pytest.fixture
 async def http_client() -> AsyncIterator[httpx.AsyncClient]:
+    # No Authorization header: this client also makes the graph's outbound calls (Serper,
+    # Pexels), which must never carry our token. Tests of our API add it (tests/auth.py).
     async with httpx.AsyncClient() as client:
         yield client
 

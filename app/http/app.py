@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import time
+from dataclasses import replace
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.events import EventBus
 from app.executor import Executor
 from app.graph_runtime import open_graph_runtime
+from app.http.auth import AuthController, access_guard, authentication_middleware, security_headers
 from app.http.assistants import AssistantController, InfoController
 from app.http.errors import EXCEPTION_HANDLERS
 from app.http.ops import OpsController
@@ -26,7 +29,9 @@ from app.http.runs import RunController
 from app.http.tasks import TaskController
 from app.http.threads import ThreadController
 from app.metrics import Metrics
+from app.security import LoginRateLimiter, TokenService
 from app.settings import ServiceSettings
+from storage.repositories import UserRepository
 
 log = logging.getLogger("draftloop")
 
@@ -34,6 +39,13 @@ log = logging.getLogger("draftloop")
 def _state(name: str) -> Any:
     async def provide(state: State) -> Any:
         return state[name]
+
+    return Provide(provide)
+
+
+def _value(value: Any) -> Provide:
+    async def provide() -> Any:
+        return value
 
     return Provide(provide)
 
@@ -94,9 +106,30 @@ async def allow_private_network(message: Message, scope: Scope) -> None:
         message["headers"] = [*message.get("headers", []), (b"access-control-allow-private-network", b"true")]
 
 
+FIRST_RUN_HINT = ("no users yet: every API route needs a token. Create an admin with "
+                  "`draftloop create-user admin --role admin` (it prompts for the password), "
+                  "then log in with POST /api/auth/token")
+
+
+def resolve_secret(settings: ServiceSettings) -> ServiceSettings:
+    """The settings with a signing secret, or ValueError: without DRAFTLOOP_SECRET_KEY only dev
+    mode may start, on a random per-process secret (tokens die with the process)."""
+    if settings.secret_key:
+        return settings
+    if not settings.dev_mode:
+        raise ValueError("DRAFTLOOP_SECRET_KEY is not set (at least 32 characters, e.g. "
+                         "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`); "
+                         "or set DRAFTLOOP_DEV_MODE=1 to run with a random per-process secret")
+    log.warning("dev mode: DRAFTLOOP_SECRET_KEY is not set, signing tokens with a random per-process "
+                "secret; tokens stop working when this process exits and other processes refuse them")
+    return replace(settings, secret_key=secrets.token_urlsafe(48))
+
+
 def create_app(settings: ServiceSettings | None = None) -> Litestar:
-    settings = settings or ServiceSettings.from_env()
+    settings = resolve_secret(settings or ServiceSettings.from_env())
     metrics = Metrics()
+    tokens = TokenService(settings.secret_key, ttl_seconds=settings.token_ttl_seconds)
+    login_limiter = LoginRateLimiter(settings.login_max_failures, settings.login_window_seconds)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -104,6 +137,9 @@ def create_app(settings: ServiceSettings | None = None) -> Litestar:
             bus = EventBus(runtime.sessions, poll_seconds=settings.poll_seconds, listener=metrics.observe_event)
             executor = Executor(runtime, settings, bus)
             app.state.update(runtime=runtime, bus=bus, executor=executor, metrics=metrics, settings=settings)
+            async with runtime.sessions() as session:
+                if await UserRepository(session).count() == 0:
+                    log.warning(FIRST_RUN_HINT)
             await executor.start()
             info = await runtime.deps.models.describe()
             log.info("serving with %s model %s on %s", info.provider, info.model, runtime.database_url.split("@")[-1])
@@ -113,7 +149,7 @@ def create_app(settings: ServiceSettings | None = None) -> Litestar:
                 await executor.stop()
 
     return Litestar(
-        route_handlers=[TaskController, OpsController, InfoController, AssistantController, ThreadController,
+        route_handlers=[AuthController, TaskController, OpsController, InfoController, AssistantController, ThreadController,
                         RunController],
         lifespan=[lifespan],
         dependencies={
@@ -123,10 +159,14 @@ def create_app(settings: ServiceSettings | None = None) -> Litestar:
             "metrics": _state("metrics"),
             "settings": _state("settings"),
             "sessions": Provide(_sessions),
+            "tokens": _value(tokens),
+            "login_limiter": _value(login_limiter),
         },
+        # App-level, so that every route, including any added later, is closed unless marked public.
+        guards=[access_guard(settings.public_metrics)],
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[timing_middleware(metrics)],
-        before_send=[allow_private_network],
+        middleware=[timing_middleware(metrics), authentication_middleware(tokens)],
+        before_send=[allow_private_network, security_headers(settings)],
         cors_config=CORSConfig(
             allow_origins=list(settings.cors_origins),
             allow_methods=["*"],
@@ -139,4 +179,7 @@ def create_app(settings: ServiceSettings | None = None) -> Litestar:
         openapi_config=OpenAPIConfig(title="Draftloop", version="0.1.0", path="/schema"),
         request_max_body_size=1_048_576,
         debug=False,
+        # Logging is configured once by the CLI (text or JSON, with task ids); Litestar's default
+        # config would replace those handlers.
+        logging_config=None,
     )

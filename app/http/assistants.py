@@ -59,7 +59,7 @@ class InfoController(Controller):
     path = "/"
     tags = ["langgraph api"]
 
-    @get("/info", summary="Server information (LangGraph API)")
+    @get("/info", opt={"public": True}, summary="Server information (LangGraph API)")
     async def info(self) -> dict[str, Any]:
         return {
             "version": _version("draftloop"),
@@ -68,7 +68,7 @@ class InfoController(Controller):
             "host": {"kind": "draftloop", "project_id": None, "revision_id": None, "tenant_id": None},
         }
 
-    @get("/ok", summary="Liveness in LangGraph API terms")
+    @get("/ok", opt={"public": True}, summary="Liveness in LangGraph API terms")
     async def ok(self) -> dict[str, bool]:
         return {"ok": True}
 
@@ -77,7 +77,7 @@ class AssistantController(Controller):
     path = "/assistants"
     tags = ["langgraph api"]
 
-    @post("/search", status_code=200, summary="Search assistants (JSON body, text/plain accepted)")
+    @post("/search", status_code=200, opt={"read_only": True}, summary="Search assistants (JSON body, text/plain accepted)")
     async def search(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
         body = await json_body(request)
         reject_unknown(body, _SEARCH_FIELDS)
@@ -128,7 +128,7 @@ class AssistantController(Controller):
             raise NotFoundError(detail=f"no subgraph {namespace}")
         return {}
 
-    @post("/count", status_code=200, summary="Count assistants")
+    @post("/count", status_code=200, opt={"read_only": True}, summary="Count assistants")
     async def count(self, request: Request[Any, Any, Any]) -> Response[int]:
         body = await json_body(request)
         reject_unknown(body, ("graph_id", "metadata", "name"))

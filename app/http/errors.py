@@ -11,6 +11,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from sqlalchemy.exc import OperationalError
 
 log = logging.getLogger("draftloop.http")
 
@@ -54,6 +55,13 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) 
     return Response(error_body(status, str(exc.detail)), status_code=status, headers=exc.headers)
 
 
+def database_busy_handler(request: Request[Any, Any, Any], exc: OperationalError) -> Response[dict[str, Any]]:
+    """A locked or unreachable database is the server's temporary state, not a bug: 503, retry."""
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, type(exc.orig).__name__)
+    return Response(error_body(503, "the database is busy or unreachable; retry shortly"), status_code=503,
+                    headers={"Retry-After": "1"})
+
+
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     # The traceback goes to the log, never to the client.
     log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -62,5 +70,6 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
 
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     HTTPException: http_exception_handler,
+    OperationalError: database_busy_handler,
     Exception: internal_error_handler,
 }

@@ -24,11 +24,11 @@ class OpsController(Controller):
     tags = ["operations"]
     include_in_schema = True
 
-    @get("/health", summary="Liveness: the process answers")
+    @get("/health", opt={"public": True}, summary="Liveness: the process answers")
     async def health(self) -> dict[str, str]:
         return {"status": "ok"}
 
-    @get("/ready", summary="Readiness: database, checkpointer and model provider")
+    @get("/ready", opt={"public": True}, summary="Readiness: database, checkpointer and model provider")
     async def ready(self, runtime: GraphRuntime) -> Response[dict[str, Any]]:
         checks: dict[str, Any] = {}
         try:
@@ -51,6 +51,6 @@ class OpsController(Controller):
         return Response({"status": "ready" if ready else "not ready", "checks": checks},
                         status_code=200 if ready else 503)
 
-    @get("/metrics", summary="Prometheus metrics", media_type="text/plain; version=0.0.4")
+    @get("/metrics", opt={"public": "metrics"}, summary="Prometheus metrics", media_type="text/plain; version=0.0.4")
     async def metrics(self, runtime: GraphRuntime, metrics: Metrics, executor: Executor) -> bytes:
         return await metrics.render(runtime.sessions, executor.running_count)

@@ -71,7 +71,7 @@ class ThreadController(Controller):
             thread = await threads.create(thread_id, metadata)
         return thread_dict(thread, None)
 
-    @post("/search", status_code=200, summary="Search threads")
+    @post("/search", status_code=200, opt={"read_only": True}, summary="Search threads")
     async def search_threads(
         self, request: Request[Any, Any, Any], sessions: async_sessionmaker[AsyncSession], runtime: GraphRuntime
     ) -> list[dict[str, Any]]:
@@ -134,7 +134,7 @@ class ThreadController(Controller):
             raise NotFoundError(detail=f"checkpoint {checkpoint_id} not found")
         return state_dict(snapshot)
 
-    @post("/{thread_id:str}/state/checkpoint", status_code=200, summary="A thread's state at a checkpoint")
+    @post("/{thread_id:str}/state/checkpoint", status_code=200, opt={"read_only": True}, summary="A thread's state at a checkpoint")
     async def get_state_at(self, thread_id: str, request: Request[Any, Any, Any],
                            sessions: async_sessionmaker[AsyncSession], runtime: GraphRuntime) -> dict[str, Any]:
         body = await json_body(request)
@@ -166,7 +166,7 @@ class ThreadController(Controller):
             await threads.set_status(thread_id, ThreadStatus.INTERRUPTED if snapshot.interrupts else ThreadStatus.IDLE)
         return {"checkpoint": checkpoint_of(config)}
 
-    @post("/{thread_id:str}/history", status_code=200, summary="A thread's checkpoints, newest first")
+    @post("/{thread_id:str}/history", status_code=200, opt={"read_only": True}, summary="A thread's checkpoints, newest first")
     async def get_history(self, thread_id: str, request: Request[Any, Any, Any],
                           sessions: async_sessionmaker[AsyncSession], runtime: GraphRuntime) -> list[dict[str, Any]]:
         body = await json_body(request)

@@ -16,6 +16,7 @@ from langgraph_sdk import get_client, get_sync_client
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.schema import StreamPart
 
+from tests.auth import admin_headers, service_database_url
 from tests.fakes.ollama import OllamaReply
 from tests.fakes.writer import GraphFakes, ScriptedWriter
 from tests.integration.conftest import (  # noqa: F401 - fixtures: sqlite + postgres params
@@ -57,7 +58,8 @@ async def start_server(env: dict[str, str], cwd: Path) -> ServerProcess:
         str(DRAFTLOOP), "serve", "--host", "127.0.0.1", "--port", str(port), cwd=cwd, env=env,
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
-    server = ServerProcess(name="api", url=f"http://127.0.0.1:{port}", process=process)
+    server = ServerProcess(name="api", url=f"http://127.0.0.1:{port}", process=process,
+                           database_url=service_database_url(env))
     assert process.stdout is not None
     server.reader = asyncio.create_task(_drain(process.stdout, server.output))
     await server.wait_healthy()
@@ -105,7 +107,7 @@ async def service(graph_fakes: GraphFakes, database_url: str, tmp_path: Path) ->
 
 @pytest.fixture
 async def client(service: Service) -> AsyncIterator[LangGraphClient]:
-    sdk = get_client(url=service.url)
+    sdk = get_client(url=service.url, headers=admin_headers())
     try:
         yield sdk
     finally:
@@ -141,7 +143,7 @@ async def test_assistants_search_finds_the_system_assistant_and_its_graph_and_sc
 
 
 async def test_assistant_search_accepts_a_text_plain_body_as_studio_sends_it(service: Service) -> None:
-    async with httpx.AsyncClient(base_url=service.url) as http:
+    async with httpx.AsyncClient(base_url=service.url, headers=admin_headers()) as http:
         response = await http.post("/assistants/search", content=b'{"limit": 10}', headers={"Content-Type": "text/plain"})
         info = await http.get("/info")
     assert response.status_code == 200 and response.json()[0]["assistant_id"] == ASSISTANT_ID
@@ -149,7 +151,7 @@ async def test_assistant_search_accepts_a_text_plain_body_as_studio_sends_it(ser
 
 
 async def test_cors_preflight_from_studio_allows_private_network_and_exposes_location(service: Service) -> None:
-    async with httpx.AsyncClient(base_url=service.url) as http:
+    async with httpx.AsyncClient(base_url=service.url, headers=admin_headers()) as http:
         preflight = await http.options("/threads", headers={
             "Origin": "https://smith.langchain.com", "Access-Control-Request-Method": "POST",
             "Access-Control-Request-Private-Network": "true"})
@@ -350,14 +352,14 @@ async def test_reject_strategy_answers_409_while_the_thread_is_busy(client: Lang
 
 
 async def test_a_thread_survives_a_server_restart_with_its_history(service: Service) -> None:
-    sdk = get_client(url=service.url)
+    sdk = get_client(url=service.url, headers=admin_headers())
     thread = await sdk.threads.create()
     await sdk.runs.wait(thread["thread_id"], ASSISTANT_ID, input=human(REQUEST))
     before = await sdk.threads.get_history(thread["thread_id"], limit=50)
     await sdk.aclose()
     await service.stop()
     await service.start()
-    sync = get_sync_client(url=service.url)
+    sync = get_sync_client(url=service.url, headers=admin_headers())
 
     def read_back() -> tuple[dict[str, Any], list[dict[str, Any]]]:
         # The sync client blocks: it runs off the event loop.

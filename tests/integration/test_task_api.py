@@ -16,13 +16,14 @@ import pytest
 from app.http.app import create_app
 from app.settings import ServiceSettings
 from tests.asgi import serve_in_loop
+from tests.auth import TEST_SECRET, admin_headers, ensure_user
 from tests.fakes.pexels import FAKE_PEXELS_KEY
 from tests.fakes.serper import FAKE_SERPER_KEY
 from tests.fakes.writer import GraphFakes
 
 POST = {"request": "Write a 300-word blog post about async Python for backend developers, with a cover photo"}
 FAST = dict(concurrency=4, lease_seconds=3.0, heartbeat_seconds=0.2, poll_seconds=0.05,
-            sse_heartbeat_seconds=0.2, shutdown_grace_seconds=0.5)
+            sse_heartbeat_seconds=0.2, shutdown_grace_seconds=0.5, secret_key=TEST_SECRET)
 
 
 def point_env_at_fakes(monkeypatch: pytest.MonkeyPatch, fakes: GraphFakes, data_dir: str) -> None:
@@ -40,7 +41,9 @@ async def api(graph_fakes: GraphFakes, migrated_database_url: str, monkeypatch: 
               tmp_path: Any) -> AsyncIterator[httpx.AsyncClient]:
     point_env_at_fakes(monkeypatch, graph_fakes, str(tmp_path))
     app = create_app(ServiceSettings(database_url=migrated_database_url, worker_id="test-worker", **FAST))
+    await ensure_user(migrated_database_url)
     async with serve_in_loop(app) as client:
+        client.headers.update(admin_headers())
         yield client
 
 

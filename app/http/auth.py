@@ -1,0 +1,210 @@
+"""Authentication and authorisation for every route.
+
+An ASGI middleware reads the bearer token once per request (signature, expiry, issuer, then one
+database round trip for the user's current role and the token's revocation) and leaves the
+outcome in the scope. One app-level guard then decides each route: public routes are marked
+``opt={"public": True}``, reads (GET, or ``opt={"read_only": True}`` for POSTs that only query)
+need a viewer, everything else an editor, and ``opt={"role": "admin"}`` raises the bar. Being
+app-level, a route added later is closed by default instead of open by omission.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from litestar import Controller, Request, Response, post
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException, TooManyRequestsException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.security import InvalidToken, LoginRateLimiter, TokenService, verify_password
+from app.settings import ServiceSettings
+from storage.models import Role
+from storage.repositories import UserRepository
+
+log = logging.getLogger("draftloop.auth")
+
+SCOPE_KEY = "draftloop_auth"
+READ_METHODS = frozenset({"GET", "HEAD"})
+# The OpenAPI schema and its docs pages are public (path set in create_app).
+SCHEMA_PATH = "/schema"
+_CHALLENGE = 'Bearer realm="draftloop"'
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: str
+    name: str
+    role: Role
+    jti: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class AuthOutcome:
+    """No header: both None. A valid token: principal. A bad one: error (safe to show)."""
+
+    principal: Principal | None = None
+    error: str | None = None
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return token.strip() if scheme.lower() == "bearer" else ""
+    return None
+
+
+async def authenticate(token: str, tokens: TokenService, sessions: async_sessionmaker[AsyncSession]) -> AuthOutcome:
+    try:
+        claims = tokens.decode(token)
+    except InvalidToken as exc:
+        return AuthOutcome(error=str(exc))
+    async with sessions() as session:
+        owner = await UserRepository(session).token_owner(claims.sub, claims.jti)
+    if owner is None:
+        return AuthOutcome(error="unknown user")
+    if owner.revoked:
+        return AuthOutcome(error="token revoked")
+    return AuthOutcome(principal=Principal(owner.user_id, owner.name, Role(owner.role), claims.jti, claims.expires_at))
+
+
+def authentication_middleware(tokens: TokenService) -> Any:
+    def factory(app: ASGIApp) -> ASGIApp:
+        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] in ("http", "websocket"):
+                token = _bearer(scope)
+                if token is None:
+                    outcome = AuthOutcome()
+                elif not token:
+                    outcome = AuthOutcome(error="expected an Authorization: Bearer token")
+                else:
+                    sessions = scope["app"].state["runtime"].sessions
+                    outcome = await authenticate(token, tokens, sessions)
+                scope[SCOPE_KEY] = outcome  # type: ignore[literal-required]
+            await app(scope, receive, send)
+
+        return middleware
+
+    return factory
+
+
+def required_role(handler: BaseRouteHandler, method: str, path_template: str, public_metrics: bool) -> Role | None:
+    """The least role a request needs; None for a public route. ``path_template`` is the matched
+    route's template (never the raw path), so only the schema routes themselves count as schema."""
+    opt = handler.opt
+    if opt.get("public") is True or (opt.get("public") == "metrics" and public_metrics):
+        return None
+    if path_template == SCHEMA_PATH or path_template.startswith(SCHEMA_PATH + "/"):
+        return None
+    # CORS preflights and Allow discovery carry no credentials by design and run no handler code.
+    if method == "OPTIONS":
+        return None
+    if "role" in opt:
+        return Role(opt["role"])
+    return Role.VIEWER if method in READ_METHODS or opt.get("read_only") else Role.EDITOR
+
+
+def access_guard(public_metrics: bool) -> Any:
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+        scope = connection.scope
+        needed = required_role(handler, scope.get("method", "GET"), scope.get("path_template", ""), public_metrics)
+        if needed is None:
+            return
+        outcome: AuthOutcome = connection.scope.get(SCOPE_KEY) or AuthOutcome()  # type: ignore[assignment]
+        if outcome.principal is None:
+            if outcome.error is None:
+                raise NotAuthorizedException(detail="authentication required: send Authorization: Bearer <token>",
+                                             headers={"WWW-Authenticate": _CHALLENGE})
+            raise NotAuthorizedException(
+                detail=outcome.error,
+                headers={"WWW-Authenticate": f'{_CHALLENGE}, error="invalid_token"'})
+        if outcome.principal.role.rank < needed.rank:
+            raise PermissionDeniedException(detail=f"needs the {needed.value} role; you are {outcome.principal.role.value}")
+
+    return guard
+
+
+def principal_of(request: Request[Any, Any, Any]) -> Principal:
+    outcome: AuthOutcome = request.scope.get(SCOPE_KEY) or AuthOutcome()  # type: ignore[assignment]
+    if outcome.principal is None:  # the guard lets no such request through; belt and braces
+        raise NotAuthorizedException(detail="authentication required", headers={"WWW-Authenticate": _CHALLENGE})
+    return outcome.principal
+
+
+async def _credentials(request: Request[Any, Any, Any]) -> tuple[str, str]:
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("application/json"):
+        body = await request.json()
+        data = body if isinstance(body, dict) else {}
+    else:
+        data = dict(await request.form())
+    username, password = data.get("username"), data.get("password")
+    if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
+        raise NotAuthorizedException(detail="username and password are required",
+                                     headers={"WWW-Authenticate": _CHALLENGE})
+    return username, password
+
+
+class AuthController(Controller):
+    path = "/api/auth"
+    tags = ["auth"]
+
+    @post("/token", status_code=200, opt={"public": True},
+          summary="Log in (OAuth2 password flow: form or JSON username/password); a bearer token")
+    async def token(self, request: Request[Any, Any, Any], sessions: async_sessionmaker[AsyncSession],
+                    tokens: TokenService, login_limiter: LoginRateLimiter) -> Response[dict[str, Any]]:
+        client = request.client.host if request.client else "unknown"
+        wait = login_limiter.retry_after(client)
+        if wait:
+            raise TooManyRequestsException(detail=f"too many failed logins; retry in {wait}s",
+                                           headers={"Retry-After": str(wait)})
+        username, password = await _credentials(request)
+        async with sessions() as session:
+            user = await UserRepository(session).by_name(username)
+        if not await verify_password(user.password_hash if user else None, password) or user is None:
+            login_limiter.failed(client)
+            # Never the password, and an unknown name is not logged either: it is often a password
+            # typed into the wrong field. The client sees the same answer for both.
+            log.warning("failed login for %s from %s", repr(user.name) if user else "an unknown user name", client)
+            raise NotAuthorizedException(detail="wrong user name or password", headers={"WWW-Authenticate": _CHALLENGE})
+        login_limiter.succeeded(client)
+        token, claims = tokens.issue(user.id, user.role)
+        log.info("login: %s (%s) from %s", user.name, user.role, client)
+        return Response({"access_token": token, "token_type": "bearer", "expires_in": tokens.ttl_seconds,
+                         "role": user.role},
+                        headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+    @post("/logout", status_code=200, opt={"role": Role.VIEWER.value}, summary="Revoke the token sent with this request")
+    async def logout(self, request: Request[Any, Any, Any], sessions: async_sessionmaker[AsyncSession]) -> dict[str, str]:
+        principal = principal_of(request)
+        async with sessions.begin() as session:
+            await UserRepository(session).revoke(principal.jti, principal.user_id, principal.expires_at)
+        return {"status": "logged out"}
+
+
+def security_headers(settings: ServiceSettings) -> Any:
+    """A before-send hook: the usual hardening headers on every response, error pages included."""
+    common = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+              (b"referrer-policy", b"no-referrer")]
+    if settings.hsts_seconds:
+        common.append((b"strict-transport-security", f"max-age={settings.hsts_seconds}; includeSubDomains".encode()))
+    # JSON and SSE need no script, style or frame; the schema docs pages load their UI from a CDN.
+    api_csp = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+
+    async def hook(message: Message, scope: Scope) -> None:
+        if message["type"] != "http.response.start":
+            return
+        headers = [*message.get("headers", []), *common]
+        path = scope.get("path", "")
+        if not (path == SCHEMA_PATH or path.startswith(SCHEMA_PATH + "/")):
+            headers.append(api_csp)
+        message["headers"] = headers
+
+    return hook

@@ -1,0 +1,148 @@
+"""Every route the app serves, read from its own route table, against no token, a viewer token
+and (for writes) an editor token: a route added later lands in this matrix without anyone
+remembering to list it, and fails here if it is open by accident.
+
+The expectations are written out independently of app/http/auth.py: which paths are public and
+which POSTs only read are listed here, so a guard that drifts from the intended policy fails.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+from litestar.routes import HTTPRoute
+
+from app.http.app import create_app
+from app.settings import ServiceSettings
+from tests.asgi import serve_in_loop
+from tests.auth import TEST_SECRET, bearer, ensure_user
+from storage.migrate import upgrade_database
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+PUBLIC_PATHS = {"/health", "/ready", "/metrics", "/ok", "/info", "/api/auth/token"}
+# POSTs that only query: a viewer may make them.
+READ_ONLY_POSTS = {"/threads/search", "/assistants/search", "/assistants/count",
+                   "/threads/{thread_id:str}/history", "/threads/{thread_id:str}/state/checkpoint"}
+# Any signed-in user, whatever the role.
+ANY_USER = {"/api/auth/logout"}
+VIEWER_ID = "00000000-0000-4000-8000-0000000000b1"
+EDITOR_ID = "00000000-0000-4000-8000-0000000000b2"
+
+
+def _route_table() -> list[tuple[str, str]]:
+    # Never started: only its routes are read, so the URL is not opened.
+    app = create_app(ServiceSettings(database_url="sqlite+aiosqlite:///unused.db", secret_key=TEST_SECRET))
+    pairs = {(route.path, method) for route in app.routes if isinstance(route, HTTPRoute)
+             for handler in route.route_handlers for method in handler.http_methods}
+    return sorted(pairs)
+
+
+ROUTES = _route_table()
+
+
+def is_public(path: str, method: str) -> bool:
+    return path in PUBLIC_PATHS or path == "/schema" or path.startswith("/schema/") or method == "OPTIONS"
+
+
+def is_read(path: str, method: str) -> bool:
+    return method in {"GET", "HEAD"} or (method == "POST" and path in READ_ONLY_POSTS) or path in ANY_USER
+
+
+def concrete(path: str) -> str:
+    """A request path for a route template: every parameter an id that exists nowhere."""
+    return re.sub(r"\{[^}:]+:[^}]+\}", lambda _: str(uuid.uuid4()), path)
+
+
+@dataclass
+class Served:
+    client: httpx.AsyncClient
+    viewer: dict[str, str]
+    editor: dict[str, str]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Served]:
+    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('matrix') / 'draftloop.db'}"
+    with pytest.MonkeyPatch.context() as env:
+        # /ready asks the model provider: point it at a closed port so it answers at once.
+        env.setenv("LLM_PROVIDER", "ollama")
+        env.setenv("OLLAMA_BASE_URL", "http://127.0.0.1:9")
+        env.setenv("DRAFTLOOP_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+        await upgrade_database(url)
+        await ensure_user(url, name="viewer", role="viewer", user_id=VIEWER_ID)
+        await ensure_user(url, name="editor", role="editor", user_id=EDITOR_ID)
+        app = create_app(ServiceSettings(database_url=url, secret_key=TEST_SECRET, poll_seconds=0.05,
+                                         sse_heartbeat_seconds=0.2, shutdown_grace_seconds=0.5))
+        async with serve_in_loop(app) as client:
+            yield Served(client, bearer(VIEWER_ID, "viewer"), bearer(EDITOR_ID, "editor"))
+
+
+async def call(client: httpx.AsyncClient, method: str, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    kwargs: dict[str, object] = {"headers": headers or {}}
+    if method in {"POST", "PUT", "PATCH"}:
+        kwargs["json"] = {}
+    return await client.request(method, concrete(path), timeout=10, **kwargs)  # type: ignore[arg-type]
+
+
+def test_the_route_table_covers_every_api_surface() -> None:
+    prefixes = {path.split("/")[1] for path, _ in ROUTES}
+    assert {"api", "threads", "runs", "assistants", "schema", "health"} <= prefixes
+    assert len(ROUTES) > 50
+
+
+@pytest.mark.parametrize(("path", "method"), [r for r in ROUTES if not is_public(*r)], ids=lambda v: str(v))
+async def test_a_protected_route_answers_401_without_a_token(served: Served, path: str, method: str) -> None:
+    response = await call(served.client, method, path)
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    body = response.json()
+    assert body["status"] == 401 and body["error"] == "unauthorized" and body["detail"]
+
+
+@pytest.mark.parametrize(("path", "method"), [r for r in ROUTES if not is_public(*r)], ids=lambda v: str(v))
+async def test_a_protected_route_answers_401_to_a_garbage_token(served: Served, path: str, method: str) -> None:
+    response = await call(served.client, method, path, {"Authorization": "Bearer not.a.token"})
+    assert response.status_code == 401, response.text
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
+
+
+@pytest.mark.parametrize(("path", "method"), [r for r in ROUTES if not is_public(*r) and not is_read(*r)],
+                         ids=lambda v: str(v))
+async def test_a_write_route_answers_403_to_a_viewer(served: Served, path: str, method: str) -> None:
+    response = await call(served.client, method, path, served.viewer)
+    assert response.status_code == 403, response.text
+    assert response.json()["error"] == "forbidden"
+
+
+@pytest.mark.parametrize(("path", "method"), [r for r in ROUTES if not is_public(*r) and is_read(*r)],
+                         ids=lambda v: str(v))
+async def test_a_read_route_lets_a_viewer_through(served: Served, path: str, method: str) -> None:
+    # Logging out revokes the token it is sent with: not the shared one.
+    headers = bearer(VIEWER_ID, "viewer") if path in ANY_USER else served.viewer
+    response = await call(served.client, method, path, headers)
+    # Past the guard: the made-up ids then give 404 (or a validation error), never 401/403.
+    assert response.status_code not in (401, 403), response.text
+
+
+@pytest.mark.parametrize(("path", "method"), [r for r in ROUTES if not is_public(*r) and not is_read(*r)],
+                         ids=lambda v: str(v))
+async def test_a_write_route_lets_an_editor_through(served: Served, path: str, method: str) -> None:
+    response = await call(served.client, method, path, served.editor)
+    assert response.status_code not in (401, 403), response.text
+
+
+@pytest.mark.parametrize(("path", "method"), [r for r in ROUTES if is_public(*r)], ids=lambda v: str(v))
+async def test_a_public_route_answers_without_a_token(served: Served, path: str, method: str) -> None:
+    response = await call(served.client, method, path)
+    assert response.status_code not in (401, 403) or path == "/api/auth/token", response.text
+    if path == "/api/auth/token" and method == "POST":
+        # Reached the handler: it asks for credentials, it does not ask for a token.
+        assert "username and password" in response.json()["detail"]
