@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from graph.configuration import read_bool, read_float, read_int
+
 MIN_SECRET_LENGTH = 32
 
 
@@ -27,37 +29,6 @@ def load_dotenv(path: Path = Path(".env")) -> None:
         key, _, value = line.partition("=")
         key = key.removeprefix("export ").strip()
         os.environ.setdefault(key, value.strip().strip('"').strip("'"))
-
-
-def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
-    return value
-
-
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    return default if not raw else raw in {"1", "true", "yes", "on"}
 
 
 @dataclass(frozen=True)
@@ -98,19 +69,19 @@ class ServiceSettings:
         secret = env.get("DRAFTLOOP_SECRET_KEY", "").strip()
         if secret and len(secret) < MIN_SECRET_LENGTH:
             raise ValueError(f"DRAFTLOOP_SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters")
-        heartbeat = _float(env, "HEARTBEAT_SECONDS", 5.0, 0.05, 600)
-        lease = _float(env, "LEASE_SECONDS", 30.0, 0.2, 3600)
+        heartbeat = read_float(env, "HEARTBEAT_SECONDS", 5.0, 0.05, 600)
+        lease = read_float(env, "LEASE_SECONDS", 30.0, 0.2, 3600)
         if heartbeat >= lease:
             raise ValueError("HEARTBEAT_SECONDS must be shorter than LEASE_SECONDS")
         return cls(
             host=env.get("HOST", "127.0.0.1").strip() or "127.0.0.1",
-            port=_int(env, "PORT", 8000, 0, 65535),
-            concurrency=_int(env, "WORKER_CONCURRENCY", 8, 1, 1000),
+            port=read_int(env, "PORT", 8000, 0, 65535),
+            concurrency=read_int(env, "WORKER_CONCURRENCY", 8, 1, 1000),
             lease_seconds=lease,
             heartbeat_seconds=heartbeat,
-            poll_seconds=_float(env, "QUEUE_POLL_SECONDS", 1.0, 0.01, 60),
-            sse_heartbeat_seconds=_float(env, "SSE_HEARTBEAT_SECONDS", 15.0, 0.05, 300),
-            shutdown_grace_seconds=_float(env, "SHUTDOWN_GRACE_SECONDS", 10.0, 0, 600),
+            poll_seconds=read_float(env, "QUEUE_POLL_SECONDS", 1.0, 0.01, 60),
+            sse_heartbeat_seconds=read_float(env, "SSE_HEARTBEAT_SECONDS", 15.0, 0.05, 300),
+            shutdown_grace_seconds=read_float(env, "SHUTDOWN_GRACE_SECONDS", 10.0, 0, 600),
             log_format=log_format,
             log_level=(env.get("LOG_LEVEL", "INFO").strip() or "INFO").upper(),
             worker_id=env.get("WORKER_ID", "").strip() or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}",
@@ -118,10 +89,10 @@ class ServiceSettings:
             cors_origins=tuple(o.strip().rstrip("/") for o in env.get("CORS_ORIGINS", "").split(",") if o.strip())
             or ("https://smith.langchain.com",),
             secret_key=secret,
-            dev_mode=_bool(env, "DRAFTLOOP_DEV_MODE", False),
-            token_ttl_seconds=_int(env, "TOKEN_TTL_SECONDS", 3600, 60, 7 * 24 * 3600),
-            public_metrics=_bool(env, "PUBLIC_METRICS", True),
-            login_max_failures=_int(env, "LOGIN_MAX_FAILURES", 5, 1, 1000),
-            login_window_seconds=_float(env, "LOGIN_WINDOW_SECONDS", 60.0, 1, 86400),
-            hsts_seconds=_int(env, "HSTS_SECONDS", 0, 0, 2 * 365 * 24 * 3600),
+            dev_mode=read_bool(env, "DRAFTLOOP_DEV_MODE", False),
+            token_ttl_seconds=read_int(env, "TOKEN_TTL_SECONDS", 3600, 60, 7 * 24 * 3600),
+            public_metrics=read_bool(env, "PUBLIC_METRICS", True),
+            login_max_failures=read_int(env, "LOGIN_MAX_FAILURES", 5, 1, 1000),
+            login_window_seconds=read_float(env, "LOGIN_WINDOW_SECONDS", 60.0, 1, 86400),
+            hsts_seconds=read_int(env, "HSTS_SECONDS", 0, 0, 2 * 365 * 24 * 3600),
         )

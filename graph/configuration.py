@@ -14,9 +14,10 @@ DEFAULT_PRICES: dict[str, tuple[float, float]] = {
 }
 
 
-def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
+def read_int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    """An integer setting in [low, high]; blank means the default; errors name the variable."""
+    raw = env.get(name, "").strip()
+    if not raw:
         return default
     try:
         value = int(raw)
@@ -27,9 +28,10 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
+def read_float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    """A number setting in [low, high]; blank means the default; errors name the variable."""
+    raw = env.get(name, "").strip()
+    if not raw:
         return default
     try:
         value = float(raw)
@@ -40,11 +42,12 @@ def _float(env: Mapping[str, str], name: str, default: float, low: float, high: 
     return value
 
 
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None or raw == "":
+def read_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """true/false (also 1/0, yes/no, on/off); anything else is an error, not a silent false."""
+    raw = env.get(name, "").strip()
+    if not raw:
         return default
-    lowered = raw.strip().lower()
+    lowered = raw.lower()
     if lowered in {"1", "true", "yes", "on"}:
         return True
     if lowered in {"0", "false", "no", "off"}:
@@ -83,13 +86,13 @@ class GraphSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> GraphSettings:
         env = os.environ if env is None else env
         return cls(
-            quality_threshold=_int(env, "QUALITY_THRESHOLD", 70, 0, 100),
-            max_revisions=_int(env, "MAX_REVISIONS", 2, 0, 10),
-            research_enabled=_bool(env, "RESEARCH_ENABLED", True),
-            images_enabled=_bool(env, "IMAGES_ENABLED", True),
-            default_target_words=_int(env, "DEFAULT_TARGET_WORDS", 600, 100, 5000),
-            search_results=_int(env, "SEARCH_RESULTS", 5, 1, 20),
-            research_timeout=_float(env, "RESEARCH_TIMEOUT", 30.0, 0.1, 600),
+            quality_threshold=read_int(env, "QUALITY_THRESHOLD", 70, 0, 100),
+            max_revisions=read_int(env, "MAX_REVISIONS", 2, 0, 10),
+            research_enabled=read_bool(env, "RESEARCH_ENABLED", True),
+            images_enabled=read_bool(env, "IMAGES_ENABLED", True),
+            default_target_words=read_int(env, "DEFAULT_TARGET_WORDS", 600, 100, 5000),
+            search_results=read_int(env, "SEARCH_RESULTS", 5, 1, 20),
+            research_timeout=read_float(env, "RESEARCH_TIMEOUT", 30.0, 0.1, 600),
             prices=parse_price_table(env.get("MODEL_PRICES")),
         )
 
