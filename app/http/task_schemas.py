@@ -32,7 +32,8 @@ class TaskCreate(BaseModel):
     keywords: list[Keyword] | None = Field(default=None, max_length=MAX_KEYWORDS)
     images: bool | None = None
     research: bool | None = None
-    require_approval: bool = False
+    # Unset: the require_approval setting decides (GET /api/settings/require_approval).
+    require_approval: bool | None = None
 
     @model_validator(mode="after")
     def _needs_something_to_write(self) -> TaskCreate:
@@ -56,6 +57,13 @@ class Decision(BaseModel):
 
     approved: bool
     feedback: str = Field(default="", max_length=5_000)
+    publish: bool = Field(default=False, description="with an approval: publish the post this task makes")
+
+    @model_validator(mode="after")
+    def _publish_needs_approval(self) -> Decision:
+        if self.publish and not self.approved:
+            raise ValueError("publish: a rejected draft cannot be published; send approved: true")
+        return self
 
 
 class TaskAccepted(BaseModel):

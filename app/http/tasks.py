@@ -13,6 +13,7 @@ from litestar.params import Parameter
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.audit import audit_change
 from app.events import EventBus
 from app.executor import DecisionConflict, Executor
 from app.http.errors import ConflictError, NotFoundError
@@ -43,9 +44,12 @@ class TaskController(Controller):
     tags = ["tasks"]
 
     @post("/", status_code=202, summary="Queue a content request")
-    async def create_task(self, data: TaskCreate, executor: Executor) -> Response[TaskAccepted]:
+    async def create_task(self, request: Request[Any, Any, Any], data: TaskCreate,
+                          executor: Executor) -> Response[TaskAccepted]:
         # The row and its `queued` event commit together, so a worker cannot run it before then.
         task = await executor.enqueue(data.request_text(), data.params())
+        audit_change(request, resource_id=task.id,
+                     after={"status": "queued", "request": task.request, "params": task.params})
         links = task_links(task.id)
         body = TaskAccepted(id=task.id, thread_id=task.thread_id, status="queued", links=links)
         return Response(body, status_code=202, headers={"Location": links["self"]})
@@ -114,19 +118,27 @@ class TaskController(Controller):
         return sse_response(body())
 
     @post("/{task_id:str}/cancel", status_code=200, summary="Stop a task; its checkpoint is kept")
-    async def cancel_task(self, task_id: str, sessions: async_sessionmaker[AsyncSession], executor: Executor) -> dict[str, Any]:
+    async def cancel_task(self, request: Request[Any, Any, Any], task_id: str, sessions: async_sessionmaker[AsyncSession],
+                          executor: Executor) -> dict[str, Any]:
         task = await _task_or_404(sessions, _check_id(task_id))
+        audit_change(request, before={"status": task.status})
         if TaskStatus(task.status).is_terminal or not await executor.cancel(task.id):
             raise ConflictError(detail=f"task is already {task.status}")
-        return task_detail(await _task_or_404(sessions, task.id))
+        cancelled = await _task_or_404(sessions, task.id)
+        audit_change(request, after={"status": cancelled.status})
+        return task_detail(cancelled)
 
     @post("/{task_id:str}/approve", status_code=200, summary="Approve or reject a draft awaiting approval")
     async def decide(
-        self, task_id: str, data: Decision, sessions: async_sessionmaker[AsyncSession], executor: Executor
+        self, request: Request[Any, Any, Any], task_id: str, data: Decision, sessions: async_sessionmaker[AsyncSession],
+        executor: Executor
     ) -> dict[str, Any]:
         task = await _task_or_404(sessions, _check_id(task_id))
+        audit_change(request, before={"status": task.status}, decision={"approved": data.approved, "feedback": data.feedback})
         try:
-            await executor.submit_decision(task.id, data.approved, data.feedback)
+            await executor.submit_decision(task.id, data.approved, data.feedback, publish=data.publish)
         except DecisionConflict as exc:
             raise ConflictError(detail=str(exc)) from exc
-        return task_detail(await _task_or_404(sessions, task.id))
+        decided = await _task_or_404(sessions, task.id)
+        audit_change(request, after={"status": decided.status})
+        return task_detail(decided)

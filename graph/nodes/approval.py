@@ -15,7 +15,7 @@ def approval_payload(state: State) -> dict[str, Any]:
     verdict = state.get("critique", {})
     return {
         "type": "approval",
-        "question": "Approve this draft? Resume with {\"approved\": true|false, \"feedback\": \"...\"}",
+        "question": "Approve this draft? Resume with {\"approved\": true|false, \"feedback\": \"...\", \"publish\": true|false}",
         "title": draft.get("title", ""),
         "markdown": draft.get("markdown", ""),
         "word_count": draft.get("word_count", 0),
@@ -40,7 +40,10 @@ def parse_decision(value: Any) -> tuple[bool, str]:
 async def approval(state: State) -> Command[str]:
     decision = interrupt(approval_payload(state))
     approved, feedback = parse_decision(decision)
-    record = {"approved": approved, "feedback": feedback}
+    record: dict[str, Any] = {"approved": approved, "feedback": feedback}
+    if approved and isinstance(decision, dict) and decision.get("publish") is True:
+        # finalize's post for this draft goes out published (storage/posts.py reads the flag).
+        record["publish"] = True
     if approved:
         return Command(goto="finalize", update={"approval": record})
     return Command(

@@ -1,0 +1,146 @@
+"""The posts API: CMS posts with sanitised HTML. Reads are public for published posts only;
+writes need an editor (the app-level guard in app/http/auth.py).
+
+Slugs: made from the title unless one is given. Renaming a post renames its slug only while
+the slug was never set by hand and the post was never published (a published URL may be
+linked from anywhere); ``slug: null`` in a PATCH makes it follow the title again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.exceptions import ValidationException
+from litestar.params import Parameter
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.audit import audit_change
+from app.http.auth import optional_principal, principal_of
+from app.http.errors import ConflictError, NotFoundError
+from app.http.post_schemas import PostCreate, PostStatusName, PostUpdate, one_post_body, post_bodies
+from graph import markdown as md
+from storage.models import Post, PostStatus
+from storage.posts import PostRepository, SlugTaken
+
+PUBLIC = {"public": True}
+
+
+def _post_id(post_id: str) -> str | None:
+    try:
+        return str(uuid.UUID(post_id))
+    except ValueError:
+        return None
+
+
+def _visible(post: Post | None, signed_in: bool) -> bool:
+    # Anonymous readers get the same 404 for a draft as for nothing: no hint that it exists.
+    return post is not None and (signed_in or post.status == PostStatus.PUBLISHED.value)
+
+
+def _summary(post: Post) -> dict[str, str]:
+    # Enough to tell posts apart in the audit log; the body can be large.
+    return {"title": post.title, "slug": post.slug, "status": post.status}
+
+
+def _slug_conflict(exc: SlugTaken) -> ConflictError:
+    return ConflictError(detail=f"slug: {exc}")
+
+
+class PostController(Controller):
+    path = "/api/posts"
+    tags = ["posts"]
+
+    @post("/", status_code=201, summary="Create a post (editor)")
+    async def create_post(self, request: Request[Any, Any, Any], data: PostCreate,
+                          sessions: async_sessionmaker[AsyncSession]) -> Response[dict[str, Any]]:
+        fields = data.model_dump(exclude_unset=True, exclude={"title", "slug", "status"})
+        try:
+            async with sessions.begin() as session:
+                created = await PostRepository(session).create(
+                    title=data.title, slug=data.slug, generated_slug=md.slugify(data.title), status=data.status,
+                    author_id=principal_of(request).user_id, **fields)
+        except SlugTaken as exc:
+            raise _slug_conflict(exc) from exc
+        audit_change(request, resource_id=created.id, after=_summary(created))
+        body = await one_post_body(created, full=True)
+        return Response(body, status_code=201, headers={"Location": body["links"]["self"]})
+
+    @get("/", opt=PUBLIC, summary="List posts, newest first (anonymous callers: published only)")
+    async def list_posts(
+        self,
+        request: Request[Any, Any, Any],
+        sessions: async_sessionmaker[AsyncSession],
+        status: list[PostStatusName] | None = Parameter(default=None, description="filter; repeat for several"),
+        task_id: str | None = Parameter(default=None, description="the post a task made"),
+        limit: int = Parameter(default=20, ge=1, le=200),
+        cursor: str | None = Parameter(default=None, description="next_cursor of the previous page"),
+    ) -> dict[str, Any]:
+        signed_in = optional_principal(request) is not None
+        statuses: list[str] | None = list(status) if status else None
+        if not signed_in:
+            if statuses is not None and PostStatus.PUBLISHED.value not in statuses:
+                return {"items": [], "next_cursor": None}
+            statuses = [PostStatus.PUBLISHED.value]
+        async with sessions() as session:
+            try:
+                page = await PostRepository(session).list(statuses=statuses, task_id=task_id, limit=limit,
+                                                          cursor=cursor)
+            except ValueError as exc:
+                raise ValidationException(detail=f"cursor: {exc}", extra=[{"key": "cursor", "message": str(exc)}]) from exc
+        return {"items": await post_bodies(page.items, full=signed_in), "next_cursor": page.next_cursor}
+
+    @get("/{post_id:str}", opt=PUBLIC, summary="A post by id (anonymous callers: published only)")
+    async def get_post(self, request: Request[Any, Any, Any], post_id: str,
+                       sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
+        signed_in = optional_principal(request) is not None
+        found = None
+        if (checked := _post_id(post_id)) is not None:
+            async with sessions() as session:
+                found = await PostRepository(session).get(checked)
+        if found is None or not _visible(found, signed_in):
+            raise NotFoundError(detail=f"post {post_id} not found")
+        return await one_post_body(found, full=signed_in)
+
+    @get("/by-slug/{slug:str}", opt=PUBLIC, summary="A post by slug (anonymous callers: published only)")
+    async def get_post_by_slug(self, request: Request[Any, Any, Any], slug: str,
+                               sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
+        signed_in = optional_principal(request) is not None
+        async with sessions() as session:
+            found = await PostRepository(session).by_slug(slug)
+        if found is None or not _visible(found, signed_in):
+            raise NotFoundError(detail=f"post with slug {slug!r} not found")
+        return await one_post_body(found, full=signed_in)
+
+    @patch("/{post_id:str}", summary="Change some fields of a post (editor)")
+    async def update_post(self, request: Request[Any, Any, Any], post_id: str, data: PostUpdate,
+                          sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
+        checked = _post_id(post_id)
+        changes = data.changes()
+        try:
+            async with sessions.begin() as session:
+                posts = PostRepository(session)
+                found = await posts.get(checked) if checked else None
+                if found is None:
+                    raise NotFoundError(detail=f"post {post_id} not found")
+                before = _summary(found)
+                title = changes.get("title") or found.title
+                updated = await posts.update(found, changes, generated_slug=md.slugify(title))
+        except SlugTaken as exc:
+            raise _slug_conflict(exc) from exc
+        audit_change(request, before=before, after=_summary(updated), fields=sorted(changes))
+        return await one_post_body(updated, full=True)
+
+    @delete("/{post_id:str}", status_code=204, summary="Delete a post (editor)")
+    async def delete_post(self, request: Request[Any, Any, Any], post_id: str,
+                          sessions: async_sessionmaker[AsyncSession]) -> None:
+        checked = _post_id(post_id)
+        async with sessions.begin() as session:
+            posts = PostRepository(session)
+            found = await posts.get(checked) if checked else None
+            if found is None:
+                raise NotFoundError(detail=f"post {post_id} not found")
+            before = _summary(found)
+            await posts.delete(found.id)
+        audit_change(request, before=before)

@@ -1,0 +1,257 @@
+"""CMS posts: unique slugs, newest-first pages, and the one post each content task makes.
+
+Like the other repositories, this one flushes but never commits. Slugs are plain strings here:
+the caller turns a title into a slug (graph/markdown.py) and this module keeps it unique.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Post, PostStatus, Task, new_id, utcnow
+
+SLUG_MAX_CHARS = 100
+# Room for a "-NNN" suffix under SLUG_MAX_CHARS when a generated slug collides.
+GENERATED_SLUG_MAX_CHARS = 90
+SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+MAX_PAGE_SIZE = 200
+# Fields a partial update may set as given; slug and status have rules of their own.
+PLAIN_FIELDS = ("title", "markdown", "excerpt", "featured_image", "sources", "seo_title", "meta_description",
+                "keywords")
+# Two-key advisory lock (the one-key space belongs to migrations and the checkpointer) that
+# serialises slug allocation on Postgres: two posts titled alike must not both pick "x-2".
+_SLUG_LOCK = (0x646C7073, 0)  # "dlps"
+
+
+class SlugTaken(ValueError):
+    """An explicit slug that another post already has."""
+
+    def __init__(self, slug: str) -> None:
+        super().__init__(f"slug {slug!r} is already used by another post")
+        self.slug = slug
+
+
+@dataclass(frozen=True, slots=True)
+class PostPage:
+    items: list[Post]
+    next_cursor: str | None
+
+
+def valid_slug(slug: str) -> bool:
+    return len(slug) <= SLUG_MAX_CHARS and SLUG_PATTERN.fullmatch(slug) is not None
+
+
+def encode_cursor(post: Post) -> str:
+    payload = json.dumps([post.created_at.isoformat(), post.id]).encode()
+    return base64.urlsafe_b64encode(payload).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created_at, post_id = json.loads(base64.urlsafe_b64decode(padded))
+        parsed = datetime.fromisoformat(created_at)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise ValueError("invalid cursor") from exc
+    if parsed.tzinfo is None or not isinstance(post_id, str):
+        raise ValueError("invalid cursor")
+    return parsed, post_id
+
+
+def body_without_title(markdown: str, title: str) -> str:
+    """A draft's markdown minus its leading ``# Title`` line: a post carries its title in a
+    field of its own, and pages that show both would print it twice."""
+    first, _, rest = markdown.lstrip().partition("\n")
+    heading = first.strip()
+    if heading.startswith("# ") and heading[2:].strip().rstrip("#").strip() == title.strip():
+        return rest.lstrip("\n")
+    return markdown
+
+
+def slug_follows_title(post: Post) -> bool:
+    """A title change renames the slug only while nobody chose one and the post was never
+    published: a published URL may be linked from anywhere."""
+    return not post.custom_slug and post.published_at is None
+
+
+class PostRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, post_id: str) -> Post | None:
+        return await self.session.get(Post, post_id)
+
+    async def by_slug(self, slug: str) -> Post | None:
+        return await self.session.scalar(select(Post).where(Post.slug == slug))
+
+    async def by_task(self, task_id: str) -> Post | None:
+        return await self.session.scalar(select(Post).where(Post.task_id == task_id))
+
+    async def list(
+        self,
+        *,
+        statuses: Sequence[str] | None = None,
+        task_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> PostPage:
+        """Newest first, keyset-paginated on (created_at, id); raises ValueError on a bad cursor."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        limit = min(limit, MAX_PAGE_SIZE)
+        stmt = select(Post)
+        if statuses is not None:
+            stmt = stmt.where(Post.status.in_([PostStatus(s).value for s in statuses]))
+        if task_id is not None:
+            stmt = stmt.where(Post.task_id == task_id)
+        if cursor is not None:
+            created_at, post_id = decode_cursor(cursor)
+            stmt = stmt.where(or_(Post.created_at < created_at, (Post.created_at == created_at) & (Post.id < post_id)))
+        rows = list(await self.session.scalars(stmt.order_by(Post.created_at.desc(), Post.id.desc()).limit(limit + 1)))
+        items = rows[:limit]
+        return PostPage(items=items, next_cursor=encode_cursor(items[-1]) if len(rows) > limit else None)
+
+    async def create(
+        self,
+        *,
+        title: str,
+        generated_slug: str,
+        slug: str | None = None,
+        status: PostStatus | str = PostStatus.DRAFT,
+        author_id: str | None = None,
+        task_id: str | None = None,
+        **fields: Any,
+    ) -> Post:
+        """A new post. ``slug`` is the caller's explicit choice (SlugTaken if used); without
+        one, ``generated_slug`` (from the title) gets the first free numeric suffix."""
+        now = utcnow()
+        post = Post(id=new_id(), title=title, author_id=author_id, task_id=task_id, created_at=now, updated_at=now,
+                    status=PostStatus.DRAFT.value, custom_slug=False, sources=[], keywords=[])
+        for key, value in fields.items():
+            if key not in PLAIN_FIELDS:
+                raise TypeError(f"unknown post field {key!r}")
+            setattr(post, key, value)
+        await self._assign_slug(post, slug or generated_slug, explicit=slug is not None)
+        self._set_status(post, PostStatus(status), now)
+        self.session.add(post)
+        await self._flush(post)
+        return post
+
+    async def update(self, post: Post, changes: Mapping[str, Any], *, generated_slug: str) -> Post:
+        """Apply a partial update: ``changes`` holds only the fields the caller gave. A string
+        ``slug`` is explicit from then on; ``slug: None`` hands it back to the title.
+        ``generated_slug`` is what the (new) title would make."""
+        if "slug" in changes:
+            explicit = changes["slug"]
+            await self._assign_slug(post, explicit or generated_slug, explicit=explicit is not None)
+        elif "title" in changes and changes["title"] != post.title and slug_follows_title(post):
+            await self._assign_slug(post, generated_slug, explicit=False)
+        for key in PLAIN_FIELDS:
+            if key in changes:
+                setattr(post, key, changes[key])
+        now = utcnow()
+        if "status" in changes:
+            self._set_status(post, PostStatus(changes["status"]), now)
+        post.updated_at = now
+        await self._flush(post)
+        return post
+
+    async def delete(self, post_id: str) -> bool:
+        result = await self.session.execute(delete(Post).where(Post.id == post_id))
+        return result.rowcount == 1
+
+    async def save_for_task(self, task: Task, result: Mapping[str, Any]) -> Post | None:
+        """The draft post of a finished content run, created or brought up to date, in the
+        caller's (the run outcome's) transaction; None for answers and unsupported requests.
+
+        Keyed on the task, so finalize running again after a crash or retry finds the post it
+        made. A later turn on the same thread (a revision) updates the thread's post while it
+        is still a draft; once it was published or archived, that turn gets a draft of its own
+        and the live post is left alone. An approval with ``publish`` publishes the post.
+        """
+        if result.get("kind") != "content":
+            return None
+        approval = result.get("approval") or {}
+        publish = bool(approval.get("approved")) and approval.get("publish") is True
+        post = await self.by_task(task.id) or await self._newest_of_thread(task.thread_id)
+        if post is not None and post.status != PostStatus.DRAFT.value:
+            if post.task_id == task.id:
+                # This run's post already left draft (published by this very approval, or by a
+                # person since): a repeated finalize has nothing to add.
+                return post
+            post = None
+        seo = result.get("seo") or {}
+        title = str(result.get("title") or "").strip() or "Untitled"
+        changes: dict[str, Any] = {
+            "title": title,
+            "markdown": body_without_title(str(result.get("markdown") or ""), title),
+            "featured_image": result.get("featured_image") or None,
+            "sources": list(result.get("sources") or []),
+            "keywords": list(seo.get("keywords") or []),
+        }
+        generated = str(seo.get("slug") or "")
+        generated = generated if valid_slug(generated) else "post"
+        status = PostStatus.PUBLISHED if publish else PostStatus.DRAFT
+        if post is None:
+            return await self.create(generated_slug=generated, status=status, task_id=task.id, **changes)
+        return await self.update(post, {**changes, "status": status.value}, generated_slug=generated)
+
+    async def free_slug(self, base: str, *, exclude_id: str | None = None) -> str:
+        """``base``, or ``base-N`` with the smallest N from 2 that no other post uses."""
+        base = base[:GENERATED_SLUG_MAX_CHARS].rstrip("-") or "post"
+        stmt = select(Post.slug).where(or_(Post.slug == base, Post.slug.like(f"{base}-%")))
+        if exclude_id is not None:
+            stmt = stmt.where(Post.id != exclude_id)
+        taken = set(await self.session.scalars(stmt))
+        if base not in taken:
+            return base
+        number = 2
+        while f"{base}-{number}" in taken:
+            number += 1
+        return f"{base}-{number}"
+
+    async def _newest_of_thread(self, thread_id: str) -> Post | None:
+        return await self.session.scalar(
+            select(Post).join(Task, Task.id == Post.task_id).where(Task.thread_id == thread_id)
+            .order_by(Post.created_at.desc(), Post.id.desc()).limit(1)
+        )
+
+    async def _assign_slug(self, post: Post, slug: str, *, explicit: bool) -> None:
+        if self.session.get_bind().dialect.name == "postgresql":
+            await self.session.execute(select(func.pg_advisory_xact_lock(*_SLUG_LOCK)))
+        if explicit:
+            owner = await self.session.scalar(select(Post.id).where(Post.slug == slug))
+            if owner is not None and owner != post.id:
+                raise SlugTaken(slug)
+            post.slug = slug
+        else:
+            post.slug = await self.free_slug(slug, exclude_id=post.id)
+        post.custom_slug = explicit
+
+    @staticmethod
+    def _set_status(post: Post, status: PostStatus, now: datetime) -> None:
+        post.status = status.value
+        # The first publication: later archiving or re-publishing keeps the original date.
+        if status == PostStatus.PUBLISHED and post.published_at is None:
+            post.published_at = now
+
+    async def _flush(self, post: Post) -> None:
+        try:
+            await self.session.flush()
+        except IntegrityError as exc:
+            # Only reachable when another writer took the slug between our check and our write
+            # (SQLite's deferred transactions); the caller answers like for any taken slug.
+            if "slug" in str(exc.orig):
+                raise SlugTaken(post.slug) from exc
+            raise

@@ -1,0 +1,142 @@
+"""Posts in storage on SQLite and Postgres: the one draft a content outcome makes, slug
+allocation, and what happens to a post when its task goes."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.models import Post
+from storage.posts import PostRepository, SlugTaken, body_without_title
+from storage.repositories import ThreadRepository, save_run_outcome
+
+IMAGE = {"id": 7, "url": "https://www.pexels.com/photo/7/", "src": "https://images.pexels.com/7.jpeg",
+         "photographer": "Ann", "photographer_url": "https://www.pexels.com/@ann", "alt": "a desk"}
+SOURCES = [{"url": "https://docs.python.org/3/library/asyncio.html", "title": "asyncio", "snippet": "...",
+            "kind": "web"}]
+
+
+def content_result(title: str = "Async Python in practice", body: str = "Why it matters.", **extra: Any) -> dict[str, Any]:
+    return {"kind": "content", "title": title, "markdown": f"# {title}\n\n{body}\n\n## Conclusion\n\nDone.\n",
+            "featured_image": IMAGE, "sources": SOURCES,
+            "seo": {"seo_title": title, "meta_description": body, "keywords": ["asyncio"],
+                    "slug": title.lower().replace(" ", "-")}, **extra}
+
+
+def outcome(thread_id: str, result: dict[str, Any], task_id: str | None = None) -> dict[str, Any]:
+    return {"thread_id": thread_id, "task_id": task_id, "request": "write about async Python", "params": {},
+            "intent": {"kind": "content"}, "result": result, "attempts": [], "usage": [], "warnings": [],
+            "model": "llama3.2", "provider": "ollama", "status": "completed"}
+
+
+async def all_posts(sessions: async_sessionmaker[AsyncSession]) -> list[Post]:
+    async with sessions() as session:
+        return list(await session.scalars(select(Post).order_by(Post.created_at)))
+
+
+async def test_a_content_outcome_makes_one_draft_post_however_often_it_is_saved(
+        sessions: async_sessionmaker[AsyncSession]) -> None:
+    thread = str(uuid.uuid4())
+    for _ in range(3):
+        await save_run_outcome(sessions, **outcome(thread, content_result()))
+    [post] = await all_posts(sessions)
+    assert post.status == "draft" and post.author_id is None and post.published_at is None
+    assert post.task_id is not None and post.slug == "async-python-in-practice" and not post.custom_slug
+    assert post.title == "Async Python in practice"
+    assert post.markdown.startswith("Why it matters.")
+    assert post.featured_image == IMAGE and post.sources == SOURCES and post.keywords == ["asyncio"]
+
+
+async def test_answers_and_unsupported_requests_make_no_post(sessions: async_sessionmaker[AsyncSession]) -> None:
+    await save_run_outcome(sessions, **outcome(str(uuid.uuid4()), {"kind": "answer", "answer": "yes", "markdown": "yes"}))
+    await save_run_outcome(sessions, **outcome(str(uuid.uuid4()), {"kind": "unsupported", "markdown": ""}))
+    assert await all_posts(sessions) == []
+
+
+async def test_a_later_turn_updates_the_draft_instead_of_adding_a_post(sessions: async_sessionmaker[AsyncSession]) -> None:
+    thread = str(uuid.uuid4())
+    await save_run_outcome(sessions, **outcome(thread, content_result()))
+    await save_run_outcome(sessions, **outcome(thread, content_result("Async Python revised", "Now with uvloop.")))
+    [post] = await all_posts(sessions)
+    assert post.title == "Async Python revised" and "uvloop" in post.markdown
+    assert post.slug == "async-python-revised"
+
+
+async def test_a_later_run_on_the_thread_updates_its_draft(sessions: async_sessionmaker[AsyncSession]) -> None:
+    thread = str(uuid.uuid4())
+    await save_run_outcome(sessions, **outcome(thread, content_result(), task_id=str(uuid.uuid4())))
+    await save_run_outcome(sessions, **outcome(thread, content_result(body="Second run."), task_id=str(uuid.uuid4())))
+    [post] = await all_posts(sessions)
+    assert "Second run." in post.markdown
+
+
+async def test_a_published_post_is_left_alone_and_a_new_turn_gets_its_own_draft(
+        sessions: async_sessionmaker[AsyncSession]) -> None:
+    thread = str(uuid.uuid4())
+    first_run, second_run = str(uuid.uuid4()), str(uuid.uuid4())
+    published = content_result(approval={"approved": True, "feedback": "", "publish": True})
+    await save_run_outcome(sessions, **outcome(thread, published, task_id=first_run))
+    await save_run_outcome(sessions, **outcome(thread, published, task_id=first_run))  # finalize again
+    await save_run_outcome(sessions, **outcome(thread, content_result(body="A follow-up."), task_id=second_run))
+    live, draft = await all_posts(sessions)
+    assert live.status == "published" and live.task_id == first_run and "follow-up" not in live.markdown
+    assert draft.status == "draft" and draft.task_id == second_run and "follow-up" in draft.markdown
+    assert draft.slug == "async-python-in-practice-2"
+
+
+async def test_an_approval_with_publish_publishes_the_post(sessions: async_sessionmaker[AsyncSession]) -> None:
+    await save_run_outcome(sessions, **outcome(str(uuid.uuid4()), content_result(
+        approval={"approved": True, "feedback": "", "publish": True})))
+    await save_run_outcome(sessions, **outcome(str(uuid.uuid4()), content_result(
+        "Not published", approval={"approved": True, "feedback": ""})))
+    published, draft = await all_posts(sessions)
+    assert published.status == "published" and published.published_at is not None
+    assert draft.status == "draft" and draft.published_at is None
+
+
+async def test_same_titled_posts_get_numeric_suffixes_even_when_saved_at_once(
+        sessions: async_sessionmaker[AsyncSession]) -> None:
+    await asyncio.gather(*(save_run_outcome(sessions, **outcome(str(uuid.uuid4()), content_result()))
+                           for _ in range(4)))
+    slugs = sorted(post.slug for post in await all_posts(sessions))
+    assert slugs == ["async-python-in-practice", "async-python-in-practice-2", "async-python-in-practice-3",
+                     "async-python-in-practice-4"]
+
+
+async def test_an_explicit_slug_that_is_taken_raises_and_a_generated_one_moves_aside(
+        sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with sessions.begin() as session:
+        posts = PostRepository(session)
+        first = await posts.create(title="Hello", generated_slug="hello", slug="hello-2")
+        second = await posts.create(title="Hello", generated_slug="hello")
+        third = await posts.create(title="Hello", generated_slug="hello")
+    assert (first.slug, second.slug, third.slug) == ("hello-2", "hello", "hello-3")
+    assert first.custom_slug and not second.custom_slug
+    try:
+        async with sessions.begin() as session:
+            await PostRepository(session).create(title="Other", generated_slug="other", slug="hello")
+    except SlugTaken as exc:
+        assert exc.slug == "hello"
+    else:
+        raise AssertionError("a taken explicit slug was accepted")
+
+
+async def test_deleting_the_thread_keeps_its_post_unlinked(sessions: async_sessionmaker[AsyncSession]) -> None:
+    thread = str(uuid.uuid4())
+    await save_run_outcome(sessions, **outcome(thread, content_result()))
+    async with sessions.begin() as session:
+        await ThreadRepository(session).delete(thread)
+    [post] = await all_posts(sessions)
+    assert post.task_id is None
+    async with sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Post)) == 1
+
+
+def test_the_title_heading_is_dropped_from_a_post_body_only_when_it_is_the_title() -> None:
+    assert body_without_title("# Async\n\nBody.\n", "Async") == "Body.\n"
+    assert body_without_title("# Something else\n\nBody.\n", "Async") == "# Something else\n\nBody.\n"
+    assert body_without_title("Body only.\n", "Async") == "Body only.\n"

@@ -1,0 +1,128 @@
+"""The markdown renderer and sanitiser: XSS payloads come out inert, ordinary content survives."""
+
+from __future__ import annotations
+
+import html
+
+import pytest
+
+from app.content_html import RenderCache, escape_text, render_many, render_markdown, sanitise_html
+from tests.html_safety import assert_inert, parse_tags, unsafe_parts
+
+XSS_PAYLOADS = [
+    "<script>alert(1)</script>",
+    "<SCRIPT SRC=https://evil.example/x.js></SCRIPT>",
+    "<scr<script>ipt>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    "<img src=x OnErRoR=alert(1)>",
+    '<img src="java\tscript:alert(1)">',
+    "<img src=\"data:image/svg+xml,<svg onload=alert(1)>\">",
+    "[x](javascript:alert(1))",
+    "[x](JaVaScRiPt:alert(1))",
+    "[x](&#106;avascript:alert(1))",
+    "![x](javascript:alert(1))",
+    '<a href="javascript:alert(1)">click</a>',
+    '<a href="jav&#x61;script:alert(1)">click</a>',
+    '<a href="&#106;&#97;&#118;&#97;&#115;&#99;&#114;&#105;&#112;&#116;&#58;alert(1)">click</a>',
+    '<a href="  javascript:alert(1)">click</a>',
+    '<a href="vbscript:msgbox(1)">click</a>',
+    '<a href="data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==">click</a>',
+    "<svg onload=alert(1)><circle r=1/></svg>",
+    "<svg><script>alert(1)</script></svg>",
+    "<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>",
+    "<iframe src=https://evil.example></iframe>",
+    '<iframe srcdoc="<script>alert(1)</script>"></iframe>',
+    "<object data=https://evil.example/x.swf></object><embed src=https://evil.example/x.swf>",
+    '<p style="background:url(javascript:alert(1))">styled</p>',
+    '<div style="position:fixed;inset:0">overlay</div>',
+    "<style>body{display:none}</style>",
+    '<body onload=alert(1)>',
+    '<details open ontoggle=alert(1)>',
+    '<form action="javascript:alert(1)"><button>go</button></form>',
+    '<base href="https://evil.example/">',
+    '<meta http-equiv="refresh" content="0;url=javascript:alert(1)">',
+    '<noscript><p title="</noscript><img src=x onerror=alert(1)>">',
+    "&lt;script&gt;alert(1)&lt;/script&gt;",
+    "<a href='https://ok.example' onclick='alert(1)'>ok</a>",
+    '<a href="https://ok.example" rel="opener" target="_blank">ok</a>',
+    "<!--<script>alert(1)</script>-->",
+    "`<script>alert(1)</script>`",
+    "```html\n<script>alert(1)</script>\n```",
+]
+
+
+@pytest.mark.parametrize("payload", XSS_PAYLOADS)
+def test_a_payload_in_the_body_renders_inert(payload: str) -> None:
+    assert_inert(render_markdown(payload))
+    assert_inert(render_markdown(f"# Title\n\nSome text {payload} more text.\n\n{payload}\n"))
+
+
+@pytest.mark.parametrize("payload", XSS_PAYLOADS)
+def test_the_sanitiser_alone_makes_raw_html_inert(payload: str) -> None:
+    assert_inert(sanitise_html(payload))
+
+
+def test_the_sanitiser_drops_a_script_with_its_text() -> None:
+    assert sanitise_html("<p>a</p><script>alert(1)</script>") == "<p>a</p>"
+
+
+def test_code_that_mentions_script_is_shown_escaped() -> None:
+    rendered = render_markdown("```html\n<script>alert(1)</script>\n```")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in rendered
+
+
+def test_links_keep_their_target_and_get_noopener_noreferrer() -> None:
+    tags = parse_tags(render_markdown("[docs](https://docs.python.org/3/) and [mail](mailto:a@example.com)"))
+    links = [dict(attrs) for tag, attrs in tags if tag == "a"]
+    assert [link["href"] for link in links] == ["https://docs.python.org/3/", "mailto:a@example.com"]
+    assert all(link["rel"] == "noopener noreferrer" for link in links)
+
+
+def test_ordinary_markdown_survives_sanitising() -> None:
+    source = ("# Heading\n\nSome **bold**, *em*, ~~gone~~ and `code`.\n\n> quoted\n\n- one\n- two\n\n"
+              "1. first\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n![alt text](https://images.example/p.jpg)\n")
+    rendered = render_markdown(source)
+    tags = {tag for tag, _ in parse_tags(rendered)}
+    assert {"h1", "strong", "em", "s", "code", "blockquote", "ul", "ol", "li", "table", "th", "td", "img"} <= tags
+    image = next(dict(attrs) for tag, attrs in parse_tags(rendered) if tag == "img")
+    assert image == {"src": "https://images.example/p.jpg", "alt": "alt text"}
+    assert unsafe_parts(rendered) == []
+
+
+def test_relative_links_pass() -> None:
+    link = next(dict(attrs) for tag, attrs in parse_tags(render_markdown("[home](/posts/home)")) if tag == "a")
+    assert link["href"] == "/posts/home"
+
+
+@pytest.mark.parametrize("title", ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', "Tom & Jerry's <b>"])
+def test_a_title_is_escaped_to_text(title: str) -> None:
+    escaped = escape_text(title)
+    assert parse_tags(escaped) == []
+    assert "<" not in escaped and '"' not in escaped
+    assert html.unescape(escaped) == title
+
+
+def test_raw_html_in_the_body_is_shown_as_text() -> None:
+    rendered = render_markdown('<b onclick="x()">bold</b>')
+    assert parse_tags(rendered) == [("p", [])]
+    assert '&lt;b onclick="x()"&gt;bold&lt;/b&gt;' in rendered
+
+
+async def test_render_many_keeps_order_and_renders_repeats_once() -> None:
+    bodies = ["**one**", "two", "**one**", ""]
+    assert await render_many(bodies) == ["<p><strong>one</strong></p>\n", "<p>two</p>\n",
+                                         "<p><strong>one</strong></p>\n", ""]
+    assert await render_many([]) == []
+
+
+def test_the_render_cache_drops_the_least_recently_used_past_its_budget() -> None:
+    cache = RenderCache(budget_chars=10)
+    first, second, third = (RenderCache.key(text) for text in ("a", "b", "c"))
+    cache.put(first, "x" * 4)
+    cache.put(second, "y" * 4)
+    assert cache.get(first) == "xxxx"  # now the most recently used
+    cache.put(third, "z" * 4)
+    assert cache.get(second) is None and cache.get(first) == "xxxx" and cache.get(third) == "zzzz"
+    assert cache.size_chars == 8
+    cache.put(RenderCache.key("huge"), "h" * 11)
+    assert cache.size_chars == 8
