@@ -1,0 +1,120 @@
+"""Refuses input that would fail below the validation layer, on every route, before any handler
+or body parser sees it: a 400 naming the field instead of a 500.
+
+- Text the database cannot store. PostgreSQL's text and jsonb hold neither NUL (U+0000) nor
+  lone UTF-16 surrogates (which Python's json module accepts as ``"\\ud800"``); SQLite stores
+  both. Left to the database such a value is a 500 on Postgres and a silently different result
+  on SQLite, wherever it lands: a path id looked up, a query filter, a post title, metadata.
+- JSON nested deeper than the decoders recurse. msgspec and the json module both raise
+  RecursionError at roughly a thousand levels, which no route's validation catches.
+
+An app-level ``before_request`` hook, so a route added later is covered without anyone
+remembering to.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from urllib.parse import parse_qsl
+
+from litestar import Request
+from litestar.exceptions import ValidationException
+
+_UNSTORABLE = "must not contain NUL (U+0000) or unpaired surrogate characters"
+# Far deeper than any real payload (LangGraph state is a few levels), far shallower than the
+# decoders' recursion limits.
+MAX_JSON_DEPTH = 100
+_TOO_DEEP = f"nests JSON deeper than {MAX_JSON_DEPTH} levels"
+# A cheap test that a body might hold unstorable text, so that most bodies are not parsed
+# twice: a raw NUL, its JSON or form escape, or a JSON surrogate escape.
+_SUSPECT_BODY = re.compile(rb"\x00|%00|\\u0000|\\u[dD][89a-fA-F]")
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKET = re.compile(rb"[\[\]{}]")
+
+
+def _unstorable(text: str) -> bool:
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _printable(name: str) -> str:
+    """A field name fit for an error body (the name itself may be the bad text)."""
+    return name.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\u0000")
+
+
+def _bad_field(value: Any, path: str) -> str | None:
+    """The dotted path of the first key or string in ``value`` the database cannot store."""
+    if isinstance(value, str):
+        return path if _unstorable(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            child = f"{path}.{key}" if path else str(key)
+            if _unstorable(str(key)):
+                return child
+            if found := _bad_field(item, child):
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if found := _bad_field(item, f"{path}.{index}" if path else str(index)):
+                return found
+    return None
+
+
+def _too_deep(raw: bytes) -> bool:
+    """Whether ``raw``, read as JSON, opens more than MAX_JSON_DEPTH brackets at once. A scan,
+    not a parse: parsing is what overflows."""
+    if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
+        return False  # the common case, at C speed
+    depth = 0
+    for bracket in _BRACKET.findall(_JSON_STRING.sub(b"", raw)):
+        depth += 1 if bracket in (b"[", b"{") else -1
+        if depth > MAX_JSON_DEPTH:
+            return True
+    return False
+
+
+def _bad_body_field(raw: bytes, content_type: str) -> tuple[str, str] | None:
+    if content_type.startswith("multipart/"):
+        return None  # file parts may be binary; no route here takes multipart text fields
+    if content_type == "application/x-www-form-urlencoded":
+        if not _SUSPECT_BODY.search(raw):
+            return None
+        pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
+        key = next((key for key, value in pairs if _unstorable(key) or _unstorable(value)), None)
+        return None if key is None else (key, _UNSTORABLE)
+    # Any other content type may be JSON: the LangGraph routes read JSON sent as text/plain too.
+    if _too_deep(raw):
+        return "body", _TOO_DEEP
+    if not _SUSPECT_BODY.search(raw):
+        return None
+    try:
+        field = _bad_field(json.loads(raw), "")
+    except (ValueError, RecursionError):
+        # Not JSON: the route's own parser answers for that; a raw NUL is still refused here.
+        field = "body" if b"\x00" in raw else None
+    return None if field is None else (field, _UNSTORABLE)
+
+
+async def reject_unsafe_input(request: Request[Any, Any, Any]) -> None:
+    """Before-request hook: a 400 naming the first path, query or body field that holds text
+    the database cannot store, or a body nested too deeply to decode (see the module docstring)."""
+    found: tuple[str, str] | None = None
+    for name, value in request.path_params.items():
+        if isinstance(value, str) and _unstorable(value):
+            found = name, _UNSTORABLE
+            break
+    if found is None:
+        found = next(((name, _UNSTORABLE) for name, value in request.query_params.multi_items()
+                      if _unstorable(name) or _unstorable(value)), None)
+    if found is None and request.method not in ("GET", "HEAD", "OPTIONS"):
+        found = _bad_body_field(await request.body(), request.content_type[0])
+    if found is not None:
+        field, message = _printable(found[0]), found[1]
+        raise ValidationException(detail=f"{field}: {message}", extra=[{"key": field, "message": message}])
