@@ -126,6 +126,14 @@ def proc_status(pid: int) -> dict[str, int]:
     return out
 
 
+def child_pids(pid: int) -> list[int]:
+    """The worker processes a `serve --workers K` server started (Linux /proc)."""
+    try:
+        return [int(part) for part in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (FileNotFoundError, ValueError):
+        return []
+
+
 def proc_cpu_seconds(pid: int) -> float | None:
     """utime+stime of a process (all threads), seconds."""
     try:
@@ -517,7 +525,7 @@ class Server:
 
     @property
     def pids(self) -> list[int]:
-        return [self.proc.pid, *(peer.proc.pid for peer in self.peers)]
+        return [self.proc.pid, *(peer.proc.pid for peer in self.peers), *child_pids(self.proc.pid)]
 
     @property
     def base_url(self) -> str:
@@ -525,10 +533,11 @@ class Server:
 
 
 async def start_server(args: argparse.Namespace, fake: FakeModel, database_url: str, workdir: Path,
-                       *, concurrency: int | None = None, tag: str = "server") -> Server:
+                       *, concurrency: int | None = None, tag: str = "server",
+                       extra_env: dict[str, str] | None = None) -> Server:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUB_PREFIXES)}
-    extra = dict(kv.split("=", 1) for kv in args.server_env)
+    extra = {**(extra_env or {}), **dict(kv.split("=", 1) for kv in args.server_env)}
     env.update(service_env(fake, {
         "DATABASE_URL": database_url,
         "DRAFTLOOP_DATA_DIR": str(workdir),
@@ -941,18 +950,12 @@ async def run_backend(args: argparse.Namespace, name: str, database_url: str, fa
                       bench_lag: LagMonitor, workdir: Path) -> dict[str, Any]:
     split = name.endswith("-split")
     has_auth = await create_bench_user(database_url, workdir)
-    peers = []
-    if split:
-        # The graph runs in a worker process of its own; the process that serves the API (and that
-        # every request and probe goes to) keeps WORKER_CONCURRENCY=1, the smallest it allows.
-        peers.append(await start_server(args, fake, database_url, workdir, concurrency=max(1, args.concurrency - 1),
-                                        tag="worker"))
-    try:
-        server = await start_server(args, fake, database_url, workdir, concurrency=1 if split else None)
-    except BaseException:
-        for peer in peers:
-            await stop_server(peer)
-        raise
+    peers: list[Server] = []
+    # Split: `draftloop serve --workers K` (WORKERS=K) serves HTTP only and runs the graph in K
+    # worker processes it supervises, each with its share of the concurrency.
+    server = await start_server(args, fake, database_url, workdir,
+                                concurrency=-(-args.concurrency // args.workers) if split else None,
+                                extra_env={"WORKERS": str(args.workers)} if split else None)
     server.peers = peers
     result: dict[str, Any] = {"backend": name, "pid": server.proc.pid, "split": split, "auth": has_auth}
     if has_auth:
@@ -1014,8 +1017,9 @@ async def run_backend(args: argparse.Namespace, name: str, database_url: str, fa
         result["inside_lag_inflight"] = [v for w, v in lag if any(a <= w <= b for a, b in windows)]
         result["inside_lag_load"] = [v for w, v in lag if any(t0 <= w <= b for t0, (_, b) in zip(loaded, windows))]
         result["inside_lag_available"] = bool(lag)
-        if server.peers:
-            worker_lag = read_lag_file(server.peers[0].lag_path)
+        worker_files = sorted(server.lag_path.parent.glob(server.lag_path.name + ".worker-*"))
+        if worker_files:
+            worker_lag = [sample for path in worker_files for sample in read_lag_file(path)]
             result["worker_lag_inflight"] = [v for w, v in worker_lag if any(a <= w <= b for a, b in windows)]
         log_lines = [line for srv in (server, *server.peers)
                      for line in srv.log_path.read_text(errors="replace").splitlines()]
@@ -1286,11 +1290,11 @@ def render_markdown(args: argparse.Namespace, inproc: dict[str, Any], backends: 
         out.append(f"## Server on {name}")
         out.append("")
         if result.get("split"):
-            out.append("Split topology: two `draftloop serve` processes on one fresh Postgres database. The API process "
-                       "(every request and probe goes to it) runs with WORKER_CONCURRENCY=1; a worker process with "
-                       f"WORKER_CONCURRENCY={max(1, args.concurrency - 1)} claims the rest through the existing "
-                       "`FOR UPDATE SKIP LOCKED` leases. This approximates \"graph runs in a worker process, API alone "
-                       "in its own\" with today's code; CPU and memory figures sum both processes.")
+            out.append(f"Split topology: `draftloop serve --workers {args.workers}`. The server process (every request "
+                       "and probe goes to it) serves HTTP only; the graph runs in the worker processes it supervises, "
+                       f"each with WORKER_CONCURRENCY={-(-args.concurrency // args.workers)}, claiming through the "
+                       "`FOR UPDATE SKIP LOCKED` leases and woken by LISTEN/NOTIFY on Postgres (polling on SQLite). "
+                       "CPU and memory figures sum all processes.")
             out.append("")
         out.append("| figure | measured | target | verdict |")
         out.append("|---|---|---|---|")
@@ -1469,9 +1473,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--backend", choices=["sqlite", "postgres", "both", "none"], default="sqlite",
                    help="server backend(s); none = yardstick only (default sqlite)")
     p.add_argument("--split", action="store_true",
-                   help="with a Postgres backend, also run the split topology: the API in one process "
-                        "(WORKER_CONCURRENCY=1) and the graph runs in a second, worker process (concurrency N-1) "
-                        "on the same database, claiming through the existing SKIP LOCKED leases")
+                   help="also run each backend split: `draftloop serve --workers K` serves HTTP only and runs "
+                        "the graph in K worker processes it supervises (WORKER_CONCURRENCY=ceil(N/K) each)")
+    p.add_argument("--workers", type=int, default=2, help="K, the worker processes of a split server (default 2)")
     p.add_argument("--postgres-admin-url", default=os.environ.get("TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/postgres"),
                    help="libpq URL of a role that may CREATE DATABASE; a fresh database is created and dropped")
     p.add_argument("--postgres-url", default=None,
@@ -1532,8 +1536,8 @@ async def main_async(args: argparse.Namespace) -> int:
             print(f"  {mode}: alone {data['alone_s'] * 1000:.0f} ms, N={args.tasks} makespan {data['makespan_s'] * 1000:.0f} ms",
                   flush=True)
         names = {"sqlite": ["sqlite"], "postgres": ["postgres"], "both": ["sqlite", "postgres"], "none": []}[args.backend]
-        if args.split and "postgres" in names:
-            names.append("postgres-split")
+        if args.split:
+            names.extend([f"{name}-split" for name in list(names)])
         for name in names:
             with tempfile.TemporaryDirectory(prefix=f"draftloop-bench-{name}-") as tmp:
                 workdir = Path(tmp)

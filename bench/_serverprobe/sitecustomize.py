@@ -58,6 +58,26 @@ def _install() -> None:
 
     uvicorn_server.Server.startup = startup  # type: ignore[method-assign]
 
+    if os.environ.get("DRAFTLOOP_ROLE") == "worker":
+        # `draftloop worker` (started by `serve --workers K`) has no uvicorn: wrap the coroutine
+        # it hands to asyncio.run instead; each worker writes its own file, <path>.worker-<pid>.
+        global _PATH
+        _PATH = f"{_PATH}.worker-{os.getpid()}"
+        original_run = asyncio.run
+
+        def run(main, **kwargs):  # type: ignore[no-untyped-def]
+            async def wrapped():  # type: ignore[no-untyped-def]
+                task = asyncio.get_running_loop().create_task(monitor(), name="bench-loop-lag")
+                threading.Thread(target=flusher, name="bench-lag-flush", daemon=True).start()
+                try:
+                    return await main
+                finally:
+                    task.cancel()
+
+            return original_run(wrapped(), **kwargs)
+
+        asyncio.run = run
+
 
 if _PATH:
     _install()

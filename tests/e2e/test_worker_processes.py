@@ -1,0 +1,164 @@
+"""`draftloop serve --workers N`: an API-only server whose graph runs happen in the worker
+processes it supervises (the design change bench/RESULTS.md argues for), on SQLite and Postgres.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.auth import admin_headers
+from tests.e2e.test_service_process import NODES, REQUEST, events_url, post_task
+from tests.fakes.writer import GraphFakes
+from tests.integration import conftest as backend_fixtures
+from tests.service_process import (
+    RUN_TIMEOUT,
+    STARTUP_TIMEOUT,
+    ServerProcess,
+    ServiceLauncher,
+    SlowJudge,
+    events_of,
+    finished_nodes,
+    follow_events,
+    sample_lease_owners,
+    schema_title,
+    service_env,
+    statuses,
+    stored_tasks,
+    wait_for_status,
+    wait_until,
+)
+
+backend = backend_fixtures.backend
+postgres_test_database = backend_fixtures.postgres_test_database
+postgres_database = backend_fixtures.postgres_database
+database_url = backend_fixtures.database_url
+
+
+@pytest.fixture
+def http(http_client: httpx.AsyncClient) -> httpx.AsyncClient:
+    http_client.headers.update(admin_headers())
+    return http_client
+
+
+@pytest.fixture
+async def launcher(graph_fakes: GraphFakes, database_url: str, tmp_path: Path) -> AsyncIterator[ServiceLauncher]:
+    servers = ServiceLauncher(service_env(graph_fakes, tmp_path, database_url), cwd=tmp_path)
+    try:
+        yield servers
+    finally:
+        await servers.close()
+        print(servers.describe())
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except FileNotFoundError:
+        return []
+    return [int(part) for part in text.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+async def child_pids(pid: int) -> list[int]:
+    """The direct children of a process (Linux /proc; read off the loop, blockbuster is on)."""
+    return await asyncio.to_thread(_children, pid)
+
+
+async def is_alive(pid: int) -> bool:
+    return await asyncio.to_thread(_alive, pid)
+
+
+async def start_with_workers(launcher: ServiceLauncher, name: str, workers: int) -> tuple[ServerProcess, list[int]]:
+    server = await launcher.start(name, WORKERS=str(workers))
+    for _ in range(int(STARTUP_TIMEOUT / 0.1)):
+        pids = await child_pids(server.pid)
+        if len(pids) == workers:
+            return server, pids
+        await asyncio.sleep(0.1)
+    pytest.fail(f"{workers} worker processes did not start\n{launcher.describe()}")
+
+
+async def test_an_api_server_with_workers_runs_every_task_in_its_worker_processes_and_streams_their_events(
+    launcher: ServiceLauncher, graph_fakes: GraphFakes, http: httpx.AsyncClient, database_url: str
+) -> None:
+    graph_fakes.writer.draft_latency = 0.5
+    server, workers = await start_with_workers(launcher, "split", 2)
+    ready = await http.get(f"{server.url}/ready")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"]["workers"] == {"ok": True, "alive": 2, "count": 2}
+
+    owners: dict[str, set[str]] = {}
+    stop_sampling = asyncio.Event()
+    sampler = asyncio.create_task(sample_lease_owners(database_url, owners, stop_sampling))
+    try:
+        posted = await asyncio.gather(*(
+            post_task(http, server.url, {"request": f"{REQUEST} (case-{uuid.uuid4().hex[:8]})"}) for _ in range(8)))
+        items, closed = await follow_events(http, events_url(server.url, posted[0]))
+        for task_id in posted:
+            await wait_for_status(http, server.url, task_id, "completed", timeout=RUN_TIMEOUT, launcher=launcher)
+    finally:
+        stop_sampling.set()
+        await asyncio.wait_for(sampler, 10)
+
+    # Followed live through the API process although another process wrote every event.
+    assert closed
+    events = events_of(items)
+    assert statuses(events) == ["queued", "running", "completed"]
+    assert finished_nodes(events) == NODES
+    stored = await stored_tasks(database_url)
+    assert {task_id: stored[task_id].task.run_count for task_id in posted} == {task_id: 1 for task_id in posted}
+    assert set(owners) == set(posted), "a run too short to be sampled"
+    held_by = set().union(*owners.values())
+    assert held_by <= {"split-w0", "split-w1"}, f"the API process ran a graph: {held_by}"
+    assert graph_fakes.writer.calls.count("draft") == 8
+
+    await server.terminate(timeout=30)
+    assert not [pid for pid in workers if await is_alive(pid)], "workers outlived the server"
+
+
+async def test_a_killed_worker_is_restarted_and_its_task_resumes_from_the_checkpoint(
+    launcher: ServiceLauncher, graph_fakes: GraphFakes, http: httpx.AsyncClient, database_url: str
+) -> None:
+    writer = graph_fakes.writer
+    slow = SlowJudge(writer, latency=30.0)
+    graph_fakes.ollama.responder = slow
+    server, [worker] = await start_with_workers(launcher, "respawn", 1)
+    task_id = await post_task(http, server.url, {"request": REQUEST})
+    await wait_until(lambda: "score" in writer.calls, "critique call", launcher=launcher)
+    chat_before = len(graph_fakes.ollama.chat_requests)
+
+    slow.latency = 0
+    os.kill(worker, signal.SIGKILL)
+    task = await wait_for_status(http, server.url, task_id, "completed", timeout=RUN_TIMEOUT, launcher=launcher)
+
+    assert task["result"]["attempts"] == 1
+    restarted = graph_fakes.ollama.chat_requests[chat_before:]
+    assert [schema_title(body) for body in restarted] == ["Score"], "only the critique may run again"
+    replacement = await child_pids(server.pid)
+    assert len(replacement) == 1 and replacement[0] != worker
+    stored = (await stored_tasks(database_url))[task_id]
+    assert stored.attempt_numbers == [1] and stored.task.run_count == 2
+
+    # The server dies without a word to its worker; the worker notices and stops on its own.
+    await server.kill()
+    for _ in range(150):
+        if not await is_alive(replacement[0]):
+            break
+        await asyncio.sleep(0.1)
+    else:
+        pytest.fail(f"a worker outlived its SIGKILLed server\n{launcher.describe()}")
