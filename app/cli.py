@@ -7,9 +7,12 @@ import asyncio
 import getpass
 import json
 import logging
+import os
+import signal
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from types import FrameType
 from typing import Any, TextIO
@@ -24,8 +27,10 @@ from langgraph.types import Command
 from app.graph_runtime import GraphRuntime, open_graph_runtime
 from app.http.app import create_app
 from app.logs import configure_logging
+from app.run_services import open_run_services
 from app.security import MIN_PASSWORD_LENGTH, hash_password
 from app.settings import ServiceSettings, load_dotenv
+from app.supervisor import SUPERVISOR_PID_ENV
 from graph.nodes.finalize import usage_totals
 from storage.engine import adatabase_url_from_env, create_engine, normalize_database_url, session_factory
 from storage.migrate import upgrade_database
@@ -33,9 +38,12 @@ from storage.models import Role
 from storage.repositories import UserExists, UserRepository
 from tools.llm import ModelCallError, ModelProviderError
 
+log = logging.getLogger("draftloop")
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+ORPHAN_CHECK_SECONDS = 0.5
 
 
 class Progress:
@@ -103,6 +111,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     serve = commands.add_parser("serve", help="serve the HTTP API (task API, SSE, health, metrics)")
     serve.add_argument("--host", help="overrides HOST (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="overrides PORT (default 8000)")
+    serve.add_argument("--workers", type=int, metavar="N",
+                       help="overrides WORKERS: run graphs in N worker processes this server starts and "
+                            "supervises, and only serve HTTP here (default 0: all in this process)")
+    serve.add_argument("--role", choices=["all", "api"],
+                       help="overrides DRAFTLOOP_ROLE: api serves HTTP only and leaves graph runs to "
+                            "`draftloop worker` processes started separately on the same database")
+    commands.add_parser("worker", help="run queued tasks without serving HTTP (beside a `serve --role api`)")
     user = commands.add_parser("create-user", help="create a user who can log in to the API")
     user.add_argument("name", help="the user name to log in with")
     user.add_argument("--role", choices=[r.value for r in Role], default=Role.VIEWER.value,
@@ -263,7 +278,12 @@ def serve_command(args: argparse.Namespace) -> int:
     load_dotenv()
     settings = ServiceSettings.from_env()
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    overrides.update({k: v for k, v in (("workers", args.workers), ("role", args.role)) if v is not None})
+    if settings.role == "worker" and "role" not in overrides:
+        raise ValueError("DRAFTLOOP_ROLE=worker is for `draftloop worker`; `serve` takes all or api")
     settings = replace(settings, **overrides)
+    if not 0 <= settings.workers <= 64:
+        raise ValueError(f"--workers must be between 0 and 64, got {settings.workers}")
     configure_logging(settings.log_format, settings.log_level)
     print(f"Draftloop serving on http://{settings.host}:{settings.port}  (API docs: /schema)", flush=True)
     app = create_app(settings)
@@ -272,6 +292,48 @@ def serve_command(args: argparse.Namespace) -> int:
                             timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5)
     DraftloopServer(config, app).run()
     return EXIT_OK
+
+
+async def run_worker(settings: ServiceSettings) -> int:
+    """Claim and run tasks until SIGTERM/SIGINT, then drain like the server does."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    async with open_graph_runtime(settings.database_url) as runtime, open_run_services(runtime, settings) as services:
+
+        def on_signal() -> None:
+            services.executor.begin_drain()
+            stop.set()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal)
+        log.info("worker %s running up to %d tasks at a time", services.executor.worker_id, settings.concurrency)
+        orphan_watch = asyncio.create_task(_stop_when_orphaned(on_signal), name="draftloop-orphan-watch")
+        try:
+            await stop.wait()
+        finally:
+            orphan_watch.cancel()
+    return EXIT_OK
+
+
+async def _stop_when_orphaned(stop: Callable[[], None]) -> None:
+    """A worker started by `serve --workers` stops when its server is gone, even if the server
+    died by SIGKILL and could not tell it: a leftover worker would run tasks nobody asked for."""
+    supervisor = os.environ.get(SUPERVISOR_PID_ENV, "")
+    if not supervisor.isdigit():
+        return
+    while os.getppid() == int(supervisor):
+        await asyncio.sleep(ORPHAN_CHECK_SECONDS)
+    log.warning("the server that started this worker (pid %s) is gone; stopping", supervisor)
+    stop()
+
+
+def worker_command(args: argparse.Namespace) -> int:
+    load_dotenv()
+    settings = replace(ServiceSettings.from_env(), role="worker", workers=0)
+    configure_logging(settings.log_format, settings.log_level)
+    if settings.worker_nice:
+        os.nice(settings.worker_nice)
+    return asyncio.run(run_worker(settings))
 
 
 def read_password(from_stdin: bool) -> str:
@@ -304,6 +366,12 @@ def main(argv: list[str] | None = None) -> int:
             return serve_command(args)
         except ValueError as exc:
             # A refused start-up setting (e.g. no DRAFTLOOP_SECRET_KEY outside dev mode).
+            sys.stderr.write(f"draftloop: {exc}\n")
+            return EXIT_USAGE
+    if args.command == "worker":
+        try:
+            return worker_command(args)
+        except ValueError as exc:
             sys.stderr.write(f"draftloop: {exc}\n")
             return EXIT_USAGE
     if args.command == "create-user":

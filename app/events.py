@@ -1,9 +1,10 @@
 """Task progress events: stored in the database, followed live by SSE clients.
 
 Events are rows of ``task_events``; their autoincrement id is the SSE event id. Publishing
-inserts in a short transaction of its own and wakes followers in this process at once; followers
-also poll the table every ``poll_seconds``, because with several service processes on one
-Postgres the run that writes the events may live in another process.
+inserts in a short transaction of its own and wakes followers in this process at once. The run
+that writes the events may live in another process (api/worker split, scale-out): on Postgres a
+notification (storage/notifications.py) wakes followers there; followers also poll the table
+every ``poll_seconds``, which is all SQLite has.
 
 Event types and their ``data``:
 - ``status``         {"status": <task status>, "error"?: str}
@@ -22,6 +23,7 @@ event (``metadata``, ``values``, ``updates``, ``messages``, ``debug``, ``custom`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -29,9 +31,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.models import TaskEvent, TaskStatus
+from storage.notifications import TASK_CHANNEL, notify
 from storage.repositories import EVENT_PAGE_SIZE, EventRepository, TaskRepository
 
 log = logging.getLogger("draftloop.events")
@@ -46,6 +50,13 @@ ERROR = "error"
 EVENT_TYPES = frozenset({STATUS, NODE_STARTED, NODE_FINISHED, TOKEN, ATTEMPT_SCORED, INTERRUPT, ERROR})
 
 DEFAULT_HEARTBEAT_SECONDS = 15.0
+# post()'s writer: at most this many events per transaction; back-off while the database is away.
+WRITE_BATCH_MAX = 500
+WRITE_RETRY_SECONDS = 0.1
+WRITE_RETRY_MAX_SECONDS = 5.0
+CLOSE_FLUSH_SECONDS = 10.0
+# Errors that say the database is away rather than that it refuses these rows: retry later.
+UNREACHABLE: tuple[type[BaseException], ...] = (OperationalError, InterfaceError, OSError)
 
 # Called with (task_id, event_type, data) for every event published through this bus, after it
 # is committed: metrics hang off it. It must be quick and must not raise.
@@ -92,6 +103,13 @@ class EventBus:
         self._followers: dict[str, set[asyncio.Event]] = {}
         self.published_total = 0
         self._closed = False
+        # Write-behind queue of post(): (task id, type, data), oldest first.
+        self._queue: list[tuple[str, str, dict[str, Any]]] = []
+        self._queue_ready = asyncio.Event()
+        self._written = asyncio.Event()
+        self._queued_total = 0
+        self._written_total = 0
+        self._writer: asyncio.Task[None] | None = None
 
     def close(self) -> None:
         """End every follow() at its next step: the server is shutting down, and an open SSE
@@ -105,9 +123,101 @@ class EventBus:
         """Store one event in its own transaction and wake this process's followers; its id."""
         async with self.sessions.begin() as session:
             row = await EventRepository(session).append(task_id, event_type, dict(data or {}))
+            await notify(session, TASK_CHANNEL, task_id)
         event = Event.from_row(row)
         self.announce([event])
         return event.id
+
+    def post(self, task_id: str, event_type: str, data: Mapping[str, Any] | None = None) -> None:
+        """Queue an event for the write-behind writer and return at once.
+
+        A run's progress events go this way: the run does not wait for a transaction per
+        event, and one writer commits whatever has queued up meanwhile in one multi-row insert
+        (group commit), so under load ~18 transactions per task become a handful. Events of a
+        task keep their order (one FIFO writer). Call ``flush`` before anything that must be
+        ordered after them, such as the run's terminal status. Queued events die with the
+        process; a resumed run publishes its own.
+        """
+        self._queue.append((task_id, event_type, dict(data or {})))
+        self._queued_total += 1
+        self._queue_ready.set()
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_loop(), name="draftloop-event-writer")
+
+    async def flush(self) -> None:
+        """Wait until every event queued by ``post`` before this call is committed."""
+        target = self._queued_total
+        while self._written_total < target:
+            if self._writer is None or self._writer.done():
+                self._writer = asyncio.create_task(self._write_loop(), name="draftloop-event-writer")
+            self._written.clear()
+            await self._written.wait()
+
+    async def aclose(self, timeout: float = CLOSE_FLUSH_SECONDS) -> None:
+        """Write what is still queued (for at most ``timeout`` seconds), then stop the writer."""
+        if self._queue:
+            try:
+                await asyncio.wait_for(self.flush(), timeout)
+            except TimeoutError:
+                log.error("dropping %d progress event(s): the database did not take them within %.0f s",
+                          len(self._queue), timeout)
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+            self._writer = None
+
+    async def _write_loop(self) -> None:
+        delay = WRITE_RETRY_SECONDS
+        while True:
+            if not self._queue:
+                self._queue_ready.clear()
+                await self._queue_ready.wait()
+            batch = self._queue[:WRITE_BATCH_MAX]
+            try:
+                written = await self._write(batch)
+            except UNREACHABLE as exc:
+                # Kept in the queue: written once the database answers again.
+                log.warning("writing %d event(s) failed (%s); retrying in %.1f s", len(batch), exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, WRITE_RETRY_MAX_SECONDS)
+                continue
+            delay = WRITE_RETRY_SECONDS
+            del self._queue[:len(batch)]
+            self._written_total += len(batch)
+            self._written.set()
+            self._announce_written(written)
+
+    async def _write(self, batch: list[tuple[str, str, dict[str, Any]]]) -> list[tuple[str, str, dict[str, Any]]]:
+        """Commit a batch; the events that were stored. One event the database refuses for
+        itself (not for being unreachable), such as data it cannot encode, is dropped with an
+        error in the log instead of blocking every event behind it."""
+        try:
+            await self._insert(batch)
+            return batch
+        except UNREACHABLE:
+            raise
+        except Exception:  # noqa: BLE001 - sorted out one by one below (bad data, a deleted task)
+            if len(batch) == 1:
+                log.exception("dropping a %s event of task %s that cannot be stored", batch[0][1], batch[0][0])
+                return []
+        stored = []
+        for item in batch:
+            stored.extend(await self._write([item]))
+        return stored
+
+    async def _insert(self, batch: list[tuple[str, str, dict[str, Any]]]) -> None:
+        async with self.sessions.begin() as session:
+            await EventRepository(session).append_many(batch)
+            for task_id in dict.fromkeys(task_id for task_id, _, _ in batch):
+                await notify(session, TASK_CHANNEL, task_id)
+
+    def _announce_written(self, batch: list[tuple[str, str, dict[str, Any]]]) -> None:
+        for task_id, event_type, data in batch:
+            self.published_total += 1
+            for flag in self._followers.get(task_id, ()):
+                flag.set()
+            self._tell_listener(task_id, event_type, data)
 
     async def record(
         self, session: AsyncSession, task_id: str, event_type: str, data: Mapping[str, Any] | None = None
@@ -115,7 +225,15 @@ class EventBus:
         """Store an event inside the caller's transaction, so it commits (or not) together with a
         status change. Call ``announce`` with it once that transaction has committed."""
         row = await EventRepository(session).append(task_id, event_type, dict(data or {}))
+        # Postgres folds repeats of one notification within a transaction into one.
+        await notify(session, TASK_CHANNEL, task_id)
         return Event.from_row(row)
+
+    def wake(self, task_id: str) -> None:
+        """Another process wrote events of ``task_id`` (a notification): followers read now
+        instead of at their next poll."""
+        for flag in self._followers.get(task_id, ()):
+            flag.set()
 
     def announce(self, events: Iterable[Event]) -> None:
         """Tell local followers and the listener about committed events."""
@@ -123,11 +241,14 @@ class EventBus:
             self.published_total += 1
             for flag in self._followers.get(event.task_id, ()):
                 flag.set()
-            if self.listener is not None:
-                try:
-                    self.listener(event.task_id, event.type, event.data)
-                except Exception:  # noqa: BLE001 - a metrics bug must not fail a run
-                    log.exception("event listener failed on %s", event.type)
+            self._tell_listener(event.task_id, event.type, event.data)
+
+    def _tell_listener(self, task_id: str, event_type: str, data: dict[str, Any]) -> None:
+        if self.listener is not None:
+            try:
+                self.listener(task_id, event_type, data)
+            except Exception:  # noqa: BLE001 - a metrics bug must not fail a run
+                log.exception("event listener failed on %s", event_type)
 
     async def history(self, task_id: str, after_id: int = 0, limit: int = EVENT_PAGE_SIZE) -> list[Event]:
         """Stored events of a task with id > ``after_id``, oldest first."""

@@ -54,9 +54,11 @@ from app.runs import (
     run_input,
     wanted_modes,
 )
+from app.run_settings import RunSettings
 from app.settings import ServiceSettings
 from graph.context import Dependencies, DraftloopContext, OutcomeSaver
 from storage.models import Task, TaskStatus
+from storage.notifications import QUEUE_CHANNEL, notify
 from storage.repositories import LeaseState, TaskNotFound, TaskRepository, ThreadRepository
 
 log = logging.getLogger("draftloop.executor")
@@ -279,12 +281,12 @@ class RunPublisher:
         text, node = "".join(self._tokens), self._token_node
         self._tokens.clear()
         self._token_node = None
-        await self.bus.publish(self.task_id, TOKEN, {"node": node, "text": text})
+        self.bus.post(self.task_id, TOKEN, {"node": node, "text": text})
 
     async def _publish(self, event_type: str, data: dict[str, Any]) -> None:
         async with self._lock:
             await self._flush_locked()
-            await self.bus.publish(self.task_id, event_type, data)
+            self.bus.post(self.task_id, event_type, data)
 
 
 class Executor:
@@ -307,6 +309,8 @@ class Executor:
         self.max_runs = max_runs
         self.stats = ExecutorStats()
         self._deps: Dependencies = replace(runtime.deps, save_outcome=keep_running_outcome(runtime.deps.save_outcome))
+        # The settings registry: applied to every run start and to the claim size (app/run_settings.py).
+        self.run_settings = RunSettings(runtime.sessions, runtime.deps, settings)
         self._runs: dict[str, asyncio.Task[None]] = {}
         self._stop_reasons: dict[str, StopReason] = {}
         self._wakeup = asyncio.Event()
@@ -333,6 +337,11 @@ class Executor:
     def is_running(self) -> bool:
         return self._started and not self._draining
 
+    @property
+    def claims(self) -> bool:
+        """False in an api-only process: it queues, cancels and answers, workers run."""
+        return self.settings.runs_graphs
+
     async def start(self) -> None:
         """Start claiming. Tasks left running under this worker id (a restart with a fixed
         WORKER_ID) are handed back first; other workers' expired leases are claimed as usual."""
@@ -340,6 +349,9 @@ class Executor:
             return
         self._started = True
         self._draining = False
+        if not self.claims:
+            log.info("executor %s: api only, graph runs are left to worker processes", self.worker_id)
+            return
         await self._release(None)
         self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="draftloop-dispatcher")
         self._loops = [
@@ -359,6 +371,9 @@ class Executor:
         checkpoint boundary, cancel the rest, and hand them all back to the queue (their
         leases released) for this process after a restart, or another one, to resume."""
         if not self._started:
+            return
+        if not self.claims:
+            self._started = False
             return
         grace = self.settings.shutdown_grace_seconds
         self._draining = True
@@ -383,6 +398,7 @@ class Executor:
         # Everything still leased to this worker: paused or cancelled runs, and any claim whose
         # run never started.
         await self._release(None)
+        await self.run_settings.aclose()
         self._started = False
         log.info("executor %s stopped", self.worker_id)
 
@@ -402,6 +418,7 @@ class Executor:
                 await threads.create(task.thread_id, {"task_id": task.id, "graph_id": "draftloop"})
             await threads.after_run(task.thread_id, task.id, TaskStatus.QUEUED)
             event = await self.bus.record(session, task.id, STATUS, {"status": TaskStatus.QUEUED.value})
+            await notify(session, QUEUE_CHANNEL)
         self.bus.announce([event])
         self.wake()
         return task
@@ -419,6 +436,7 @@ class Executor:
             task = await tasks.create(thread_id=thread_id, run=dict(run))
             await ThreadRepository(session).after_run(thread_id, task.id, TaskStatus.QUEUED)
             event = await self.bus.record(session, task.id, STATUS, {"status": TaskStatus.QUEUED.value})
+            await notify(session, QUEUE_CHANNEL)
         self.bus.announce([event])
         self.wake()
         return task
@@ -449,9 +467,10 @@ class Executor:
         self._stop_local(task_id, StopReason.CANCELLED)
         return changed
 
-    async def submit_decision(self, task_id: str, approved: bool, feedback: str = "") -> None:
+    async def submit_decision(self, task_id: str, approved: bool, feedback: str = "", publish: bool = False) -> None:
         """Answer the approval a task waits on; the task is queued and a worker resumes it
-        (approve -> finalize, reject -> a new draft with ``feedback``).
+        (approve -> finalize, reject -> a new draft with ``feedback``). ``publish`` with an
+        approval publishes the post finalize makes.
 
         Raises TaskNotFound, or DecisionConflict when the task is not awaiting approval.
         """
@@ -463,12 +482,17 @@ class Executor:
         # The decision is for this interrupt only: if the graph has moved on by the time a worker
         # picks it up (see _choose_input), it must not answer a later one.
         interrupt_id = snapshot.interrupts[0].id if snapshot.interrupts else None
-        command = {"resume": {"approved": bool(approved), "feedback": feedback or ""}, "interrupt_id": interrupt_id}
+        resume: dict[str, Any] = {"approved": bool(approved), "feedback": feedback or ""}
+        if approved and publish:
+            resume["publish"] = True
+        command = {"resume": resume, "interrupt_id": interrupt_id}
         async with self.sessions.begin() as session:
             repo = TaskRepository(session)
             queued = await repo.queue_decision(task_id, command)
             event = await self.bus.record(session, task_id, STATUS, {"status": TaskStatus.QUEUED.value}) if queued else None
             current = None if queued else await repo.status_of(task_id)
+            if queued:
+                await notify(session, QUEUE_CHANNEL)
         if event is None:
             if current is None:
                 raise TaskNotFound(task_id)
@@ -481,6 +505,7 @@ class Executor:
     async def _dispatch_loop(self) -> None:
         while not self._draining:
             self._wakeup.clear()
+            self.concurrency = await self.run_settings.concurrency()
             free = self.concurrency - len(self._runs)
             if free > 0:
                 try:
@@ -572,7 +597,7 @@ class Executor:
                 await self._end(task, TaskStatus.FAILED, error=(
                     f"gave up after {task.run_count - 1} runs: every worker running this task stopped before it ended"))
                 return
-            await self.bus.publish(task.id, STATUS, {"status": TaskStatus.RUNNING.value})
+            self.bus.post(task.id, STATUS, {"status": TaskStatus.RUNNING.value})
             if isinstance(publisher, ApiRunPublisher):
                 # Every (re)start of a run says so first, as langgraph-api does.
                 await publisher.publish(METADATA, {"run_id": task.id, "attempt": task.run_count})
@@ -616,7 +641,8 @@ class Executor:
             await self._end(task, TaskStatus.COMPLETED)
             return None
         params = task.params or {}
-        context = DraftloopContext(deps=self._deps, require_approval=params.get("require_approval"))
+        context = await self.run_settings.context_for_run(
+            DraftloopContext(deps=self._deps, require_approval=params.get("require_approval")))
         async with aclosing(graph.astream(
             graph_input, config, context=context, stream_mode=STREAM_MODES, durability="sync"
         )) as stream:
@@ -656,7 +682,7 @@ class Executor:
         stream = graph.astream(
             graph_input,
             config,
-            context=run_context(task, self._deps),
+            context=await self.run_settings.context_for_run(run_context(task, self._deps)),
             stream_mode=langgraph_modes(task.stream_modes or []),
             interrupt_before=task.interrupt_before or None,
             interrupt_after=task.interrupt_after or None,
@@ -699,6 +725,8 @@ class Executor:
         transaction (for an API run also its ``error`` and ``end`` events)."""
         events: list[Event] = []
         is_run = task.kind == "run"
+        # The run's queued progress events come first: followers stop at the terminal status.
+        await self.bus.flush()
         async with self.sessions.begin() as session:
             if await TaskRepository(session).end_run(task.id, self.worker_id, status, error=error):
                 if error is not None:
@@ -741,10 +769,13 @@ class Executor:
         """Hand this worker's running tasks back to the queue, each with a ``status`` event."""
         events: list[Event] = []
         try:
+            await self.bus.flush()
             async with self.sessions.begin() as session:
                 released = await TaskRepository(session).release(self.worker_id, task_ids)
                 for task_id in released:
                     events.append(await self.bus.record(session, task_id, STATUS, {"status": TaskStatus.QUEUED.value}))
+                if released:
+                    await notify(session, QUEUE_CHANNEL)
         except (SQLAlchemyError, OSError) as exc:
             # Their leases expire instead and another worker resumes them a little later.
             log.error("could not release leases: %s", exc)

@@ -155,7 +155,7 @@ class ApiRunPublisher:
 
     async def publish(self, event: str, data: Any) -> None:
         async with self._lock:
-            await self.bus.publish(self.run_id, event, {"payload": jsonable(data)})
+            self.bus.post(self.run_id, event, {"payload": jsonable(data)})
 
     async def flush(self) -> None:
         """Nothing is buffered: every chunk is its own event."""

@@ -16,6 +16,10 @@ from pathlib import Path
 from graph.configuration import read_bool, read_float, read_int
 
 MIN_SECRET_LENGTH = 32
+# all: serve HTTP and run graphs in one process. api: HTTP only, the graph runs in worker
+# processes (`draftloop worker`, or `serve --workers N`), so requests never wait behind graph
+# steps on one event loop. worker: runs graphs only (set by `draftloop worker`).
+ROLES = ("all", "api", "worker")
 
 
 def load_dotenv(path: Path = Path(".env")) -> None:
@@ -37,6 +41,12 @@ class ServiceSettings:
     port: int = 8000
     # How many graph runs one process drives at once; the rest wait in the database queue.
     concurrency: int = 8
+    role: str = "all"
+    # Worker processes `draftloop serve` starts and supervises; > 0 makes the server itself api-only.
+    workers: int = 0
+    # Niceness `draftloop worker` gives itself: graph steps then yield the CPU to the API process,
+    # whose requests are short bursts, instead of sharing it evenly (bench/RESULTS.md).
+    worker_nice: int = 10
     lease_seconds: float = 30.0
     heartbeat_seconds: float = 5.0
     poll_seconds: float = 1.0
@@ -56,9 +66,17 @@ class ServiceSettings:
     # /metrics without a token (Prometheus scrapers); PUBLIC_METRICS=0 makes it need a viewer.
     public_metrics: bool = True
     login_max_failures: int = 5
+    # How long a token's owner (role, revocation) is cached per process; 0 asks the database
+    # on every request. Logouts in the same process apply at once.
+    auth_cache_seconds: float = 2.0
     login_window_seconds: float = 60.0
     # Strict-Transport-Security max-age; 0 sends none (only turn on behind TLS).
     hsts_seconds: int = 0
+
+    @property
+    def runs_graphs(self) -> bool:
+        """Whether this process claims and runs tasks (an api process leaves that to workers)."""
+        return self.role != "api" and self.workers == 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServiceSettings:
@@ -73,10 +91,16 @@ class ServiceSettings:
         lease = read_float(env, "LEASE_SECONDS", 30.0, 0.2, 3600)
         if heartbeat >= lease:
             raise ValueError("HEARTBEAT_SECONDS must be shorter than LEASE_SECONDS")
+        role = env.get("DRAFTLOOP_ROLE", "all").strip().lower() or "all"
+        if role not in ROLES:
+            raise ValueError(f"DRAFTLOOP_ROLE must be one of {', '.join(ROLES)}, got {role!r}")
         return cls(
             host=env.get("HOST", "127.0.0.1").strip() or "127.0.0.1",
             port=read_int(env, "PORT", 8000, 0, 65535),
             concurrency=read_int(env, "WORKER_CONCURRENCY", 8, 1, 1000),
+            role=role,
+            workers=read_int(env, "WORKERS", 0, 0, 64),
+            worker_nice=read_int(env, "WORKER_NICE", 10, 0, 19),
             lease_seconds=lease,
             heartbeat_seconds=heartbeat,
             poll_seconds=read_float(env, "QUEUE_POLL_SECONDS", 1.0, 0.01, 60),
@@ -93,6 +117,7 @@ class ServiceSettings:
             token_ttl_seconds=read_int(env, "TOKEN_TTL_SECONDS", 3600, 60, 7 * 24 * 3600),
             public_metrics=read_bool(env, "PUBLIC_METRICS", True),
             login_max_failures=read_int(env, "LOGIN_MAX_FAILURES", 5, 1, 1000),
+            auth_cache_seconds=read_float(env, "AUTH_CACHE_SECONDS", 2.0, 0, 60),
             login_window_seconds=read_float(env, "LOGIN_WINDOW_SECONDS", 60.0, 1, 86400),
             hsts_seconds=read_int(env, "HSTS_SECONDS", 0, 0, 2 * 365 * 24 * 3600),
         )

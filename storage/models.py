@@ -311,3 +311,111 @@ class RevokedToken(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     expires_at: Mapped[datetime] = mapped_column()
     revoked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PostStatus(enum.StrEnum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    ARCHIVED = "archived"
+
+
+class Post(Base):
+    """A CMS post. Only markdown is stored: HTML is rendered and sanitised on every read, so a
+    tightened sanitiser covers old posts too. NULL excerpt/SEO fields mean "derive on read"."""
+
+    __tablename__ = "posts"
+    __table_args__ = (
+        UniqueConstraint("slug"),
+        # A task makes at most one post: finalize re-runs find it here instead of adding another.
+        UniqueConstraint("task_id"),
+        CheckConstraint("status IN ('draft', 'published', 'archived')", name="status"),
+        Index("ix_posts_status_created_at", "status", "created_at"),
+        Index("ix_posts_created_at_id", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    title: Mapped[str] = mapped_column(Text)
+    slug: Mapped[str] = mapped_column(String(100))
+    # Set by a person: a title change no longer regenerates it.
+    custom_slug: Mapped[bool] = mapped_column(Boolean, default=False)
+    markdown: Mapped[str] = mapped_column(Text, default="")
+    excerpt: Mapped[str | None] = mapped_column(Text, default=None)
+    featured_image: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    sources: Mapped[list[Any]] = mapped_column(default=list)
+    seo_title: Mapped[str | None] = mapped_column(String(60), default=None)
+    meta_description: Mapped[str | None] = mapped_column(String(160), default=None)
+    keywords: Mapped[list[Any]] = mapped_column(default=list)
+    status: Mapped[str] = mapped_column(String(16), default=PostStatus.DRAFT.value)
+    # NULL for posts the graph wrote, and after the author's account is deleted.
+    author_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    task_id: Mapped[str | None] = mapped_column(ForeignKey("tasks.id", ondelete="SET NULL"), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Setting(Base):
+    """A runtime setting an admin stored; keys without a row use their environment default."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSONType)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Copies, not foreign keys: the record of who set a value outlives the account.
+    updated_by: Mapped[str | None] = mapped_column(String(36), default=None)
+    updated_by_name: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class SettingChange(Base):
+    """One change of a setting. NULL old/new value means "not stored": the default applied."""
+
+    __tablename__ = "settings_history"
+    __table_args__ = (
+        # A key's history newest first, keyset-paged by id.
+        Index("ix_settings_history_key_id", "key", "id"),
+        CheckConstraint("action IN ('set', 'rollback', 'reset')", name="action"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16))
+    old_value: Mapped[Any | None] = mapped_column(JSONType, default=None)
+    new_value: Mapped[Any | None] = mapped_column(JSONType, default=None)
+    user_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    user_name: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEvent(Base):
+    """One mutation attempt through the HTTP API: who, what, on which resource, from where, and
+    how it ended. Actor columns are copies, not foreign keys, so the trail outlives a deleted
+    user; all are NULL for an anonymous caller (a failed login, a request without a token)."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        # Newest-first keyset pages, with or without a time window.
+        Index("ix_audit_events_occurred_at_id", "occurred_at", "id"),
+        Index("ix_audit_events_actor_id_occurred_at", "actor_id", "occurred_at"),
+        Index("ix_audit_events_actor_name_occurred_at", "actor_name", "occurred_at"),
+        Index("ix_audit_events_action_occurred_at", "action", "occurred_at"),
+        Index("ix_audit_events_resource_resource_id", "resource", "resource_id"),
+        Index("ix_audit_events_status_occurred_at", "status", "occurred_at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    actor_name: Mapped[str | None] = mapped_column(String(64), default=None)
+    actor_role: Mapped[str | None] = mapped_column(String(16), default=None)
+    action: Mapped[str] = mapped_column(String(64))
+    resource: Mapped[str] = mapped_column(String(64))
+    resource_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    summary: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    client: Mapped[str | None] = mapped_column(String(64), default=None)
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(String(255))
+    status: Mapped[int] = mapped_column(Integer)
+    request_id: Mapped[str | None] = mapped_column(String(64), default=None)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, literal, or_, select, update
+from sqlalchemy import and_, delete, func, literal, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
@@ -35,6 +35,7 @@ from storage.models import (
     new_id,
     utcnow,
 )
+from storage.posts import PostRepository
 from storage.records import ATTEMPT_FIELDS, USAGE_FIELDS, AttemptRecord, UsageRecord, pick
 
 MAX_PAGE_SIZE = 200
@@ -142,7 +143,12 @@ def status_timestamps(task: Task, target: TaskStatus, now: datetime) -> dict[str
 
 
 def encode_cursor(task: Task) -> str:
-    payload = json.dumps([task.created_at.isoformat(), task.id]).encode()
+    return encode_keyset(task.created_at, task.id)
+
+
+def encode_keyset(at: datetime, key: str) -> str:
+    """An opaque cursor for newest-first (timestamp, key) pages; decode_cursor reads it back."""
+    payload = json.dumps([at.isoformat(), key]).encode()
     return base64.urlsafe_b64encode(payload).decode().rstrip("=")
 
 
@@ -660,6 +666,25 @@ class EventRepository:
         await self.session.flush()
         return event
 
+    async def append_many(self, events: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """Add (task id, type, data) events in order, in one multi-row insert in the caller's
+        transaction. Takes the per-task locks of ``append`` for every task in the batch, in a
+        fixed order so that two batch writers cannot deadlock."""
+        if not events:
+            return
+        if self.session.get_bind().dialect.name == "postgresql":
+            # One round trip for all of them; the sorted subquery fixes the locking order.
+            await self.session.execute(
+                text("SELECT count(pg_advisory_xact_lock(:namespace, hashtext(t))) "
+                     "FROM (SELECT t FROM unnest(CAST(:task_ids AS text[])) AS t ORDER BY t) AS ordered"),
+                {"namespace": _EVENT_LOCK_NAMESPACE, "task_ids": sorted({task_id for task_id, _, _ in events})},
+            )
+        now = utcnow()
+        await self.session.execute(TaskEvent.__table__.insert(), [
+            {"task_id": task_id, "type": event_type, "data": dict(data), "created_at": now}
+            for task_id, event_type, data in events
+        ])
+
     async def list_after(self, task_id: str, after_id: int = 0, limit: int = EVENT_PAGE_SIZE) -> list[TaskEvent]:
         """A task's events with id > ``after_id``, oldest first, at most ``limit``."""
         if limit < 1:
@@ -763,7 +788,8 @@ async def save_run_outcome(
 ) -> Task:
     """Persist a finished run in one transaction: the task row (found by thread_id, created if
     missing), its attempts and its usage, replaced wholesale so a re-run of finalize after a
-    crash or retry leaves exactly one copy. Task token/cost totals are summed from ``usage``.
+    crash or retry leaves exactly one copy, and for content its draft post (storage/posts.py).
+    Task token/cost totals are summed from ``usage``.
 
     Raises InvalidStatusTransition if the task already finished differently (e.g. it was
     cancelled while the graph ran); nothing is written then.
@@ -789,6 +815,9 @@ async def save_run_outcome(
         task.input_tokens = sum(row.input_tokens or 0 for row in usage_rows)
         task.output_tokens = sum(row.output_tokens or 0 for row in usage_rows)
         task.cost_usd = round(sum(row.cost_usd or 0.0 for row in usage_rows), 8)
+        # Same transaction as the outcome: a run that is recorded always has its post, and a
+        # re-run of finalize finds that post by task instead of adding a second one.
+        await PostRepository(session).save_for_task(task, result or {})
     return task
 
 

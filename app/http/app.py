@@ -18,19 +18,31 @@ from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.events import EventBus
-from app.executor import Executor
+from app.audit import AuditLog, database_sink
 from app.graph_runtime import open_graph_runtime
-from app.http.auth import AuthController, access_guard, authentication_middleware, security_headers
+from app.http.auth import (
+    AuthController,
+    TokenOwnerCache,
+    access_guard,
+    authentication_middleware,
+    security_headers,
+)
 from app.http.assistants import AssistantController, InfoController
+from app.http.audit import AuditController
+from app.http.audit_middleware import audit_middleware
 from app.http.errors import EXCEPTION_HANDLERS
+from app.http.input_guard import reject_unsafe_input
 from app.http.ops import OpsController
+from app.http.posts import PostController
 from app.http.runs import RunController
+from app.http.settings import SettingsController
 from app.http.tasks import TaskController
 from app.http.threads import ThreadController
 from app.metrics import Metrics
+from app.run_services import open_run_services
 from app.security import LoginRateLimiter, TokenService
 from app.settings import ServiceSettings
+from app.supervisor import WorkerSupervisor
 from storage.repositories import UserRepository
 
 log = logging.getLogger("draftloop")
@@ -78,8 +90,8 @@ def timing_middleware(metrics: Metrics) -> Any:
                 if observed["done"]:
                     return
                 observed["done"] = True
-                handler = scope.get("route_handler")
-                route = next(iter(handler.paths), "unmatched") if handler is not None else "unmatched"
+                # The full template (/api/tasks/{task_id:str}); handler.paths lacks the controller's prefix.
+                route = scope.get("path_template") or "unmatched"
                 metrics.http_seconds.labels(scope["method"], route, str(status["code"])).observe(
                     time.perf_counter() - started)
 
@@ -130,27 +142,29 @@ def create_app(settings: ServiceSettings | None = None) -> Litestar:
     metrics = Metrics()
     tokens = TokenService(settings.secret_key, ttl_seconds=settings.token_ttl_seconds)
     login_limiter = LoginRateLimiter(settings.login_max_failures, settings.login_window_seconds)
+    token_owners = TokenOwnerCache(settings.auth_cache_seconds)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with open_graph_runtime(settings.database_url) as runtime:
-            bus = EventBus(runtime.sessions, poll_seconds=settings.poll_seconds, listener=metrics.observe_event)
-            executor = Executor(runtime, settings, bus)
-            app.state.update(runtime=runtime, bus=bus, executor=executor, metrics=metrics, settings=settings)
+        # The audit log closes after the run services (so it flushes what they and the last
+        # requests recorded) and before the runtime disposes of the engine it writes with.
+        async with (open_graph_runtime(settings.database_url) as runtime,
+                    AuditLog(database_sink(runtime.sessions)) as audit):
             async with runtime.sessions() as session:
                 if await UserRepository(session).count() == 0:
                     log.warning(FIRST_RUN_HINT)
-            await executor.start()
-            info = await runtime.deps.models.describe()
-            log.info("serving with %s model %s on %s", info.provider, info.model, runtime.database_url.split("@")[-1])
-            try:
+            async with (open_run_services(runtime, settings, listener=metrics.observe_event) as services,
+                        WorkerSupervisor(settings, runtime.database_url) as workers):
+                app.state.update(runtime=runtime, bus=services.bus, executor=services.executor, metrics=metrics,
+                                 settings=settings, workers=workers, audit=audit)
+                info = await runtime.deps.models.describe()
+                log.info("serving with %s model %s on %s", info.provider, info.model,
+                         runtime.database_url.split("@")[-1])
                 yield
-            finally:
-                await executor.stop()
 
     return Litestar(
         route_handlers=[AuthController, TaskController, OpsController, InfoController, AssistantController, ThreadController,
-                        RunController],
+                        RunController, AuditController, SettingsController, PostController],
         lifespan=[lifespan],
         dependencies={
             "runtime": _state("runtime"),
@@ -158,15 +172,20 @@ def create_app(settings: ServiceSettings | None = None) -> Litestar:
             "executor": _state("executor"),
             "metrics": _state("metrics"),
             "settings": _state("settings"),
+            "workers": _state("workers"),
             "sessions": Provide(_sessions),
             "tokens": _value(tokens),
             "login_limiter": _value(login_limiter),
+            "token_owners": _value(token_owners),
         },
         # App-level, so that every route, including any added later, is closed unless marked public.
         guards=[access_guard(settings.public_metrics)],
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[timing_middleware(metrics), authentication_middleware(tokens)],
+        middleware=[timing_middleware(metrics), authentication_middleware(tokens, token_owners), audit_middleware()],
         before_send=[allow_private_network, security_headers(settings)],
+        # Input that would fail below validation (text Postgres cannot store, JSON nested past
+        # the decoders' recursion) is a 400 naming the field, on every route.
+        before_request=reject_unsafe_input,
         cors_config=CORSConfig(
             allow_origins=list(settings.cors_origins),
             allow_methods=["*"],

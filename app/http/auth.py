@@ -1,8 +1,8 @@
 """Authentication and authorisation for every route.
 
-An ASGI middleware reads the bearer token once per request (signature, expiry, issuer, then one
-database round trip for the user's current role and the token's revocation) and leaves the
-outcome in the scope. One app-level guard then decides each route: public routes are marked
+An ASGI middleware reads the bearer token once per request (signature, expiry, issuer, then the
+user's current role and the token's revocation: one database round trip, cached for two seconds
+per token) and leaves the outcome in the scope. One app-level guard then decides each route: public routes are marked
 ``opt={"public": True}``, reads (GET, or ``opt={"read_only": True}`` for POSTs that only query)
 need a viewer, everything else an editor, and ``opt={"role": "admin"}`` raises the bar. Being
 app-level, a route added later is closed by default instead of open by omission.
@@ -11,6 +11,7 @@ app-level, a route added later is closed by default instead of open by omission.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,10 +23,11 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.audit import AuditActor, audit_change
 from app.security import InvalidToken, LoginRateLimiter, TokenService, verify_password
 from app.settings import ServiceSettings
 from storage.models import Role
-from storage.repositories import UserRepository
+from storage.repositories import TokenOwner, UserRepository
 
 log = logging.getLogger("draftloop.auth")
 
@@ -61,13 +63,48 @@ def _bearer(scope: Scope) -> str | None:
     return None
 
 
-async def authenticate(token: str, tokens: TokenService, sessions: async_sessionmaker[AsyncSession]) -> AuthOutcome:
+class TokenOwnerCache:
+    """What each token resolved to, for ``ttl_seconds``: without it every authenticated request
+    costs a pool checkout and a query, which under load queue behind the runs' writes
+    (bench/RESULTS.md). A logout here drops its entry at once; a logout, role change or deleted
+    user in another server process takes effect within ``ttl_seconds``."""
+
+    def __init__(self, ttl_seconds: float = 2.0, max_entries: int = 10_000) -> None:
+        self.ttl_seconds = ttl_seconds
+        self.max_entries = max_entries
+        self._entries: dict[tuple[str, str], tuple[float, TokenOwner | None]] = {}
+
+    def get(self, user_id: str, jti: str) -> tuple[bool, TokenOwner | None]:
+        """(found, owner): found is False when the database must be asked."""
+        entry = self._entries.get((user_id, jti))
+        if entry is None or time.monotonic() - entry[0] > self.ttl_seconds:
+            return False, None
+        return True, entry[1]
+
+    def put(self, user_id: str, jti: str, owner: TokenOwner | None) -> None:
+        if len(self._entries) >= self.max_entries:
+            now = time.monotonic()
+            self._entries = {k: v for k, v in self._entries.items() if now - v[0] <= self.ttl_seconds}
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+        self._entries[(user_id, jti)] = (time.monotonic(), owner)
+
+    def forget(self, user_id: str, jti: str) -> None:
+        self._entries.pop((user_id, jti), None)
+
+
+async def authenticate(token: str, tokens: TokenService, sessions: async_sessionmaker[AsyncSession],
+                       cache: TokenOwnerCache | None = None) -> AuthOutcome:
     try:
         claims = tokens.decode(token)
     except InvalidToken as exc:
         return AuthOutcome(error=str(exc))
-    async with sessions() as session:
-        owner = await UserRepository(session).token_owner(claims.sub, claims.jti)
+    found, owner = cache.get(claims.sub, claims.jti) if cache is not None else (False, None)
+    if not found:
+        async with sessions() as session:
+            owner = await UserRepository(session).token_owner(claims.sub, claims.jti)
+        if cache is not None:
+            cache.put(claims.sub, claims.jti, owner)
     if owner is None:
         return AuthOutcome(error="unknown user")
     if owner.revoked:
@@ -75,7 +112,7 @@ async def authenticate(token: str, tokens: TokenService, sessions: async_session
     return AuthOutcome(principal=Principal(owner.user_id, owner.name, Role(owner.role), claims.jti, claims.expires_at))
 
 
-def authentication_middleware(tokens: TokenService) -> Any:
+def authentication_middleware(tokens: TokenService, cache: TokenOwnerCache | None = None) -> Any:
     def factory(app: ASGIApp) -> ASGIApp:
         async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] in ("http", "websocket"):
@@ -86,7 +123,7 @@ def authentication_middleware(tokens: TokenService) -> Any:
                     outcome = AuthOutcome(error="expected an Authorization: Bearer token")
                 else:
                     sessions = scope["app"].state["runtime"].sessions
-                    outcome = await authenticate(token, tokens, sessions)
+                    outcome = await authenticate(token, tokens, sessions, cache)
                 scope[SCOPE_KEY] = outcome  # type: ignore[literal-required]
             await app(scope, receive, send)
 
@@ -138,6 +175,17 @@ def principal_of(request: Request[Any, Any, Any]) -> Principal:
     return outcome.principal
 
 
+def optional_principal(request: Request[Any, Any, Any]) -> Principal | None:
+    """On a public route: the caller, or None for an anonymous one. A token that was sent but
+    is bad still gets a 401, so a client with an expired token learns it instead of silently
+    seeing the anonymous view."""
+    outcome: AuthOutcome = request.scope.get(SCOPE_KEY) or AuthOutcome()  # type: ignore[assignment]
+    if outcome.error is not None:
+        raise NotAuthorizedException(detail=outcome.error,
+                                     headers={"WWW-Authenticate": f'{_CHALLENGE}, error="invalid_token"'})
+    return outcome.principal
+
+
 async def _credentials(request: Request[Any, Any, Any]) -> tuple[str, str]:
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("application/json"):
@@ -161,6 +209,9 @@ class AuthController(Controller):
     async def token(self, request: Request[Any, Any, Any], sessions: async_sessionmaker[AsyncSession],
                     tokens: TokenService, login_limiter: LoginRateLimiter) -> Response[dict[str, Any]]:
         client = request.client.host if request.client else "unknown"
+        # Whatever stops this request short of a token (rate limit, missing fields, wrong password)
+        # is a failed login in the audit trail.
+        audit_change(request, action="auth.login_failed")
         wait = login_limiter.retry_after(client)
         if wait:
             raise TooManyRequestsException(detail=f"too many failed logins; retry in {wait}s",
@@ -173,19 +224,26 @@ class AuthController(Controller):
             # Never the password, and an unknown name is not logged either: it is often a password
             # typed into the wrong field. The client sees the same answer for both.
             log.warning("failed login for %s from %s", repr(user.name) if user else "an unknown user name", client)
+            if user is not None:
+                audit_change(request, resource_id=user.id, user=user.name)
             raise NotAuthorizedException(detail="wrong user name or password", headers={"WWW-Authenticate": _CHALLENGE})
         login_limiter.succeeded(client)
         token, claims = tokens.issue(user.id, user.role)
         log.info("login: %s (%s) from %s", user.name, user.role, client)
+        audit_change(request, action="auth.login", resource_id=user.id, actor=AuditActor(user.id, user.name, user.role),
+                     after={"expires_at": claims.expires_at})
         return Response({"access_token": token, "token_type": "bearer", "expires_in": tokens.ttl_seconds,
                          "role": user.role},
                         headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
     @post("/logout", status_code=200, opt={"role": Role.VIEWER.value}, summary="Revoke the token sent with this request")
-    async def logout(self, request: Request[Any, Any, Any], sessions: async_sessionmaker[AsyncSession]) -> dict[str, str]:
+    async def logout(self, request: Request[Any, Any, Any], sessions: async_sessionmaker[AsyncSession],
+                     token_owners: TokenOwnerCache) -> dict[str, str]:
         principal = principal_of(request)
         async with sessions.begin() as session:
             await UserRepository(session).revoke(principal.jti, principal.user_id, principal.expires_at)
+        token_owners.forget(principal.user_id, principal.jti)
+        audit_change(request, resource_id=principal.user_id, after={"revoked_until": principal.expires_at})
         return {"status": "logged out"}
 
 

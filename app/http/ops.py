@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.executor import Executor
 from app.graph_runtime import GraphRuntime
 from app.metrics import Metrics
+from app.supervisor import WorkerSupervisor
 
 READY_CHECK_TIMEOUT = 3.0
 
@@ -29,7 +30,7 @@ class OpsController(Controller):
         return {"status": "ok"}
 
     @get("/ready", opt={"public": True}, summary="Readiness: database, checkpointer and model provider")
-    async def ready(self, runtime: GraphRuntime) -> Response[dict[str, Any]]:
+    async def ready(self, runtime: GraphRuntime, workers: WorkerSupervisor) -> Response[dict[str, Any]]:
         checks: dict[str, Any] = {}
         try:
             async with asyncio.timeout(READY_CHECK_TIMEOUT):
@@ -47,6 +48,9 @@ class OpsController(Controller):
         info = await runtime.deps.models.describe(refresh=True)
         checks["model"] = {"ok": info.reachable, "provider": info.provider, "model": info.model,
                            "requested": info.requested, "detail": info.detail}
+        if workers.count:
+            # An api-only server with no live worker accepts tasks that nothing runs.
+            checks["workers"] = {"ok": workers.alive > 0, "alive": workers.alive, "count": workers.count}
         ready = all(check["ok"] for check in checks.values())
         return Response({"status": "ready" if ready else "not ready", "checks": checks},
                         status_code=200 if ready else 503)

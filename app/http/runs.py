@@ -17,6 +17,7 @@ from litestar.params import Parameter
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.audit import audit_change
 from app.events import STATUS, EventBus
 from app.executor import Executor, ThreadBusy
 from app.graph_runtime import GraphRuntime
@@ -140,8 +141,8 @@ def _links(run: Task, stateless: bool = False) -> dict[str, str]:
 
 
 async def _create(
-    thread_id: str, body: dict[str, Any], sessions: async_sessionmaker[AsyncSession], executor: Executor,
-    runtime: GraphRuntime,
+    request: Request[Any, Any, Any], thread_id: str, body: dict[str, Any], sessions: async_sessionmaker[AsyncSession],
+    executor: Executor, runtime: GraphRuntime,
 ) -> Task:
     run = parse_run(body, set(runtime.graph.nodes))
     async with sessions.begin() as session:
@@ -151,9 +152,12 @@ async def _create(
                 raise NotFoundError(detail=f"thread {thread_id} not found")
             await threads.create(thread_id, {"graph_id": "draftloop"})
     try:
-        return await executor.enqueue_run(thread_id, run, reject_if_busy=run["multitask_strategy"] == "reject")
+        created = await executor.enqueue_run(thread_id, run, reject_if_busy=run["multitask_strategy"] == "reject")
     except ThreadBusy as exc:
         raise ConflictError(detail=str(exc)) from exc
+    audit_change(request, resource_id=created.id,
+                 after={"thread_id": thread_id, "assistant_id": created.assistant_id, "status": created.status})
+    return created
 
 
 async def _get_run(sessions: async_sessionmaker[AsyncSession], thread_id: str, run_id: str) -> Task:
@@ -220,22 +224,24 @@ class RunController(Controller):
     @post("/threads/{thread_id:str}/runs", status_code=200, summary="Start a background run")
     async def create_run(self, thread_id: str, request: Request[Any, Any, Any], sessions: async_sessionmaker[AsyncSession],
                          executor: Executor, runtime: GraphRuntime) -> Response[dict[str, Any]]:
-        run = await _create(thread_id, await json_body(request), sessions, executor, runtime)
+        run = await _create(request, thread_id, await json_body(request), sessions, executor, runtime)
         return Response(run_dict(run), headers=_links(run))
 
-    @post("/threads/{thread_id:str}/runs/stream", status_code=200, summary="Start a run and stream it (SSE)")
+    @post("/threads/{thread_id:str}/runs/stream", status_code=200, opt={"audit_action": "run.create"},
+          summary="Start a run and stream it (SSE)")
     async def stream_run(self, thread_id: str, request: Request[Any, Any, Any], sessions: async_sessionmaker[AsyncSession],
                          executor: Executor, runtime: GraphRuntime, bus: EventBus, settings: ServiceSettings) -> Stream:
         body = await json_body(request)
-        run = await _create(thread_id, body, sessions, executor, runtime)
+        run = await _create(request, thread_id, body, sessions, executor, runtime)
         headers = {**_links(run), "Location": f"/threads/{thread_id}/runs/{run.id}/stream"}
         return sse_response(_stream(run, bus, settings, executor, cancel_on_disconnect=body.get("on_disconnect") == "cancel"),
                             headers)
 
-    @post("/threads/{thread_id:str}/runs/wait", status_code=200, summary="Start a run and wait for its values")
+    @post("/threads/{thread_id:str}/runs/wait", status_code=200, opt={"audit_action": "run.create"},
+          summary="Start a run and wait for its values")
     async def wait_run(self, thread_id: str, request: Request[Any, Any, Any], sessions: async_sessionmaker[AsyncSession],
                        executor: Executor, runtime: GraphRuntime, bus: EventBus) -> Response[dict[str, Any]]:
-        run = await _create(thread_id, await json_body(request), sessions, executor, runtime)
+        run = await _create(request, thread_id, await json_body(request), sessions, executor, runtime)
         result = await _wait_result(run, bus, sessions, runtime)
         return Response(result, headers={**_links(run), "Location": f"/threads/{thread_id}/runs/{run.id}/join"})
 
@@ -272,12 +278,13 @@ class RunController(Controller):
         return await _wait_result(await _get_run(sessions, thread_id, run_id), bus, sessions, runtime)
 
     @post("/threads/{thread_id:str}/runs/{run_id:str}/cancel", status_code=202, summary="Cancel a run")
-    async def cancel_run(self, thread_id: str, run_id: str, sessions: async_sessionmaker[AsyncSession], executor: Executor,
-                         bus: EventBus, runtime: GraphRuntime, wait: bool = False,
-                         action: str = "interrupt") -> Response[None]:
+    async def cancel_run(self, request: Request[Any, Any, Any], thread_id: str, run_id: str,
+                         sessions: async_sessionmaker[AsyncSession], executor: Executor, bus: EventBus,
+                         runtime: GraphRuntime, wait: bool = False, action: str = "interrupt") -> Response[None]:
         if action != "interrupt":
             raise unprocessable("action", "only interrupt is supported")
         run = await _get_run(sessions, thread_id, run_id)
+        audit_change(request, before={"status": run.status})
         if TaskStatus(run.status).is_terminal:
             raise ConflictError(detail=f"run {run_id} already ended")
         if run.status == TaskStatus.AWAITING_APPROVAL.value:
@@ -289,13 +296,14 @@ class RunController(Controller):
                 pass
         return Response(None, status_code=202)
 
-    @post("/runs/stream", status_code=200, summary="A stateless run, streamed, on a temporary thread")
+    @post("/runs/stream", status_code=200, opt={"audit_action": "run.create"},
+          summary="A stateless run, streamed, on a temporary thread")
     async def stream_stateless(self, request: Request[Any, Any, Any], sessions: async_sessionmaker[AsyncSession],
                                executor: Executor, runtime: GraphRuntime, bus: EventBus, settings: ServiceSettings) -> Stream:
         body = await json_body(request)
         parse_run(body, set(runtime.graph.nodes), stateless=True)
         thread_id = await _temporary_thread(sessions)
-        run = await _create(thread_id, {k: v for k, v in body.items() if k != "on_completion"}, sessions, executor, runtime)
+        run = await _create(request, thread_id, {k: v for k, v in body.items() if k != "on_completion"}, sessions, executor, runtime)
 
         async def cleanup() -> None:
             if body.get("on_completion", "delete") == "delete":
@@ -305,13 +313,14 @@ class RunController(Controller):
         return sse_response(_stream(run, bus, settings, executor, cleanup=cleanup,
                                     cancel_on_disconnect=body.get("on_disconnect") == "cancel"), headers)
 
-    @post("/runs/wait", status_code=200, summary="A stateless run on a temporary thread; its final values")
+    @post("/runs/wait", status_code=200, opt={"audit_action": "run.create"},
+          summary="A stateless run on a temporary thread; its final values")
     async def wait_stateless(self, request: Request[Any, Any, Any], sessions: async_sessionmaker[AsyncSession],
                              executor: Executor, runtime: GraphRuntime, bus: EventBus) -> Response[dict[str, Any]]:
         body = await json_body(request)
         parse_run(body, set(runtime.graph.nodes), stateless=True)
         thread_id = await _temporary_thread(sessions)
-        run = await _create(thread_id, {k: v for k, v in body.items() if k != "on_completion"}, sessions, executor, runtime)
+        run = await _create(request, thread_id, {k: v for k, v in body.items() if k != "on_completion"}, sessions, executor, runtime)
         result = await _wait_result(run, bus, sessions, runtime)
         if body.get("on_completion", "delete") == "delete":
             await _delete_thread_later(thread_id, sessions, runtime)

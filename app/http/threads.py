@@ -8,6 +8,7 @@ from typing import Any
 from litestar import Controller, Request, Response, delete, get, patch, post
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.audit import audit_change
 from app.executor import Executor
 from app.graph_runtime import GraphRuntime
 from app.http.errors import ConflictError, NotFoundError
@@ -65,10 +66,12 @@ class ThreadController(Controller):
             threads = ThreadRepository(session)
             existing = await threads.get(thread_id)
             if existing is not None:
+                audit_change(request, resource_id=thread_id)
                 if if_exists == "raise":
                     raise ConflictError(detail=f"thread {thread_id} already exists")
                 return thread_dict(existing, None)
             thread = await threads.create(thread_id, metadata)
+        audit_change(request, resource_id=thread.thread_id, after={"metadata": thread.meta})
         return thread_dict(thread, None)
 
     @post("/search", status_code=200, opt={"read_only": True}, summary="Search threads")
@@ -109,13 +112,16 @@ class ThreadController(Controller):
             thread = await ThreadRepository(session).get(thread_id)
             if thread is None:
                 raise NotFoundError(detail=f"thread {thread_id} not found")
-            thread.meta = {**(thread.meta or {}), **(body.get("metadata") or {})}
+            before = thread.meta or {}
+            thread.meta = {**before, **(body.get("metadata") or {})}
+            audit_change(request, before={"metadata": before}, after={"metadata": thread.meta})
         return thread_dict(thread, await runtime.graph.aget_state(thread_config(thread_id)))
 
     @delete("/{thread_id:str}", status_code=204, summary="Delete a thread, its runs and its checkpoints")
-    async def delete_thread(self, thread_id: str, sessions: async_sessionmaker[AsyncSession],
+    async def delete_thread(self, request: Request[Any, Any, Any], thread_id: str, sessions: async_sessionmaker[AsyncSession],
                             runtime: GraphRuntime, executor: Executor) -> None:
-        await thread_or_404(sessions, thread_id)
+        thread = await thread_or_404(sessions, thread_id)
+        audit_change(request, before={"status": thread.status, "metadata": thread.meta})
         async with sessions() as session:
             active = await TaskRepository(session).active_run_ids(thread_id)
         for run_id in active:
@@ -143,7 +149,8 @@ class ThreadController(Controller):
         snapshot = await runtime.graph.aget_state(thread_config(thread_id, _checkpoint_id(body)))
         return state_dict(snapshot)
 
-    @post("/{thread_id:str}/state", status_code=200, summary="Update a thread's values, or fork it (as_node __copy__)")
+    @post("/{thread_id:str}/state", status_code=200, opt={"audit_action": "thread.update_state"},
+          summary="Update a thread's values, or fork it (as_node __copy__)")
     async def update_state(self, thread_id: str, request: Request[Any, Any, Any],
                            sessions: async_sessionmaker[AsyncSession], runtime: GraphRuntime) -> dict[str, Any]:
         body = await json_body(request)
@@ -160,6 +167,10 @@ class ThreadController(Controller):
                 thread_config(thread_id, _checkpoint_id(body)), body.get("values"), as_node=as_node)
         except (ValueError, KeyError) as exc:
             raise unprocessable("values", str(exc)) from exc
+        values = body.get("values")
+        # Which channels changed, not their content: state can hold whole drafts.
+        audit_change(request, after={"as_node": as_node, "checkpoint": checkpoint_of(config),
+                                     "values": sorted(values) if isinstance(values, dict) else type(values).__name__})
         async with sessions.begin() as session:
             threads = ThreadRepository(session)
             snapshot = await runtime.graph.aget_state(thread_config(thread_id))

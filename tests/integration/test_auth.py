@@ -20,8 +20,11 @@ import jwt
 import pytest
 
 from app.http.app import FIRST_RUN_HINT, create_app
+from app.http.auth import TokenOwnerCache
 from app.security import TokenService
 from app.settings import ServiceSettings
+from storage.engine import create_engine, session_factory
+from storage.repositories import TokenOwner, UserRepository
 from tests.asgi import serve_in_loop
 from tests.auth import TEST_PASSWORD, TEST_SECRET, bearer, ensure_user, token_for
 from tests.fakes.pexels import FAKE_PEXELS_KEY
@@ -138,6 +141,43 @@ async def test_a_logged_out_token_is_refused_and_others_still_work(api: httpx.As
     assert refused.status_code == 401
     assert refused.json()["detail"] == "token revoked"
     assert (await api.get("/api/tasks", headers={"Authorization": f"Bearer {second}"})).status_code == 200
+
+
+async def test_a_token_revoked_by_another_process_is_refused_once_its_cache_entry_expires(
+    app_settings: ServiceSettings, migrated_database_url: str
+) -> None:
+    await ensure_user(migrated_database_url, name="viewer", role="viewer", user_id=VIEWER_ID)
+    # AUTH_CACHE_SECONDS=0: every request asks the database, as the cache does once its entry is stale.
+    async with serve_in_loop(create_app(replace(app_settings, auth_cache_seconds=0))) as api:
+        token = (await login(api)).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        assert (await api.get("/api/tasks", headers=headers)).status_code == 200
+        claims = jwt.decode(token, TEST_SECRET, algorithms=["HS256"], issuer="draftloop")
+        # What another server process's logout writes: only the database knows.
+        engine = create_engine(migrated_database_url)
+        try:
+            async with session_factory(engine).begin() as session:
+                await UserRepository(session).revoke(claims["jti"], VIEWER_ID,
+                                                     datetime.fromtimestamp(claims["exp"], tz=UTC))
+        finally:
+            await engine.dispose()
+        refused = await api.get("/api/tasks", headers=headers)
+    assert refused.status_code == 401 and refused.json()["detail"] == "token revoked"
+
+
+def test_the_token_owner_cache_answers_within_its_ttl_and_forgets_on_logout() -> None:
+    owner = TokenOwner(user_id="u1", name="ann", role="editor", revoked=False)
+    cache = TokenOwnerCache(ttl_seconds=60)
+    assert cache.get("u1", "j1") == (False, None)
+    cache.put("u1", "j1", owner)
+    cache.put("u2", "j2", None)  # an unknown user is cached too: no query per forged-but-signed token
+    assert cache.get("u1", "j1") == (True, owner)
+    assert cache.get("u2", "j2") == (True, None)
+    cache.forget("u1", "j1")
+    assert cache.get("u1", "j1") == (False, None)
+    expired = TokenOwnerCache(ttl_seconds=0)
+    expired.put("u1", "j1", owner)
+    assert expired.get("u1", "j1") == (False, None)
 
 
 async def test_login_failures_are_rate_limited_per_client_with_retry_after(api: httpx.AsyncClient) -> None:

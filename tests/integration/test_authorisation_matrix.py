@@ -28,13 +28,19 @@ from storage.migrate import upgrade_database
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 PUBLIC_PATHS = {"/health", "/ready", "/metrics", "/ok", "/info", "/api/auth/token"}
+# Public for GET alone: anyone reads published posts (the handler hides drafts from anonymous
+# callers, see test_posts_api.py); every other method on these paths stays protected below.
+PUBLIC_READS = {("/api/posts", "GET"), ("/api/posts/{post_id:str}", "GET"), ("/api/posts/by-slug/{slug:str}", "GET")}
 # POSTs that only query: a viewer may make them.
 READ_ONLY_POSTS = {"/threads/search", "/assistants/search", "/assistants/count",
                    "/threads/{thread_id:str}/history", "/threads/{thread_id:str}/state/checkpoint"}
 # Any signed-in user, whatever the role.
 ANY_USER = {"/api/auth/logout"}
+# Admins only, reads included: every route under these.
+ADMIN_ONLY_PREFIXES = ("/api/audit", "/api/settings")
 VIEWER_ID = "00000000-0000-4000-8000-0000000000b1"
 EDITOR_ID = "00000000-0000-4000-8000-0000000000b2"
+ADMIN_ID = "00000000-0000-4000-8000-0000000000b3"
 
 
 def _route_table() -> list[tuple[str, str]]:
@@ -49,7 +55,12 @@ ROUTES = _route_table()
 
 
 def is_public(path: str, method: str) -> bool:
-    return path in PUBLIC_PATHS or path == "/schema" or path.startswith("/schema/") or method == "OPTIONS"
+    return (path in PUBLIC_PATHS or (path, method) in PUBLIC_READS or path == "/schema" or path.startswith("/schema/")
+            or method == "OPTIONS")
+
+
+def is_admin_only(path: str, method: str) -> bool:
+    return not is_public(path, method) and any(path == p or path.startswith(p + "/") for p in ADMIN_ONLY_PREFIXES)
 
 
 def is_read(path: str, method: str) -> bool:
@@ -66,6 +77,7 @@ class Served:
     client: httpx.AsyncClient
     viewer: dict[str, str]
     editor: dict[str, str]
+    admin: dict[str, str]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -79,10 +91,11 @@ async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
         await upgrade_database(url)
         await ensure_user(url, name="viewer", role="viewer", user_id=VIEWER_ID)
         await ensure_user(url, name="editor", role="editor", user_id=EDITOR_ID)
+        await ensure_user(url, name="admin", role="admin", user_id=ADMIN_ID)
         app = create_app(ServiceSettings(database_url=url, secret_key=TEST_SECRET, poll_seconds=0.05,
                                          sse_heartbeat_seconds=0.2, shutdown_grace_seconds=0.5))
         async with serve_in_loop(app) as client:
-            yield Served(client, bearer(VIEWER_ID, "viewer"), bearer(EDITOR_ID, "editor"))
+            yield Served(client, bearer(VIEWER_ID, "viewer"), bearer(EDITOR_ID, "editor"), bearer(ADMIN_ID, "admin"))
 
 
 async def call(client: httpx.AsyncClient, method: str, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
@@ -122,7 +135,8 @@ async def test_a_write_route_answers_403_to_a_viewer(served: Served, path: str, 
     assert response.json()["error"] == "forbidden"
 
 
-@pytest.mark.parametrize(("path", "method"), [r for r in ROUTES if not is_public(*r) and is_read(*r)],
+@pytest.mark.parametrize(("path", "method"), [r for r in ROUTES if not is_public(*r) and is_read(*r)
+                                             and not is_admin_only(*r)],
                          ids=lambda v: str(v))
 async def test_a_read_route_lets_a_viewer_through(served: Served, path: str, method: str) -> None:
     # Logging out revokes the token it is sent with: not the shared one.
@@ -132,11 +146,35 @@ async def test_a_read_route_lets_a_viewer_through(served: Served, path: str, met
     assert response.status_code not in (401, 403), response.text
 
 
-@pytest.mark.parametrize(("path", "method"), [r for r in ROUTES if not is_public(*r) and not is_read(*r)],
+@pytest.mark.parametrize(("path", "method"), [r for r in ROUTES if not is_public(*r) and not is_read(*r)
+                                             and not is_admin_only(*r)],
                          ids=lambda v: str(v))
 async def test_a_write_route_lets_an_editor_through(served: Served, path: str, method: str) -> None:
     response = await call(served.client, method, path, served.editor)
     assert response.status_code not in (401, 403), response.text
+
+
+@pytest.mark.parametrize(("path", "method"), [r for r in ROUTES if is_admin_only(*r)], ids=lambda v: str(v))
+async def test_an_admin_only_route_answers_403_to_a_viewer_and_an_editor(served: Served, path: str, method: str) -> None:
+    for headers in (served.viewer, served.editor):
+        response = await call(served.client, method, path, headers)
+        assert response.status_code == 403, response.text
+    response = await call(served.client, method, path, served.admin)
+    assert response.status_code not in (401, 403), response.text
+
+
+def test_the_admin_only_routes_exist() -> None:
+    # A prefix that matches nothing would make the admin rows above silently vanish.
+    for prefix in ADMIN_ONLY_PREFIXES:
+        assert any(is_admin_only(*route) and route[0].startswith(prefix) for route in ROUTES), prefix
+
+
+def test_the_public_post_reads_exist_and_post_writes_stay_protected() -> None:
+    # A renamed route would otherwise drop out of PUBLIC_READS unnoticed.
+    assert PUBLIC_READS <= set(ROUTES)
+    writes = {(path, method) for path, method in ROUTES if path.startswith("/api/posts") and method not in {"GET", "OPTIONS"}}
+    assert {("/api/posts", "POST"), ("/api/posts/{post_id:str}", "PATCH"), ("/api/posts/{post_id:str}", "DELETE")} <= writes
+    assert not any(is_public(*route) for route in writes)
 
 
 @pytest.mark.parametrize(("path", "method"), [r for r in ROUTES if is_public(*r)], ids=lambda v: str(v))

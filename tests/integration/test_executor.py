@@ -63,6 +63,8 @@ class Harness:
         options = {**FAST, **settings}
         bus = EventBus(runtime.sessions, poll_seconds=options["poll_seconds"])
         executor = Executor(runtime, ServiceSettings(worker_id=worker_id, **options), bus)
+        # LIFO: the executor stops first, then the bus writes what its runs left queued.
+        self.stack.push_async_callback(bus.aclose)
         self.stack.push_async_callback(executor.stop)
         worker = Worker(runtime, bus, executor)
         if start:
@@ -398,7 +400,8 @@ async def test_run_that_loses_the_database_is_resumed_after_its_lease_not_failed
 
         return save_once_broken
 
-    worker = await harness.worker(wrap_saver=flaky, lease_seconds=0.5, heartbeat_seconds=0.1)
+    # Short enough to resume soon, long enough that a late heartbeat on a busy box keeps it.
+    worker = await harness.worker(wrap_saver=flaky, lease_seconds=1.5, heartbeat_seconds=0.1)
     task_id = await queue_task(worker)
 
     task = await wait_for_status(worker, task_id, "completed")
