@@ -14,10 +14,13 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 DEFAULT_DATA_DIR = "./.data"
 SQLITE_DB_NAME = "draftloop.db"
-# Long enough to ride out a checkpoint or a concurrent writer; short enough that a real
-# deadlock surfaces as an error instead of a hung request.
 # Long enough that a burst of concurrent runs queues for the write lock instead of failing.
 SQLITE_BUSY_TIMEOUT_MS = 30000
+POSTGRES_POOL_RECYCLE_SECONDS = 1800
+# Kept connections and extra ones under bursts, per process. Bounded: several processes share
+# one server (max_connections is often 100), and a full pool queues in asyncio, which is fair.
+POSTGRES_POOL_SIZE = 10
+POSTGRES_POOL_OVERFLOW = 10
 
 _POSTGRES_ALIASES = ("postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg", "postgresql+psycopg2")
 
@@ -68,8 +71,14 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         engine = create_async_engine(normalized, echo=echo)
         event.listen(engine.sync_engine, "connect", _configure_sqlite_connection)
         return engine
-    # Idle pooled connections get cut by Postgres restarts and proxies; ping before use.
-    return create_async_engine(normalized, echo=echo, pool_pre_ping=True)
+    # No ping per checkout: it doubles the round trips of a simple read under load
+    # (bench/RESULTS.md). A connection cut by a Postgres restart fails its first use instead
+    # (a 503 to that request, a retried step for a run), and SQLAlchemy then recycles the whole
+    # pool; pool_recycle retires connections before proxies' idle timeouts cut them.
+    return create_async_engine(
+        normalized, echo=echo, pool_pre_ping=False, pool_recycle=POSTGRES_POOL_RECYCLE_SECONDS,
+        pool_size=POSTGRES_POOL_SIZE, max_overflow=POSTGRES_POOL_OVERFLOW,
+    )
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -297,6 +297,14 @@ async def test_draftloop_serve_without_a_secret_exits_with_the_reason(tmp_path: 
     assert "DRAFTLOOP_SECRET_KEY is not set" in output and "DRAFTLOOP_DEV_MODE=1" in output
 
 
+async def test_draftloop_serve_refuses_the_worker_role_and_a_bad_worker_count(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "DRAFTLOOP_DATA_DIR": str(tmp_path), "PORT": "1", "DRAFTLOOP_DEV_MODE": "1"}
+    code, output = await run_cli("serve", env={**env, "DRAFTLOOP_ROLE": "worker"})
+    assert code == 2 and "DRAFTLOOP_ROLE=worker is for `draftloop worker`" in output, output
+    code, output = await run_cli("serve", "--workers", "65", env=env)
+    assert code == 2 and "--workers must be between 0 and 64" in output, output
+
+
 async def test_dev_mode_starts_on_a_random_secret_and_says_so(app_settings: ServiceSettings, logs: LogSink) -> None:
     async with serve_in_loop(create_app(replace(app_settings, secret_key="", dev_mode=True))) as client:
         # The test secret is not the one in use: its tokens are refused.

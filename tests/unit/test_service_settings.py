@@ -1,0 +1,36 @@
+"""Service settings that decide what a process does: its role, its workers, their niceness."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.settings import ServiceSettings
+
+
+def test_a_plain_server_serves_http_and_runs_graphs_itself() -> None:
+    settings = ServiceSettings.from_env({})
+    assert (settings.role, settings.workers, settings.runs_graphs) == ("all", 0, True)
+
+
+@pytest.mark.parametrize(("env", "runs_graphs"), [
+    ({"DRAFTLOOP_ROLE": "api"}, False),
+    ({"WORKERS": "2"}, False),
+    ({"DRAFTLOOP_ROLE": "worker"}, True),
+    ({"DRAFTLOOP_ROLE": " API "}, False),
+])
+def test_an_api_role_or_supervised_workers_take_graph_runs_off_the_http_process(
+    env: dict[str, str], runs_graphs: bool
+) -> None:
+    assert ServiceSettings.from_env(env).runs_graphs is runs_graphs
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"DRAFTLOOP_ROLE": "both"}, "DRAFTLOOP_ROLE must be one of all, api, worker"),
+    ({"WORKERS": "-1"}, "WORKERS must be between 0 and 64"),
+    ({"WORKERS": "two"}, "WORKERS must be an integer"),
+    ({"WORKER_NICE": "20"}, "WORKER_NICE must be between 0 and 19"),
+    ({"AUTH_CACHE_SECONDS": "-1"}, "AUTH_CACHE_SECONDS must be between 0 and 60"),
+])
+def test_bad_process_settings_are_refused_naming_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ServiceSettings.from_env(env)
