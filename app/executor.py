@@ -59,7 +59,13 @@ from app.settings import ServiceSettings
 from graph.context import Dependencies, DraftloopContext, OutcomeSaver
 from storage.models import Task, TaskStatus
 from storage.notifications import QUEUE_CHANNEL, notify
-from storage.repositories import LeaseState, TaskNotFound, TaskRepository, ThreadRepository
+from storage.repositories import (
+    THREAD_STATUS_AFTER_RUN,
+    LeaseState,
+    TaskNotFound,
+    TaskRepository,
+    ThreadRepository,
+)
 
 log = logging.getLogger("draftloop.executor")
 
@@ -414,9 +420,15 @@ class Executor:
             )
             # A task is a thread with one run: LangGraph API clients (Studio) see it as one.
             threads = ThreadRepository(session)
-            if await threads.get(task.thread_id) is None:
-                await threads.create(task.thread_id, {"task_id": task.id, "graph_id": "draftloop"})
-            await threads.after_run(task.thread_id, task.id, TaskStatus.QUEUED)
+            metadata = {"task_id": task.id, "graph_id": "draftloop"}
+            if thread_id is None:
+                # A thread of our own making has no other runs: it starts busy with this one (the
+                # hot path of POST /api/tasks saves two round trips).
+                await threads.create(task.thread_id, metadata, status=THREAD_STATUS_AFTER_RUN[TaskStatus.QUEUED])
+            else:
+                if await threads.get(task.thread_id) is None:
+                    await threads.create(task.thread_id, metadata)
+                await threads.after_run(task.thread_id, task.id, TaskStatus.QUEUED)
             event = await self.bus.record(session, task.id, STATUS, {"status": TaskStatus.QUEUED.value})
             await notify(session, QUEUE_CHANNEL)
         self.bus.announce([event])

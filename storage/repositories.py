@@ -588,9 +588,10 @@ class ThreadRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def create(self, thread_id: str | None = None, metadata: dict[str, Any] | None = None) -> Thread:
+    async def create(self, thread_id: str | None = None, metadata: dict[str, Any] | None = None,
+                     status: ThreadStatus = ThreadStatus.IDLE) -> Thread:
         now = utcnow()
-        thread = Thread(thread_id=thread_id or new_id(), meta=dict(metadata or {}), status=ThreadStatus.IDLE.value,
+        thread = Thread(thread_id=thread_id or new_id(), meta=dict(metadata or {}), status=status.value,
                         created_at=now, updated_at=now)
         self.session.add(thread)
         await self.session.flush()
