@@ -6,17 +6,17 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Response, get, post
 from litestar.params import Parameter
 
 from app.graph_runtime import GraphRuntime
 from app.http.errors import NotFoundError
-from app.http.lg_common import json_body, reject_unknown, require_assistant, unprocessable
+from app.http.lg_common import LANGGRAPH_EXCEPTION_HANDLERS, require_assistant, unprocessable
+from app.http.lg_schemas import AssistantCount, AssistantSearch
 from app.runs import ASSISTANT_ID, GRAPH_ID
 
 # The system assistant exists as long as the graph does; a fixed date keeps responses stable.
 _CREATED = datetime(2025, 1, 1, tzinfo=UTC).isoformat()
-_SEARCH_FIELDS = ("graph_id", "metadata", "name", "limit", "offset", "sort_by", "sort_order", "select")
 
 
 def _version(package: str) -> str | None:
@@ -76,22 +76,21 @@ class InfoController(Controller):
 class AssistantController(Controller):
     path = "/assistants"
     tags = ["langgraph api"]
+    exception_handlers = LANGGRAPH_EXCEPTION_HANDLERS
 
     @post("/search", status_code=200, opt={"read_only": True}, summary="Search assistants (JSON body, text/plain accepted)")
-    async def search(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
-        body = await json_body(request)
-        reject_unknown(body, _SEARCH_FIELDS)
+    async def search(self, data: AssistantSearch | None = None) -> list[dict[str, Any]]:
+        body = data or AssistantSearch()
         assistant = assistant_dict()
         matches = True
-        if body.get("graph_id") not in (None, GRAPH_ID):
+        if body.graph_id not in (None, GRAPH_ID):
             matches = False
-        if body.get("name") and str(body["name"]).lower() not in assistant["name"]:
+        if body.name and body.name.lower() not in assistant["name"]:
             matches = False
-        for key, value in (body.get("metadata") or {}).items():
+        for key, value in (body.metadata or {}).items():
             if assistant["metadata"].get(key) != value:
                 matches = False
-        offset = int(body.get("offset") or 0)
-        return [assistant] if matches and offset == 0 and int(body.get("limit", 10)) > 0 else []
+        return [assistant] if matches and not body.offset and body.limit > 0 else []
 
     @get("/{assistant_id:str}", summary="One assistant")
     async def get_assistant(self, assistant_id: str) -> dict[str, Any]:
@@ -129,7 +128,5 @@ class AssistantController(Controller):
         return {}
 
     @post("/count", status_code=200, opt={"read_only": True}, summary="Count assistants")
-    async def count(self, request: Request[Any, Any, Any]) -> Response[int]:
-        body = await json_body(request)
-        reject_unknown(body, ("graph_id", "metadata", "name"))
-        return Response(1 if body.get("graph_id") in (None, GRAPH_ID) else 0)
+    async def count(self, data: AssistantCount | None = None) -> Response[int]:
+        return Response(1 if (data or AssistantCount()).graph_id in (None, GRAPH_ID) else 0)

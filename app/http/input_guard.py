@@ -34,6 +34,11 @@ _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKET = re.compile(rb"[\[\]{}]")
 
 
+class UnsafeInput(ValidationException):
+    """This guard's refusal: its own type, so that routes answering validation errors with
+    another status (the LangGraph routes' 422) leave this one the 400 it is everywhere."""
+
+
 def _unstorable(text: str) -> bool:
     if "\x00" in text:
         return True
@@ -117,4 +122,4 @@ async def reject_unsafe_input(request: Request[Any, Any, Any]) -> None:
         found = _bad_body_field(await request.body(), request.content_type[0])
     if found is not None:
         field, message = _printable(found[0]), found[1]
-        raise ValidationException(detail=f"{field}: {message}", extra=[{"key": field, "message": message}])
+        raise UnsafeInput(detail=f"{field}: {message}", extra=[{"key": field, "message": message}])

@@ -1,17 +1,19 @@
-"""Shared pieces of the LangGraph Server API controllers: lenient JSON bodies, 422s that name
-the field, and the response shapes langgraph-sdk reads (threads, thread state, runs)."""
+"""Shared pieces of the LangGraph Server API controllers: 422s that name the field, and the
+response shapes langgraph-sdk reads (threads, thread state, runs). The request bodies are in
+lg_schemas."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from langgraph.types import StateSnapshot
-from litestar import Request
-from litestar.exceptions import ValidationException
+from litestar import Request, Response
+from litestar.exceptions import ClientException, SerializationException, ValidationException
 
-from app.http.errors import NotFoundError
+from app.http.errors import NotFoundError, http_exception_handler
+from app.http.input_guard import UnsafeInput
+from app.http.lg_schemas import CheckpointRef
 from app.runs import ASSISTANT_ID, GRAPH_ID, RUN_STATUS, jsonable
 from storage.models import Task, TaskStatus, Thread
 
@@ -22,27 +24,27 @@ def unprocessable(field: str, message: str) -> ValidationException:
                                status_code=422)
 
 
-async def json_body(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    """The request's JSON object whatever its Content-Type: Studio posts JSON as text/plain
-    (a "simple" request that needs no CORS preflight)."""
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError as exc:
-        raise unprocessable("body", f"not valid JSON ({exc})") from exc
-    if body is None:
-        return {}
-    if not isinstance(body, dict):
-        raise unprocessable("body", "must be a JSON object")
-    return body
+def validation_errors_as_422(request: Request[Any, Any, Any], exc: ClientException) -> Response[dict[str, Any]]:
+    """Exception handler of the LangGraph routes. Litestar answers a body that fails its model,
+    or is no JSON, with 400; these routes answer every validation error with 422, as
+    langgraph-api (FastAPI) does and as their own refusals (``unprocessable``) do. The input
+    guard's 400 is the same on every route and stays."""
+    if isinstance(exc.__cause__, SerializationException):
+        exc = unprocessable("body", f"cannot be read as JSON ({exc.detail})")
+    elif isinstance(exc, ValidationException) and exc.status_code == 400 and not isinstance(exc, UnsafeInput):
+        exc = ValidationException(detail=exc.detail, extra=exc.extra, status_code=422)
+    return http_exception_handler(request, exc)
 
 
-def reject_unknown(body: Mapping[str, Any], known: Iterable[str]) -> None:
-    unknown = sorted(set(body) - set(known))
-    if unknown:
-        raise unprocessable(unknown[0], "not supported by this server")
+LANGGRAPH_EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {ClientException: validation_errors_as_422}
+
+
+def checkpoint_id_of(checkpoint: CheckpointRef | None, field: str = "checkpoint") -> str | None:
+    if checkpoint is None:
+        return None
+    if checkpoint.checkpoint_ns:
+        raise unprocessable(f"{field}.checkpoint_ns", "this graph has no subgraphs")
+    return checkpoint.checkpoint_id
 
 
 def require_assistant(assistant_id: str) -> str:

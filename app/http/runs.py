@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+from langgraph.graph import END as GRAPH_END
 from litestar import Controller, Request, Response, get, post
 from litestar.params import Parameter
 from litestar.response import Stream
@@ -22,116 +23,97 @@ from app.events import STATUS, EventBus
 from app.executor import Executor, ThreadBusy
 from app.graph_runtime import GraphRuntime
 from app.http.errors import ConflictError, NotFoundError
-from app.http.lg_common import interrupt_dict, json_body, reject_unknown, require_assistant, run_dict, unprocessable
+from app.http.lg_common import (
+    LANGGRAPH_EXCEPTION_HANDLERS,
+    checkpoint_id_of,
+    interrupt_dict,
+    require_assistant,
+    run_dict,
+    unprocessable,
+)
+from app.http.lg_schemas import MAX_ID_LENGTH, RunCreate, SendTarget
 from app.http.sse import last_event_id, sse_comment, sse_event, sse_response
 from app.http.threads import thread_config, thread_or_404
-from app.runs import API_STREAM_MODES, CONTEXT_FIELDS, DEFAULT_STREAM_MODES, END, RUN_STATUS, jsonable
+from app.runs import API_STREAM_MODES, DEFAULT_STREAM_MODES, END, RUN_STATUS, jsonable
 from app.settings import ServiceSettings
 from storage.models import Task, TaskStatus
 from storage.repositories import TaskRepository, ThreadRepository
 
 log = logging.getLogger("draftloop.http.runs")
 
-# Fields a run request may carry. Anything else is a 422 naming it; so is a value of one of
-# these that this server cannot honour (see parse_run).
-RUN_FIELDS = frozenset({
-    "assistant_id", "input", "command", "stream_mode", "stream_subgraphs", "stream_resumable", "config",
-    "context", "metadata", "interrupt_before", "interrupt_after", "checkpoint", "checkpoint_id",
-    "multitask_strategy", "if_not_exists", "on_disconnect", "on_completion", "durability",
-    "webhook", "feedback_keys", "after_seconds", "checkpoint_during", "langsmith_tracer", "strict_resume",
-})
 # Accepted by name but not implemented: any non-null value is refused.
 UNSUPPORTED_FIELDS = ("webhook", "feedback_keys", "after_seconds", "langsmith_tracer")
-CONFIG_FIELDS = frozenset({"configurable", "tags", "metadata", "recursion_limit", "run_name"})
-COMMAND_FIELDS = frozenset({"resume", "update", "goto"})
 
 # Keeps cancel-on-disconnect tasks alive until they finish (the event loop holds weak refs).
 _background: set[asyncio.Task[Any]] = set()
 
 
-def _names_list(body: dict[str, Any], field: str, nodes: set[str]) -> list[str] | str | None:
-    value = body.get(field)
+def _node_names(value: str | list[str] | None, field: str, nodes: set[str]) -> list[str] | str | None:
     if value is None or value == "*":
         return value
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise unprocessable(field, 'must be "*" or a list of node names')
     unknown = [v for v in value if v not in nodes]
     if unknown:
         raise unprocessable(field, f"no node {unknown[0]!r} in the graph")
     return value
 
 
-def parse_run(body: dict[str, Any], nodes: set[str], *, stateless: bool = False) -> dict[str, Any]:
-    """The run columns for a request body; a 422 naming the first field that cannot be honoured."""
-    reject_unknown(body, RUN_FIELDS)
-    for field in UNSUPPORTED_FIELDS:
-        if body.get(field) is not None:
-            raise unprocessable(field, "not supported by this server")
-    if body.get("strict_resume"):
-        raise unprocessable("strict_resume", "not supported by this server")
-    if body.get("checkpoint_during") is not None:
-        raise unprocessable("checkpoint_during", "deprecated; use durability")
-    if "assistant_id" not in body:
+def _goto_nodes(goto: str | SendTarget | list[str | SendTarget] | None) -> list[str]:
+    targets = goto if isinstance(goto, list) else [] if goto is None else [goto]
+    return [target.node if isinstance(target, SendTarget) else target for target in targets]
+
+
+def _run_request(data: RunCreate | None) -> RunCreate:
+    """The body, which an empty request lacks: like {}, it lacks the assistant first."""
+    if data is None:
         raise unprocessable("assistant_id", "required")
-    assistant_id = require_assistant(str(body["assistant_id"]))
-    if body.get("input") is not None and body.get("command") is not None:
+    return data
+
+
+def parse_run(body: RunCreate, nodes: set[str], *, stateless: bool = False) -> dict[str, Any]:
+    """The run columns for a validated request body; a 422 naming the first field this server
+    cannot honour."""
+    for field in UNSUPPORTED_FIELDS:
+        if getattr(body, field) is not None:
+            raise unprocessable(field, "not supported by this server")
+    if body.strict_resume:
+        raise unprocessable("strict_resume", "not supported by this server")
+    if body.checkpoint_during is not None:
+        raise unprocessable("checkpoint_during", "deprecated; use durability")
+    assistant_id = require_assistant(body.assistant_id)
+    if body.input is not None and body.command is not None:
         raise unprocessable("command", "send either input or command, not both")
-    command = body.get("command")
-    if command is not None:
-        if not isinstance(command, dict) or not command or set(command) - COMMAND_FIELDS:
+    command = None
+    if body.command is not None:
+        # Only the keys sent: a resume value of null is still a resume.
+        command = body.command.model_dump(exclude_unset=True)
+        if not command:
             raise unprocessable("command", "must be an object with resume, update and/or goto")
-    modes = body.get("stream_mode") or DEFAULT_STREAM_MODES
-    modes = [modes] if isinstance(modes, str) else list(modes)
+        unknown = [node for node in _goto_nodes(body.command.goto) if node not in nodes | {GRAPH_END}]
+        if unknown:
+            raise unprocessable("command.goto", f"no node {unknown[0]!r} in the graph")
+    modes = body.stream_mode or DEFAULT_STREAM_MODES
     for mode in modes:
         if mode not in API_STREAM_MODES:
             raise unprocessable("stream_mode", f"{mode!r} is not supported; use {', '.join(API_STREAM_MODES)}")
-    config = body.get("config") or {}
-    if not isinstance(config, dict):
-        raise unprocessable("config", "must be an object")
-    for key in config:
-        if key not in CONFIG_FIELDS:
-            raise unprocessable(f"config.{key}", "not supported by this server")
-    context = body.get("context") or {}
-    if not isinstance(context, dict):
-        raise unprocessable("context", "must be an object")
-    for key in context:
-        if key not in CONTEXT_FIELDS:
-            raise unprocessable(f"context.{key}", f"unknown; the context has {', '.join(sorted(CONTEXT_FIELDS))}")
-    metadata = body.get("metadata") or {}
-    if not isinstance(metadata, dict):
-        raise unprocessable("metadata", "must be an object")
-    strategy = body.get("multitask_strategy") or "enqueue"
+    strategy = body.multitask_strategy or "enqueue"
     if strategy not in ("reject", "enqueue"):
         raise unprocessable("multitask_strategy", f"{strategy!r} is not supported; use reject or enqueue")
-    if body.get("on_disconnect") not in (None, "continue", "cancel"):
-        raise unprocessable("on_disconnect", "must be continue or cancel")
-    if body.get("on_completion") not in (None, "delete", "keep"):
-        raise unprocessable("on_completion", "must be delete or keep")
-    if body.get("on_completion") is not None and not stateless:
+    if body.on_completion is not None and not stateless:
         raise unprocessable("on_completion", "only applies to stateless runs")
-    if body.get("if_not_exists") not in (None, "reject", "create"):
-        raise unprocessable("if_not_exists", "must be reject or create")
-    if body.get("durability") not in (None, "sync", "async", "exit"):
-        raise unprocessable("durability", "must be sync, async or exit")
-    checkpoint_id = body.get("checkpoint_id")
-    checkpoint = body.get("checkpoint")
-    if checkpoint is not None:
-        if not isinstance(checkpoint, dict) or checkpoint.get("checkpoint_ns"):
-            raise unprocessable("checkpoint", "must be {checkpoint_id} on the root graph")
-        checkpoint_id = checkpoint.get("checkpoint_id") or checkpoint_id
     return {
         "assistant_id": assistant_id,
-        "input": body.get("input"),
+        "input": body.input,
         "command": command,
         "stream_modes": modes,
-        "config": config,
-        "context": context,
-        "run_metadata": metadata,
-        "interrupt_before": _names_list(body, "interrupt_before", nodes),
-        "interrupt_after": _names_list(body, "interrupt_after", nodes),
-        "checkpoint_id": checkpoint_id,
+        # As sent (configurable keeps the client's own keys); only the shapes were checked.
+        "config": body.config.model_dump(exclude_unset=True) if body.config else {},
+        "context": body.context.model_dump(exclude_unset=True) if body.context else {},
+        "run_metadata": body.metadata or {},
+        "interrupt_before": _node_names(body.interrupt_before, "interrupt_before", nodes),
+        "interrupt_after": _node_names(body.interrupt_after, "interrupt_after", nodes),
+        "checkpoint_id": checkpoint_id_of(body.checkpoint) or body.checkpoint_id,
         "multitask_strategy": strategy,
-        "durability": body.get("durability"),
+        "durability": body.durability,
     }
 
 
@@ -141,15 +123,17 @@ def _links(run: Task, stateless: bool = False) -> dict[str, str]:
 
 
 async def _create(
-    request: Request[Any, Any, Any], thread_id: str, body: dict[str, Any], sessions: async_sessionmaker[AsyncSession],
-    executor: Executor, runtime: GraphRuntime,
+    request: Request[Any, Any, Any], thread_id: str, body: RunCreate, sessions: async_sessionmaker[AsyncSession],
+    executor: Executor, runtime: GraphRuntime, *, stateless: bool = False,
 ) -> Task:
-    run = parse_run(body, set(runtime.graph.nodes))
+    run = parse_run(body, set(runtime.graph.nodes), stateless=stateless)
     async with sessions.begin() as session:
         threads = ThreadRepository(session)
         if await threads.get(thread_id) is None:
-            if body.get("if_not_exists") != "create":
+            if body.if_not_exists != "create":
                 raise NotFoundError(detail=f"thread {thread_id} not found")
+            if len(thread_id) > MAX_ID_LENGTH:
+                raise unprocessable("thread_id", f"at most {MAX_ID_LENGTH} characters")
             await threads.create(thread_id, {"graph_id": "draftloop"})
     try:
         created = await executor.enqueue_run(thread_id, run, reject_if_busy=run["multitask_strategy"] == "reject")
@@ -220,28 +204,32 @@ async def _delete_thread_later(thread_id: str, sessions: async_sessionmaker[Asyn
 class RunController(Controller):
     path = "/"
     tags = ["langgraph api"]
+    exception_handlers = LANGGRAPH_EXCEPTION_HANDLERS
 
     @post("/threads/{thread_id:str}/runs", status_code=200, summary="Start a background run")
     async def create_run(self, thread_id: str, request: Request[Any, Any, Any], sessions: async_sessionmaker[AsyncSession],
-                         executor: Executor, runtime: GraphRuntime) -> Response[dict[str, Any]]:
-        run = await _create(request, thread_id, await json_body(request), sessions, executor, runtime)
+                         executor: Executor, runtime: GraphRuntime,
+                         data: RunCreate | None = None) -> Response[dict[str, Any]]:
+        run = await _create(request, thread_id, _run_request(data), sessions, executor, runtime)
         return Response(run_dict(run), headers=_links(run))
 
     @post("/threads/{thread_id:str}/runs/stream", status_code=200, opt={"audit_action": "run.create"},
           summary="Start a run and stream it (SSE)")
     async def stream_run(self, thread_id: str, request: Request[Any, Any, Any], sessions: async_sessionmaker[AsyncSession],
-                         executor: Executor, runtime: GraphRuntime, bus: EventBus, settings: ServiceSettings) -> Stream:
-        body = await json_body(request)
+                         executor: Executor, runtime: GraphRuntime, bus: EventBus, settings: ServiceSettings,
+                         data: RunCreate | None = None) -> Stream:
+        body = _run_request(data)
         run = await _create(request, thread_id, body, sessions, executor, runtime)
         headers = {**_links(run), "Location": f"/threads/{thread_id}/runs/{run.id}/stream"}
-        return sse_response(_stream(run, bus, settings, executor, cancel_on_disconnect=body.get("on_disconnect") == "cancel"),
+        return sse_response(_stream(run, bus, settings, executor, cancel_on_disconnect=body.on_disconnect == "cancel"),
                             headers)
 
     @post("/threads/{thread_id:str}/runs/wait", status_code=200, opt={"audit_action": "run.create"},
           summary="Start a run and wait for its values")
     async def wait_run(self, thread_id: str, request: Request[Any, Any, Any], sessions: async_sessionmaker[AsyncSession],
-                       executor: Executor, runtime: GraphRuntime, bus: EventBus) -> Response[dict[str, Any]]:
-        run = await _create(request, thread_id, await json_body(request), sessions, executor, runtime)
+                       executor: Executor, runtime: GraphRuntime, bus: EventBus,
+                       data: RunCreate | None = None) -> Response[dict[str, Any]]:
+        run = await _create(request, thread_id, _run_request(data), sessions, executor, runtime)
         result = await _wait_result(run, bus, sessions, runtime)
         return Response(result, headers={**_links(run), "Location": f"/threads/{thread_id}/runs/{run.id}/join"})
 
@@ -299,30 +287,33 @@ class RunController(Controller):
     @post("/runs/stream", status_code=200, opt={"audit_action": "run.create"},
           summary="A stateless run, streamed, on a temporary thread")
     async def stream_stateless(self, request: Request[Any, Any, Any], sessions: async_sessionmaker[AsyncSession],
-                               executor: Executor, runtime: GraphRuntime, bus: EventBus, settings: ServiceSettings) -> Stream:
-        body = await json_body(request)
+                               executor: Executor, runtime: GraphRuntime, bus: EventBus, settings: ServiceSettings,
+                               data: RunCreate | None = None) -> Stream:
+        body = _run_request(data)
+        # Refused before the temporary thread exists, so a bad request leaves none behind.
         parse_run(body, set(runtime.graph.nodes), stateless=True)
         thread_id = await _temporary_thread(sessions)
-        run = await _create(request, thread_id, {k: v for k, v in body.items() if k != "on_completion"}, sessions, executor, runtime)
+        run = await _create(request, thread_id, body, sessions, executor, runtime, stateless=True)
 
         async def cleanup() -> None:
-            if body.get("on_completion", "delete") == "delete":
+            if (body.on_completion or "delete") == "delete":
                 await _delete_thread_later(thread_id, sessions, runtime)
 
         headers = {**_links(run, stateless=True), "Location": f"/threads/{thread_id}/runs/{run.id}/stream"}
         return sse_response(_stream(run, bus, settings, executor, cleanup=cleanup,
-                                    cancel_on_disconnect=body.get("on_disconnect") == "cancel"), headers)
+                                    cancel_on_disconnect=body.on_disconnect == "cancel"), headers)
 
     @post("/runs/wait", status_code=200, opt={"audit_action": "run.create"},
           summary="A stateless run on a temporary thread; its final values")
     async def wait_stateless(self, request: Request[Any, Any, Any], sessions: async_sessionmaker[AsyncSession],
-                             executor: Executor, runtime: GraphRuntime, bus: EventBus) -> Response[dict[str, Any]]:
-        body = await json_body(request)
+                             executor: Executor, runtime: GraphRuntime, bus: EventBus,
+                             data: RunCreate | None = None) -> Response[dict[str, Any]]:
+        body = _run_request(data)
         parse_run(body, set(runtime.graph.nodes), stateless=True)
         thread_id = await _temporary_thread(sessions)
-        run = await _create(request, thread_id, {k: v for k, v in body.items() if k != "on_completion"}, sessions, executor, runtime)
+        run = await _create(request, thread_id, body, sessions, executor, runtime, stateless=True)
         result = await _wait_result(run, bus, sessions, runtime)
-        if body.get("on_completion", "delete") == "delete":
+        if (body.on_completion or "delete") == "delete":
             await _delete_thread_later(thread_id, sessions, runtime)
         return Response(result, headers=_links(run, stateless=True))
 

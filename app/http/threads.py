@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from langgraph.errors import InvalidUpdateError
 from litestar import Controller, Request, Response, delete, get, patch, post
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -12,12 +13,17 @@ from app.audit import audit_change
 from app.executor import Executor
 from app.graph_runtime import GraphRuntime
 from app.http.errors import ConflictError, NotFoundError
-from app.http.lg_common import checkpoint_of, json_body, reject_unknown, state_dict, thread_dict, unprocessable
+from app.http.lg_common import (
+    LANGGRAPH_EXCEPTION_HANDLERS,
+    checkpoint_id_of,
+    checkpoint_of,
+    state_dict,
+    thread_dict,
+    unprocessable,
+)
+from app.http.lg_schemas import HistoryQuery, StateAtCheckpoint, StateUpdate, ThreadCreate, ThreadSearch, ThreadUpdate
 from storage.models import Thread, ThreadStatus
 from storage.repositories import TaskRepository, ThreadRepository
-
-_SORT_FIELDS = ("thread_id", "status", "created_at", "updated_at")
-
 
 def thread_config(thread_id: str, checkpoint_id: str | None = None, checkpoint_ns: str = "") -> dict[str, Any]:
     configurable: dict[str, Any] = {"thread_id": thread_id}
@@ -34,34 +40,20 @@ async def thread_or_404(sessions: async_sessionmaker[AsyncSession], thread_id: s
     return thread
 
 
-def _checkpoint_id(body: dict[str, Any], field: str = "checkpoint") -> str | None:
-    checkpoint = body.get(field)
-    if checkpoint is None:
-        return body.get("checkpoint_id")
-    if isinstance(checkpoint, str):
-        return checkpoint
-    if not isinstance(checkpoint, dict):
-        raise unprocessable(field, "must be an object with checkpoint_id")
-    if checkpoint.get("checkpoint_ns"):
-        raise unprocessable(f"{field}.checkpoint_ns", "this graph has no subgraphs")
-    return checkpoint.get("checkpoint_id")
-
-
 class ThreadController(Controller):
     path = "/threads"
     tags = ["langgraph api"]
+    exception_handlers = LANGGRAPH_EXCEPTION_HANDLERS
 
     @post("/", status_code=200, summary="Create a thread")
-    async def create_thread(self, request: Request[Any, Any, Any], sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
-        body = await json_body(request)
-        reject_unknown(body, ("thread_id", "metadata", "if_exists", "graph_id"))
-        metadata = dict(body.get("metadata") or {})
-        if body.get("graph_id"):
-            metadata["graph_id"] = body["graph_id"]
-        thread_id = str(body.get("thread_id") or uuid.uuid4())
-        if_exists = body.get("if_exists") or "raise"
-        if if_exists not in ("raise", "do_nothing"):
-            raise unprocessable("if_exists", "must be raise or do_nothing")
+    async def create_thread(self, request: Request[Any, Any, Any], sessions: async_sessionmaker[AsyncSession],
+                            data: ThreadCreate | None = None) -> dict[str, Any]:
+        body = data or ThreadCreate()
+        metadata = dict(body.metadata or {})
+        if body.graph_id:
+            metadata["graph_id"] = body.graph_id
+        thread_id = body.thread_id or str(uuid.uuid4())
+        if_exists = body.if_exists or "raise"
         async with sessions.begin() as session:
             threads = ThreadRepository(session)
             existing = await threads.get(thread_id)
@@ -76,26 +68,16 @@ class ThreadController(Controller):
 
     @post("/search", status_code=200, opt={"read_only": True}, summary="Search threads")
     async def search_threads(
-        self, request: Request[Any, Any, Any], sessions: async_sessionmaker[AsyncSession], runtime: GraphRuntime
+        self, sessions: async_sessionmaker[AsyncSession], runtime: GraphRuntime, data: ThreadSearch | None = None
     ) -> list[dict[str, Any]]:
-        body = await json_body(request)
-        reject_unknown(body, ("metadata", "ids", "status", "limit", "offset", "sort_by", "sort_order"))
-        status = body.get("status")
-        if status is not None and status not in {s.value for s in ThreadStatus}:
-            raise unprocessable("status", "must be idle, busy, interrupted or error")
-        sort_by = body.get("sort_by") or "updated_at"
-        if sort_by not in _SORT_FIELDS:
-            raise unprocessable("sort_by", f"must be one of {', '.join(_SORT_FIELDS)}")
-        sort_order = body.get("sort_order") or "desc"
-        if sort_order not in ("asc", "desc"):
-            raise unprocessable("sort_order", "must be asc or desc")
-        limit, offset = int(body.get("limit", 10)), int(body.get("offset", 0))
+        body = data or ThreadSearch()
         async with sessions() as session:
             rows = await ThreadRepository(session).search(
-                ids=body.get("ids"), status=status, sort_by=sort_by, descending=sort_order == "desc")
-        wanted = body.get("metadata") or {}
+                ids=body.ids, status=body.status, sort_by=body.sort_by or "updated_at",
+                descending=(body.sort_order or "desc") == "desc")
+        wanted = body.metadata or {}
         matching = [t for t in rows if all((t.meta or {}).get(k) == v for k, v in wanted.items())]
-        page = matching[offset:offset + limit]
+        page = matching[body.offset:body.offset + body.limit]
         return [thread_dict(t, await runtime.graph.aget_state(thread_config(t.thread_id))) for t in page]
 
     @get("/{thread_id:str}", summary="A thread with its current values")
@@ -105,15 +87,14 @@ class ThreadController(Controller):
 
     @patch("/{thread_id:str}", summary="Merge metadata into a thread")
     async def update_thread(self, thread_id: str, request: Request[Any, Any, Any],
-                            sessions: async_sessionmaker[AsyncSession], runtime: GraphRuntime) -> dict[str, Any]:
-        body = await json_body(request)
-        reject_unknown(body, ("metadata",))
+                            sessions: async_sessionmaker[AsyncSession], runtime: GraphRuntime,
+                            data: ThreadUpdate | None = None) -> dict[str, Any]:
         async with sessions.begin() as session:
             thread = await ThreadRepository(session).get(thread_id)
             if thread is None:
                 raise NotFoundError(detail=f"thread {thread_id} not found")
             before = thread.meta or {}
-            thread.meta = {**before, **(body.get("metadata") or {})}
+            thread.meta = {**before, **((data and data.metadata) or {})}
             audit_change(request, before={"metadata": before}, after={"metadata": thread.meta})
         return thread_dict(thread, await runtime.graph.aget_state(thread_config(thread_id)))
 
@@ -141,33 +122,34 @@ class ThreadController(Controller):
         return state_dict(snapshot)
 
     @post("/{thread_id:str}/state/checkpoint", status_code=200, opt={"read_only": True}, summary="A thread's state at a checkpoint")
-    async def get_state_at(self, thread_id: str, request: Request[Any, Any, Any],
-                           sessions: async_sessionmaker[AsyncSession], runtime: GraphRuntime) -> dict[str, Any]:
-        body = await json_body(request)
-        reject_unknown(body, ("checkpoint", "subgraphs"))
+    async def get_state_at(self, thread_id: str, sessions: async_sessionmaker[AsyncSession], runtime: GraphRuntime,
+                           data: StateAtCheckpoint | None = None) -> dict[str, Any]:
+        checkpoint_id = checkpoint_id_of((data or StateAtCheckpoint()).checkpoint)
         await thread_or_404(sessions, thread_id)
-        snapshot = await runtime.graph.aget_state(thread_config(thread_id, _checkpoint_id(body)))
+        snapshot = await runtime.graph.aget_state(thread_config(thread_id, checkpoint_id))
         return state_dict(snapshot)
 
     @post("/{thread_id:str}/state", status_code=200, opt={"audit_action": "thread.update_state"},
           summary="Update a thread's values, or fork it (as_node __copy__)")
     async def update_state(self, thread_id: str, request: Request[Any, Any, Any],
-                           sessions: async_sessionmaker[AsyncSession], runtime: GraphRuntime) -> dict[str, Any]:
-        body = await json_body(request)
-        reject_unknown(body, ("values", "as_node", "checkpoint", "checkpoint_id"))
+                           sessions: async_sessionmaker[AsyncSession], runtime: GraphRuntime,
+                           data: StateUpdate | None = None) -> dict[str, Any]:
+        body = data or StateUpdate()
+        checkpoint_id = checkpoint_id_of(body.checkpoint) if body.checkpoint is not None else body.checkpoint_id
         await thread_or_404(sessions, thread_id)
         async with sessions() as session:
             if await TaskRepository(session).active_run_ids(thread_id):
                 raise ConflictError(detail=f"thread {thread_id} is busy: a run is pending or running")
-        as_node = body.get("as_node")
+        as_node = body.as_node
         if as_node is not None and as_node != "__copy__" and as_node not in runtime.graph.nodes:
             raise unprocessable("as_node", f"no node {as_node!r} in the graph")
+        values = body.values
         try:
-            config = await runtime.graph.aupdate_state(
-                thread_config(thread_id, _checkpoint_id(body)), body.get("values"), as_node=as_node)
-        except (ValueError, KeyError) as exc:
+            config = await runtime.graph.aupdate_state(thread_config(thread_id, checkpoint_id), values, as_node=as_node)
+        # What the state's reducers raise for a value of the wrong shape (add_messages on a
+        # number, operator.add on a list and a string), and LangGraph for an update it cannot place.
+        except (ValueError, KeyError, TypeError, NotImplementedError, InvalidUpdateError) as exc:
             raise unprocessable("values", str(exc)) from exc
-        values = body.get("values")
         # Which channels changed, not their content: state can hold whole drafts.
         audit_change(request, after={"as_node": as_node, "checkpoint": checkpoint_of(config),
                                      "values": sorted(values) if isinstance(values, dict) else type(values).__name__})
@@ -178,20 +160,16 @@ class ThreadController(Controller):
         return {"checkpoint": checkpoint_of(config)}
 
     @post("/{thread_id:str}/history", status_code=200, opt={"read_only": True}, summary="A thread's checkpoints, newest first")
-    async def get_history(self, thread_id: str, request: Request[Any, Any, Any],
-                          sessions: async_sessionmaker[AsyncSession], runtime: GraphRuntime) -> list[dict[str, Any]]:
-        body = await json_body(request)
-        reject_unknown(body, ("limit", "before", "metadata", "checkpoint"))
-        await thread_or_404(sessions, thread_id)
-        limit = int(body.get("limit") or 10)
-        if limit < 1:
-            raise unprocessable("limit", "must be at least 1")
-        before_id = _checkpoint_id(body, "before") if body.get("before") is not None else None
+    async def get_history(self, thread_id: str, sessions: async_sessionmaker[AsyncSession], runtime: GraphRuntime,
+                          data: HistoryQuery | None = None) -> list[dict[str, Any]]:
+        body = data or HistoryQuery()
+        before_id = checkpoint_id_of(body.before, "before")
         before = thread_config(thread_id, before_id) if before_id else None
-        config = thread_config(thread_id, _checkpoint_id(body) if body.get("checkpoint") else None)
+        config = thread_config(thread_id, checkpoint_id_of(body.checkpoint))
+        await thread_or_404(sessions, thread_id)
         states = []
         async for snapshot in runtime.graph.aget_state_history(
-            config, limit=limit, before=before, filter=body.get("metadata") or None
+            config, limit=body.limit or 10, before=before, filter=body.metadata or None
         ):
             states.append(state_dict(snapshot))
         return states

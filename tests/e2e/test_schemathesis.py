@@ -13,10 +13,10 @@ documented one). The status-code and response-schema checks are left out: the sc
 only each route's success code and free-form ``dict`` bodies, so they would flag every 400/404
 and say nothing.
 
-~1,850 cases over ~50 operations (10 examples per operation in the fuzzing phase, plus the
-coverage and stateful phases; fixed seed, no shrinking): ~45 s on an idle 2-core box, ~2.5 min
-when other test runs share the cores. The LangGraph routes that read their JSON body by hand
-document no body, so the fuzzer reaches them with query, path and empty-body requests only.
+~3,300 cases over ~52 operations (10 examples per operation in the fuzzing phase, plus the
+coverage and stateful phases; fixed seed, no shrinking): ~80 s on an idle 2-core box, longer
+when other test runs share the cores. The LangGraph routes document their bodies too
+(app/http/lg_schemas.py), so their fields are fuzzed like the task API's.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ RUN_TIMEOUT = 300.0
 # Each request; a handler that never answers is a failure to report, not a hang.
 REQUEST_TIMEOUT = 20.0
 # The floor that keeps the test from passing vacuously (e.g. a schema that lost its routes or
-# every case filtered away): the app has ~50 operations and they yield ~1,850 cases.
+# every case filtered away): the app has ~52 operations and they yield ~3,300 cases.
 MIN_OPERATIONS = 40
 MIN_CASES = 1000
 

@@ -1,0 +1,226 @@
+"""Request bodies of the LangGraph Server API routes (threads, runs, assistants).
+
+Every field a route reads is typed here, so a value of the wrong shape is a 422 naming it before
+any handler, query or graph call sees it; the fields are those langgraph-sdk (and Studio) send.
+An unknown field is refused rather than ignored: the API never silently drops what a client
+asked for. Checks that need the graph or the database (node names, the assistant) stay in the
+handlers.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
+from pydantic_core import PydanticCustomError
+
+from app.settings_registry import SPECS
+
+# The widest id the threads and tasks tables store (String(255)); Postgres refuses longer.
+MAX_ID_LENGTH = 255
+# Bounds that keep a request's numbers inside what the queries take: a history limit becomes a
+# SQL LIMIT (Postgres refuses one past bigint), thread ids become bind parameters (the drivers
+# cap their count), a recursion limit becomes graph steps.
+MAX_HISTORY = 1000
+MAX_IDS = 1000
+MAX_RECURSION = 10_000
+# The SQLite checkpointer splices history filter keys into a JSON path: it refuses others
+# with a ValueError, and a key starting with "." is a JSON path error.
+_FILTER_KEY = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
+_SPECS = {spec.key: spec for spec in SPECS}
+
+Id = Annotated[str, Field(max_length=MAX_ID_LENGTH)]
+Metadata = dict[str, Any]
+
+
+def _bound(key: str, end: Literal["minimum", "maximum"]) -> int | None:
+    value = getattr(_SPECS[key], end)
+    return None if value is None else int(value)
+
+
+def _either(message: str) -> WrapValidator:
+    """One error naming the field for a union, instead of one per member keyed by pydantic's
+    member tags ("interrupt_before.list[str]")."""
+
+    def validate(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            return handler(value)
+        except ValidationError:
+            raise PydanticCustomError("union", message) from None
+
+    return WrapValidator(validate)
+
+
+def _listed(value: Any) -> Any:
+    """The SDK sends a single stream mode as a bare string."""
+    return [value] if isinstance(value, str) else value
+
+
+def _checkpoint_of_id(value: Any) -> Any:
+    return {"checkpoint_id": value} if isinstance(value, str) else value
+
+
+def _filter_keys(metadata: Metadata | None) -> Metadata | None:
+    for key in metadata or {}:
+        if not _FILTER_KEY.match(key):
+            raise ValueError(f"filter key {key!r} may hold only letters, digits, '_', '-' and '.', "
+                             "and may not start with '.'")
+    return metadata
+
+
+class LangGraphBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SendTarget(LangGraphBody):
+    node: str
+    input: Any = None
+
+
+class CheckpointRef(BaseModel):
+    """A checkpoint as the SDK sends it; its other keys (thread_id, checkpoint_map) are not read."""
+
+    model_config = ConfigDict(extra="allow")
+
+    checkpoint_id: Id | None = None
+    checkpoint_ns: str | None = None
+
+
+# The thread routes take a bare checkpoint id too (older clients send one).
+CheckpointArg = Annotated[CheckpointRef | None, BeforeValidator(_checkpoint_of_id)]
+NodeNames = Annotated[Literal["*"] | list[str] | None, _either('must be "*" or a list of node names')]
+Goto = Annotated[str | SendTarget | list[str | SendTarget] | None,
+                 _either("must be a node name, {node, input}, or a list of them")]
+
+
+class RunContext(LangGraphBody):
+    """The graph's context fields (app.runs.CONTEXT_FIELDS), bounded as their settings are."""
+
+    require_approval: bool | None = None
+    quality_threshold: int | None = Field(default=None, ge=_bound("quality_threshold", "minimum"),
+                                          le=_bound("quality_threshold", "maximum"))
+    max_revisions: int | None = Field(default=None, ge=_bound("max_revisions", "minimum"),
+                                      le=_bound("max_revisions", "maximum"))
+
+
+class Configurable(RunContext):
+    """config.configurable: any keys, but the context fields older clients pass here are
+    checked as in ``context``."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class RunConfig(LangGraphBody):
+    configurable: Configurable | None = None
+    tags: list[str] | None = None
+    metadata: Metadata | None = None
+    recursion_limit: int | None = Field(default=None, ge=1, le=MAX_RECURSION)
+    run_name: str | None = None
+
+
+class RunCommand(LangGraphBody):
+    """Which keys were sent matters (``resume: null`` resumes with None), so the run stores
+    only those."""
+
+    resume: Any = None
+    update: dict[str, Any] | None = None
+    goto: Goto = None
+
+
+class ThreadCreate(LangGraphBody):
+    thread_id: Id | None = None
+    metadata: Metadata | None = None
+    if_exists: Literal["raise", "do_nothing"] | None = None
+    graph_id: str | None = None
+
+
+class ThreadSearch(LangGraphBody):
+    metadata: Metadata | None = None
+    ids: list[Id] | None = Field(default=None, max_length=MAX_IDS)
+    status: Literal["idle", "busy", "interrupted", "error"] | None = None
+    limit: int = Field(default=10, ge=0)
+    offset: int = Field(default=0, ge=0)
+    sort_by: Literal["thread_id", "status", "created_at", "updated_at"] | None = None
+    sort_order: Literal["asc", "desc"] | None = None
+
+
+class ThreadUpdate(LangGraphBody):
+    metadata: Metadata | None = None
+
+
+class StateAtCheckpoint(LangGraphBody):
+    checkpoint: CheckpointArg = None
+    subgraphs: bool | None = None
+
+
+class StateUpdate(LangGraphBody):
+    values: dict[str, Any] | None = None
+    as_node: str | None = None
+    checkpoint: CheckpointArg = None
+    checkpoint_id: Id | None = None
+
+
+class HistoryQuery(LangGraphBody):
+    limit: int | None = Field(default=10, ge=1, le=MAX_HISTORY)
+    before: CheckpointArg = None
+    metadata: Annotated[Metadata | None, AfterValidator(_filter_keys)] = None
+    checkpoint: CheckpointArg = None
+
+
+class AssistantSearch(LangGraphBody):
+    graph_id: str | None = None
+    metadata: Metadata | None = None
+    name: str | None = None
+    limit: int = Field(default=10, ge=0)
+    offset: int | None = Field(default=None, ge=0)
+    sort_by: str | None = None
+    sort_order: Literal["asc", "desc"] | None = None
+    select: list[str] | None = None
+
+
+class AssistantCount(LangGraphBody):
+    graph_id: str | None = None
+    metadata: Metadata | None = None
+    name: str | None = None
+
+
+class RunCreate(LangGraphBody):
+    """A run request, stateful or stateless; parse_run refuses what this server cannot honour."""
+
+    assistant_id: str
+    input: Any = None
+    command: RunCommand | None = None
+    # One mode or several; which ones this server serves is parse_run's to say.
+    stream_mode: Annotated[list[str] | None, BeforeValidator(_listed)] = None
+    stream_subgraphs: bool | None = None
+    stream_resumable: bool | None = None
+    config: RunConfig | None = None
+    context: RunContext | None = None
+    metadata: Metadata | None = None
+    interrupt_before: NodeNames = None
+    interrupt_after: NodeNames = None
+    checkpoint: CheckpointRef | None = None
+    checkpoint_id: Id | None = None
+    multitask_strategy: Literal["reject", "enqueue", "interrupt", "rollback"] | None = None
+    if_not_exists: Literal["reject", "create"] | None = None
+    on_disconnect: Literal["continue", "cancel"] | None = None
+    on_completion: Literal["delete", "keep"] | None = None
+    durability: Literal["sync", "async", "exit"] | None = None
+    # Named so that refusing one names it: parse_run refuses any value but null (strict_resume:
+    # any but false, checkpoint_during: deprecated for durability).
+    webhook: Any = None
+    feedback_keys: Any = None
+    after_seconds: Any = None
+    langsmith_tracer: Any = None
+    checkpoint_during: Any = None
+    strict_resume: Any = None
