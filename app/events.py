@@ -93,10 +93,13 @@ class EventBus:
         poll_seconds: float = 1.0,
         *,
         listener: EventListener | None = None,
+        read_sessions: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
         if poll_seconds <= 0:
             raise ValueError("poll_seconds must be positive")
         self.sessions = sessions
+        # Followers' polling reads need no transaction (storage.engine.read_session_factory).
+        self.read_sessions = read_sessions or sessions
         self.poll_seconds = poll_seconds
         self.listener = listener
         # task id -> wake-up flags of the followers in this process.
@@ -220,13 +223,17 @@ class EventBus:
             self._tell_listener(task_id, event_type, data)
 
     async def record(
-        self, session: AsyncSession, task_id: str, event_type: str, data: Mapping[str, Any] | None = None
+        self, session: AsyncSession, task_id: str, event_type: str, data: Mapping[str, Any] | None = None, *,
+        new_task: bool = False,
     ) -> Event:
         """Store an event inside the caller's transaction, so it commits (or not) together with a
-        status change. Call ``announce`` with it once that transaction has committed."""
-        row = await EventRepository(session).append(task_id, event_type, dict(data or {}))
-        # Postgres folds repeats of one notification within a transaction into one.
-        await notify(session, TASK_CHANNEL, task_id)
+        status change. Call ``announce`` with it once that transaction has committed.
+        ``new_task``: the task is created in this transaction; nobody can follow it yet, so
+        neither the ordering lock nor a notification is needed (two round trips per POST)."""
+        row = await EventRepository(session).append(task_id, event_type, dict(data or {}), new_task=new_task)
+        if not new_task:
+            # Postgres folds repeats of one notification within a transaction into one.
+            await notify(session, TASK_CHANNEL, task_id)
         return Event.from_row(row)
 
     def wake(self, task_id: str) -> None:
@@ -252,7 +259,7 @@ class EventBus:
 
     async def history(self, task_id: str, after_id: int = 0, limit: int = EVENT_PAGE_SIZE) -> list[Event]:
         """Stored events of a task with id > ``after_id``, oldest first."""
-        async with self.sessions() as session:
+        async with self.read_sessions() as session:
             rows = await EventRepository(session).list_after(task_id, after_id, limit)
         return [Event.from_row(row) for row in rows]
 
@@ -322,6 +329,6 @@ class EventBus:
         return sum(len(flags) for flags in self._followers.values())
 
     async def _has_ended(self, task_id: str) -> bool:
-        async with self.sessions() as session:
+        async with self.read_sessions() as session:
             status = await TaskRepository(session).status_of(task_id)
         return status is None or status.is_terminal

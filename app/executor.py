@@ -429,7 +429,7 @@ class Executor:
                 if await threads.get(task.thread_id) is None:
                     await threads.create(task.thread_id, metadata)
                 await threads.after_run(task.thread_id, task.id, TaskStatus.QUEUED)
-            event = await self.bus.record(session, task.id, STATUS, {"status": TaskStatus.QUEUED.value})
+            event = await self.bus.record(session, task.id, STATUS, {"status": TaskStatus.QUEUED.value}, new_task=True)
             await notify(session, QUEUE_CHANNEL)
         self.bus.announce([event])
         self.wake()
@@ -447,7 +447,7 @@ class Executor:
                 raise ThreadBusy(thread_id)
             task = await tasks.create(thread_id=thread_id, run=dict(run))
             await ThreadRepository(session).after_run(thread_id, task.id, TaskStatus.QUEUED)
-            event = await self.bus.record(session, task.id, STATUS, {"status": TaskStatus.QUEUED.value})
+            event = await self.bus.record(session, task.id, STATUS, {"status": TaskStatus.QUEUED.value}, new_task=True)
             await notify(session, QUEUE_CHANNEL)
         self.bus.announce([event])
         self.wake()

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from graph.builder import build_graph
 from graph.context import Dependencies, DraftloopContext, OutcomeSaver
 from storage.checkpoints import open_checkpointer
-from storage.engine import adatabase_url_from_env, create_engine, session_factory
+from storage.engine import adatabase_url_from_env, create_engine, read_session_factory, session_factory
 from storage.migrate import upgrade_database
 from storage.repositories import save_run_outcome
 
@@ -30,6 +30,12 @@ class GraphRuntime:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     database_url: str
+    # Transaction-less reads (storage.engine.read_session_factory); defaults to ``sessions``.
+    read_sessions: async_sessionmaker[AsyncSession] | None = None
+
+    def __post_init__(self) -> None:
+        if self.read_sessions is None:
+            self.read_sessions = self.sessions
 
     def context(self, **overrides: Any) -> DraftloopContext:
         return DraftloopContext(deps=self.deps, **overrides)
@@ -54,7 +60,7 @@ async def open_graph_runtime(database_url: str | None = None) -> AsyncIterator[G
             try:
                 info = await deps.models.describe()
                 log.info("model provider: %s (%s) %s", info.provider, info.model, info.detail)
-                yield GraphRuntime(build_graph(saver), deps, engine, sessions, url)
+                yield GraphRuntime(build_graph(saver), deps, engine, sessions, url, read_session_factory(engine))
             finally:
                 await deps.models.aclose()
     finally:

@@ -649,8 +649,10 @@ class EventRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def append(self, task_id: str, event_type: str, data: dict[str, Any] | None = None) -> TaskEvent:
-        """Add one event in the caller's transaction.
+    async def append(self, task_id: str, event_type: str, data: dict[str, Any] | None = None, *,
+                     new_task: bool = False) -> TaskEvent:
+        """Add one event in the caller's transaction. ``new_task``: the task row is being created
+        in this same transaction, so no other writer can know it yet and the lock is skipped.
 
         A reader resumes after the highest id it saw, so ids must become visible in order. On
         Postgres two transactions could take ids 10 and 11 and commit 11 first; a follower
@@ -658,7 +660,7 @@ class EventRepository:
         the id is drawn until commit makes one task's events commit in id order. SQLite
         already serialises every writer.
         """
-        if self.session.get_bind().dialect.name == "postgresql":
+        if not new_task and self.session.get_bind().dialect.name == "postgresql":
             await self.session.execute(
                 select(func.pg_advisory_xact_lock(_EVENT_LOCK_NAMESPACE, func.hashtext(task_id)))
             )

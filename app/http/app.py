@@ -66,6 +66,11 @@ async def _sessions(state: State) -> async_sessionmaker[AsyncSession]:
     return state["runtime"].sessions
 
 
+async def _read_sessions(state: State) -> async_sessionmaker[AsyncSession]:
+    runtime = state["runtime"]
+    return runtime.read_sessions or runtime.sessions
+
+
 def timing_middleware(metrics: Metrics) -> Any:
     """Observes every HTTP request's latency by method, route template and status."""
 
@@ -174,6 +179,7 @@ def create_app(settings: ServiceSettings | None = None) -> Litestar:
             "settings": _state("settings"),
             "workers": _state("workers"),
             "sessions": Provide(_sessions),
+            "read_sessions": Provide(_read_sessions),
             "tokens": _value(tokens),
             "login_limiter": _value(login_limiter),
             "token_owners": _value(token_owners),

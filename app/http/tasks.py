@@ -78,13 +78,13 @@ class TaskController(Controller):
         return {"items": [task_summary(t) for t in page.items], "next_cursor": page.next_cursor}
 
     @get("/{task_id:str}", summary="A task with its whole result")
-    async def get_task(self, task_id: str, sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
-        return task_detail(await _task_or_404(sessions, _check_id(task_id)))
+    async def get_task(self, task_id: str, read_sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
+        return task_detail(await _task_or_404(read_sessions, _check_id(task_id)))
 
     @get("/{task_id:str}/attempts", summary="Every draft and its critique")
-    async def list_attempts(self, task_id: str, sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
-        task = await _task_or_404(sessions, _check_id(task_id))
-        async with sessions() as session:
+    async def list_attempts(self, task_id: str, read_sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
+        task = await _task_or_404(read_sessions, _check_id(task_id))
+        async with read_sessions() as session:
             attempts = await AttemptRepository(session).list_for_task(task.id)
         return {"task_id": task.id, "items": [
             {"number": a.number, "title": a.title, "markdown": a.markdown, "word_count": a.word_count,
