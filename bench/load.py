@@ -1256,7 +1256,8 @@ def render_markdown(args: argparse.Namespace, inproc: dict[str, Any], backends: 
                f"uvicorn (uvloop, httptools), durability `sync` as app/executor.py sets it. "
                f"{args.rounds} measured rounds of N tasks per backend on one server; figures pool the rounds"
                + ("; every request carries the bearer token of an editor made with `draftloop create-user` "
-                  "(the auth middleware looks the token up in the database on each request)."
+                  "(the auth middleware looks the token up in the database, cached per process for "
+                  "AUTH_CACHE_SECONDS, 2 s by default)."
                   if any(b.get("auth") for b in backends) else "."))
     out.append(f"- Probes (separate process, own event loop): GET /health every {args.health_interval * 1000:.0f} ms, "
                f"GET /api/tasks/{{id}} every {args.get_interval * 1000:.0f} ms, POST /api/tasks every "
