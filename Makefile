@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 # Serves on the embedded defaults: SQLite under .data/, model provider auto (Ollama if it
 # answers, else the bundled SmolLM2). HOST/PORT or .env override.
