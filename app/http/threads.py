@@ -147,7 +147,8 @@ class ThreadController(Controller):
         try:
             config = await runtime.graph.aupdate_state(thread_config(thread_id, checkpoint_id), values, as_node=as_node)
         # What the state's reducers raise for a value of the wrong shape (add_messages on a
-        # number, operator.add on a list and a string), and LangGraph for an update it cannot place.
+        # number, operator.add on a list and a string; langchain_core's message conversion raises
+        # NotImplementedError for an unsupported message), and LangGraph for an update it cannot place.
         except (ValueError, KeyError, TypeError, NotImplementedError, InvalidUpdateError) as exc:
             raise unprocessable("values", str(exc)) from exc
         # Which channels changed, not their content: state can hold whole drafts.

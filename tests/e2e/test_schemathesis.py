@@ -25,7 +25,6 @@ import asyncio
 import os
 import re
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -33,15 +32,15 @@ import pytest
 
 from tests.auth import TEST_ADMIN_ID, admin_headers, token_for
 from tests.e2e.conftest import report_line
-from tests.fakes.writer import GraphFakes
-from tests.integration import conftest as backend_fixtures
-from tests.service_process import ServiceLauncher, service_env
-
-# Bound here as in test_service_process.py: tests/e2e does not see tests/integration/conftest.py.
-backend = backend_fixtures.backend
-postgres_test_database = backend_fixtures.postgres_test_database
-postgres_database = backend_fixtures.postgres_database
-database_url = backend_fixtures.database_url
+# The backend and server-launcher fixtures are test_service_process's.
+from tests.e2e.test_service_process import (  # noqa: F401 - fixtures
+    backend,
+    database_url,
+    launcher,
+    postgres_database,
+    postgres_test_database,
+)
+from tests.service_process import ServiceLauncher
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 SEED = 20261128
@@ -81,16 +80,6 @@ def schemathesis_config(tmp_path: Path) -> Path:
     path = tmp_path / "schemathesis.toml"
     path.write_text(CONFIG, encoding="utf-8")
     return path
-
-
-@pytest.fixture
-async def launcher(graph_fakes: GraphFakes, database_url: str, tmp_path: Path) -> AsyncIterator[ServiceLauncher]:
-    servers = ServiceLauncher(service_env(graph_fakes, tmp_path, database_url), cwd=tmp_path)
-    try:
-        yield servers
-    finally:
-        await servers.close()
-        print(servers.describe())  # shown by pytest only when the test failed
 
 
 def schemathesis_command(base_url: str, config: Path) -> list[str]:

@@ -8,16 +8,25 @@ import asyncio
 import os
 import signal
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.auth import admin_headers
-from tests.e2e.test_service_process import NODES, REQUEST, events_url, post_task
+# The backend, server-launcher and signed-in client fixtures are test_service_process's.
+from tests.e2e.test_service_process import (  # noqa: F401 - fixtures
+    NODES,
+    REQUEST,
+    backend,
+    database_url,
+    events_url,
+    http,
+    launcher,
+    post_task,
+    postgres_database,
+    postgres_test_database,
+)
 from tests.fakes.writer import GraphFakes
-from tests.integration import conftest as backend_fixtures
 from tests.service_process import (
     RUN_TIMEOUT,
     STARTUP_TIMEOUT,
@@ -29,33 +38,11 @@ from tests.service_process import (
     follow_events,
     sample_lease_owners,
     schema_title,
-    service_env,
     statuses,
     stored_tasks,
     wait_for_status,
     wait_until,
 )
-
-backend = backend_fixtures.backend
-postgres_test_database = backend_fixtures.postgres_test_database
-postgres_database = backend_fixtures.postgres_database
-database_url = backend_fixtures.database_url
-
-
-@pytest.fixture
-def http(http_client: httpx.AsyncClient) -> httpx.AsyncClient:
-    http_client.headers.update(admin_headers())
-    return http_client
-
-
-@pytest.fixture
-async def launcher(graph_fakes: GraphFakes, database_url: str, tmp_path: Path) -> AsyncIterator[ServiceLauncher]:
-    servers = ServiceLauncher(service_env(graph_fakes, tmp_path, database_url), cwd=tmp_path)
-    try:
-        yield servers
-    finally:
-        await servers.close()
-        print(servers.describe())
 
 
 def _children(pid: int) -> list[int]:
