@@ -293,6 +293,10 @@ class RunPublisher:
         async with self._lock:
             await self._flush_locked()
             self.bus.post(self.task_id, event_type, data)
+            if event_type == NODE_STARTED:
+                # A node that started is on record before it does anything, even if this process
+                # is killed during it (a resumed run then shows it starting twice).
+                await self.bus.flush()
 
 
 class Executor:
