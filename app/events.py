@@ -35,7 +35,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.models import TaskEvent, TaskStatus
-from storage.notifications import TASK_CHANNEL, notify
+from storage.notifications import TASK_CHANNEL, notify, notify_each
 from storage.repositories import EVENT_PAGE_SIZE, EventRepository, TaskRepository
 
 log = logging.getLogger("draftloop.events")
@@ -212,8 +212,7 @@ class EventBus:
     async def _insert(self, batch: list[tuple[str, str, dict[str, Any]]]) -> None:
         async with self.sessions.begin() as session:
             await EventRepository(session).append_many(batch)
-            for task_id in dict.fromkeys(task_id for task_id, _, _ in batch):
-                await notify(session, TASK_CHANNEL, task_id)
+            await notify_each(session, TASK_CHANNEL, list(dict.fromkeys(task_id for task_id, _, _ in batch)))
 
     def _announce_written(self, batch: list[tuple[str, str, dict[str, Any]]]) -> None:
         for task_id, event_type, data in batch:

@@ -59,8 +59,8 @@ from app.settings import ServiceSettings
 from graph.context import Dependencies, DraftloopContext, OutcomeSaver
 from storage.models import Task, TaskStatus
 from storage.notifications import QUEUE_CHANNEL, notify
+from storage.task_queue import queue_new_task
 from storage.repositories import (
-    THREAD_STATUS_AFTER_RUN,
     LeaseState,
     TaskNotFound,
     TaskRepository,
@@ -418,23 +418,25 @@ class Executor:
 
         ``thread_id`` defaults to a fresh id; the finalize node finds the row through it.
         """
-        async with self.sessions.begin() as session:
-            task = await TaskRepository(session).create(
-                request=request, params=dict(params or {}), thread_id=thread_id or str(uuid.uuid4())
-            )
-            # A task is a thread with one run: LangGraph API clients (Studio) see it as one.
-            threads = ThreadRepository(session)
-            metadata = {"task_id": task.id, "graph_id": "draftloop"}
-            if thread_id is None:
-                # A thread of our own making has no other runs: it starts busy with this one (the
-                # hot path of POST /api/tasks saves two round trips).
-                await threads.create(task.thread_id, metadata, status=THREAD_STATUS_AFTER_RUN[TaskStatus.QUEUED])
-            else:
+        metadata = {"graph_id": "draftloop"}
+        queued = {"status": TaskStatus.QUEUED.value}
+        if thread_id is None:
+            # The hot path of POST /api/tasks: one statement on Postgres (storage.task_queue).
+            new = await queue_new_task(
+                self.runtime.engine, self.runtime.autocommit_engine, request=request, params=dict(params or {}),
+                thread_metadata=metadata, event_type=STATUS, event_data=queued, notify_channel=QUEUE_CHANNEL)
+            task = new.task
+            event = Event(id=new.event_id, task_id=task.id, type=STATUS, data=queued, created_at=task.created_at)
+        else:
+            async with self.sessions.begin() as session:
+                task = await TaskRepository(session).create(request=request, params=dict(params or {}), thread_id=thread_id)
+                # A task is a thread with one run: LangGraph API clients (Studio) see it as one.
+                threads = ThreadRepository(session)
                 if await threads.get(task.thread_id) is None:
-                    await threads.create(task.thread_id, metadata)
+                    await threads.create(task.thread_id, {**metadata, "task_id": task.id})
                 await threads.after_run(task.thread_id, task.id, TaskStatus.QUEUED)
-            event = await self.bus.record(session, task.id, STATUS, {"status": TaskStatus.QUEUED.value}, new_task=True)
-            await notify(session, QUEUE_CHANNEL)
+                event = await self.bus.record(session, task.id, STATUS, queued, new_task=True)
+                await notify(session, QUEUE_CHANNEL)
         self.bus.announce([event])
         self.wake()
         return task

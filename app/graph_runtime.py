@@ -16,7 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from graph.builder import build_graph
 from graph.context import Dependencies, DraftloopContext, OutcomeSaver
 from storage.checkpoints import open_checkpointer
-from storage.engine import adatabase_url_from_env, create_engine, read_session_factory, session_factory
+from storage.engine import (
+    adatabase_url_from_env,
+    create_autocommit_engine,
+    create_engine,
+    read_session_factory,
+    session_factory,
+)
 from storage.migrate import upgrade_database
 from storage.repositories import save_run_outcome
 
@@ -32,10 +38,17 @@ class GraphRuntime:
     database_url: str
     # Transaction-less reads (storage.engine.read_session_factory); defaults to ``sessions``.
     read_sessions: async_sessionmaker[AsyncSession] | None = None
+    # Postgres only (storage.engine.create_autocommit_engine): statements atomic on their own.
+    autocommit_engine: AsyncEngine | None = None
 
     def __post_init__(self) -> None:
         if self.read_sessions is None:
             self.read_sessions = self.sessions
+
+    @property
+    def read_engine(self) -> AsyncEngine:
+        """For single reads on a bare connection: autocommit on Postgres, the engine on SQLite."""
+        return self.autocommit_engine or self.engine
 
     def context(self, **overrides: Any) -> DraftloopContext:
         return DraftloopContext(deps=self.deps, **overrides)
@@ -53,6 +66,7 @@ async def open_graph_runtime(database_url: str | None = None) -> AsyncIterator[G
     url = database_url or await adatabase_url_from_env()
     await upgrade_database(url)
     engine = create_engine(url)
+    autocommit_engine = create_autocommit_engine(url)
     sessions = session_factory(engine)
     try:
         async with httpx.AsyncClient() as http, open_checkpointer(url) as saver:
@@ -60,8 +74,11 @@ async def open_graph_runtime(database_url: str | None = None) -> AsyncIterator[G
             try:
                 info = await deps.models.describe()
                 log.info("model provider: %s (%s) %s", info.provider, info.model, info.detail)
-                yield GraphRuntime(build_graph(saver), deps, engine, sessions, url, read_session_factory(engine))
+                yield GraphRuntime(build_graph(saver), deps, engine, sessions, url,
+                                   read_session_factory(engine, autocommit_engine), autocommit_engine)
             finally:
                 await deps.models.aclose()
     finally:
+        if autocommit_engine is not None:
+            await autocommit_engine.dispose()
         await engine.dispose()

@@ -21,6 +21,9 @@ POSTGRES_POOL_RECYCLE_SECONDS = 1800
 # one server (max_connections is often 100), and a full pool queues in asyncio, which is fair.
 POSTGRES_POOL_SIZE = 10
 POSTGRES_POOL_OVERFLOW = 10
+# The autocommit pool (create_autocommit_engine) serves short single statements only.
+AUTOCOMMIT_POOL_SIZE = 5
+AUTOCOMMIT_POOL_OVERFLOW = 10
 
 _POSTGRES_ALIASES = ("postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg", "postgresql+psycopg2")
 
@@ -87,12 +90,30 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions for reads that need no transaction around them (one SELECT, or several that may
-    see different moments): on Postgres every statement then runs on its own, without the BEGIN
-    and ROLLBACK round trips a session adds, which under load cost a cheap GET two thirds of its
-    time (bench/RESULTS.md). Never write through these."""
-    return async_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
+def create_autocommit_engine(url: str) -> AsyncEngine | None:
+    """Postgres: a second, smaller pool whose connections are born in autocommit mode, for
+    reads that need no transaction around them and for statements that are atomic on their
+    own (storage.task_queue). Each then costs one round trip instead of BEGIN, statement and
+    COMMIT/ROLLBACK, which under load cost a cheap GET two thirds of its time (bench/RESULTS.md).
+    Born so, because switching a pooled connection to autocommit per checkout and back per
+    return costs CPU on every request.
+
+    None on SQLite: pysqlite begins a transaction only before a write, so reads take no extra
+    round trip, and switching isolation levels costs a PRAGMA per checkout there.
+    """
+    normalized = normalize_database_url(url)
+    if not is_postgres(normalized):
+        return None
+    return create_async_engine(
+        normalized, isolation_level="AUTOCOMMIT", pool_pre_ping=False, pool_recycle=POSTGRES_POOL_RECYCLE_SECONDS,
+        pool_size=AUTOCOMMIT_POOL_SIZE, max_overflow=AUTOCOMMIT_POOL_OVERFLOW,
+    )
+
+
+def read_session_factory(engine: AsyncEngine, autocommit_engine: AsyncEngine | None) -> async_sessionmaker[AsyncSession]:
+    """Sessions for reads that need no transaction (one SELECT, or several that may see
+    different moments). Never write through these."""
+    return session_factory(autocommit_engine or engine)
 
 
 def _configure_sqlite_connection(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:

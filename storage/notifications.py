@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import asyncpg
 from sqlalchemy import text
@@ -47,6 +47,16 @@ async def notify(session: AsyncSession, channel: str, payload: str = "") -> None
     """Queue a notification in the session's transaction (a no-op on SQLite)."""
     if _is_postgres_session(session):
         await session.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": channel, "payload": payload})
+
+
+async def notify_each(session: AsyncSession, channel: str, payloads: Sequence[str]) -> None:
+    """``notify`` once per payload, in one round trip (a batch of events of many tasks would
+    otherwise cost one per task)."""
+    if payloads and _is_postgres_session(session):
+        await session.execute(
+            text("SELECT count(pg_notify(:channel, payload)) FROM unnest(CAST(:payloads AS text[])) AS payload"),
+            {"channel": channel, "payloads": list(payloads)},
+        )
 
 
 class NotificationListener:

@@ -6,9 +6,13 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import Row
 
 from graph.state import MAX_KEYWORDS, MAX_WORDS, MIN_WORDS
 from storage.models import Task
+
+# A task as an ORM object or as a plain row of its table (storage.repositories.fetch_task_row).
+TaskLike = Task | Row[Any]
 
 ContentTypeName = Literal["blog_post", "social_post", "newsletter", "email", "research_brief"]
 ToneName = Literal["professional", "casual", "academic", "inspirational"]
@@ -87,7 +91,7 @@ def task_links(task_id: str) -> dict[str, str]:
             "cancel": f"{base}/cancel", "approve": f"{base}/approve"}
 
 
-def task_summary(task: Task) -> dict[str, Any]:
+def task_summary(task: TaskLike) -> dict[str, Any]:
     result = task.result or {}
     return {
         "id": task.id,
@@ -103,7 +107,7 @@ def task_summary(task: Task) -> dict[str, Any]:
     }
 
 
-def task_detail(task: Task) -> dict[str, Any]:
+def task_detail(task: TaskLike) -> dict[str, Any]:
     result = task.result or {}
     return {
         **task_summary(task),

@@ -16,12 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.audit import audit_change
 from app.events import EventBus
 from app.executor import DecisionConflict, Executor
+from app.graph_runtime import GraphRuntime
 from app.http.errors import ConflictError, NotFoundError
 from app.http.sse import last_event_id, sse_comment, sse_event, sse_response
 from app.http.task_schemas import Decision, StatusName, TaskAccepted, TaskCreate, task_detail, task_links, task_summary
 from app.settings import ServiceSettings
 from storage.models import Task, TaskStatus
-from storage.repositories import AttemptRepository, TaskRepository
+from storage.repositories import AttemptRepository, TaskRepository, fetch_task_row
 
 
 async def _task_or_404(sessions: async_sessionmaker[AsyncSession], task_id: str) -> Task:
@@ -78,8 +79,13 @@ class TaskController(Controller):
         return {"items": [task_summary(t) for t in page.items], "next_cursor": page.next_cursor}
 
     @get("/{task_id:str}", summary="A task with its whole result")
-    async def get_task(self, task_id: str, read_sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
-        return task_detail(await _task_or_404(read_sessions, _check_id(task_id)))
+    async def get_task(self, task_id: str, runtime: GraphRuntime) -> dict[str, Any]:
+        # The most polled route: a bare connection and a plain row, no session or ORM object.
+        async with runtime.read_engine.connect() as connection:
+            task = await fetch_task_row(connection, _check_id(task_id))
+        if task is None:
+            raise NotFoundError(detail=f"task {task_id} not found")
+        return task_detail(task)
 
     @get("/{task_id:str}/attempts", summary="Every draft and its critique")
     async def list_attempts(self, task_id: str, read_sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:

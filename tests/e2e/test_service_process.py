@@ -390,6 +390,8 @@ async def wait_for_lock_waiters(conn: asyncpg.Connection, key: int, servers: lis
     while True:
         waiting = await conn.fetchval(
             "SELECT count(DISTINCT pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+            # Other test sessions (pytest-xdist workers) use their own databases at the same time.
+            "AND datname = current_database() "
             "AND query LIKE '%pg_try_advisory_lock%'")
         if waiting >= len(servers):
             return

@@ -146,3 +146,26 @@ async def test_a_notification_reaches_a_listener_when_its_transaction_commits_an
         await listener.aclose()
     assert {first, second} == {(TASK_CHANNEL, "task-1"), (QUEUE_CHANNEL, "")}
     assert received.empty(), "the rolled-back notification was delivered"
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+async def test_a_batch_of_events_of_several_tasks_notifies_each_task_once(
+    sessions: async_sessionmaker[AsyncSession], migrated_database_url: str,
+) -> None:
+    task_ids = await _tasks(sessions, 3)
+    received: asyncio.Queue[str] = asyncio.Queue()
+    listener = NotificationListener(migrated_database_url, {TASK_CHANNEL: received.put_nowait})
+    await listener.start()
+    bus = EventBus(sessions, poll_seconds=0.05)
+    try:
+        await asyncio.wait_for(listener.connected.wait(), 10)
+        for task_id in [*task_ids, *task_ids]:
+            bus.post(task_id, TOKEN, {"text": "word"})
+        await asyncio.wait_for(bus.flush(), 10)
+        woken = [await asyncio.wait_for(received.get(), 10) for _ in task_ids]
+        await asyncio.sleep(0.2)
+    finally:
+        await bus.aclose()
+        await listener.aclose()
+    assert sorted(woken) == sorted(task_ids)
+    assert received.empty(), "a task was notified more than once for one batch"
