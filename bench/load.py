@@ -1476,6 +1476,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--split", action="store_true",
                    help="also run each backend split: `draftloop serve --workers K` serves HTTP only and runs "
                         "the graph in K worker processes it supervises (WORKER_CONCURRENCY=ceil(N/K) each)")
+    p.add_argument("--split-only", action="store_true", help="like --split, without the one-process servers")
     p.add_argument("--workers", type=int, default=2, help="K, the worker processes of a split server (default 2)")
     p.add_argument("--postgres-admin-url", default=os.environ.get("TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/postgres"),
                    help="libpq URL of a role that may CREATE DATABASE; a fresh database is created and dropped")
@@ -1537,7 +1538,9 @@ async def main_async(args: argparse.Namespace) -> int:
             print(f"  {mode}: alone {data['alone_s'] * 1000:.0f} ms, N={args.tasks} makespan {data['makespan_s'] * 1000:.0f} ms",
                   flush=True)
         names = {"sqlite": ["sqlite"], "postgres": ["postgres"], "both": ["sqlite", "postgres"], "none": []}[args.backend]
-        if args.split:
+        if args.split_only:
+            names = [f"{name}-split" for name in names]
+        elif args.split:
             names.extend([f"{name}-split" for name in list(names)])
         for name in names:
             with tempfile.TemporaryDirectory(prefix=f"draftloop-bench-{name}-") as tmp:
