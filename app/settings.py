@@ -69,9 +69,6 @@ class ServiceSettings:
     # How long a token's owner (role, revocation) is cached per process; 0 asks the database
     # on every request. Logouts in the same process apply at once.
     auth_cache_seconds: float = 2.0
-    # How long GET /api/tasks/{id} may serve a body from memory (app.task_cache; Postgres only,
-    # changes announced by events drop it at once); 0 reads the database every time.
-    task_cache_seconds: float = 1.0
     login_window_seconds: float = 60.0
     # Strict-Transport-Security max-age; 0 sends none (only turn on behind TLS).
     hsts_seconds: int = 0
@@ -121,7 +118,6 @@ class ServiceSettings:
             public_metrics=read_bool(env, "PUBLIC_METRICS", True),
             login_max_failures=read_int(env, "LOGIN_MAX_FAILURES", 5, 1, 1000),
             auth_cache_seconds=read_float(env, "AUTH_CACHE_SECONDS", 2.0, 0, 60),
-            task_cache_seconds=read_float(env, "TASK_CACHE_SECONDS", 1.0, 0, 60),
             login_window_seconds=read_float(env, "LOGIN_WINDOW_SECONDS", 60.0, 1, 86400),
             hsts_seconds=read_int(env, "HSTS_SECONDS", 0, 0, 2 * 365 * 24 * 3600),
         )

@@ -161,7 +161,7 @@ def create_app(settings: ServiceSettings | None = None) -> Litestar:
             async with (open_run_services(runtime, settings, listener=metrics.observe_event) as services,
                         WorkerSupervisor(settings, runtime.database_url) as workers):
                 app.state.update(runtime=runtime, bus=services.bus, executor=services.executor, metrics=metrics,
-                                 settings=settings, workers=workers, audit=audit, task_cache=services.task_cache)
+                                 settings=settings, workers=workers, audit=audit)
                 info = await runtime.deps.models.describe()
                 log.info("serving with %s model %s on %s", info.provider, info.model,
                          runtime.database_url.split("@")[-1])
@@ -178,7 +178,6 @@ def create_app(settings: ServiceSettings | None = None) -> Litestar:
             "metrics": _state("metrics"),
             "settings": _state("settings"),
             "workers": _state("workers"),
-            "task_cache": _state("task_cache"),
             "sessions": Provide(_sessions),
             "read_sessions": Provide(_read_sessions),
             "tokens": _value(tokens),

@@ -17,7 +17,6 @@ from app.audit import audit_change
 from app.events import EventBus
 from app.executor import DecisionConflict, Executor
 from app.graph_runtime import GraphRuntime
-from app.task_cache import TaskDetailCache
 from app.http.errors import ConflictError, NotFoundError
 from app.http.sse import last_event_id, sse_comment, sse_event, sse_response
 from app.http.task_schemas import Decision, StatusName, TaskAccepted, TaskCreate, task_detail, task_links, task_summary
@@ -80,20 +79,13 @@ class TaskController(Controller):
         return {"items": [task_summary(t) for t in page.items], "next_cursor": page.next_cursor}
 
     @get("/{task_id:str}", summary="A task with its whole result")
-    async def get_task(self, task_id: str, runtime: GraphRuntime, task_cache: TaskDetailCache) -> dict[str, Any]:
-        task_id = _check_id(task_id)
-        cached = task_cache.get(task_id)
-        if cached is not None:
-            return cached
-        with task_cache.reading(task_id) as read:
-            # The most polled route: a bare connection and a plain row, no session or ORM object.
-            async with runtime.read_engine.connect() as connection:
-                task = await fetch_task_row(connection, task_id)
-            if task is None:
-                raise NotFoundError(detail=f"task {task_id} not found")
-            body = task_detail(task)
-            read.store(body)
-        return body
+    async def get_task(self, task_id: str, runtime: GraphRuntime) -> dict[str, Any]:
+        # The most polled route: a bare connection and a plain row, no session or ORM object.
+        async with runtime.read_engine.connect() as connection:
+            task = await fetch_task_row(connection, _check_id(task_id))
+        if task is None:
+            raise NotFoundError(detail=f"task {task_id} not found")
+        return task_detail(task)
 
     @get("/{task_id:str}/attempts", summary="Every draft and its critique")
     async def list_attempts(self, task_id: str, read_sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
