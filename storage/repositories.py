@@ -81,8 +81,20 @@ class ConcurrentStatusChange(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class TaskPage:
-    items: list[Task]
+    # Task objects, or rows of the columns asked for (TaskRepository.list ``columns``).
+    items: list[Task] | list[Row[Any]]
     next_cursor: str | None
+
+
+# What a task listing shows (app/http/task_schemas.task_summary): the result's headline fields
+# are picked out by the database instead of decoding every listed task's whole result (its
+# markdown and sources), which made listings the API's heaviest reads under load.
+SUMMARY_COLUMNS = (
+    Task.id, Task.thread_id, Task.status, Task.request, Task.created_at, Task.updated_at, Task.finished_at,
+    Task.result["title"].label("title"), Task.result["score"].label("score"),
+    # As a boolean: SQLite's json_extract turns true into 1.
+    Task.result["passed"].as_boolean().label("passed"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +154,7 @@ def status_timestamps(task: Task, target: TaskStatus, now: datetime) -> dict[str
     return values
 
 
-def encode_cursor(task: Task) -> str:
+def encode_cursor(task: Task | Row[Any]) -> str:
     return encode_keyset(task.created_at, task.id)
 
 
@@ -315,16 +327,19 @@ class TaskRepository:
         limit: int = 50,
         cursor: str | None = None,
         kind: str | None = "task",
+        columns: Sequence[Any] | None = None,
     ) -> TaskPage:
         """Newest first, keyset-paginated on (created_at, id).
 
         ``created_after`` is inclusive and ``created_before`` exclusive, so adjacent windows
         never share a task. Pass ``next_cursor`` back unchanged with the same filters.
+        ``columns`` (e.g. SUMMARY_COLUMNS, which must include id and created_at) lists rows of
+        just those instead of Task objects.
         """
         if limit < 1:
             raise ValueError("limit must be at least 1")
         limit = min(limit, MAX_PAGE_SIZE)
-        stmt = select(Task)
+        stmt = select(*columns) if columns is not None else select(Task)
         if kind is not None:
             # The task API lists tasks; LangGraph API runs are listed per thread.
             stmt = stmt.where(Task.kind == kind)
@@ -344,7 +359,7 @@ class TaskRepository:
                 )
             )
         stmt = stmt.order_by(Task.created_at.desc(), Task.id.desc()).limit(limit + 1)
-        rows = list(await self.session.scalars(stmt))
+        rows = list(await (self.session.execute(stmt) if columns is not None else self.session.scalars(stmt)))
         items = rows[:limit]
         next_cursor = encode_cursor(items[-1]) if len(rows) > limit else None
         return TaskPage(items=items, next_cursor=next_cursor)

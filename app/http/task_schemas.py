@@ -93,14 +93,23 @@ def task_links(task_id: str) -> dict[str, str]:
 
 def task_summary(task: TaskLike) -> dict[str, Any]:
     result = task.result or {}
+    return summary_fields(task, result.get("title"), result.get("score"), result.get("passed"))
+
+
+def listed_task_summary(row: Row[Any]) -> dict[str, Any]:
+    """task_summary of a row of storage.repositories.SUMMARY_COLUMNS."""
+    return summary_fields(row, row.title, row.score, row.passed)
+
+
+def summary_fields(task: TaskLike, title: Any, score: Any, passed: Any) -> dict[str, Any]:
     return {
         "id": task.id,
         "thread_id": task.thread_id,
         "status": task.status,
         "request": task.request,
-        "title": result.get("title"),
-        "score": result.get("score"),
-        "passed": result.get("passed"),
+        "title": title,
+        "score": score,
+        "passed": passed,
         "created_at": _iso(task.created_at),
         "updated_at": _iso(task.updated_at),
         "finished_at": _iso(task.finished_at),

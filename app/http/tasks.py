@@ -19,10 +19,10 @@ from app.executor import DecisionConflict, Executor
 from app.graph_runtime import GraphRuntime
 from app.http.errors import ConflictError, NotFoundError
 from app.http.sse import last_event_id, sse_comment, sse_event, sse_response
-from app.http.task_schemas import Decision, StatusName, TaskAccepted, TaskCreate, task_detail, task_links, task_summary
+from app.http.task_schemas import Decision, StatusName, TaskAccepted, TaskCreate, listed_task_summary, task_detail, task_links
 from app.settings import ServiceSettings
 from storage.models import Task, TaskStatus
-from storage.repositories import AttemptRepository, TaskRepository, fetch_task_row
+from storage.repositories import SUMMARY_COLUMNS, AttemptRepository, TaskRepository, fetch_task_row
 
 
 async def _task_or_404(sessions: async_sessionmaker[AsyncSession], task_id: str) -> Task:
@@ -72,11 +72,12 @@ class TaskController(Controller):
         async with sessions() as session:
             try:
                 page = await TaskRepository(session).list(
-                    status=status, created_after=created_after, created_before=created_before, limit=limit, cursor=cursor
+                    status=status, created_after=created_after, created_before=created_before, limit=limit, cursor=cursor,
+                    columns=SUMMARY_COLUMNS,
                 )
             except ValueError as exc:
                 raise ValidationException(detail=str(exc), extra=[{"key": "cursor", "message": str(exc)}]) from exc
-        return {"items": [task_summary(t) for t in page.items], "next_cursor": page.next_cursor}
+        return {"items": [listed_task_summary(row) for row in page.items], "next_cursor": page.next_cursor}
 
     @get("/{task_id:str}", summary="A task with its whole result")
     async def get_task(self, task_id: str, runtime: GraphRuntime) -> dict[str, Any]:

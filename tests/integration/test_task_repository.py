@@ -6,7 +6,14 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.models import Task, TaskStatus
-from storage.repositories import ConcurrentStatusChange, InvalidStatusTransition, TaskNotFound, TaskRepository
+from app.http.task_schemas import listed_task_summary, task_summary
+from storage.repositories import (
+    SUMMARY_COLUMNS,
+    ConcurrentStatusChange,
+    InvalidStatusTransition,
+    TaskNotFound,
+    TaskRepository,
+)
 
 BASE_TIME = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -181,3 +188,27 @@ async def test_malformed_cursor_is_rejected(sessions: async_sessionmaker[AsyncSe
     async with sessions() as session:
         with pytest.raises(ValueError, match="invalid cursor"):
             await TaskRepository(session).list(cursor="not-a-cursor")
+
+
+async def test_listing_summary_columns_shows_what_the_full_task_shows(sessions: async_sessionmaker[AsyncSession]) -> None:
+    results = [
+        {"kind": "content", "title": "Async Python", "score": 85, "passed": True, "markdown": "# long body"},
+        {"kind": "content", "title": "Ünïcode \"quoted\"", "score": 72.5, "passed": False},
+        {"kind": "answer", "answer": "42"},  # no title, score or passed
+        None,
+    ]
+    async with sessions.begin() as session:
+        repo = TaskRepository(session)
+        for n, result in enumerate(results):
+            task = await repo.create(request=f"request {n}")
+            task.result = result
+            task.created_at = BASE_TIME + timedelta(minutes=n)
+    async with sessions() as session:
+        full = await TaskRepository(session).list()
+        listed = await TaskRepository(session).list(columns=SUMMARY_COLUMNS)
+
+    assert [listed_task_summary(row) for row in listed.items] == [task_summary(task) for task in full.items]
+    headline = [(row.title, row.score, row.passed) for row in listed.items]
+    assert headline == [(None, None, None), (None, None, None), ("Ünïcode \"quoted\"", 72.5, False),
+                        ("Async Python", 85, True)]
+    assert type(headline[3][1]) is int and type(headline[3][2]) is bool
