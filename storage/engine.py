@@ -23,7 +23,7 @@ POSTGRES_POOL_SIZE = 10
 POSTGRES_POOL_OVERFLOW = 10
 # The autocommit pool (create_autocommit_engine) serves short single statements only.
 AUTOCOMMIT_POOL_SIZE = 5
-AUTOCOMMIT_POOL_OVERFLOW = 10
+AUTOCOMMIT_POOL_OVERFLOW = 5
 
 _POSTGRES_ALIASES = ("postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg", "postgresql+psycopg2")
 
