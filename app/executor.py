@@ -59,13 +59,13 @@ from app.settings import ServiceSettings
 from graph.context import Dependencies, DraftloopContext, OutcomeSaver
 from storage.models import Task, TaskStatus
 from storage.notifications import QUEUE_CHANNEL, notify
-from storage.task_queue import queue_new_task
 from storage.repositories import (
     LeaseState,
     TaskNotFound,
     TaskRepository,
     ThreadRepository,
 )
+from storage.task_queue import queue_new_task
 
 log = logging.getLogger("draftloop.executor")
 

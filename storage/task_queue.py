@@ -21,12 +21,10 @@ from storage.models import Task, TaskEvent, TaskStatus, Thread, ThreadStatus, ne
 
 @dataclass(frozen=True)
 class QueuedTask:
-    """What the caller needs back: the task (a detached row object) and its first event."""
+    """What the caller needs back: the task (a detached row object) and its first event's id."""
 
     task: Task
     event_id: int
-    event_type: str
-    event_data: dict[str, Any]
 
 
 _TASKS, _THREADS, _EVENTS = Task.__table__, Thread.__table__, TaskEvent.__table__
@@ -101,4 +99,4 @@ async def queue_new_task(
     task = Task(id=task_id, thread_id=thread_id, kind="task", status=TaskStatus.QUEUED.value, request=request,
                 params=params, warnings=[], input_tokens=0, output_tokens=0, cost_usd=0.0, run_count=0,
                 created_at=now, updated_at=now)
-    return QueuedTask(task=task, event_id=int(event_id), event_type=event_type, event_data=event_data)
+    return QueuedTask(task=task, event_id=int(event_id))
