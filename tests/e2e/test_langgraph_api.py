@@ -12,22 +12,27 @@ from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
 from langgraph_sdk import get_client, get_sync_client
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.schema import StreamPart
 
 from tests.auth import admin_headers, service_database_url
-from tests.fakes.ollama import OllamaReply
+from tests.fakes.ollama import FakeOllama, OllamaReply
+from tests.fakes.pexels import FakePexels
+from tests.fakes.serper import FakeSerper
 from tests.fakes.writer import GraphFakes, ScriptedWriter
 from tests.integration.conftest import (  # noqa: F401 - fixtures: sqlite + postgres params
-    backend,
-    database_url,
-    postgres_database,
+    BACKENDS,
+    PostgresTestDatabase,
+    reset_schema,
     postgres_test_database,
 )
 from tests.service_process import ServerProcess, _drain, free_port, service_env
 
-pytestmark = pytest.mark.timeout(180)
+# One server per backend serves the whole module (each test works on threads of its own): a
+# server process costs seconds of CPU to start, more than most of these tests take.
+pytestmark = [pytest.mark.timeout(180), pytest.mark.asyncio(loop_scope="module")]
 
 DRAFTLOOP = Path(sys.executable).with_name("draftloop")
 ASSISTANT_ID = "10fe4994-a5f9-58ca-8ce0-9df32262dd84"  # uuid5(langgraph-api's NAMESPACE_GRAPH, "draftloop")
@@ -91,13 +96,43 @@ class Service:
         return self.server.url
 
 
-@pytest.fixture
-async def service(graph_fakes: GraphFakes, database_url: str, tmp_path: Path) -> AsyncIterator[Service]:  # noqa: F811
-    writer = ChatWriter()
-    graph_fakes.ollama.responder = writer
-    graph_fakes.writer = writer
-    env = service_env(graph_fakes, tmp_path / "data", None if database_url.startswith("sqlite") else database_url)
-    svc = Service(env, tmp_path)
+@pytest.fixture(scope="module", params=BACKENDS)
+def shared_backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def shared_postgres(shared_backend: str, request: pytest.FixtureRequest) -> PostgresTestDatabase | None:
+    if shared_backend != "postgres":
+        return None
+    return request.getfixturevalue("postgres_test_database")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def shared_fakes() -> AsyncIterator[GraphFakes]:
+    """The loopback model, Serper and Pexels for the module's server; each test gets its own
+    writer on them (``graph_fakes``)."""
+    ollama, serper, pexels = FakeOllama(), FakeSerper(), FakePexels()
+    await ollama.start()
+    await serper.start()
+    await pexels.start()
+    try:
+        async with httpx.AsyncClient() as http:
+            yield GraphFakes(ollama, serper, pexels, ScriptedWriter(), http)
+    finally:
+        await pexels.stop()
+        await serper.stop()
+        await ollama.stop()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def service(shared_fakes: GraphFakes, shared_postgres: PostgresTestDatabase | None,
+                  tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Service]:
+    workdir = tmp_path_factory.mktemp("langgraph-api")
+    if shared_postgres is not None:
+        await reset_schema(shared_postgres)
+    env = service_env(shared_fakes, workdir / "data", None if shared_postgres is None else shared_postgres.url)
+    svc = Service(env, workdir)
     await svc.start()
     try:
         yield svc
@@ -105,8 +140,17 @@ async def service(graph_fakes: GraphFakes, database_url: str, tmp_path: Path) ->
         await svc.stop()
 
 
-@pytest.fixture
-async def client(service: Service) -> AsyncIterator[LangGraphClient]:
+@pytest_asyncio.fixture(loop_scope="module", autouse=True)
+async def graph_fakes(shared_fakes: GraphFakes, service: Service) -> GraphFakes:
+    """The module's fakes with a fresh writer, so no test sees another's calls or latency."""
+    writer = ChatWriter()
+    shared_fakes.ollama.responder = writer
+    shared_fakes.writer = writer
+    return shared_fakes
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def client(service: Service, graph_fakes: GraphFakes) -> AsyncIterator[LangGraphClient]:
     sdk = get_client(url=service.url, headers=admin_headers())
     try:
         yield sdk

@@ -10,23 +10,21 @@ from typing import Any
 import pytest
 from langgraph_sdk.client import LangGraphClient
 
-from tests.e2e.test_langgraph_api import (  # noqa: F401 - fixtures and helpers
+from tests.e2e.test_langgraph_api import (  # noqa: F401 - the module-wide server and its fixtures
     ASSISTANT_ID,
     REQUEST,
-    Service,
     client,
+    graph_fakes,
     human,
+    postgres_test_database,
     service,
+    shared_backend,
+    shared_fakes,
+    shared_postgres,
 )
 from tests.fakes.writer import GraphFakes
-from tests.integration.conftest import (  # noqa: F401 - fixtures: sqlite + postgres params
-    backend,
-    database_url,
-    postgres_database,
-    postgres_test_database,
-)
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.asyncio(loop_scope="module")]
 
 
 async def _status(client: LangGraphClient, thread_id: str) -> str:

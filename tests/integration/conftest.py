@@ -77,7 +77,7 @@ def postgres_database(backend: str, request: pytest.FixtureRequest) -> PostgresT
     return request.getfixturevalue("postgres_test_database")
 
 
-async def _reset_schema(db: PostgresTestDatabase) -> None:
+async def reset_schema(db: PostgresTestDatabase) -> None:
     conn = await asyncpg.connect(db.libpq_url)
     try:
         await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
@@ -106,7 +106,7 @@ async def database_url(postgres_database: PostgresTestDatabase | None, tmp_path:
     """An empty database (no tables) as a SQLAlchemy async URL."""
     if postgres_database is None:
         return f"sqlite+aiosqlite:///{tmp_path / 'draftloop.db'}"
-    await _reset_schema(postgres_database)
+    await reset_schema(postgres_database)
     return postgres_database.url
 
 
@@ -120,7 +120,7 @@ async def migrated_database_url(postgres_database: PostgresTestDatabase | None, 
     if postgres_database.migrated:
         await _truncate_tables(postgres_database)
     else:
-        await _reset_schema(postgres_database)
+        await reset_schema(postgres_database)
         await upgrade_database(postgres_database.url)
         postgres_database.migrated = True
     return postgres_database.url
