@@ -8,7 +8,6 @@ iss, sub (the user id) and role; the role in a token is informational, the store
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 import uuid
 from collections import deque
@@ -28,8 +27,10 @@ MIN_PASSWORD_LENGTH = 8
 
 _hasher = PasswordHasher()
 # Verified against when the user name is unknown, so that a wrong name costs as long as a wrong
-# password and login timing does not tell which names exist.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+# password and login timing does not tell which names exist. The hash of a random password that
+# was thrown away, written out: hashing one at import cost every process 0.2 s of start-up. It
+# must carry the hasher's parameters to cost the same (tests/unit/test_security.py checks).
+DUMMY_HASH = "$argon2id$v=19$m=65536,t=3,p=4$StIQJzOiM8ZUNVVWBN31hQ$t518A8gDfKA8lEmy0NuTO6KEPcAugs/wheay9Ysdu5Q"
 
 
 async def hash_password(password: str) -> str:
@@ -37,7 +38,7 @@ async def hash_password(password: str) -> str:
 
 
 async def verify_password(password_hash: str | None, password: str) -> bool:
-    return await asyncio.to_thread(_verify, password_hash or _DUMMY_HASH, password, password_hash is not None)
+    return await asyncio.to_thread(_verify, password_hash or DUMMY_HASH, password, password_hash is not None)
 
 
 def _verify(password_hash: str, password: str, known: bool) -> bool:

@@ -32,6 +32,17 @@ def admin_headers() -> dict[str, str]:
     return bearer(TEST_ADMIN_ID, "admin")
 
 
+# Hashing is slow on purpose (~0.2 s); hundreds of tests create the same users in fresh
+# databases, so each password is hashed once per test session.
+_password_hashes: dict[str, str] = {}
+
+
+async def password_hash(password: str) -> str:
+    if password not in _password_hashes:
+        _password_hashes[password] = await hash_password(password)
+    return _password_hashes[password]
+
+
 async def ensure_user(database_url: str, name: str = TEST_ADMIN_NAME, role: str = "admin",
                       user_id: str = TEST_ADMIN_ID, password: str = TEST_PASSWORD) -> str:
     """The user, created if missing, in a migrated database; its id."""
@@ -39,7 +50,7 @@ async def ensure_user(database_url: str, name: str = TEST_ADMIN_NAME, role: str 
     try:
         async with session_factory(engine).begin() as session:
             if await session.get(User, user_id) is None:
-                session.add(User(id=user_id, name=name, role=role, password_hash=await hash_password(password)))
+                session.add(User(id=user_id, name=name, role=role, password_hash=await password_hash(password)))
     except IntegrityError:
         pass  # created meanwhile by another caller: what we wanted
     finally:
