@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from app.cli import serve_command
+from app.cli_serve import serve_command
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="bench/_serve.py")

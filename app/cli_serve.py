@@ -1,0 +1,121 @@
+"""`draftloop serve` (the HTTP API, optionally supervising worker processes) and
+`draftloop worker` (graph runs without HTTP)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from types import FrameType
+
+import uvicorn
+from litestar import Litestar
+
+from app.cli import EXIT_OK, EXIT_USAGE
+from app.graph_runtime import open_graph_runtime
+from app.http.app import create_app
+from app.logs import configure_logging
+from app.run_services import open_run_services
+from app.settings import ServiceSettings, load_dotenv
+from app.supervisor import SUPERVISOR_PID_ENV
+
+log = logging.getLogger("draftloop")
+
+ORPHAN_CHECK_SECONDS = 0.5
+
+
+class DraftloopServer(uvicorn.Server):
+    """Starts the drain on the shutdown signal itself: open SSE streams end and runs head for a
+    checkpoint while uvicorn waits for connections, instead of after that wait."""
+
+    def __init__(self, config: uvicorn.Config, app: Litestar) -> None:
+        super().__init__(config)
+        self.litestar_app = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        state = self.litestar_app.state
+        if state is not None:
+            bus, executor = state.get("bus"), state.get("executor")
+            if bus is not None:
+                bus.close()
+            if executor is not None:
+                executor.begin_drain()
+        super().handle_exit(sig, frame)
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    load_dotenv()
+    settings = ServiceSettings.from_env()
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    overrides.update({k: v for k, v in (("workers", args.workers), ("role", args.role)) if v is not None})
+    if settings.role == "worker" and "role" not in overrides:
+        raise ValueError("DRAFTLOOP_ROLE=worker is for `draftloop worker`; `serve` takes all or api")
+    settings = replace(settings, **overrides)
+    if not 0 <= settings.workers <= 64:
+        raise ValueError(f"--workers must be between 0 and 64, got {settings.workers}")
+    configure_logging(settings.log_format, settings.log_level)
+    print(f"Draftloop serving on http://{settings.host}:{settings.port}  (API docs: /schema)", flush=True)
+    app = create_app(settings)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port,
+                            log_config=None, access_log=False, lifespan="on",
+                            timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5)
+    DraftloopServer(config, app).run()
+    return EXIT_OK
+
+
+async def run_worker(settings: ServiceSettings) -> int:
+    """Claim and run tasks until SIGTERM/SIGINT, then drain like the server does."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    async with open_graph_runtime(settings.database_url) as runtime, open_run_services(runtime, settings) as services:
+
+        def on_signal() -> None:
+            services.executor.begin_drain()
+            stop.set()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal)
+        log.info("worker %s running up to %d tasks at a time", services.executor.worker_id, settings.concurrency)
+        orphan_watch = asyncio.create_task(_stop_when_orphaned(on_signal), name="draftloop-orphan-watch")
+        try:
+            await stop.wait()
+        finally:
+            orphan_watch.cancel()
+    return EXIT_OK
+
+
+async def _stop_when_orphaned(stop: Callable[[], None]) -> None:
+    """A worker started by `serve --workers` stops when its server is gone, even if the server
+    died by SIGKILL and could not tell it: a leftover worker would run tasks nobody asked for."""
+    supervisor = os.environ.get(SUPERVISOR_PID_ENV, "")
+    if not supervisor.isdigit():
+        return
+    while os.getppid() == int(supervisor):
+        await asyncio.sleep(ORPHAN_CHECK_SECONDS)
+    log.warning("the server that started this worker (pid %s) is gone; stopping", supervisor)
+    stop()
+
+
+def worker_command(args: argparse.Namespace) -> int:
+    load_dotenv()
+    settings = replace(ServiceSettings.from_env(), role="worker", workers=0)
+    configure_logging(settings.log_format, settings.log_level)
+    if settings.worker_nice:
+        os.nice(settings.worker_nice)
+    return asyncio.run(run_worker(settings))
+
+
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        return serve_command(args) if args.command == "serve" else worker_command(args)
+    except ValueError as exc:
+        # A refused start-up setting (e.g. no DRAFTLOOP_SECRET_KEY outside dev mode).
+        sys.stderr.write(f"draftloop: {exc}\n")
+        return EXIT_USAGE
