@@ -7,6 +7,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from litestar import Controller, Response, get, post
+from litestar.di import NamedDependency
 from litestar.params import Parameter
 
 from app.graph_runtime import GraphRuntime
@@ -99,13 +100,14 @@ class AssistantController(Controller):
 
     @get("/{assistant_id:str}/graph", summary="The graph's nodes and edges")
     async def get_graph(
-        self, assistant_id: str, runtime: GraphRuntime, xray: str | None = Parameter(query="xray", default=None)
+        self, assistant_id: str, runtime: NamedDependency[GraphRuntime],
+        xray: str | None = Parameter(query="xray", default=None)
     ) -> dict[str, Any]:
         require_assistant(assistant_id)
         return runtime.graph.get_graph(xray=_xray(xray)).to_json()
 
     @get("/{assistant_id:str}/schemas", summary="Input, output, state and context JSON schemas")
-    async def get_schemas(self, assistant_id: str, runtime: GraphRuntime) -> dict[str, Any]:
+    async def get_schemas(self, assistant_id: str, runtime: NamedDependency[GraphRuntime]) -> dict[str, Any]:
         require_assistant(assistant_id)
         graph = runtime.graph
         return {

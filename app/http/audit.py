@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from litestar import Controller, get
+from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -33,7 +34,7 @@ class AuditController(Controller):
     @get("/", opt={"role": Role.ADMIN.value}, summary="The audit trail of every mutation, newest first")
     async def list_audit_events(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: NamedDependency[async_sessionmaker[AsyncSession]],
         actor: str | None = Parameter(default=None, max_length=64, description="user name or id"),
         action: str | None = Parameter(default=None, max_length=64, description="e.g. task.create, auth.login_failed"),
         resource: str | None = Parameter(default=None, max_length=64, description="e.g. task, thread, post"),

@@ -18,6 +18,7 @@ from typing import Any
 
 from litestar import Controller, Request, Response, post
 from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException, TooManyRequestsException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -206,8 +207,9 @@ class AuthController(Controller):
 
     @post("/token", status_code=200, opt={"public": True},
           summary="Log in (OAuth2 password flow: form or JSON username/password); a bearer token")
-    async def token(self, request: Request[Any, Any, Any], sessions: async_sessionmaker[AsyncSession],
-                    tokens: TokenService, login_limiter: LoginRateLimiter) -> Response[dict[str, Any]]:
+    async def token(self, request: Request[Any, Any, Any], sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+                    tokens: NamedDependency[TokenService],
+                    login_limiter: NamedDependency[LoginRateLimiter]) -> Response[dict[str, Any]]:
         client = request.client.host if request.client else "unknown"
         # Whatever stops this request short of a token (rate limit, missing fields, wrong password)
         # is a failed login in the audit trail.
@@ -237,8 +239,8 @@ class AuthController(Controller):
                         headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
     @post("/logout", status_code=200, opt={"role": Role.VIEWER.value}, summary="Revoke the token sent with this request")
-    async def logout(self, request: Request[Any, Any, Any], sessions: async_sessionmaker[AsyncSession],
-                     token_owners: TokenOwnerCache) -> dict[str, str]:
+    async def logout(self, request: Request[Any, Any, Any], sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+                     token_owners: NamedDependency[TokenOwnerCache]) -> dict[str, str]:
         principal = principal_of(request)
         async with sessions.begin() as session:
             await UserRepository(session).revoke(principal.jti, principal.user_id, principal.expires_at)

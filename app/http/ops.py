@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 
 from litestar import Controller, Response, get
+from litestar.di import NamedDependency
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -30,7 +31,8 @@ class OpsController(Controller):
         return {"status": "ok"}
 
     @get("/ready", opt={"public": True}, summary="Readiness: database, checkpointer and model provider")
-    async def ready(self, runtime: GraphRuntime, workers: WorkerSupervisor) -> Response[dict[str, Any]]:
+    async def ready(self, runtime: NamedDependency[GraphRuntime],
+                    workers: NamedDependency[WorkerSupervisor]) -> Response[dict[str, Any]]:
         checks: dict[str, Any] = {}
         try:
             async with asyncio.timeout(READY_CHECK_TIMEOUT):
@@ -56,5 +58,6 @@ class OpsController(Controller):
                         status_code=200 if ready else 503)
 
     @get("/metrics", opt={"public": "metrics"}, summary="Prometheus metrics", media_type="text/plain; version=0.0.4")
-    async def metrics(self, runtime: GraphRuntime, metrics: Metrics, executor: Executor) -> bytes:
+    async def metrics(self, runtime: NamedDependency[GraphRuntime], metrics: NamedDependency[Metrics],
+                      executor: NamedDependency[Executor]) -> bytes:
         return await metrics.render(runtime.sessions, executor.running_count)

@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -54,7 +55,7 @@ class PostController(Controller):
 
     @post("/", status_code=201, summary="Create a post (editor)")
     async def create_post(self, request: Request[Any, Any, Any], data: PostCreate,
-                          sessions: async_sessionmaker[AsyncSession]) -> Response[dict[str, Any]]:
+                          sessions: NamedDependency[async_sessionmaker[AsyncSession]]) -> Response[dict[str, Any]]:
         fields = data.model_dump(exclude_unset=True, exclude={"title", "slug", "status"})
         try:
             async with sessions.begin() as session:
@@ -71,7 +72,7 @@ class PostController(Controller):
     async def list_posts(
         self,
         request: Request[Any, Any, Any],
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: NamedDependency[async_sessionmaker[AsyncSession]],
         status: list[PostStatusName] | None = Parameter(default=None, description="filter; repeat for several"),
         task_id: str | None = Parameter(default=None, description="the post a task made"),
         limit: int = Parameter(default=20, ge=1, le=200),
@@ -93,7 +94,7 @@ class PostController(Controller):
 
     @get("/{post_id:str}", opt=PUBLIC, summary="A post by id (anonymous callers: published only)")
     async def get_post(self, request: Request[Any, Any, Any], post_id: str,
-                       sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
+                       sessions: NamedDependency[async_sessionmaker[AsyncSession]]) -> dict[str, Any]:
         signed_in = optional_principal(request) is not None
         found = None
         if (checked := _post_id(post_id)) is not None:
@@ -105,7 +106,7 @@ class PostController(Controller):
 
     @get("/by-slug/{slug:str}", opt=PUBLIC, summary="A post by slug (anonymous callers: published only)")
     async def get_post_by_slug(self, request: Request[Any, Any, Any], slug: str,
-                               sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
+                               sessions: NamedDependency[async_sessionmaker[AsyncSession]]) -> dict[str, Any]:
         signed_in = optional_principal(request) is not None
         async with sessions() as session:
             found = await PostRepository(session).by_slug(slug)
@@ -115,7 +116,7 @@ class PostController(Controller):
 
     @patch("/{post_id:str}", summary="Change some fields of a post (editor)")
     async def update_post(self, request: Request[Any, Any, Any], post_id: str, data: PostUpdate,
-                          sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
+                          sessions: NamedDependency[async_sessionmaker[AsyncSession]]) -> dict[str, Any]:
         checked = _post_id(post_id)
         changes = data.changes()
         try:
@@ -134,7 +135,7 @@ class PostController(Controller):
 
     @delete("/{post_id:str}", status_code=204, summary="Delete a post (editor)")
     async def delete_post(self, request: Request[Any, Any, Any], post_id: str,
-                          sessions: async_sessionmaker[AsyncSession]) -> None:
+                          sessions: NamedDependency[async_sessionmaker[AsyncSession]]) -> None:
         checked = _post_id(post_id)
         async with sessions.begin() as session:
             posts = PostRepository(session)

@@ -14,6 +14,7 @@ from typing import Any
 
 from langgraph.graph import END as GRAPH_END
 from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
 from litestar.params import Parameter
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -207,16 +208,19 @@ class RunController(Controller):
     exception_handlers = LANGGRAPH_EXCEPTION_HANDLERS
 
     @post("/threads/{thread_id:str}/runs", status_code=200, summary="Start a background run")
-    async def create_run(self, thread_id: str, request: Request[Any, Any, Any], sessions: async_sessionmaker[AsyncSession],
-                         executor: Executor, runtime: GraphRuntime,
+    async def create_run(self, thread_id: str, request: Request[Any, Any, Any],
+                         sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+                         executor: NamedDependency[Executor], runtime: NamedDependency[GraphRuntime],
                          data: RunCreate | None = None) -> Response[dict[str, Any]]:
         run = await _create(request, thread_id, _run_request(data), sessions, executor, runtime)
         return Response(run_dict(run), headers=_links(run))
 
     @post("/threads/{thread_id:str}/runs/stream", status_code=200, opt={"audit_action": "run.create"},
           summary="Start a run and stream it (SSE)")
-    async def stream_run(self, thread_id: str, request: Request[Any, Any, Any], sessions: async_sessionmaker[AsyncSession],
-                         executor: Executor, runtime: GraphRuntime, bus: EventBus, settings: ServiceSettings,
+    async def stream_run(self, thread_id: str, request: Request[Any, Any, Any],
+                         sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+                         executor: NamedDependency[Executor], runtime: NamedDependency[GraphRuntime],
+                         bus: NamedDependency[EventBus], settings: NamedDependency[ServiceSettings],
                          data: RunCreate | None = None) -> Stream:
         body = _run_request(data)
         run = await _create(request, thread_id, body, sessions, executor, runtime)
@@ -226,15 +230,16 @@ class RunController(Controller):
 
     @post("/threads/{thread_id:str}/runs/wait", status_code=200, opt={"audit_action": "run.create"},
           summary="Start a run and wait for its values")
-    async def wait_run(self, thread_id: str, request: Request[Any, Any, Any], sessions: async_sessionmaker[AsyncSession],
-                       executor: Executor, runtime: GraphRuntime, bus: EventBus,
+    async def wait_run(self, thread_id: str, request: Request[Any, Any, Any],
+                       sessions: NamedDependency[async_sessionmaker[AsyncSession]], executor: NamedDependency[Executor],
+                       runtime: NamedDependency[GraphRuntime], bus: NamedDependency[EventBus],
                        data: RunCreate | None = None) -> Response[dict[str, Any]]:
         run = await _create(request, thread_id, _run_request(data), sessions, executor, runtime)
         result = await _wait_result(run, bus, sessions, runtime)
         return Response(result, headers={**_links(run), "Location": f"/threads/{thread_id}/runs/{run.id}/join"})
 
     @get("/threads/{thread_id:str}/runs", summary="A thread's runs, newest first")
-    async def list_runs(self, thread_id: str, sessions: async_sessionmaker[AsyncSession],
+    async def list_runs(self, thread_id: str, sessions: NamedDependency[async_sessionmaker[AsyncSession]],
                         limit: int = Parameter(default=10, ge=1, le=200), offset: int = Parameter(default=0, ge=0),
                         status: str | None = None) -> list[dict[str, Any]]:
         await thread_or_404(sessions, thread_id)
@@ -248,27 +253,31 @@ class RunController(Controller):
         return [run_dict(run) for run in runs]
 
     @get("/threads/{thread_id:str}/runs/{run_id:str}", summary="One run")
-    async def get_run(self, thread_id: str, run_id: str, sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
+    async def get_run(self, thread_id: str, run_id: str,
+                      sessions: NamedDependency[async_sessionmaker[AsyncSession]]) -> dict[str, Any]:
         return run_dict(await _get_run(sessions, thread_id, run_id))
 
     @get("/threads/{thread_id:str}/runs/{run_id:str}/stream", summary="Join a run's stream (Last-Event-ID resumes)")
     async def join_stream(self, thread_id: str, run_id: str, request: Request[Any, Any, Any],
-                          sessions: async_sessionmaker[AsyncSession], bus: EventBus, settings: ServiceSettings,
-                          executor: Executor, cancel_on_disconnect: bool = False) -> Stream:
+                          sessions: NamedDependency[async_sessionmaker[AsyncSession]], bus: NamedDependency[EventBus],
+                          settings: NamedDependency[ServiceSettings], executor: NamedDependency[Executor],
+                          cancel_on_disconnect: bool = False) -> Stream:
         run = await _get_run(sessions, thread_id, run_id)
         return sse_response(_stream(run, bus, settings, executor, after=last_event_id(request),
                                     cancel_on_disconnect=cancel_on_disconnect),
                             {**_links(run), "Location": f"/threads/{thread_id}/runs/{run.id}/stream"})
 
     @get("/threads/{thread_id:str}/runs/{run_id:str}/join", summary="Wait for a run and answer the thread's values")
-    async def join_run(self, thread_id: str, run_id: str, sessions: async_sessionmaker[AsyncSession], bus: EventBus,
-                       runtime: GraphRuntime) -> dict[str, Any]:
+    async def join_run(self, thread_id: str, run_id: str, sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+                       bus: NamedDependency[EventBus], runtime: NamedDependency[GraphRuntime]) -> dict[str, Any]:
         return await _wait_result(await _get_run(sessions, thread_id, run_id), bus, sessions, runtime)
 
     @post("/threads/{thread_id:str}/runs/{run_id:str}/cancel", status_code=202, summary="Cancel a run")
     async def cancel_run(self, request: Request[Any, Any, Any], thread_id: str, run_id: str,
-                         sessions: async_sessionmaker[AsyncSession], executor: Executor, bus: EventBus,
-                         runtime: GraphRuntime, wait: bool = False, action: str = "interrupt") -> Response[None]:
+                         sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+                         executor: NamedDependency[Executor], bus: NamedDependency[EventBus],
+                         runtime: NamedDependency[GraphRuntime], wait: bool = False,
+                         action: str = "interrupt") -> Response[None]:
         if action != "interrupt":
             raise unprocessable("action", "only interrupt is supported")
         run = await _get_run(sessions, thread_id, run_id)
@@ -286,8 +295,10 @@ class RunController(Controller):
 
     @post("/runs/stream", status_code=200, opt={"audit_action": "run.create"},
           summary="A stateless run, streamed, on a temporary thread")
-    async def stream_stateless(self, request: Request[Any, Any, Any], sessions: async_sessionmaker[AsyncSession],
-                               executor: Executor, runtime: GraphRuntime, bus: EventBus, settings: ServiceSettings,
+    async def stream_stateless(self, request: Request[Any, Any, Any],
+                               sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+                               executor: NamedDependency[Executor], runtime: NamedDependency[GraphRuntime],
+                               bus: NamedDependency[EventBus], settings: NamedDependency[ServiceSettings],
                                data: RunCreate | None = None) -> Stream:
         body = _run_request(data)
         # Refused before the temporary thread exists, so a bad request leaves none behind.
@@ -305,9 +316,10 @@ class RunController(Controller):
 
     @post("/runs/wait", status_code=200, opt={"audit_action": "run.create"},
           summary="A stateless run on a temporary thread; its final values")
-    async def wait_stateless(self, request: Request[Any, Any, Any], sessions: async_sessionmaker[AsyncSession],
-                             executor: Executor, runtime: GraphRuntime, bus: EventBus,
-                             data: RunCreate | None = None) -> Response[dict[str, Any]]:
+    async def wait_stateless(self, request: Request[Any, Any, Any],
+                             sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+                             executor: NamedDependency[Executor], runtime: NamedDependency[GraphRuntime],
+                             bus: NamedDependency[EventBus], data: RunCreate | None = None) -> Response[dict[str, Any]]:
         body = _run_request(data)
         parse_run(body, set(runtime.graph.nodes), stateless=True)
         thread_id = await _temporary_thread(sessions)

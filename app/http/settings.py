@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, delete, get, post, put
+from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
 from litestar.params import Parameter
 from pydantic import BaseModel, ConfigDict, Field
@@ -119,18 +120,20 @@ class SettingsController(Controller):
     opt = {"role": Role.ADMIN.value}
 
     @get("/", summary="Every runtime setting: value, default, source (env or stored), type, bounds")
-    async def list_settings(self, sessions: async_sessionmaker[AsyncSession], executor: Executor) -> dict[str, Any]:
+    async def list_settings(self, sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+                            executor: NamedDependency[Executor]) -> dict[str, Any]:
         return {"items": list((await _bodies(sessions, executor.run_settings)).values())}
 
     @get("/{key:str}", summary="One runtime setting")
-    async def get_setting(self, key: str, sessions: async_sessionmaker[AsyncSession],
-                          executor: Executor) -> dict[str, Any]:
+    async def get_setting(self, key: str, sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+                          executor: NamedDependency[Executor]) -> dict[str, Any]:
         spec = _spec(key)
         return (await _bodies(sessions, executor.run_settings))[spec.key]
 
     @put("/{key:str}", summary="Store a value; new runs use it (validated against the setting's type and bounds)")
     async def put_setting(self, key: str, data: SettingUpdate, request: Request[Any, Any, Any],
-                          sessions: async_sessionmaker[AsyncSession], executor: Executor) -> dict[str, Any]:
+                          sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+                          executor: NamedDependency[Executor]) -> dict[str, Any]:
         spec = _spec(key)
         try:
             value = spec.validate(data.value)
@@ -147,7 +150,8 @@ class SettingsController(Controller):
 
     @delete("/{key:str}", status_code=200, summary="Drop the stored value: back to the environment's default")
     async def reset_setting(self, key: str, request: Request[Any, Any, Any],
-                            sessions: async_sessionmaker[AsyncSession], executor: Executor) -> dict[str, Any]:
+                            sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+                            executor: NamedDependency[Executor]) -> dict[str, Any]:
         _spec(key)
         async with sessions.begin() as session:
             repo = SettingsRepository(session)
@@ -161,7 +165,7 @@ class SettingsController(Controller):
     async def history(
         self,
         key: str,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: NamedDependency[async_sessionmaker[AsyncSession]],
         limit: int = Parameter(default=50, ge=1, le=200),
         cursor: str | None = Parameter(default=None, description="next_cursor of the previous page"),
     ) -> dict[str, Any]:
@@ -175,8 +179,9 @@ class SettingsController(Controller):
 
     @post("/{key:str}/rollback", status_code=200,
           summary="Restore the value before the latest change, or the value a history entry set ({\"to\": id})")
-    async def rollback(self, key: str, request: Request[Any, Any, Any], sessions: async_sessionmaker[AsyncSession],
-                       executor: Executor, data: Rollback | None = None) -> dict[str, Any]:
+    async def rollback(self, key: str, request: Request[Any, Any, Any],
+                       sessions: NamedDependency[async_sessionmaker[AsyncSession]], executor: NamedDependency[Executor],
+                       data: Rollback | None = None) -> dict[str, Any]:
         spec = _spec(key)
         to = data.to if data is not None else None
         async with sessions.begin() as session:

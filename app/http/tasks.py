@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
 from litestar.params import Parameter
 from litestar.response import Stream
@@ -46,7 +47,7 @@ class TaskController(Controller):
 
     @post("/", status_code=202, summary="Queue a content request")
     async def create_task(self, request: Request[Any, Any, Any], data: TaskCreate,
-                          executor: Executor) -> Response[TaskAccepted]:
+                          executor: NamedDependency[Executor]) -> Response[TaskAccepted]:
         # The row and its `queued` event commit together, so a worker cannot run it before then.
         task = await executor.enqueue(data.request_text(), data.params())
         audit_change(request, resource_id=task.id,
@@ -58,7 +59,7 @@ class TaskController(Controller):
     @get("/", summary="List tasks, newest first")
     async def list_tasks(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: NamedDependency[async_sessionmaker[AsyncSession]],
         status: list[StatusName] | None = Parameter(default=None, description="filter; repeat for several"),
         created_after: datetime | None = Parameter(default=None, description="inclusive, ISO 8601"),
         created_before: datetime | None = Parameter(default=None, description="exclusive, ISO 8601"),
@@ -80,7 +81,7 @@ class TaskController(Controller):
         return {"items": [listed_task_summary(row) for row in page.items], "next_cursor": page.next_cursor}
 
     @get("/{task_id:str}", summary="A task with its whole result")
-    async def get_task(self, task_id: str, runtime: GraphRuntime) -> dict[str, Any]:
+    async def get_task(self, task_id: str, runtime: NamedDependency[GraphRuntime]) -> dict[str, Any]:
         # The most polled route: a bare connection and a plain row, no session or ORM object.
         async with runtime.read_engine.connect() as connection:
             task = await fetch_task_row(connection, _check_id(task_id))
@@ -89,7 +90,8 @@ class TaskController(Controller):
         return task_detail(task)
 
     @get("/{task_id:str}/attempts", summary="Every draft and its critique")
-    async def list_attempts(self, task_id: str, read_sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
+    async def list_attempts(self, task_id: str,
+                            read_sessions: NamedDependency[async_sessionmaker[AsyncSession]]) -> dict[str, Any]:
         task = await _task_or_404(read_sessions, _check_id(task_id))
         async with read_sessions() as session:
             attempts = await AttemptRepository(session).list_for_task(task.id)
@@ -106,9 +108,9 @@ class TaskController(Controller):
         self,
         request: Request[Any, Any, Any],
         task_id: str,
-        sessions: async_sessionmaker[AsyncSession],
-        bus: EventBus,
-        settings: ServiceSettings,
+        sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+        bus: NamedDependency[EventBus],
+        settings: NamedDependency[ServiceSettings],
         last_event: str | None = Parameter(query="last_event_id", default=None),
     ) -> Stream:
         task = await _task_or_404(sessions, _check_id(task_id))
@@ -125,8 +127,9 @@ class TaskController(Controller):
         return sse_response(body())
 
     @post("/{task_id:str}/cancel", status_code=200, summary="Stop a task; its checkpoint is kept")
-    async def cancel_task(self, request: Request[Any, Any, Any], task_id: str, sessions: async_sessionmaker[AsyncSession],
-                          executor: Executor) -> dict[str, Any]:
+    async def cancel_task(self, request: Request[Any, Any, Any], task_id: str,
+                          sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+                          executor: NamedDependency[Executor]) -> dict[str, Any]:
         task = await _task_or_404(sessions, _check_id(task_id))
         audit_change(request, before={"status": task.status})
         if TaskStatus(task.status).is_terminal or not await executor.cancel(task.id):
@@ -137,8 +140,8 @@ class TaskController(Controller):
 
     @post("/{task_id:str}/approve", status_code=200, summary="Approve or reject a draft awaiting approval")
     async def decide(
-        self, request: Request[Any, Any, Any], task_id: str, data: Decision, sessions: async_sessionmaker[AsyncSession],
-        executor: Executor
+        self, request: Request[Any, Any, Any], task_id: str, data: Decision,
+        sessions: NamedDependency[async_sessionmaker[AsyncSession]], executor: NamedDependency[Executor]
     ) -> dict[str, Any]:
         task = await _task_or_404(sessions, _check_id(task_id))
         audit_change(request, before={"status": task.status}, decision={"approved": data.approved, "feedback": data.feedback})

@@ -7,6 +7,7 @@ from typing import Any
 
 from langgraph.errors import InvalidUpdateError
 from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit import audit_change
@@ -46,7 +47,8 @@ class ThreadController(Controller):
     exception_handlers = LANGGRAPH_EXCEPTION_HANDLERS
 
     @post("/", status_code=200, summary="Create a thread")
-    async def create_thread(self, request: Request[Any, Any, Any], sessions: async_sessionmaker[AsyncSession],
+    async def create_thread(self, request: Request[Any, Any, Any],
+                            sessions: NamedDependency[async_sessionmaker[AsyncSession]],
                             data: ThreadCreate | None = None) -> dict[str, Any]:
         body = data or ThreadCreate()
         metadata = dict(body.metadata or {})
@@ -68,7 +70,8 @@ class ThreadController(Controller):
 
     @post("/search", status_code=200, opt={"read_only": True}, summary="Search threads")
     async def search_threads(
-        self, sessions: async_sessionmaker[AsyncSession], runtime: GraphRuntime, data: ThreadSearch | None = None
+        self, sessions: NamedDependency[async_sessionmaker[AsyncSession]], runtime: NamedDependency[GraphRuntime],
+        data: ThreadSearch | None = None
     ) -> list[dict[str, Any]]:
         body = data or ThreadSearch()
         async with sessions() as session:
@@ -81,14 +84,15 @@ class ThreadController(Controller):
         return [thread_dict(t, await runtime.graph.aget_state(thread_config(t.thread_id))) for t in page]
 
     @get("/{thread_id:str}", summary="A thread with its current values")
-    async def get_thread(self, thread_id: str, sessions: async_sessionmaker[AsyncSession], runtime: GraphRuntime) -> dict[str, Any]:
+    async def get_thread(self, thread_id: str, sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+                         runtime: NamedDependency[GraphRuntime]) -> dict[str, Any]:
         thread = await thread_or_404(sessions, thread_id)
         return thread_dict(thread, await runtime.graph.aget_state(thread_config(thread_id)))
 
     @patch("/{thread_id:str}", summary="Merge metadata into a thread")
     async def update_thread(self, thread_id: str, request: Request[Any, Any, Any],
-                            sessions: async_sessionmaker[AsyncSession], runtime: GraphRuntime,
-                            data: ThreadUpdate | None = None) -> dict[str, Any]:
+                            sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+                            runtime: NamedDependency[GraphRuntime], data: ThreadUpdate | None = None) -> dict[str, Any]:
         async with sessions.begin() as session:
             thread = await ThreadRepository(session).get(thread_id)
             if thread is None:
@@ -99,8 +103,9 @@ class ThreadController(Controller):
         return thread_dict(thread, await runtime.graph.aget_state(thread_config(thread_id)))
 
     @delete("/{thread_id:str}", status_code=204, summary="Delete a thread, its runs and its checkpoints")
-    async def delete_thread(self, request: Request[Any, Any, Any], thread_id: str, sessions: async_sessionmaker[AsyncSession],
-                            runtime: GraphRuntime, executor: Executor) -> None:
+    async def delete_thread(self, request: Request[Any, Any, Any], thread_id: str,
+                            sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+                            runtime: NamedDependency[GraphRuntime], executor: NamedDependency[Executor]) -> None:
         thread = await thread_or_404(sessions, thread_id)
         audit_change(request, before={"status": thread.status, "metadata": thread.meta})
         async with sessions() as session:
@@ -113,8 +118,9 @@ class ThreadController(Controller):
         await runtime.graph.checkpointer.adelete_thread(thread_id)
 
     @get(["/{thread_id:str}/state", "/{thread_id:str}/state/{checkpoint_id:str}"], summary="A thread's state")
-    async def get_state(self, thread_id: str, sessions: async_sessionmaker[AsyncSession], runtime: GraphRuntime,
-                        checkpoint_id: str | None = None, subgraphs: bool = False) -> dict[str, Any]:
+    async def get_state(self, thread_id: str, sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+                        runtime: NamedDependency[GraphRuntime], checkpoint_id: str | None = None,
+                        subgraphs: bool = False) -> dict[str, Any]:
         await thread_or_404(sessions, thread_id)
         snapshot = await runtime.graph.aget_state(thread_config(thread_id, checkpoint_id))
         if checkpoint_id and snapshot.metadata is None:
@@ -122,7 +128,8 @@ class ThreadController(Controller):
         return state_dict(snapshot)
 
     @post("/{thread_id:str}/state/checkpoint", status_code=200, opt={"read_only": True}, summary="A thread's state at a checkpoint")
-    async def get_state_at(self, thread_id: str, sessions: async_sessionmaker[AsyncSession], runtime: GraphRuntime,
+    async def get_state_at(self, thread_id: str, sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+                           runtime: NamedDependency[GraphRuntime],
                            data: StateAtCheckpoint | None = None) -> dict[str, Any]:
         checkpoint_id = checkpoint_id_of((data or StateAtCheckpoint()).checkpoint)
         await thread_or_404(sessions, thread_id)
@@ -132,8 +139,8 @@ class ThreadController(Controller):
     @post("/{thread_id:str}/state", status_code=200, opt={"audit_action": "thread.update_state"},
           summary="Update a thread's values, or fork it (as_node __copy__)")
     async def update_state(self, thread_id: str, request: Request[Any, Any, Any],
-                           sessions: async_sessionmaker[AsyncSession], runtime: GraphRuntime,
-                           data: StateUpdate | None = None) -> dict[str, Any]:
+                           sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+                           runtime: NamedDependency[GraphRuntime], data: StateUpdate | None = None) -> dict[str, Any]:
         body = data or StateUpdate()
         checkpoint_id = checkpoint_id_of(body.checkpoint) if body.checkpoint is not None else body.checkpoint_id
         await thread_or_404(sessions, thread_id)
@@ -161,7 +168,8 @@ class ThreadController(Controller):
         return {"checkpoint": checkpoint_of(config)}
 
     @post("/{thread_id:str}/history", status_code=200, opt={"read_only": True}, summary="A thread's checkpoints, newest first")
-    async def get_history(self, thread_id: str, sessions: async_sessionmaker[AsyncSession], runtime: GraphRuntime,
+    async def get_history(self, thread_id: str, sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+                          runtime: NamedDependency[GraphRuntime],
                           data: HistoryQuery | None = None) -> list[dict[str, Any]]:
         body = data or HistoryQuery()
         before_id = checkpoint_id_of(body.before, "before")
