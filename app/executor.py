@@ -57,7 +57,7 @@ from app.runs import (
 from app.run_settings import RunSettings
 from app.settings import ServiceSettings
 from graph.context import Dependencies, DraftloopContext, OutcomeSaver
-from storage.models import Task, TaskStatus
+from storage.models import Task, TaskStatus, ThreadStatus
 from storage.notifications import QUEUE_CHANNEL, notify
 from storage.repositories import (
     LeaseState,
@@ -324,6 +324,15 @@ class Executor:
         self._runs: dict[str, asyncio.Task[None]] = {}
         self._stop_reasons: dict[str, StopReason] = {}
         self._wakeup = asyncio.Event()
+        # Whether a claim could find work: a run ending frees a slot, but when the last claim
+        # came back short the queue held nothing claimable, and asking again after every run
+        # (100 empty claims at the end of a batch) cost the workers more than the claims that
+        # found work. New tasks, decisions and other workers' hand-backs wake() with it set;
+        # the periodic poll claims regardless.
+        self._queue_may_have_work = True
+        # Runs whose end left their thread with no other run queued or running: nothing of
+        # theirs became claimable.
+        self._ended_alone: set[str] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._dispatcher: asyncio.Task[None] | None = None
         self._draining = False
@@ -461,6 +470,7 @@ class Executor:
 
     def wake(self) -> None:
         """A task was queued: claim now instead of at the next poll."""
+        self._queue_may_have_work = True
         self._wakeup.set()
 
     async def cancel(self, task_id: str) -> bool:
@@ -521,11 +531,19 @@ class Executor:
     # -- loops --------------------------------------------------------------------------------
 
     async def _dispatch_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_poll = loop.time()
         while not self._draining:
             self._wakeup.clear()
             self.concurrency = await self.run_settings.concurrency()
             free = self.concurrency - len(self._runs)
-            if free > 0:
+            # Polled on a deadline, not per wait: frequent wake-ups must not postpone the poll
+            # that finds what no notification announces (SQLite between processes, expired leases).
+            polling = loop.time() >= next_poll
+            if free > 0 and (self._queue_may_have_work or polling):
+                if polling:
+                    next_poll = loop.time() + self.settings.poll_seconds
+                self._queue_may_have_work = False
                 try:
                     async with self.sessions.begin() as session:
                         claimed = await TaskRepository(session).claim(self.worker_id, free, self.settings.lease_seconds)
@@ -534,10 +552,13 @@ class Executor:
                     self.stats.claim_errors_total += 1
                     log.warning("claiming tasks failed: %s", exc)
                     claimed = []
+                    self._queue_may_have_work = True
+                if len(claimed) == free:
+                    self._queue_may_have_work = True
                 for task in claimed:
                     self._launch(task)
             try:
-                await asyncio.wait_for(self._wakeup.wait(), timeout=self.settings.poll_seconds)
+                await asyncio.wait_for(self._wakeup.wait(), timeout=max(0.0, next_poll - loop.time()))
             except TimeoutError:
                 pass
 
@@ -646,6 +667,10 @@ class Executor:
             if self._runs.get(task.id) is asyncio.current_task():
                 del self._runs[task.id]
             self._stop_reasons.pop(task.id, None)
+            if task.id not in self._ended_alone:
+                # Stopped, failed to record, or its thread has more runs: one may be claimable now.
+                self._queue_may_have_work = True
+            self._ended_alone.discard(task.id)
             self._wakeup.set()
             current_task_id.reset(token)
 
@@ -755,13 +780,15 @@ class Executor:
                 if error is not None:
                     data["error"] = error
                 events.append(await self.bus.record(session, task.id, STATUS, data))
-                await ThreadRepository(session).after_run(task.thread_id, task.id, status)
+                thread_status = await ThreadRepository(session).after_run(task.thread_id, task.id, status)
                 if is_run:
                     events.append(await self.bus.record(session, task.id, END, {"payload": None}))
         if not events:
             # Cancelled or taken over while finishing: the newer state stands.
             log.info("task %s changed hands before its run could record %s", task.id, status.value)
             return
+        if thread_status != ThreadStatus.BUSY:
+            self._ended_alone.add(task.id)
         self.bus.announce(events)
         if status == TaskStatus.COMPLETED:
             self.stats.completed_total += 1

@@ -651,13 +651,14 @@ class ThreadRepository:
             .execution_options(synchronize_session=False)
         )
 
-    async def after_run(self, thread_id: str, run_id: str, run_status: TaskStatus) -> None:
-        """The thread's status once ``run_id`` reached ``run_status``: still busy while other
-        runs of it wait or run."""
+    async def after_run(self, thread_id: str, run_id: str, run_status: TaskStatus) -> ThreadStatus:
+        """Set and return the thread's status once ``run_id`` reached ``run_status``: still busy
+        while other runs of it wait or run."""
         status = THREAD_STATUS_AFTER_RUN[run_status]
         if status != ThreadStatus.BUSY and await TaskRepository(self.session).active_run_ids(thread_id, exclude=run_id):
             status = ThreadStatus.BUSY
         await self.set_status(thread_id, status)
+        return status
 
     async def touch(self, thread_id: str) -> None:
         await self.session.execute(

@@ -238,6 +238,61 @@ async def test_concurrency_setting_bounds_the_runs_in_flight(harness: Harness) -
     assert worker.executor.claimed_total == 5
 
 
+def count_claims(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many rows each claim query returned, in order."""
+    claims: list[int] = []
+    original = TaskRepository.claim
+
+    async def counting(self: TaskRepository, *args: Any, **kwargs: Any) -> list[Task]:
+        claimed = await original(self, *args, **kwargs)
+        claims.append(len(claimed))
+        return claimed
+
+    monkeypatch.setattr(TaskRepository, "claim", counting)
+    return claims
+
+
+async def test_runs_ending_on_a_drained_queue_do_not_query_for_more_work(harness: Harness,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    claims = count_claims(monkeypatch)
+    slow_calls(harness.fakes, draft=0.6)
+    # No periodic poll within the test: every claim is one the dispatcher chose to make.
+    worker = await harness.worker(concurrency=4, poll_seconds=60)
+    task_ids = [await queue_task(worker, f"{REQUEST} number {n}") for n in range(3)]
+    await eventually(lambda: _all_claimed(worker, 3), what="all three to be claimed")
+    # A wake-up that lands while a claim is in flight may cost one more (empty) claim; let
+    # that settle before the runs end.
+    await asyncio.sleep(0.2)
+    before = list(claims)
+
+    for task_id in task_ids:
+        await wait_for_status(worker, task_id, "completed")
+    await asyncio.sleep(0.2)
+
+    assert sum(before) == 3
+    assert claims == before  # three runs ended with nothing queued: no query after any of them
+
+
+async def _all_claimed(worker: Worker, count: int) -> bool:
+    return worker.executor.claimed_total == count
+
+
+async def test_a_follow_up_queued_on_a_busy_thread_starts_when_its_predecessor_ends_not_at_the_next_poll(
+    harness: Harness,
+) -> None:
+    slow_calls(harness.fakes, draft=0.3)
+    worker = await harness.worker(concurrency=4, poll_seconds=60)
+    first = await worker.executor.enqueue(REQUEST, PARAMS)
+    await wait_for_status(worker, first.id, "running")
+    # Claimable only once the first run ends: runs of one thread go one at a time.
+    second = await worker.executor.enqueue("Make it shorter", PARAMS, thread_id=first.thread_id)
+
+    await wait_for_status(worker, first.id, "completed")
+    done = await wait_for_status(worker, second.id, "completed", timeout=20)
+
+    assert done.started_at is not None and done.started_at >= (await load(worker, first.id)).finished_at
+
+
 async def test_cancel_stops_a_local_run_within_a_second_and_keeps_its_checkpoint(harness: Harness) -> None:
     slow_calls(harness.fakes, draft=30)
     worker = await harness.worker()
