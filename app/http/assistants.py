@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import Parameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from app.graph_runtime import GraphRuntime
 from app.http.errors import NotFoundError
@@ -80,7 +80,7 @@ class AssistantController(Controller):
     exception_handlers = LANGGRAPH_EXCEPTION_HANDLERS
 
     @post("/search", status_code=200, opt={"read_only": True}, summary="Search assistants (JSON body, text/plain accepted)")
-    async def search(self, data: AssistantSearch | None = None) -> list[dict[str, Any]]:
+    async def search(self, data: JSONBody[AssistantSearch | None] = None) -> list[dict[str, Any]]:
         body = data or AssistantSearch()
         assistant = assistant_dict()
         matches = True
@@ -94,20 +94,20 @@ class AssistantController(Controller):
         return [assistant] if matches and not body.offset and body.limit > 0 else []
 
     @get("/{assistant_id:str}", summary="One assistant")
-    async def get_assistant(self, assistant_id: str) -> dict[str, Any]:
+    async def get_assistant(self, assistant_id: FromPath[str]) -> dict[str, Any]:
         require_assistant(assistant_id)
         return assistant_dict()
 
     @get("/{assistant_id:str}/graph", summary="The graph's nodes and edges")
     async def get_graph(
-        self, assistant_id: str, runtime: NamedDependency[GraphRuntime],
-        xray: str | None = Parameter(query="xray", default=None)
+        self, assistant_id: FromPath[str], runtime: NamedDependency[GraphRuntime],
+        xray: Annotated[str | None, QueryParameter(name="xray")] = None
     ) -> dict[str, Any]:
         require_assistant(assistant_id)
         return runtime.graph.get_graph(xray=_xray(xray)).to_json()
 
     @get("/{assistant_id:str}/schemas", summary="Input, output, state and context JSON schemas")
-    async def get_schemas(self, assistant_id: str, runtime: NamedDependency[GraphRuntime]) -> dict[str, Any]:
+    async def get_schemas(self, assistant_id: FromPath[str], runtime: NamedDependency[GraphRuntime]) -> dict[str, Any]:
         require_assistant(assistant_id)
         graph = runtime.graph
         return {
@@ -123,12 +123,12 @@ class AssistantController(Controller):
 
     @get(["/{assistant_id:str}/subgraphs", "/{assistant_id:str}/subgraphs/{namespace:str}"],
          summary="Subgraph schemas (this graph has none)")
-    async def get_subgraphs(self, assistant_id: str, namespace: str | None = None) -> dict[str, Any]:
+    async def get_subgraphs(self, assistant_id: FromPath[str], namespace: FromPath[str | None] = None) -> dict[str, Any]:
         require_assistant(assistant_id)
         if namespace is not None:
             raise NotFoundError(detail=f"no subgraph {namespace}")
         return {}
 
     @post("/count", status_code=200, opt={"read_only": True}, summary="Count assistants")
-    async def count(self, data: AssistantCount | None = None) -> Response[int]:
+    async def count(self, data: JSONBody[AssistantCount | None] = None) -> Response[int]:
         return Response(1 if (data or AssistantCount()).graph_id in (None, GRAPH_ID) else 0)

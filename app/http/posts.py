@@ -14,7 +14,7 @@ from typing import Any
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
-from litestar.params import Parameter
+from litestar.params import FromPath, JSONBody, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit import audit_change
@@ -54,7 +54,7 @@ class PostController(Controller):
     tags = ["posts"]
 
     @post("/", status_code=201, summary="Create a post (editor)")
-    async def create_post(self, request: Request[Any, Any, Any], data: PostCreate,
+    async def create_post(self, request: Request[Any, Any, Any], data: JSONBody[PostCreate],
                           sessions: NamedDependency[async_sessionmaker[AsyncSession]]) -> Response[dict[str, Any]]:
         fields = data.model_dump(exclude_unset=True, exclude={"title", "slug", "status"})
         try:
@@ -93,7 +93,7 @@ class PostController(Controller):
         return {"items": await post_bodies(page.items, full=signed_in), "next_cursor": page.next_cursor}
 
     @get("/{post_id:str}", opt=PUBLIC, summary="A post by id (anonymous callers: published only)")
-    async def get_post(self, request: Request[Any, Any, Any], post_id: str,
+    async def get_post(self, request: Request[Any, Any, Any], post_id: FromPath[str],
                        sessions: NamedDependency[async_sessionmaker[AsyncSession]]) -> dict[str, Any]:
         signed_in = optional_principal(request) is not None
         found = None
@@ -105,7 +105,7 @@ class PostController(Controller):
         return await one_post_body(found, full=signed_in)
 
     @get("/by-slug/{slug:str}", opt=PUBLIC, summary="A post by slug (anonymous callers: published only)")
-    async def get_post_by_slug(self, request: Request[Any, Any, Any], slug: str,
+    async def get_post_by_slug(self, request: Request[Any, Any, Any], slug: FromPath[str],
                                sessions: NamedDependency[async_sessionmaker[AsyncSession]]) -> dict[str, Any]:
         signed_in = optional_principal(request) is not None
         async with sessions() as session:
@@ -115,7 +115,7 @@ class PostController(Controller):
         return await one_post_body(found, full=signed_in)
 
     @patch("/{post_id:str}", summary="Change some fields of a post (editor)")
-    async def update_post(self, request: Request[Any, Any, Any], post_id: str, data: PostUpdate,
+    async def update_post(self, request: Request[Any, Any, Any], post_id: FromPath[str], data: JSONBody[PostUpdate],
                           sessions: NamedDependency[async_sessionmaker[AsyncSession]]) -> dict[str, Any]:
         checked = _post_id(post_id)
         changes = data.changes()
@@ -134,7 +134,7 @@ class PostController(Controller):
         return await one_post_body(updated, full=True)
 
     @delete("/{post_id:str}", status_code=204, summary="Delete a post (editor)")
-    async def delete_post(self, request: Request[Any, Any, Any], post_id: str,
+    async def delete_post(self, request: Request[Any, Any, Any], post_id: FromPath[str],
                           sessions: NamedDependency[async_sessionmaker[AsyncSession]]) -> None:
         checked = _post_id(post_id)
         async with sessions.begin() as session:

@@ -15,7 +15,7 @@ from typing import Any
 from langgraph.graph import END as GRAPH_END
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -208,20 +208,20 @@ class RunController(Controller):
     exception_handlers = LANGGRAPH_EXCEPTION_HANDLERS
 
     @post("/threads/{thread_id:str}/runs", status_code=200, summary="Start a background run")
-    async def create_run(self, thread_id: str, request: Request[Any, Any, Any],
+    async def create_run(self, thread_id: FromPath[str], request: Request[Any, Any, Any],
                          sessions: NamedDependency[async_sessionmaker[AsyncSession]],
                          executor: NamedDependency[Executor], runtime: NamedDependency[GraphRuntime],
-                         data: RunCreate | None = None) -> Response[dict[str, Any]]:
+                         data: JSONBody[RunCreate | None] = None) -> Response[dict[str, Any]]:
         run = await _create(request, thread_id, _run_request(data), sessions, executor, runtime)
         return Response(run_dict(run), headers=_links(run))
 
     @post("/threads/{thread_id:str}/runs/stream", status_code=200, opt={"audit_action": "run.create"},
           summary="Start a run and stream it (SSE)")
-    async def stream_run(self, thread_id: str, request: Request[Any, Any, Any],
+    async def stream_run(self, thread_id: FromPath[str], request: Request[Any, Any, Any],
                          sessions: NamedDependency[async_sessionmaker[AsyncSession]],
                          executor: NamedDependency[Executor], runtime: NamedDependency[GraphRuntime],
                          bus: NamedDependency[EventBus], settings: NamedDependency[ServiceSettings],
-                         data: RunCreate | None = None) -> Stream:
+                         data: JSONBody[RunCreate | None] = None) -> Stream:
         body = _run_request(data)
         run = await _create(request, thread_id, body, sessions, executor, runtime)
         headers = {**_links(run), "Location": f"/threads/{thread_id}/runs/{run.id}/stream"}
@@ -230,18 +230,18 @@ class RunController(Controller):
 
     @post("/threads/{thread_id:str}/runs/wait", status_code=200, opt={"audit_action": "run.create"},
           summary="Start a run and wait for its values")
-    async def wait_run(self, thread_id: str, request: Request[Any, Any, Any],
+    async def wait_run(self, thread_id: FromPath[str], request: Request[Any, Any, Any],
                        sessions: NamedDependency[async_sessionmaker[AsyncSession]], executor: NamedDependency[Executor],
                        runtime: NamedDependency[GraphRuntime], bus: NamedDependency[EventBus],
-                       data: RunCreate | None = None) -> Response[dict[str, Any]]:
+                       data: JSONBody[RunCreate | None] = None) -> Response[dict[str, Any]]:
         run = await _create(request, thread_id, _run_request(data), sessions, executor, runtime)
         result = await _wait_result(run, bus, sessions, runtime)
         return Response(result, headers={**_links(run), "Location": f"/threads/{thread_id}/runs/{run.id}/join"})
 
     @get("/threads/{thread_id:str}/runs", summary="A thread's runs, newest first")
-    async def list_runs(self, thread_id: str, sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+    async def list_runs(self, thread_id: FromPath[str], sessions: NamedDependency[async_sessionmaker[AsyncSession]],
                         limit: int = Parameter(default=10, ge=1, le=200), offset: int = Parameter(default=0, ge=0),
-                        status: str | None = None) -> list[dict[str, Any]]:
+                        status: FromQuery[str | None] = None) -> list[dict[str, Any]]:
         await thread_or_404(sessions, thread_id)
         statuses = None
         if status is not None:
@@ -253,31 +253,32 @@ class RunController(Controller):
         return [run_dict(run) for run in runs]
 
     @get("/threads/{thread_id:str}/runs/{run_id:str}", summary="One run")
-    async def get_run(self, thread_id: str, run_id: str,
+    async def get_run(self, thread_id: FromPath[str], run_id: FromPath[str],
                       sessions: NamedDependency[async_sessionmaker[AsyncSession]]) -> dict[str, Any]:
         return run_dict(await _get_run(sessions, thread_id, run_id))
 
     @get("/threads/{thread_id:str}/runs/{run_id:str}/stream", summary="Join a run's stream (Last-Event-ID resumes)")
-    async def join_stream(self, thread_id: str, run_id: str, request: Request[Any, Any, Any],
+    async def join_stream(self, thread_id: FromPath[str], run_id: FromPath[str], request: Request[Any, Any, Any],
                           sessions: NamedDependency[async_sessionmaker[AsyncSession]], bus: NamedDependency[EventBus],
                           settings: NamedDependency[ServiceSettings], executor: NamedDependency[Executor],
-                          cancel_on_disconnect: bool = False) -> Stream:
+                          cancel_on_disconnect: FromQuery[bool] = False) -> Stream:
         run = await _get_run(sessions, thread_id, run_id)
         return sse_response(_stream(run, bus, settings, executor, after=last_event_id(request),
                                     cancel_on_disconnect=cancel_on_disconnect),
                             {**_links(run), "Location": f"/threads/{thread_id}/runs/{run.id}/stream"})
 
     @get("/threads/{thread_id:str}/runs/{run_id:str}/join", summary="Wait for a run and answer the thread's values")
-    async def join_run(self, thread_id: str, run_id: str, sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+    async def join_run(self, thread_id: FromPath[str], run_id: FromPath[str],
+                       sessions: NamedDependency[async_sessionmaker[AsyncSession]],
                        bus: NamedDependency[EventBus], runtime: NamedDependency[GraphRuntime]) -> dict[str, Any]:
         return await _wait_result(await _get_run(sessions, thread_id, run_id), bus, sessions, runtime)
 
     @post("/threads/{thread_id:str}/runs/{run_id:str}/cancel", status_code=202, summary="Cancel a run")
-    async def cancel_run(self, request: Request[Any, Any, Any], thread_id: str, run_id: str,
+    async def cancel_run(self, request: Request[Any, Any, Any], thread_id: FromPath[str], run_id: FromPath[str],
                          sessions: NamedDependency[async_sessionmaker[AsyncSession]],
                          executor: NamedDependency[Executor], bus: NamedDependency[EventBus],
-                         runtime: NamedDependency[GraphRuntime], wait: bool = False,
-                         action: str = "interrupt") -> Response[None]:
+                         runtime: NamedDependency[GraphRuntime], wait: FromQuery[bool] = False,
+                         action: FromQuery[str] = "interrupt") -> Response[None]:
         if action != "interrupt":
             raise unprocessable("action", "only interrupt is supported")
         run = await _get_run(sessions, thread_id, run_id)
@@ -299,7 +300,7 @@ class RunController(Controller):
                                sessions: NamedDependency[async_sessionmaker[AsyncSession]],
                                executor: NamedDependency[Executor], runtime: NamedDependency[GraphRuntime],
                                bus: NamedDependency[EventBus], settings: NamedDependency[ServiceSettings],
-                               data: RunCreate | None = None) -> Stream:
+                               data: JSONBody[RunCreate | None] = None) -> Stream:
         body = _run_request(data)
         # Refused before the temporary thread exists, so a bad request leaves none behind.
         parse_run(body, set(runtime.graph.nodes), stateless=True)
@@ -319,7 +320,8 @@ class RunController(Controller):
     async def wait_stateless(self, request: Request[Any, Any, Any],
                              sessions: NamedDependency[async_sessionmaker[AsyncSession]],
                              executor: NamedDependency[Executor], runtime: NamedDependency[GraphRuntime],
-                             bus: NamedDependency[EventBus], data: RunCreate | None = None) -> Response[dict[str, Any]]:
+                             bus: NamedDependency[EventBus],
+                             data: JSONBody[RunCreate | None] = None) -> Response[dict[str, Any]]:
         body = _run_request(data)
         parse_run(body, set(runtime.graph.nodes), stateless=True)
         thread_id = await _temporary_thread(sessions)

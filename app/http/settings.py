@@ -12,7 +12,7 @@ from typing import Any
 from litestar import Controller, Request, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
-from litestar.params import Parameter
+from litestar.params import FromPath, JSONBody, Parameter
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -125,13 +125,13 @@ class SettingsController(Controller):
         return {"items": list((await _bodies(sessions, executor.run_settings)).values())}
 
     @get("/{key:str}", summary="One runtime setting")
-    async def get_setting(self, key: str, sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+    async def get_setting(self, key: FromPath[str], sessions: NamedDependency[async_sessionmaker[AsyncSession]],
                           executor: NamedDependency[Executor]) -> dict[str, Any]:
         spec = _spec(key)
         return (await _bodies(sessions, executor.run_settings))[spec.key]
 
     @put("/{key:str}", summary="Store a value; new runs use it (validated against the setting's type and bounds)")
-    async def put_setting(self, key: str, data: SettingUpdate, request: Request[Any, Any, Any],
+    async def put_setting(self, key: FromPath[str], data: JSONBody[SettingUpdate], request: Request[Any, Any, Any],
                           sessions: NamedDependency[async_sessionmaker[AsyncSession]],
                           executor: NamedDependency[Executor]) -> dict[str, Any]:
         spec = _spec(key)
@@ -149,7 +149,7 @@ class SettingsController(Controller):
         return (await _bodies(sessions, executor.run_settings))[key]
 
     @delete("/{key:str}", status_code=200, summary="Drop the stored value: back to the environment's default")
-    async def reset_setting(self, key: str, request: Request[Any, Any, Any],
+    async def reset_setting(self, key: FromPath[str], request: Request[Any, Any, Any],
                             sessions: NamedDependency[async_sessionmaker[AsyncSession]],
                             executor: NamedDependency[Executor]) -> dict[str, Any]:
         _spec(key)
@@ -164,7 +164,7 @@ class SettingsController(Controller):
     @get("/{key:str}/history", summary="Changes of one setting, newest first")
     async def history(
         self,
-        key: str,
+        key: FromPath[str],
         sessions: NamedDependency[async_sessionmaker[AsyncSession]],
         limit: int = Parameter(default=50, ge=1, le=200),
         cursor: str | None = Parameter(default=None, description="next_cursor of the previous page"),
@@ -179,9 +179,9 @@ class SettingsController(Controller):
 
     @post("/{key:str}/rollback", status_code=200,
           summary="Restore the value before the latest change, or the value a history entry set ({\"to\": id})")
-    async def rollback(self, key: str, request: Request[Any, Any, Any],
+    async def rollback(self, key: FromPath[str], request: Request[Any, Any, Any],
                        sessions: NamedDependency[async_sessionmaker[AsyncSession]], executor: NamedDependency[Executor],
-                       data: Rollback | None = None) -> dict[str, Any]:
+                       data: JSONBody[Rollback | None] = None) -> dict[str, Any]:
         spec = _spec(key)
         to = data.to if data is not None else None
         async with sessions.begin() as session:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
-from litestar.params import Parameter
+from litestar.params import FromPath, JSONBody, Parameter, QueryParameter
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -46,7 +46,7 @@ class TaskController(Controller):
     tags = ["tasks"]
 
     @post("/", status_code=202, summary="Queue a content request")
-    async def create_task(self, request: Request[Any, Any, Any], data: TaskCreate,
+    async def create_task(self, request: Request[Any, Any, Any], data: JSONBody[TaskCreate],
                           executor: NamedDependency[Executor]) -> Response[TaskAccepted]:
         # The row and its `queued` event commit together, so a worker cannot run it before then.
         task = await executor.enqueue(data.request_text(), data.params())
@@ -81,7 +81,7 @@ class TaskController(Controller):
         return {"items": [listed_task_summary(row) for row in page.items], "next_cursor": page.next_cursor}
 
     @get("/{task_id:str}", summary="A task with its whole result")
-    async def get_task(self, task_id: str, runtime: NamedDependency[GraphRuntime]) -> dict[str, Any]:
+    async def get_task(self, task_id: FromPath[str], runtime: NamedDependency[GraphRuntime]) -> dict[str, Any]:
         # The most polled route: a bare connection and a plain row, no session or ORM object.
         async with runtime.read_engine.connect() as connection:
             task = await fetch_task_row(connection, _check_id(task_id))
@@ -90,7 +90,7 @@ class TaskController(Controller):
         return task_detail(task)
 
     @get("/{task_id:str}/attempts", summary="Every draft and its critique")
-    async def list_attempts(self, task_id: str,
+    async def list_attempts(self, task_id: FromPath[str],
                             read_sessions: NamedDependency[async_sessionmaker[AsyncSession]]) -> dict[str, Any]:
         task = await _task_or_404(read_sessions, _check_id(task_id))
         async with read_sessions() as session:
@@ -107,11 +107,11 @@ class TaskController(Controller):
     async def task_events(
         self,
         request: Request[Any, Any, Any],
-        task_id: str,
+        task_id: FromPath[str],
         sessions: NamedDependency[async_sessionmaker[AsyncSession]],
         bus: NamedDependency[EventBus],
         settings: NamedDependency[ServiceSettings],
-        last_event: str | None = Parameter(query="last_event_id", default=None),
+        last_event: Annotated[str | None, QueryParameter(name="last_event_id")] = None,
     ) -> Stream:
         task = await _task_or_404(sessions, _check_id(task_id))
         after = last_event_id(request, last_event)
@@ -127,7 +127,7 @@ class TaskController(Controller):
         return sse_response(body())
 
     @post("/{task_id:str}/cancel", status_code=200, summary="Stop a task; its checkpoint is kept")
-    async def cancel_task(self, request: Request[Any, Any, Any], task_id: str,
+    async def cancel_task(self, request: Request[Any, Any, Any], task_id: FromPath[str],
                           sessions: NamedDependency[async_sessionmaker[AsyncSession]],
                           executor: NamedDependency[Executor]) -> dict[str, Any]:
         task = await _task_or_404(sessions, _check_id(task_id))
@@ -140,7 +140,7 @@ class TaskController(Controller):
 
     @post("/{task_id:str}/approve", status_code=200, summary="Approve or reject a draft awaiting approval")
     async def decide(
-        self, request: Request[Any, Any, Any], task_id: str, data: Decision,
+        self, request: Request[Any, Any, Any], task_id: FromPath[str], data: JSONBody[Decision],
         sessions: NamedDependency[async_sessionmaker[AsyncSession]], executor: NamedDependency[Executor]
     ) -> dict[str, Any]:
         task = await _task_or_404(sessions, _check_id(task_id))

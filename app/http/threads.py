@@ -6,8 +6,9 @@ import uuid
 from typing import Any
 
 from langgraph.errors import InvalidUpdateError
-from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit import audit_change
@@ -49,7 +50,7 @@ class ThreadController(Controller):
     @post("/", status_code=200, summary="Create a thread")
     async def create_thread(self, request: Request[Any, Any, Any],
                             sessions: NamedDependency[async_sessionmaker[AsyncSession]],
-                            data: ThreadCreate | None = None) -> dict[str, Any]:
+                            data: JSONBody[ThreadCreate | None] = None) -> dict[str, Any]:
         body = data or ThreadCreate()
         metadata = dict(body.metadata or {})
         if body.graph_id:
@@ -71,7 +72,7 @@ class ThreadController(Controller):
     @post("/search", status_code=200, opt={"read_only": True}, summary="Search threads")
     async def search_threads(
         self, sessions: NamedDependency[async_sessionmaker[AsyncSession]], runtime: NamedDependency[GraphRuntime],
-        data: ThreadSearch | None = None
+        data: JSONBody[ThreadSearch | None] = None
     ) -> list[dict[str, Any]]:
         body = data or ThreadSearch()
         async with sessions() as session:
@@ -84,15 +85,16 @@ class ThreadController(Controller):
         return [thread_dict(t, await runtime.graph.aget_state(thread_config(t.thread_id))) for t in page]
 
     @get("/{thread_id:str}", summary="A thread with its current values")
-    async def get_thread(self, thread_id: str, sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+    async def get_thread(self, thread_id: FromPath[str], sessions: NamedDependency[async_sessionmaker[AsyncSession]],
                          runtime: NamedDependency[GraphRuntime]) -> dict[str, Any]:
         thread = await thread_or_404(sessions, thread_id)
         return thread_dict(thread, await runtime.graph.aget_state(thread_config(thread_id)))
 
     @patch("/{thread_id:str}", summary="Merge metadata into a thread")
-    async def update_thread(self, thread_id: str, request: Request[Any, Any, Any],
+    async def update_thread(self, thread_id: FromPath[str], request: Request[Any, Any, Any],
                             sessions: NamedDependency[async_sessionmaker[AsyncSession]],
-                            runtime: NamedDependency[GraphRuntime], data: ThreadUpdate | None = None) -> dict[str, Any]:
+                            runtime: NamedDependency[GraphRuntime],
+                            data: JSONBody[ThreadUpdate | None] = None) -> dict[str, Any]:
         async with sessions.begin() as session:
             thread = await ThreadRepository(session).get(thread_id)
             if thread is None:
@@ -103,7 +105,7 @@ class ThreadController(Controller):
         return thread_dict(thread, await runtime.graph.aget_state(thread_config(thread_id)))
 
     @delete("/{thread_id:str}", status_code=204, summary="Delete a thread, its runs and its checkpoints")
-    async def delete_thread(self, request: Request[Any, Any, Any], thread_id: str,
+    async def delete_thread(self, request: Request[Any, Any, Any], thread_id: FromPath[str],
                             sessions: NamedDependency[async_sessionmaker[AsyncSession]],
                             runtime: NamedDependency[GraphRuntime], executor: NamedDependency[Executor]) -> None:
         thread = await thread_or_404(sessions, thread_id)
@@ -118,9 +120,9 @@ class ThreadController(Controller):
         await runtime.graph.checkpointer.adelete_thread(thread_id)
 
     @get(["/{thread_id:str}/state", "/{thread_id:str}/state/{checkpoint_id:str}"], summary="A thread's state")
-    async def get_state(self, thread_id: str, sessions: NamedDependency[async_sessionmaker[AsyncSession]],
-                        runtime: NamedDependency[GraphRuntime], checkpoint_id: str | None = None,
-                        subgraphs: bool = False) -> dict[str, Any]:
+    async def get_state(self, thread_id: FromPath[str], sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+                        runtime: NamedDependency[GraphRuntime], checkpoint_id: FromPath[str | None] = None,
+                        subgraphs: FromQuery[bool] = False) -> dict[str, Any]:
         await thread_or_404(sessions, thread_id)
         snapshot = await runtime.graph.aget_state(thread_config(thread_id, checkpoint_id))
         if checkpoint_id and snapshot.metadata is None:
@@ -128,9 +130,9 @@ class ThreadController(Controller):
         return state_dict(snapshot)
 
     @post("/{thread_id:str}/state/checkpoint", status_code=200, opt={"read_only": True}, summary="A thread's state at a checkpoint")
-    async def get_state_at(self, thread_id: str, sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+    async def get_state_at(self, thread_id: FromPath[str], sessions: NamedDependency[async_sessionmaker[AsyncSession]],
                            runtime: NamedDependency[GraphRuntime],
-                           data: StateAtCheckpoint | None = None) -> dict[str, Any]:
+                           data: JSONBody[StateAtCheckpoint | None] = None) -> dict[str, Any]:
         checkpoint_id = checkpoint_id_of((data or StateAtCheckpoint()).checkpoint)
         await thread_or_404(sessions, thread_id)
         snapshot = await runtime.graph.aget_state(thread_config(thread_id, checkpoint_id))
@@ -138,9 +140,10 @@ class ThreadController(Controller):
 
     @post("/{thread_id:str}/state", status_code=200, opt={"audit_action": "thread.update_state"},
           summary="Update a thread's values, or fork it (as_node __copy__)")
-    async def update_state(self, thread_id: str, request: Request[Any, Any, Any],
+    async def update_state(self, thread_id: FromPath[str], request: Request[Any, Any, Any],
                            sessions: NamedDependency[async_sessionmaker[AsyncSession]],
-                           runtime: NamedDependency[GraphRuntime], data: StateUpdate | None = None) -> dict[str, Any]:
+                           runtime: NamedDependency[GraphRuntime],
+                           data: JSONBody[StateUpdate | None] = None) -> dict[str, Any]:
         body = data or StateUpdate()
         checkpoint_id = checkpoint_id_of(body.checkpoint) if body.checkpoint is not None else body.checkpoint_id
         await thread_or_404(sessions, thread_id)
@@ -168,9 +171,9 @@ class ThreadController(Controller):
         return {"checkpoint": checkpoint_of(config)}
 
     @post("/{thread_id:str}/history", status_code=200, opt={"read_only": True}, summary="A thread's checkpoints, newest first")
-    async def get_history(self, thread_id: str, sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+    async def get_history(self, thread_id: FromPath[str], sessions: NamedDependency[async_sessionmaker[AsyncSession]],
                           runtime: NamedDependency[GraphRuntime],
-                          data: HistoryQuery | None = None) -> list[dict[str, Any]]:
+                          data: JSONBody[HistoryQuery | None] = None) -> list[dict[str, Any]]:
         body = data or HistoryQuery()
         before_id = checkpoint_id_of(body.before, "before")
         before = thread_config(thread_id, before_id) if before_id else None
