@@ -96,6 +96,16 @@ def summary_ms(values_s: list[float]) -> dict[str, Any]:
             "max": max(ms) if ms else None, "mean": statistics.fmean(ms) if ms else None}
 
 
+def _api_share(figures: dict[str, Any]) -> str:
+    """"; of which the HTTP process: ..." when it differs from the whole (a split server's
+    workers have the rest); "" for older results without the figure."""
+    api = [c for c in figures.get("quiet_api_cpu_s") or [] if c is not None]
+    whole = [c for c in figures.get("quiet_server_cpu_s") or [] if c is not None]
+    if not api or api == whole:
+        return ""
+    return "; of which the HTTP process: " + ", ".join(f"{c:.2f} s" for c in api)
+
+
 def fmt(value: float | None, digits: int = 1) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
@@ -710,6 +720,7 @@ async def one_round(args: argparse.Namespace, server: Server, client: httpx.Asyn
         conn.recv()
     fake.calls.clear()
     cpu0 = sum(proc_cpu_seconds(pid) or 0 for pid in server.pids)
+    api_cpu0 = proc_cpu_seconds(server.proc.pid)
     bench_cpu0 = time.process_time()
     machine0 = machine_busy_seconds()
     pg_cpu0 = postgres_cpu_seconds() if server.backend == "postgres" else None
@@ -754,6 +765,7 @@ async def one_round(args: argparse.Namespace, server: Server, client: httpx.Asyn
         sampler.cancel()
     t_observed = time.time()
     cpu1 = sum(proc_cpu_seconds(pid) or 0 for pid in server.pids)
+    api_cpu1 = proc_cpu_seconds(server.proc.pid)
     bench_cpu = time.process_time() - bench_cpu0
     machine_busy = machine_busy_seconds() - machine0
     pg_cpu = postgres_cpu_seconds() - pg_cpu0 if pg_cpu0 is not None else None
@@ -793,6 +805,8 @@ async def one_round(args: argparse.Namespace, server: Server, client: httpx.Asyn
         "not_completed": dict(not_completed), "attempts": {str(k): v for k, v in attempts.items()},
         "model_calls": dict(fake.calls),
         "server_cpu_s": (cpu1 - cpu0) if cpu0 is not None and cpu1 is not None else None,
+        # The process serving HTTP alone (with workers, the rest of server_cpu_s is theirs).
+        "api_cpu_s": (api_cpu1 - api_cpu0) if api_cpu0 is not None and api_cpu1 is not None else None,
         "server_rss_peak_kb": rss_peak,
         "bench_cpu_s": bench_cpu,
         "postgres_cpu_s": pg_cpu,
@@ -1102,6 +1116,7 @@ def backend_figures(result: dict[str, Any], yardstick_s: float) -> dict[str, Any
         "probed_makespan_s": statistics.median(probed),
         "probed_makespans_s": probed,
         "quiet_server_cpu_s": [r["server_cpu_s"] for r in quiet],
+        "quiet_api_cpu_s": [r.get("api_cpu_s") for r in quiet],
         "quiet_postgres_cpu_s": [r["postgres_cpu_s"] for r in quiet if r["postgres_cpu_s"] is not None],
         "postgres_cpu_s": [r["postgres_cpu_s"] for r in rounds if r["postgres_cpu_s"] is not None],
         "quiet_run_ms_p50": pct([x for r in quiet for x in r["run_ms"]], 50),
@@ -1186,7 +1201,7 @@ def render(args: argparse.Namespace, inproc: dict[str, Any], backends: list[dict
             ("run_ms / queued_ms P50", f"{fmt(f['run_ms']['p50'], 0)} / {fmt(f['queued_ms']['p50'], 0)} ms",
              f"P95 {fmt(f['run_ms']['p95'], 0)} / {fmt(f['queued_ms']['p95'], 0)} ms", "", ""),
             ("server CPU per round, no probes", ", ".join(f"{c:.2f} s" for c in f["quiet_server_cpu_s"] if c is not None),
-             f"in-process: {yard['cpu_s']:.2f} s", "", ""),
+             f"in-process: {yard['cpu_s']:.2f} s" + _api_share(f), "", ""),
             ("bench-process loop lag", _pp(f["bench_lag"]), "fake Ollama + client side", "", ""),
         ]
         for label, value, note, target, ok in rows:
@@ -1322,7 +1337,7 @@ def render_markdown(args: argparse.Namespace, inproc: dict[str, Any], backends: 
         out.append(f"| makespan in the probed rounds (latency probes running) | {f['probed_makespan_s'] * 1000:.0f} ms = "
                    f"{f['probed_makespan_s'] / yard['makespan_s']:.2f}× (rounds: {', '.join(f'{m * 1000:.0f}' for m in f['probed_makespans_s'])} ms) |")
         out.append(f"| server CPU per round without probes (all threads) | {', '.join(f'{c:.2f} s' for c in f['quiet_server_cpu_s'] if c is not None)} "
-                   f"(in-process graph: {yard['cpu_s']:.2f} s for the same N) |")
+                   f"(in-process graph: {yard['cpu_s']:.2f} s for the same N){_api_share(f)} |")
         if f["postgres_cpu_s"] or f["quiet_postgres_cpu_s"]:
             out.append(f"| Postgres backends' CPU per round (no probes / probed) | "
                        f"{', '.join(f'{c:.2f}' for c in f['quiet_postgres_cpu_s'])} s / {', '.join(f'{c:.2f}' for c in f['postgres_cpu_s'])} s |")
