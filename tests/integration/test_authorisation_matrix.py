@@ -25,7 +25,9 @@ from tests.asgi import serve_in_loop
 from tests.auth import TEST_SECRET, bearer, ensure_user
 from storage.migrate import upgrade_database
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# The async tests share one module-wide app (its fixture lives in the module's loop); the
+# sync ones only read the route table.
+in_module_loop = pytest.mark.asyncio(loop_scope="module")
 
 PUBLIC_PATHS = {"/health", "/ready", "/metrics", "/ok", "/info", "/api/auth/token"}
 # Public for GET alone: anyone reads published posts (the handler hides drafts from anonymous
@@ -112,6 +114,7 @@ def test_the_route_table_covers_every_api_surface() -> None:
 
 
 @pytest.mark.parametrize(("path", "method"), [r for r in ROUTES if not is_public(*r)], ids=lambda v: str(v))
+@in_module_loop
 async def test_a_protected_route_answers_401_without_a_token(served: Served, path: str, method: str) -> None:
     response = await call(served.client, method, path)
     assert response.status_code == 401, response.text
@@ -121,6 +124,7 @@ async def test_a_protected_route_answers_401_without_a_token(served: Served, pat
 
 
 @pytest.mark.parametrize(("path", "method"), [r for r in ROUTES if not is_public(*r)], ids=lambda v: str(v))
+@in_module_loop
 async def test_a_protected_route_answers_401_to_a_garbage_token(served: Served, path: str, method: str) -> None:
     response = await call(served.client, method, path, {"Authorization": "Bearer not.a.token"})
     assert response.status_code == 401, response.text
@@ -129,6 +133,7 @@ async def test_a_protected_route_answers_401_to_a_garbage_token(served: Served, 
 
 @pytest.mark.parametrize(("path", "method"), [r for r in ROUTES if not is_public(*r) and not is_read(*r)],
                          ids=lambda v: str(v))
+@in_module_loop
 async def test_a_write_route_answers_403_to_a_viewer(served: Served, path: str, method: str) -> None:
     response = await call(served.client, method, path, served.viewer)
     assert response.status_code == 403, response.text
@@ -138,6 +143,7 @@ async def test_a_write_route_answers_403_to_a_viewer(served: Served, path: str, 
 @pytest.mark.parametrize(("path", "method"), [r for r in ROUTES if not is_public(*r) and is_read(*r)
                                              and not is_admin_only(*r)],
                          ids=lambda v: str(v))
+@in_module_loop
 async def test_a_read_route_lets_a_viewer_through(served: Served, path: str, method: str) -> None:
     # Logging out revokes the token it is sent with: not the shared one.
     headers = bearer(VIEWER_ID, "viewer") if path in ANY_USER else served.viewer
@@ -149,12 +155,14 @@ async def test_a_read_route_lets_a_viewer_through(served: Served, path: str, met
 @pytest.mark.parametrize(("path", "method"), [r for r in ROUTES if not is_public(*r) and not is_read(*r)
                                              and not is_admin_only(*r)],
                          ids=lambda v: str(v))
+@in_module_loop
 async def test_a_write_route_lets_an_editor_through(served: Served, path: str, method: str) -> None:
     response = await call(served.client, method, path, served.editor)
     assert response.status_code not in (401, 403), response.text
 
 
 @pytest.mark.parametrize(("path", "method"), [r for r in ROUTES if is_admin_only(*r)], ids=lambda v: str(v))
+@in_module_loop
 async def test_an_admin_only_route_answers_403_to_a_viewer_and_an_editor(served: Served, path: str, method: str) -> None:
     for headers in (served.viewer, served.editor):
         response = await call(served.client, method, path, headers)
@@ -178,6 +186,7 @@ def test_the_public_post_reads_exist_and_post_writes_stay_protected() -> None:
 
 
 @pytest.mark.parametrize(("path", "method"), [r for r in ROUTES if is_public(*r)], ids=lambda v: str(v))
+@in_module_loop
 async def test_a_public_route_answers_without_a_token(served: Served, path: str, method: str) -> None:
     response = await call(served.client, method, path)
     assert response.status_code not in (401, 403) or path == "/api/auth/token", response.text
