@@ -16,6 +16,7 @@ from types import FrameType
 import uvicorn
 from litestar import Litestar
 
+from app import event_loop
 from app.cli import EXIT_OK, EXIT_USAGE
 from app.graph_runtime import open_graph_runtime
 from app.http.app import create_app
@@ -107,7 +108,7 @@ def worker_command(args: argparse.Namespace) -> int:
     configure_logging(settings.log_format, settings.log_level)
     if settings.worker_nice:
         os.nice(settings.worker_nice)
-    return asyncio.run(run_worker(settings))
+    return event_loop.run(run_worker(settings))
 
 
 

@@ -60,6 +60,8 @@ if str(REPO) not in sys.path:
 
 import httpx
 
+from app.event_loop import loop_factory
+
 BENCH_DIR = REPO / "bench"
 PROBE_HOOK_DIR = BENCH_DIR / "_serverprobe"
 ANALYSIS_FILE = BENCH_DIR / "ANALYSIS.md"
@@ -278,7 +280,7 @@ async def run_inprocess(args: argparse.Namespace, fake: FakeModel) -> dict[str, 
     ctx = multiprocessing.get_context("spawn")
     conn, child = ctx.Pipe()
     settings = {"tasks": args.tasks, "words": args.words, "saver": args.inprocess_saver,
-                "repeats": max(1, args.yardstick_repeats)}
+                "repeats": max(1, args.yardstick_repeats), "loop": args.yardstick_loop}
     proc = ctx.Process(target=yardstick_main, args=(settings, service_env(fake, {}), child), daemon=True)
     fake.calls.clear()
     machine0, bench0 = machine_busy_seconds(), time.process_time()
@@ -310,7 +312,10 @@ async def run_inprocess(args: argparse.Namespace, fake: FakeModel) -> dict[str, 
 def yardstick_main(settings: dict[str, Any], env: dict[str, str], conn: Any) -> None:
     os.environ.update(env)
     try:
-        result = asyncio.run(_yardstick(settings))
+        # The server's processes run on app/event_loop.py's loop (uvloop); "asyncio" compares.
+        factory = loop_factory() if settings.get("loop", "uvloop") == "uvloop" else None
+        with asyncio.Runner(loop_factory=factory) as runner:
+            result = runner.run(_yardstick(settings))
     except Exception as exc:  # noqa: BLE001 - reported to the parent
         conn.send(("error", repr(exc)))
         return
@@ -1518,6 +1523,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="copy raw py-spy stacks, server logs and SQLite files into DIR")
     p.add_argument("--yardstick-repeats", type=int, default=3,
                    help="in-process runs per variant; the best makespan is the limit (default 3)")
+    p.add_argument("--yardstick-loop", choices=("uvloop", "asyncio"), default="uvloop",
+                   help="event loop of the in-process yardstick (default uvloop, as the server uses)")
     p.add_argument("--inprocess-saver", action="store_true", default=True,
                    help="also run the yardstick with an InMemorySaver (default on)")
     p.add_argument("--skip-inprocess-saver", dest="inprocess_saver", action="store_false")

@@ -60,12 +60,13 @@ def _install() -> None:
 
     if os.environ.get("DRAFTLOOP_ROLE") == "worker":
         # `draftloop worker` (started by `serve --workers K`) has no uvicorn: wrap the coroutine
-        # it hands to asyncio.run instead; each worker writes its own file, <path>.worker-<pid>.
+        # it hands to asyncio.Runner (app/event_loop.py) instead; each worker writes its own
+        # file, <path>.worker-<pid>.
         global _PATH
         _PATH = f"{_PATH}.worker-{os.getpid()}"
-        original_run = asyncio.run
+        original_run = asyncio.Runner.run
 
-        def run(main, **kwargs):  # type: ignore[no-untyped-def]
+        def run(self, main, **kwargs):  # type: ignore[no-untyped-def]
             async def wrapped():  # type: ignore[no-untyped-def]
                 task = asyncio.get_running_loop().create_task(monitor(), name="bench-loop-lag")
                 threading.Thread(target=flusher, name="bench-lag-flush", daemon=True).start()
@@ -74,10 +75,9 @@ def _install() -> None:
                 finally:
                     task.cancel()
 
-            return original_run(wrapped(), **kwargs)
+            return original_run(self, wrapped(), **kwargs)
 
-        asyncio.run = run
-
+        asyncio.Runner.run = run  # type: ignore[method-assign]
 
 if _PATH:
     _install()
