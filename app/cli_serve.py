@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -21,7 +23,7 @@ from app.cli import EXIT_OK, EXIT_USAGE
 from app.graph_runtime import open_graph_runtime
 from app.http.app import create_app
 from app.logs import configure_logging
-from app.run_services import open_run_services
+from app.run_services import RunServices, open_run_services
 from app.settings import ServiceSettings, load_dotenv
 from app.supervisor import SUPERVISOR_PID_ENV
 
@@ -37,6 +39,12 @@ class DraftloopServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, app: Litestar) -> None:
         super().__init__(config)
         self.litestar_app = app
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        # What start-up made (modules, the app, engines, the graph) lives as long as the
+        # process: out of the collector's reach, full collections under load stay short.
+        gc.freeze()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         state = self.litestar_app.state
@@ -71,23 +79,31 @@ def serve_command(args: argparse.Namespace) -> int:
 
 async def run_worker(settings: ServiceSettings) -> int:
     """Claim and run tasks until SIGTERM/SIGINT, then drain like the server does."""
+    async with open_graph_runtime(settings.database_url) as runtime:
+        # As DraftloopServer.startup does: what lives as long as the process leaves the
+        # collector's reach, and full collections during runs no longer walk it.
+        gc.freeze()
+        async with open_run_services(runtime, settings) as services:
+            await _serve_until_stopped(services, settings)
+    return EXIT_OK
+
+
+async def _serve_until_stopped(services: RunServices, settings: ServiceSettings) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    async with open_graph_runtime(settings.database_url) as runtime, open_run_services(runtime, settings) as services:
 
-        def on_signal() -> None:
-            services.executor.begin_drain()
-            stop.set()
+    def on_signal() -> None:
+        services.executor.begin_drain()
+        stop.set()
 
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, on_signal)
-        log.info("worker %s running up to %d tasks at a time", services.executor.worker_id, settings.concurrency)
-        orphan_watch = asyncio.create_task(_stop_when_orphaned(on_signal), name="draftloop-orphan-watch")
-        try:
-            await stop.wait()
-        finally:
-            orphan_watch.cancel()
-    return EXIT_OK
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
+    log.info("worker %s running up to %d tasks at a time", services.executor.worker_id, settings.concurrency)
+    orphan_watch = asyncio.create_task(_stop_when_orphaned(on_signal), name="draftloop-orphan-watch")
+    try:
+        await stop.wait()
+    finally:
+        orphan_watch.cancel()
 
 
 async def _stop_when_orphaned(stop: Callable[[], None]) -> None:

@@ -85,6 +85,10 @@ async def test_an_api_server_with_workers_runs_every_task_in_its_worker_processe
 ) -> None:
     graph_fakes.writer.draft_latency = 0.5
     server, workers = await start_with_workers(launcher, "split", 2)
+    # The WORKER_NICE default: graph steps give way to the API process. Each worker sets it
+    # once its imports are done.
+    await wait_until(lambda: {os.getpriority(os.PRIO_PROCESS, pid) for pid in workers} == {10},
+                     "niceness 10 on both workers", timeout=STARTUP_TIMEOUT, launcher=launcher)
     ready = await http.get(f"{server.url}/ready")
     assert ready.status_code == 200, ready.text
     assert ready.json()["checks"]["workers"] == {"ok": True, "alive": 2, "count": 2}
