@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, func, literal, or_, select, text, update
+from sqlalchemy import Integer, Row, Update, and_, bindparam, delete, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
@@ -182,6 +182,60 @@ async def fetch_task_row(connection: AsyncConnection, task_id: str) -> Row[Any] 
     (bench/ANALYSIS.md)."""
     table = Task.__table__
     return (await connection.execute(select(table).where(table.c.id == task_id))).first()
+
+
+def _claim_statement() -> Update:
+    """TaskRepository.claim's statement, built once: constructing and cache-keying it on every
+    claim cost the workers more than running it (bench/ANALYSIS.md). Parameters: ``now``,
+    ``claim_limit``, ``claimer`` (the worker id) and ``claim_expires_at``."""
+    now = bindparam("now", type_=Task.__table__.c.updated_at.type)
+    # Runs of one thread go one at a time, oldest first: a run waits while an older run of
+    # its thread is queued or running (a task is alone on its thread, so never waits).
+    older = aliased(Task)
+    blocked = (
+        select(older.id)
+        .where(
+            older.thread_id == Task.thread_id,
+            older.id != Task.id,
+            older.status.in_([TaskStatus.QUEUED.value, TaskStatus.RUNNING.value]),
+            or_(older.created_at < Task.created_at, and_(older.created_at == Task.created_at, older.id < Task.id)),
+        )
+        .exists()
+    )
+    runnable = (
+        select(Task.id)
+        .where(
+            or_(
+                Task.status == TaskStatus.QUEUED.value,
+                and_(
+                    Task.status == TaskStatus.RUNNING.value,
+                    or_(Task.lease_expires_at.is_(None), Task.lease_expires_at < now),
+                ),
+            ),
+            ~blocked,
+        )
+        .order_by(Task.created_at, Task.id)
+        .limit(bindparam("claim_limit", type_=Integer()))
+        .with_for_update(skip_locked=True)
+    )
+    return (
+        update(Task)
+        .where(Task.id.in_(runnable.scalar_subquery()))
+        .values(
+            status=TaskStatus.RUNNING.value,
+            lease_owner=bindparam("claimer", type_=Task.__table__.c.lease_owner.type),
+            lease_expires_at=bindparam("claim_expires_at", type_=Task.__table__.c.lease_expires_at.type),
+            run_count=Task.run_count + 1,
+            started_at=func.coalesce(Task.started_at, now),
+            finished_at=None,
+            updated_at=now,
+        )
+        .returning(Task)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+
+
+_CLAIM = _claim_statement()
 
 
 class TaskRepository:
@@ -409,51 +463,10 @@ class TaskRepository:
         if limit < 1:
             return []
         now = now or utcnow()
-        # Runs of one thread go one at a time, oldest first: a run waits while an older run of
-        # its thread is queued or running (a task is alone on its thread, so never waits).
-        older = aliased(Task)
-        blocked = (
-            select(older.id)
-            .where(
-                older.thread_id == Task.thread_id,
-                older.id != Task.id,
-                older.status.in_([TaskStatus.QUEUED.value, TaskStatus.RUNNING.value]),
-                or_(older.created_at < Task.created_at, and_(older.created_at == Task.created_at, older.id < Task.id)),
-            )
-            .exists()
-        )
-        runnable = (
-            select(Task.id)
-            .where(
-                or_(
-                    Task.status == TaskStatus.QUEUED.value,
-                    and_(
-                        Task.status == TaskStatus.RUNNING.value,
-                        or_(Task.lease_expires_at.is_(None), Task.lease_expires_at < now),
-                    ),
-                ),
-                ~blocked,
-            )
-            .order_by(Task.created_at, Task.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        statement = (
-            update(Task)
-            .where(Task.id.in_(runnable.scalar_subquery()))
-            .values(
-                status=TaskStatus.RUNNING.value,
-                lease_owner=worker_id,
-                lease_expires_at=now + timedelta(seconds=lease_seconds),
-                run_count=Task.run_count + 1,
-                started_at=func.coalesce(Task.started_at, literal(now, Task.started_at.type)),
-                finished_at=None,
-                updated_at=now,
-            )
-            .returning(Task)
-            .execution_options(synchronize_session=False, populate_existing=True)
-        )
-        claimed = list(await self.session.scalars(statement))
+        claimed = list(await self.session.scalars(_CLAIM, {
+            "now": now, "claim_limit": limit, "claimer": worker_id,
+            "claim_expires_at": now + timedelta(seconds=lease_seconds),
+        }))
         claimed.sort(key=lambda task: (task.created_at, task.id))
         return claimed
 
