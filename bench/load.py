@@ -1296,7 +1296,9 @@ def render_markdown(args: argparse.Namespace, inproc: dict[str, Any], backends: 
         out.append(f"| {labels.get(mode, mode)} | {data['alone_s'] * 1000:.0f} ms | {data['makespan_s'] * 1000:.0f} ms ({repeats}) | "
                    f"{data['makespan_s'] / data['alone_s']:.2f}× | {data['cpu_s']:.2f} s |")
     out.append("")
-    out.append(f"The yardstick runs in a child process (its own interpreter and event loop, like the server) with "
+    loop_name = getattr(args, "yardstick_loop", "asyncio")  # runs saved before the option: asyncio
+    out.append(f"The yardstick runs in a child process (its own interpreter and event loop, like the server; "
+               f"{'uvloop, as the server processes use' if loop_name == 'uvloop' else 'asyncio loop'}) with "
                f"the fake model in the bench process. Other processes on the machine used "
                f"{fmt(yard.get('other_cpu_s'), 1)} CPU-seconds while it ran.")
     out.append("")
