@@ -60,7 +60,7 @@ if str(REPO) not in sys.path:
 
 import httpx
 
-from app.event_loop import loop_factory
+from app import event_loop
 
 BENCH_DIR = REPO / "bench"
 PROBE_HOOK_DIR = BENCH_DIR / "_serverprobe"
@@ -313,9 +313,8 @@ def yardstick_main(settings: dict[str, Any], env: dict[str, str], conn: Any) -> 
     os.environ.update(env)
     try:
         # The server's processes run on app/event_loop.py's loop (uvloop); "asyncio" compares.
-        factory = loop_factory() if settings.get("loop", "uvloop") == "uvloop" else None
-        with asyncio.Runner(loop_factory=factory) as runner:
-            result = runner.run(_yardstick(settings))
+        runner = event_loop.run if settings.get("loop", "uvloop") == "uvloop" else asyncio.run
+        result = runner(_yardstick(settings))
     except Exception as exc:  # noqa: BLE001 - reported to the parent
         conn.send(("error", repr(exc)))
         return

@@ -79,5 +79,6 @@ def _install() -> None:
 
         asyncio.Runner.run = run  # type: ignore[method-assign]
 
+
 if _PATH:
     _install()
