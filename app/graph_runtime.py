@@ -54,9 +54,9 @@ class GraphRuntime:
         return DraftloopContext(deps=self.deps, **overrides)
 
 
-def outcome_saver(sessions: async_sessionmaker[AsyncSession]) -> OutcomeSaver:
+def outcome_saver(sessions: async_sessionmaker[AsyncSession], numbers_engine: AsyncEngine | None = None) -> OutcomeSaver:
     async def save(outcome: dict[str, Any]) -> None:
-        await save_run_outcome(sessions, **outcome)
+        await save_run_outcome(sessions, numbers_engine=numbers_engine, **outcome)
 
     return save
 
@@ -70,7 +70,7 @@ async def open_graph_runtime(database_url: str | None = None) -> AsyncIterator[G
     sessions = session_factory(engine)
     try:
         async with httpx.AsyncClient() as http, open_checkpointer(url) as saver:
-            deps = Dependencies.from_env(http, save_outcome=outcome_saver(sessions))
+            deps = Dependencies.from_env(http, save_outcome=outcome_saver(sessions, autocommit_engine))
             try:
                 info = await deps.models.describe()
                 log.info("model provider: %s (%s) %s", info.provider, info.model, info.detail)

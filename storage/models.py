@@ -419,3 +419,13 @@ class AuditEvent(Base):
     path: Mapped[str] = mapped_column(String(255))
     status: Mapped[int] = mapped_column(Integer)
     request_id: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class SlugCounter(Base):
+    """The last number handed out for a generated slug base: 1 is "x" itself, 2 is "x-2"
+    (storage/slugs.py)."""
+
+    __tablename__ = "slug_counters"
+
+    base: Mapped[str] = mapped_column(String(100), primary_key=True)
+    last: Mapped[int] = mapped_column(Integer)

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from storage.models import Post, PostStatus, Task, new_id, utcnow
+from storage.slugs import SlugNumbers, numbered, slug_number
 
 SLUG_MAX_CHARS = 100
 # Room for a "-NNN" suffix under SLUG_MAX_CHARS when a generated slug collides.
@@ -29,9 +30,10 @@ MAX_PAGE_SIZE = 200
 # Fields a partial update may set as given; slug and status have rules of their own.
 PLAIN_FIELDS = ("title", "markdown", "excerpt", "featured_image", "sources", "seo_title", "meta_description",
                 "keywords")
-# Two-key advisory lock (the one-key space belongs to migrations and the checkpointer) that
-# serialises slug allocation on Postgres: two posts titled alike must not both pick "x-2".
-_SLUG_LOCK = (0x646C7073, 0)  # "dlps"
+# Draws before giving up on a generated slug: the first may hit a number a person took by hand,
+# the second comes after the run of taken numbers (storage/slugs.py); a third needs a race with
+# a person taking exactly that slug.
+GENERATED_SLUG_DRAWS = 3
 
 
 class SlugTaken(ValueError):
@@ -86,8 +88,11 @@ def slug_follows_title(post: Post) -> bool:
 
 
 class PostRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, numbers_engine: AsyncEngine | None = None) -> None:
+        """``numbers_engine``: an autocommit engine for drawing slug numbers outside this
+        session's transaction (storage/slugs.py)."""
         self.session = session
+        self.numbers = SlugNumbers(session, numbers_engine)
 
     async def get(self, post_id: str) -> Post | None:
         return await self.session.get(Post, post_id)
@@ -134,7 +139,7 @@ class PostRepository:
         **fields: Any,
     ) -> Post:
         """A new post. ``slug`` is the caller's explicit choice (SlugTaken if used); without
-        one, ``generated_slug`` (from the title) gets the first free numeric suffix."""
+        one, ``generated_slug`` (from the title) gets the next numeric suffix (storage/slugs.py)."""
         now = utcnow()
         post = Post(id=new_id(), title=title, author_id=author_id, task_id=task_id, created_at=now, updated_at=now,
                     status=PostStatus.DRAFT.value, custom_slug=False, sources=[], keywords=[])
@@ -207,19 +212,20 @@ class PostRepository:
             return await self.create(generated_slug=generated, status=status, task_id=task.id, **changes)
         return await self.update(post, {**changes, "status": status.value}, generated_slug=generated)
 
-    async def free_slug(self, base: str, *, exclude_id: str | None = None) -> str:
-        """``base``, or ``base-N`` with the smallest N from 2 that no other post uses."""
+    async def generated_slug(self, base: str, post: Post | None = None) -> str:
+        """A free slug made from ``base``: ``base`` itself or ``base-N``. ``post`` keeps the slug
+        it has when that is already one of ``base``'s (a title edited back and forth, say)."""
         base = base[:GENERATED_SLUG_MAX_CHARS].rstrip("-") or "post"
-        stmt = select(Post.slug).where(or_(Post.slug == base, Post.slug.like(f"{base}-%")))
-        if exclude_id is not None:
-            stmt = stmt.where(Post.id != exclude_id)
-        taken = set(await self.session.scalars(stmt))
-        if base not in taken:
-            return base
-        number = 2
-        while f"{base}-{number}" in taken:
-            number += 1
-        return f"{base}-{number}"
+        if post is not None and post.slug and slug_number(base, post.slug) is not None:
+            return post.slug
+        for _ in range(GENERATED_SLUG_DRAWS):
+            number = await self.numbers.draw(base)
+            candidate = numbered(base, number)
+            owner = await self.session.scalar(select(Post.id).where(Post.slug == candidate))
+            if owner is None:
+                return candidate
+            await self.numbers.skip_taken(base, number)
+        raise SlugTaken(candidate)
 
     async def _newest_of_thread(self, thread_id: str) -> Post | None:
         return await self.session.scalar(
@@ -228,15 +234,13 @@ class PostRepository:
         )
 
     async def _assign_slug(self, post: Post, slug: str, *, explicit: bool) -> None:
-        if self.session.get_bind().dialect.name == "postgresql":
-            await self.session.execute(select(func.pg_advisory_xact_lock(*_SLUG_LOCK)))
         if explicit:
             owner = await self.session.scalar(select(Post.id).where(Post.slug == slug))
             if owner is not None and owner != post.id:
                 raise SlugTaken(slug)
             post.slug = slug
         else:
-            post.slug = await self.free_slug(slug, exclude_id=post.id)
+            post.slug = await self.generated_slug(slug, post)
         post.custom_slug = explicit
 
     @staticmethod

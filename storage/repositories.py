@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Integer, Row, Update, and_, bindparam, delete, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -825,6 +825,7 @@ async def save_run_outcome(
     status: TaskStatus | str = TaskStatus.COMPLETED,
     task_id: str | None = None,
     error: str | None = None,
+    numbers_engine: AsyncEngine | None = None,
 ) -> Task:
     """Persist a finished run in one transaction: the task row (found by thread_id, created if
     missing), its attempts and its usage, replaced wholesale so a re-run of finalize after a
@@ -832,7 +833,8 @@ async def save_run_outcome(
     Task token/cost totals are summed from ``usage``.
 
     Raises InvalidStatusTransition if the task already finished differently (e.g. it was
-    cancelled while the graph ran); nothing is written then.
+    cancelled while the graph ran); nothing is written then. ``numbers_engine``: see
+    PostRepository.
     """
     async with session_factory.begin() as session:
         tasks = TaskRepository(session)
@@ -857,7 +859,7 @@ async def save_run_outcome(
         task.cost_usd = round(sum(row.cost_usd or 0.0 for row in usage_rows), 8)
         # Same transaction as the outcome: a run that is recorded always has its post, and a
         # re-run of finalize finds that post by task instead of adding a second one.
-        await PostRepository(session).save_for_task(task, result or {})
+        await PostRepository(session, numbers_engine).save_for_task(task, result or {})
     return task
 
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+import pytest
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from storage.models import Post
+from storage.engine import create_autocommit_engine
+from storage.models import Post, SlugCounter
 from storage.posts import PostRepository, SlugTaken, body_without_title
 from storage.repositories import ThreadRepository, save_run_outcome
+from storage.slugs import slug_number
 
 IMAGE = {"id": 7, "url": "https://www.pexels.com/photo/7/", "src": "https://images.pexels.com/7.jpeg",
          "photographer": "Ann", "photographer_url": "https://www.pexels.com/@ann", "alt": "a desk"}
@@ -31,6 +35,16 @@ def outcome(thread_id: str, result: dict[str, Any], task_id: str | None = None) 
     return {"thread_id": thread_id, "task_id": task_id, "request": "write about async Python", "params": {},
             "intent": {"kind": "content"}, "result": result, "attempts": [], "usage": [], "warnings": [],
             "model": "llama3.2", "provider": "ollama", "status": "completed"}
+
+
+@pytest.fixture
+async def numbers_engine(migrated_database_url: str) -> AsyncIterator[AsyncEngine | None]:
+    """What the service gives run outcomes for drawing slug numbers: the autocommit engine on
+    Postgres, nothing (numbers drawn in the outcome's own transaction) on SQLite."""
+    engine = create_autocommit_engine(migrated_database_url)
+    yield engine
+    if engine is not None:
+        await engine.dispose()
 
 
 async def all_posts(sessions: async_sessionmaker[AsyncSession]) -> list[Post]:
@@ -99,12 +113,70 @@ async def test_an_approval_with_publish_publishes_the_post(sessions: async_sessi
 
 
 async def test_same_titled_posts_get_numeric_suffixes_even_when_saved_at_once(
+        sessions: async_sessionmaker[AsyncSession], numbers_engine: AsyncEngine | None) -> None:
+    await asyncio.gather(*(save_run_outcome(sessions, numbers_engine=numbers_engine,
+                                            **outcome(str(uuid.uuid4()), content_result()))
+                           for _ in range(8)))
+    slugs = sorted((post.slug for post in await all_posts(sessions)), key=lambda slug: slug_number(
+        "async-python-in-practice", slug) or 0)
+    assert slugs == ["async-python-in-practice"] + [f"async-python-in-practice-{n}" for n in range(2, 9)]
+
+
+async def test_same_titled_posts_without_the_numbers_engine_are_numbered_in_their_own_transactions(
         sessions: async_sessionmaker[AsyncSession]) -> None:
     await asyncio.gather(*(save_run_outcome(sessions, **outcome(str(uuid.uuid4()), content_result()))
                            for _ in range(4)))
     slugs = sorted(post.slug for post in await all_posts(sessions))
     assert slugs == ["async-python-in-practice", "async-python-in-practice-2", "async-python-in-practice-3",
                      "async-python-in-practice-4"]
+
+
+async def test_numbers_held_by_posts_from_before_the_counters_are_skipped(
+        sessions: async_sessionmaker[AsyncSession], numbers_engine: AsyncEngine | None) -> None:
+    for _ in range(3):
+        await save_run_outcome(sessions, numbers_engine=numbers_engine, **outcome(str(uuid.uuid4()), content_result()))
+    async with sessions.begin() as session:
+        # As after upgrading a database whose posts were numbered before slug_counters existed.
+        await session.execute(delete(SlugCounter))
+        await session.execute(Post.__table__.insert().values(
+            id=str(uuid.uuid4()), title="Five", slug="async-python-in-practice-5", custom_slug=True, markdown="",
+            sources=[], keywords=[], status="draft", created_at=func.now(), updated_at=func.now()))
+    for _ in range(3):
+        await save_run_outcome(sessions, numbers_engine=numbers_engine, **outcome(str(uuid.uuid4()), content_result()))
+    numbers = sorted(slug_number("async-python-in-practice", post.slug) or 0 for post in await all_posts(sessions))
+    assert numbers == [1, 2, 3, 4, 5, 6, 7]
+
+
+async def test_a_number_drawn_outside_the_transaction_is_not_reused_after_a_rollback(
+        sessions: async_sessionmaker[AsyncSession], numbers_engine: AsyncEngine | None) -> None:
+    if numbers_engine is None:
+        pytest.skip("SQLite draws numbers inside the transaction, so a rollback returns them")
+    with pytest.raises(RuntimeError):
+        async with sessions.begin() as session:
+            drafted = await PostRepository(session, numbers_engine).create(title="Hello", generated_slug="hello")
+            assert drafted.slug == "hello"
+            raise RuntimeError("the run's outcome failed after its post was drafted")
+    async with sessions.begin() as session:
+        kept = await PostRepository(session, numbers_engine).create(title="Hello", generated_slug="hello")
+    assert kept.slug == "hello-2"
+
+
+async def test_a_post_whose_slug_already_follows_the_new_title_keeps_it(
+        sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with sessions.begin() as session:
+        posts = PostRepository(session)
+        await posts.create(title="Hello", generated_slug="hello")
+        second = await posts.create(title="Hello", generated_slug="hello")
+        punctuated = await posts.update(second, {"title": "Hello!"}, generated_slug="hello")
+        assert punctuated.slug == "hello-2"
+        renamed = await posts.update(second, {"title": "Goodbye"}, generated_slug="goodbye")
+    assert renamed.slug == "goodbye"
+    async with sessions.begin() as session:
+        posts = PostRepository(session)
+        first = await posts.by_slug("hello")
+        assert first is not None
+        unchanged = await posts.update(first, {"title": "Hello again"}, generated_slug="hello")
+    assert unchanged.slug == "hello"
 
 
 async def test_an_explicit_slug_that_is_taken_raises_and_a_generated_one_moves_aside(
