@@ -677,7 +677,10 @@ class Executor:
     async def _drive(self, task: Task, publisher: RunPublisher) -> _RunEnd | None:
         config = _config(task)
         graph = self.runtime.graph
-        snapshot = await graph.aget_state(config)
+        # A first claim with no decision to deliver starts from the request: no run of this task
+        # has left a checkpoint to resume, so reading the thread's state would only cost time.
+        resuming = task.run_count > 1 or bool(task.pending_command)
+        snapshot = await graph.aget_state(config) if resuming else None
         graph_input = await self._choose_input(task, snapshot)
         if graph_input is _Input.FINISHED:
             # The graph ended before the task was marked (a crash in between): nothing to run.
@@ -696,14 +699,10 @@ class Executor:
                     return _RunEnd.DRAINED
                 await publisher.handle(mode, chunk)
         await publisher.flush()
-        final = await graph.aget_state(config)
-        if final.interrupts:
-            await self._end(task, TaskStatus.AWAITING_APPROVAL)
-        elif final.next:
-            await self._end(task, TaskStatus.FAILED,
-                            error=f"run stopped before the end of the graph (next: {', '.join(final.next)})")
-        else:
-            await self._end(task, TaskStatus.COMPLETED)
+        # The content graph has no static breakpoints, so a stream that ends without raising
+        # ended either at an interrupt (the "updates" mode reports it) or at the graph's end;
+        # reading the state back to tell which would cost a checkpoint load per run.
+        await self._end(task, TaskStatus.AWAITING_APPROVAL if publisher.interrupts else TaskStatus.COMPLETED)
         return None
 
     async def _drive_run(self, task: Task, publisher: ApiRunPublisher) -> _RunEnd | None:
@@ -741,7 +740,11 @@ class Executor:
         await self._end(task, TaskStatus.AWAITING_APPROVAL if final.interrupts or final.next else TaskStatus.COMPLETED)
         return None
 
-    async def _choose_input(self, task: Task, snapshot: StateSnapshot) -> Any:
+    async def _choose_input(self, task: Task, snapshot: StateSnapshot | None) -> Any:
+        """What to feed the graph: a decision to resume with, None to continue from the
+        checkpoint, or the request itself (``snapshot`` None: a first run)."""
+        if snapshot is None:
+            return _request_input(task)
         command = task.pending_command or {}
         if "resume" in command:
             pending = {item.id for item in snapshot.interrupts}
@@ -759,7 +762,7 @@ class Executor:
             return None
         if snapshot.metadata is not None:
             return _Input.FINISHED
-        return {"messages": [HumanMessage(task.request)], "request": dict(task.params or {})}
+        return _request_input(task)
 
     async def _end(
         self, task: Task, status: TaskStatus, *, error: str | None = None, error_type: str = "RunError"
@@ -829,6 +832,10 @@ class Executor:
         self.stats.released_total += len(events)
         if events:
             log.info("released %d task(s) back to the queue", len(events))
+
+
+def _request_input(task: Task) -> dict[str, Any]:
+    return {"messages": [HumanMessage(task.request)], "request": dict(task.params or {})}
 
 
 def _config(task: Task) -> dict[str, Any]:

@@ -291,6 +291,8 @@ async def test_a_follow_up_queued_on_a_busy_thread_starts_when_its_predecessor_e
     done = await wait_for_status(worker, second.id, "completed", timeout=20)
 
     assert done.started_at is not None and done.started_at >= (await load(worker, first.id)).finished_at
+    # It ran the graph on its own request instead of finding the thread's last run finished.
+    assert done.result is not None and done.request == "Make it shorter"
 
 
 async def test_cancel_stops_a_local_run_within_a_second_and_keeps_its_checkpoint(harness: Harness) -> None:
