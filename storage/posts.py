@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import case, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -99,9 +99,6 @@ class PostRepository:
 
     async def by_slug(self, slug: str) -> Post | None:
         return await self.session.scalar(select(Post).where(Post.slug == slug))
-
-    async def by_task(self, task_id: str) -> Post | None:
-        return await self.session.scalar(select(Post).where(Post.task_id == task_id))
 
     async def list(
         self,
@@ -189,7 +186,7 @@ class PostRepository:
             return None
         approval = result.get("approval") or {}
         publish = bool(approval.get("approved")) and approval.get("publish") is True
-        post = await self.by_task(task.id) or await self._newest_of_thread(task.thread_id)
+        post = await self._post_of(task)
         if post is not None and post.status != PostStatus.DRAFT.value:
             if post.task_id == task.id:
                 # This run's post already left draft (published by this very approval, or by a
@@ -227,10 +224,12 @@ class PostRepository:
             await self.numbers.skip_taken(base, number)
         raise SlugTaken(candidate)
 
-    async def _newest_of_thread(self, thread_id: str) -> Post | None:
+    async def _post_of(self, task: Task) -> Post | None:
+        """The task's own post, else the newest post of its thread, in one query."""
         return await self.session.scalar(
-            select(Post).join(Task, Task.id == Post.task_id).where(Task.thread_id == thread_id)
-            .order_by(Post.created_at.desc(), Post.id.desc()).limit(1)
+            select(Post).join(Task, Task.id == Post.task_id)
+            .where(or_(Post.task_id == task.id, Task.thread_id == task.thread_id))
+            .order_by(case((Post.task_id == task.id, 0), else_=1), Post.created_at.desc(), Post.id.desc()).limit(1)
         )
 
     async def _assign_slug(self, post: Post, slug: str, *, explicit: bool) -> None:

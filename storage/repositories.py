@@ -433,6 +433,15 @@ class TaskRepository:
             )
             task_id = existing or str(uuid.uuid5(_THREAD_TASK_NAMESPACE, thread_id))
         dialect = self.session.get_bind().dialect.name
+        locking = select(Task).where(Task.id == task_id).with_for_update().execution_options(populate_existing=True)
+        if dialect == "postgresql":
+            # The executor's runs find their row queued already: one statement instead of two.
+            # (Not on SQLite, where a read first would make the later write an upgrade that
+            # can fail instead of waiting.)
+            task = await self.session.scalar(locking)
+            if task is not None:
+                self._check_thread(task, thread_id)
+                return task, False
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         now = utcnow()
         inserted = await self.session.execute(
@@ -440,14 +449,16 @@ class TaskRepository:
             .values(id=task_id, thread_id=thread_id, created_at=now, updated_at=now)
             .on_conflict_do_nothing(index_elements=[Task.id])
         )
-        task = await self.session.scalar(
-            select(Task).where(Task.id == task_id).with_for_update().execution_options(populate_existing=True)
-        )
+        task = await self.session.scalar(locking)
         if task is None:
             raise TaskNotFound(task_id)
-        if task.thread_id != thread_id:
-            raise ValueError(f"task {task_id} belongs to thread {task.thread_id!r}, not {thread_id!r}")
+        self._check_thread(task, thread_id)
         return task, inserted.rowcount == 1
+
+    @staticmethod
+    def _check_thread(task: Task, thread_id: str) -> None:
+        if task.thread_id != thread_id:
+            raise ValueError(f"task {task.id} belongs to thread {task.thread_id!r}, not {thread_id!r}")
 
 
     # -- durable queue ------------------------------------------------------------------------
@@ -852,11 +863,12 @@ async def save_run_outcome(
         task.model = model
         task.provider = provider
         task.error = error
+        # Set before the first flush, so the task row is written by one UPDATE.
+        task.input_tokens = sum(record.get("input_tokens") or 0 for record in usage)
+        task.output_tokens = sum(record.get("output_tokens") or 0 for record in usage)
+        task.cost_usd = round(sum(record.get("cost_usd") or 0.0 for record in usage), 8)
         await AttemptRepository(session).replace_all(task.id, attempts)
-        usage_rows = await UsageRepository(session).replace_all(task.id, usage)
-        task.input_tokens = sum(row.input_tokens or 0 for row in usage_rows)
-        task.output_tokens = sum(row.output_tokens or 0 for row in usage_rows)
-        task.cost_usd = round(sum(row.cost_usd or 0.0 for row in usage_rows), 8)
+        await UsageRepository(session).replace_all(task.id, usage)
         # Same transaction as the outcome: a run that is recorded always has its post, and a
         # re-run of finalize finds that post by task instead of adding a second one.
         await PostRepository(session, numbers_engine).save_for_task(task, result or {})
