@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 import os
 import signal
@@ -18,7 +17,7 @@ from types import FrameType
 import uvicorn
 from litestar import Litestar
 
-from app import event_loop
+from app import event_loop, gc_tuning
 from app.cli import EXIT_OK, EXIT_USAGE
 from app.graph_runtime import open_graph_runtime
 from app.http.app import create_app
@@ -42,9 +41,7 @@ class DraftloopServer(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
-        # What start-up made (modules, the app, engines, the graph) lives as long as the
-        # process: out of the collector's reach, full collections under load stay short.
-        gc.freeze()
+        gc_tuning.settle_after_startup()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         state = self.litestar_app.state
@@ -80,9 +77,7 @@ def serve_command(args: argparse.Namespace) -> int:
 async def run_worker(settings: ServiceSettings) -> int:
     """Claim and run tasks until SIGTERM/SIGINT, then drain like the server does."""
     async with open_graph_runtime(settings.database_url) as runtime:
-        # As DraftloopServer.startup does: what lives as long as the process leaves the
-        # collector's reach, and full collections during runs no longer walk it.
-        gc.freeze()
+        gc_tuning.settle_after_startup()
         async with open_run_services(runtime, settings) as services:
             await _serve_until_stopped(services, settings)
     return EXIT_OK
