@@ -282,7 +282,7 @@ async def run_inprocess(args: argparse.Namespace, fake: FakeModel, *, paired: bo
     conn, child = ctx.Pipe()
     settings = {"tasks": args.tasks, "words": args.words, "saver": args.inprocess_saver and not paired,
                 "repeats": 1 if paired else max(1, args.yardstick_repeats), "loop": args.yardstick_loop,
-                "variants": ["stream"] if paired else ["stream", "invoke"]}
+                "variants": ["stream"] if paired else ["stream", "invoke"], "gc": args.yardstick_gc}
     proc = ctx.Process(target=yardstick_main, args=(settings, service_env(fake, {}), child), daemon=True)
     fake.calls.clear()
     machine0, bench0 = machine_busy_seconds(), time.process_time()
@@ -360,9 +360,10 @@ async def _yardstick(settings: dict[str, Any]) -> dict[str, Any]:
         warm_cpu = time.process_time()
         await one(plain, -1, "stream")  # warm-up: imports, model probe, connections
         warm_cpu = time.process_time() - warm_cpu
-        # The service's processes tune the collector once started (app/gc_tuning.py); the
-        # graph alone gets the same, or the ratio would credit the service with it.
-        gc_tuning.settle_after_startup()
+        if settings.get("gc", "service") == "service":
+            # The service's processes tune the collector once started (app/gc_tuning.py); the
+            # graph alone gets the same, or the ratio would credit the service with it.
+            gc_tuning.settle_after_startup()
         variants = [(name, plain) for name in settings.get("variants", ["stream", "invoke"])]
         if settings["saver"]:
             variants.append(("saver", build_graph(InMemorySaver())))
@@ -1319,8 +1320,10 @@ def render_markdown(args: argparse.Namespace, inproc: dict[str, Any], backends: 
                    f"{data['makespan_s'] / data['alone_s']:.2f}× | {data['cpu_s']:.2f} s |")
     out.append("")
     loop_name = getattr(args, "yardstick_loop", "asyncio")  # runs saved before the option: asyncio
+    gc_name = getattr(args, "yardstick_gc", "default")  # runs saved before the option: CPython's defaults
     out.append(f"The yardstick runs in a child process (its own interpreter and event loop, like the server; "
-               f"{'uvloop, as the server processes use' if loop_name == 'uvloop' else 'asyncio loop'}) with "
+               f"{'uvloop, as the server processes use' if loop_name == 'uvloop' else 'asyncio loop'}; "
+               f"{'the collector tuned as in the server processes (app/gc_tuning.py)' if gc_name == 'service' else 'CPython default collector settings'}) with "
                f"the fake model in the bench process. Other processes on the machine used "
                f"{fmt(yard.get('other_cpu_s'), 1)} CPU-seconds while it ran.")
     out.append("")
@@ -1561,6 +1564,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--paired-yardstick", action=argparse.BooleanOptionalAction, default=True,
                    help="run the yardstick once more just before each round without probes and report each "
                         "makespan against it too (default on)")
+    p.add_argument("--yardstick-gc", choices=("service", "default"), default="service",
+                   help="the yardstick's garbage collector: tuned like the service's processes "
+                        "(app/gc_tuning.py, default) or CPython's defaults")
     p.add_argument("--yardstick-loop", choices=("uvloop", "asyncio"), default="uvloop",
                    help="event loop of the in-process yardstick (default uvloop, as the server uses)")
     p.add_argument("--inprocess-saver", action="store_true", default=True,
