@@ -31,7 +31,7 @@ async def open_run_services(
     """Start the executor (claiming only if this process runs graphs) and the notification
     listener; on exit stop the executor first, so its last status events still wake followers."""
     bus = EventBus(runtime.sessions, poll_seconds=settings.poll_seconds, listener=listener,
-                   read_sessions=runtime.read_sessions)
+                   read_sessions=runtime.read_sessions, autocommit_engine=runtime.autocommit_engine)
     executor = Executor(runtime, settings, bus)
     handlers: dict[str, Handler] = {TASK_CHANNEL: bus.wake}
     if executor.claims:

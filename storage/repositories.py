@@ -42,7 +42,7 @@ MAX_PAGE_SIZE = 200
 EVENT_PAGE_SIZE = 500
 # First key of the two-key advisory lock that orders one task's event inserts on Postgres (the
 # migration and checkpointer locks use the one-key space, so they cannot collide with it).
-_EVENT_LOCK_NAMESPACE = 0x646C6576  # "dlev"
+EVENT_LOCK_NAMESPACE = 0x646C6576  # "dlev"
 # Ids of rows that save_run_outcome creates for a thread nobody queued (the CLI's runs).
 _THREAD_TASK_NAMESPACE = uuid.UUID("0d5f1b8e-3c55-4d0e-9a57-9c4b8f1e2d70")
 _TERMINAL_VALUES = tuple(status.value for status in TERMINAL_STATUSES)
@@ -710,7 +710,7 @@ class EventRepository:
         """
         if not new_task and self.session.get_bind().dialect.name == "postgresql":
             await self.session.execute(
-                select(func.pg_advisory_xact_lock(_EVENT_LOCK_NAMESPACE, func.hashtext(task_id)))
+                select(func.pg_advisory_xact_lock(EVENT_LOCK_NAMESPACE, func.hashtext(task_id)))
             )
         event = TaskEvent(task_id=task_id, type=event_type, data=dict(data or {}), created_at=utcnow())
         self.session.add(event)
@@ -728,7 +728,7 @@ class EventRepository:
             await self.session.execute(
                 text("SELECT count(pg_advisory_xact_lock(:namespace, hashtext(t))) "
                      "FROM (SELECT t FROM unnest(CAST(:task_ids AS text[])) AS t ORDER BY t) AS ordered"),
-                {"namespace": _EVENT_LOCK_NAMESPACE, "task_ids": sorted({task_id for task_id, _, _ in events})},
+                {"namespace": EVENT_LOCK_NAMESPACE, "task_ids": sorted({task_id for task_id, _, _ in events})},
             )
         now = utcnow()
         await self.session.execute(TaskEvent.__table__.insert(), [

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.events import STATUS, TOKEN, EventBus
+from storage.engine import create_autocommit_engine
 from storage.models import TaskStatus
 from storage.notifications import QUEUE_CHANNEL, TASK_CHANNEL, NotificationListener, notify
 from storage.repositories import TaskRepository
@@ -21,6 +22,20 @@ from storage.repositories import TaskRepository
 async def _tasks(sessions: async_sessionmaker[AsyncSession], count: int) -> list[str]:
     async with sessions.begin() as session:
         return [(await TaskRepository(session).create(request=f"task {i}")).id for i in range(count)]
+
+
+@pytest.fixture(params=["transaction", "one statement"])
+async def writer_engine(request: pytest.FixtureRequest, migrated_database_url: str) -> AsyncIterator[AsyncEngine | None]:
+    """How the writer stores a batch: in a transaction of the session factory, or (Postgres,
+    as the service does) in one statement on the autocommit engine."""
+    if request.param == "transaction":
+        yield None
+        return
+    engine = create_autocommit_engine(migrated_database_url)
+    if engine is None:
+        pytest.skip("SQLite has no autocommit engine: batches are always transactions there")
+    yield engine
+    await engine.dispose()
 
 
 class FlakySessions:
@@ -44,10 +59,10 @@ class FlakySessions:
 
 
 async def test_posted_events_are_stored_in_order_per_task_once_flushed(
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: async_sessionmaker[AsyncSession], writer_engine: AsyncEngine | None,
 ) -> None:
     first, second = await _tasks(sessions, 2)
-    bus = EventBus(sessions, poll_seconds=0.05)
+    bus = EventBus(sessions, poll_seconds=0.05, autocommit_engine=writer_engine)
     try:
         for i in range(120):
             bus.post(first if i % 3 else second, TOKEN, {"node": "draft", "text": str(i)})
@@ -61,10 +76,10 @@ async def test_posted_events_are_stored_in_order_per_task_once_flushed(
 
 
 async def test_a_follower_sees_posted_events_live_up_to_the_terminal_status(
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: async_sessionmaker[AsyncSession], writer_engine: AsyncEngine | None,
 ) -> None:
     [task_id] = await _tasks(sessions, 1)
-    bus = EventBus(sessions, poll_seconds=5)  # far longer than the test: the post must wake it
+    bus = EventBus(sessions, poll_seconds=5, autocommit_engine=writer_engine)  # far longer than the test: the post must wake it
     seen: list[str] = []
 
     async def follow() -> None:
@@ -105,10 +120,10 @@ async def test_the_writer_keeps_events_through_a_database_outage_and_writes_them
 
 
 async def test_an_event_that_cannot_be_stored_is_dropped_without_blocking_the_rest(
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: async_sessionmaker[AsyncSession], writer_engine: AsyncEngine | None,
 ) -> None:
     [task_id] = await _tasks(sessions, 1)
-    bus = EventBus(sessions, poll_seconds=0.05)
+    bus = EventBus(sessions, poll_seconds=0.05, autocommit_engine=writer_engine)
     try:
         bus.post(task_id, TOKEN, {"text": "before"})
         bus.post(task_id, TOKEN, {"text": object()})  # not JSON
@@ -150,13 +165,13 @@ async def test_a_notification_reaches_a_listener_when_its_transaction_commits_an
 
 @pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
 async def test_a_batch_of_events_of_several_tasks_notifies_each_task_once(
-    sessions: async_sessionmaker[AsyncSession], migrated_database_url: str,
+    sessions: async_sessionmaker[AsyncSession], migrated_database_url: str, writer_engine: AsyncEngine | None,
 ) -> None:
     task_ids = await _tasks(sessions, 3)
     received: asyncio.Queue[str] = asyncio.Queue()
     listener = NotificationListener(migrated_database_url, {TASK_CHANNEL: received.put_nowait})
     await listener.start()
-    bus = EventBus(sessions, poll_seconds=0.05)
+    bus = EventBus(sessions, poll_seconds=0.05, autocommit_engine=writer_engine)
     try:
         await asyncio.wait_for(listener.connected.wait(), 10)
         for task_id in [*task_ids, *task_ids]:
