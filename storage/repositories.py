@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, Row, Update, and_, bindparam, delete, func, or_, select, text, update
+from sqlalchemy import Integer, Row, Update, and_, bindparam, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
@@ -442,10 +442,10 @@ class TaskRepository:
             if task is not None:
                 self._check_thread(task, thread_id)
                 return task, False
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         now = utcnow()
         inserted = await self.session.execute(
-            insert(Task)
+            upsert(Task)
             .values(id=task_id, thread_id=thread_id, created_at=now, updated_at=now)
             .on_conflict_do_nothing(index_elements=[Task.id])
         )
@@ -749,6 +749,13 @@ class EventRepository:
         return list(rows)
 
 
+async def _bulk_insert(session: AsyncSession, model: type[Attempt] | type[Usage], rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` as one bulk INSERT: no ORM objects are built or tracked for rows nobody
+    reads back in the transaction, which made the run outcome's flushes a profile hot spot."""
+    if rows:
+        await session.execute(insert(model), rows)
+
+
 class AttemptRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -759,13 +766,11 @@ class AttemptRepository:
         await self.session.flush()
         return attempt
 
-    async def replace_all(self, task_id: str, records: Iterable[AttemptRecord]) -> list[Attempt]:
+    async def replace_all(self, task_id: str, records: Iterable[AttemptRecord]) -> None:
         """Make the task's attempts exactly ``records``; running it twice leaves one copy."""
         await self.session.execute(delete(Attempt).where(Attempt.task_id == task_id))
-        attempts = [Attempt(task_id=task_id, **pick(record, ATTEMPT_FIELDS)) for record in records]
-        self.session.add_all(attempts)
-        await self.session.flush()
-        return attempts
+        await _bulk_insert(self.session, Attempt, [{"task_id": task_id, **pick(record, ATTEMPT_FIELDS)}
+                                                  for record in records])
 
     async def list_for_task(self, task_id: str) -> list[Attempt]:
         rows = await self.session.scalars(select(Attempt).where(Attempt.task_id == task_id).order_by(Attempt.number))
@@ -776,21 +781,19 @@ class UsageRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add_many(self, task_id: str, records: Iterable[UsageRecord]) -> list[Usage]:
+    async def add_many(self, task_id: str, records: Iterable[UsageRecord]) -> None:
         now = utcnow()
         rows = []
         for offset, record in enumerate(records):
             values = pick(record, USAGE_FIELDS)
             # Untimestamped records get distinct, increasing times so listing keeps call order.
             values.setdefault("created_at", now + timedelta(microseconds=offset))
-            rows.append(Usage(task_id=task_id, **values))
-        self.session.add_all(rows)
-        await self.session.flush()
-        return rows
+            rows.append({"task_id": task_id, **values})
+        await _bulk_insert(self.session, Usage, rows)
 
-    async def replace_all(self, task_id: str, records: Iterable[UsageRecord]) -> list[Usage]:
+    async def replace_all(self, task_id: str, records: Iterable[UsageRecord]) -> None:
         await self.session.execute(delete(Usage).where(Usage.task_id == task_id))
-        return await self.add_many(task_id, records)
+        await self.add_many(task_id, records)
 
     async def list_for_task(self, task_id: str) -> list[Usage]:
         rows = await self.session.scalars(
