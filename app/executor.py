@@ -58,13 +58,14 @@ from app.run_settings import RunSettings
 from app.settings import ServiceSettings
 from graph.context import Dependencies, DraftloopContext, OutcomeSaver
 from storage.models import Task, TaskStatus, ThreadStatus
-from storage.notifications import QUEUE_CHANNEL, notify
+from storage.notifications import QUEUE_CHANNEL, TASK_CHANNEL, notify
 from storage.repositories import (
     LeaseState,
     TaskNotFound,
     TaskRepository,
     ThreadRepository,
 )
+from storage.run_end import end_run_in_one_statement
 from storage.task_queue import queue_new_task
 
 log = logging.getLogger("draftloop.executor")
@@ -769,23 +770,25 @@ class Executor:
     ) -> None:
         """Record the end of this worker's run, its status event and the thread's status in one
         transaction (for an API run also its ``error`` and ``end`` events)."""
-        events: list[Event] = []
         is_run = task.kind == "run"
+        planned: list[tuple[str, dict[str, Any]]] = []
+        if error is not None:
+            planned.append((API_ERROR if is_run else ERROR,
+                            {"payload": {"error": error_type, "message": error}} if is_run else {"message": error}))
+        planned.append((STATUS, {"status": status.value} if error is None else {"status": status.value, "error": error}))
+        if is_run:
+            planned.append((END, {"payload": None}))
         # The run's queued progress events come first: followers stop at the terminal status.
         await self.bus.flush()
-        async with self.sessions.begin() as session:
-            if await TaskRepository(session).end_run(task.id, self.worker_id, status, error=error):
-                if error is not None:
-                    data_error = ({"payload": {"error": error_type, "message": error}} if is_run
-                                  else {"message": error})
-                    events.append(await self.bus.record(session, task.id, API_ERROR if is_run else ERROR, data_error))
-                data: dict[str, Any] = {"status": status.value}
-                if error is not None:
-                    data["error"] = error
-                events.append(await self.bus.record(session, task.id, STATUS, data))
-                thread_status = await ThreadRepository(session).after_run(task.thread_id, task.id, status)
-                if is_run:
-                    events.append(await self.bus.record(session, task.id, END, {"payload": None}))
+        if self.runtime.autocommit_engine is not None:
+            ended = await end_run_in_one_statement(
+                self.runtime.autocommit_engine, task_id=task.id, worker_id=self.worker_id, status=status, error=error,
+                events=planned, channel=TASK_CHANNEL)
+            events = [Event(id=event_id, task_id=task.id, type=event_type, data=data, created_at=ended.created_at)
+                      for event_id, (event_type, data) in zip(ended.event_ids, planned)]
+            thread_status = ended.thread_status
+        else:
+            events, thread_status = await self._end_in_session(task, status, error, planned)
         if not events:
             # Cancelled or taken over while finishing: the newer state stands.
             log.info("task %s changed hands before its run could record %s", task.id, status.value)
@@ -799,6 +802,16 @@ class Executor:
             self.stats.failed_total += 1
         elif status == TaskStatus.AWAITING_APPROVAL:
             self.stats.awaiting_approval_total += 1
+
+    async def _end_in_session(
+        self, task: Task, status: TaskStatus, error: str | None, planned: list[tuple[str, dict[str, Any]]]
+    ) -> tuple[list[Event], ThreadStatus | None]:
+        """_end through a transaction (SQLite, which has no data-modifying CTEs)."""
+        async with self.sessions.begin() as session:
+            if not await TaskRepository(session).end_run(task.id, self.worker_id, status, error=error):
+                return [], None
+            events = [await self.bus.record(session, task.id, event_type, data) for event_type, data in planned]
+            return events, await ThreadRepository(session).after_run(task.thread_id, task.id, status)
 
     async def _fail(self, task: Task, message: str, error_type: str = "RunError") -> None:
         try:

@@ -30,7 +30,7 @@ from app.settings import ServiceSettings
 from graph.builder import build_graph
 from graph.context import DraftloopContext, OutcomeSaver
 from storage.checkpoints import open_checkpointer
-from storage.engine import create_engine, session_factory
+from storage.engine import create_autocommit_engine, create_engine, session_factory
 from storage.models import Attempt, Task, TaskStatus, utcnow
 from storage.repositories import TaskNotFound, TaskRepository
 from tests.fakes.ollama import OllamaReply
@@ -61,7 +61,7 @@ class Harness:
                      wrap_saver: Callable[[OutcomeSaver], OutcomeSaver] | None = None, **settings: Any) -> Worker:
         runtime = await self.stack.enter_async_context(_runtime(self.database_url, self.fakes, wrap_saver))
         options = {**FAST, **settings}
-        bus = EventBus(runtime.sessions, poll_seconds=options["poll_seconds"])
+        bus = EventBus(runtime.sessions, poll_seconds=options["poll_seconds"], autocommit_engine=runtime.autocommit_engine)
         executor = Executor(runtime, ServiceSettings(worker_id=worker_id, **options), bus)
         # LIFO: the executor stops first, then the bus writes what its runs left queued.
         self.stack.push_async_callback(bus.aclose)
@@ -76,16 +76,22 @@ class Harness:
 async def _runtime(database_url: str, fakes: GraphFakes,
                    wrap_saver: Callable[[OutcomeSaver], OutcomeSaver] | None = None) -> AsyncIterator[GraphRuntime]:
     engine = create_engine(database_url)
+    # As app/graph_runtime.py opens it: on Postgres the outcome's slug numbers, the event writer
+    # and the end of a run go through the autocommit engine.
+    autocommit_engine = create_autocommit_engine(database_url)
     sessions = session_factory(engine)
     try:
         async with open_checkpointer(database_url) as saver:
-            save = outcome_saver(sessions)
+            save = outcome_saver(sessions, autocommit_engine)
             deps = fakes.dependencies(save_outcome=wrap_saver(save) if wrap_saver else save)
             try:
-                yield GraphRuntime(build_graph(saver), deps, engine, sessions, database_url)
+                yield GraphRuntime(build_graph(saver), deps, engine, sessions, database_url,
+                                   autocommit_engine=autocommit_engine)
             finally:
                 await deps.models.aclose()
     finally:
+        if autocommit_engine is not None:
+            await autocommit_engine.dispose()
         await engine.dispose()
 
 
