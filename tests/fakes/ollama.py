@@ -123,23 +123,20 @@ class FakeOllama(FakeHTTPServer):
         }
         if body.get("stream") is False:
             return Response.json({**final, "message": {"role": "assistant", "content": content}})
-        return Response(
-            status=200,
-            body=self._stream(model, _pieces(content), final, hang=scripted.fault == "hang_mid_stream"),
-            headers={"content-type": "application/x-ndjson"},
-        )
+        hang = scripted.fault == "hang_mid_stream"
+        pieces = _pieces(content)
+        # Unpaced, the whole stream is ready at once: one write, so the fake's own CPU (it shares
+        # the machine with what the bench measures) does not grow with one system call per token.
+        body: list[bytes] | AsyncIterator[bytes] = (
+            self._stream(model, pieces, final, hang=hang) if hang or self.piece_delay
+            else [*(_line(model, piece) for piece in pieces), (json.dumps(final) + "\n").encode()])
+        return Response(status=200, body=body, headers={"content-type": "application/x-ndjson"})
 
     async def _stream(
         self, model: str, pieces: list[str], final: dict[str, Any], *, hang: bool
     ) -> AsyncIterator[bytes]:
         for index, piece in enumerate(pieces):
-            line = {
-                "model": model,
-                "created_at": _now(),
-                "message": {"role": "assistant", "content": piece},
-                "done": False,
-            }
-            yield (json.dumps(line) + "\n").encode()
+            yield _line(model, piece)
             if hang and index == 0:
                 await asyncio.sleep(3600)
             if self.piece_delay:
@@ -167,6 +164,12 @@ class FakeOllama(FakeHTTPServer):
         if fault == "not_found":
             return Response.json({"error": f'model "{model}" not found, try pulling it first'}, status=404)
         return Response.json({"error": "llama runner process has terminated: exit status 2"}, status=500)
+
+
+def _line(model: str, piece: str) -> bytes:
+    """One streamed NDJSON line: a piece of the message, not done yet."""
+    line = {"model": model, "created_at": _now(), "message": {"role": "assistant", "content": piece}, "done": False}
+    return (json.dumps(line) + "\n").encode()
 
 
 def _tag(name: str) -> str:

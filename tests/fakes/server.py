@@ -34,8 +34,11 @@ class Request:
 
 @dataclass
 class Response:
+    """``body``: bytes (Content-Length), or chunks (chunked encoding). A list of chunks is sent
+    in one write, an async iterator one chunk per write as it yields them (for pacing)."""
+
     status: int = 200
-    body: bytes | AsyncIterator[bytes] = b""
+    body: bytes | list[bytes] | AsyncIterator[bytes] = b""
     headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -183,9 +186,18 @@ class FakeHTTPServer:
             writer.write(response.body)  # type: ignore[arg-type]
             await writer.drain()
             return
+        if isinstance(response.body, list):
+            # The same bytes as chunk by chunk, in one system call instead of one per chunk.
+            writer.write(b"".join(_chunk_frame(chunk) for chunk in response.body if chunk) + b"0\r\n\r\n")
+            await writer.drain()
+            return
         async for chunk in response.body:  # type: ignore[union-attr]
             if chunk:
-                writer.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                writer.write(_chunk_frame(chunk))
                 await writer.drain()
         writer.write(b"0\r\n\r\n")
         await writer.drain()
+
+
+def _chunk_frame(chunk: bytes) -> bytes:
+    return f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
