@@ -59,6 +59,16 @@ def sqlite_checkpoint_path(database_url: str) -> str:
 SETUP_LOCK_RETRY_SECONDS = 0.1
 
 
+async def keep_session(connection: asyncpg.Connection) -> None:
+    """The write pool's reset on release: nothing to do.
+
+    asyncpg's default reset sends ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET
+    ALL`` after every use, a second round trip for each checkpoint write. The write connections
+    only ever run single autocommit statements and change no session state, so there is
+    nothing to undo; asyncpg still rolls back a transaction left open before calling this.
+    """
+
+
 # One statement per checkpoint: its new channel blobs and its row, atomic without a transaction.
 PUT_CHECKPOINT_SQL = """
 WITH blobs AS (
@@ -191,7 +201,8 @@ async def open_checkpointer(database_url: str) -> AsyncIterator[BaseCheckpointSa
     writer: asyncpg.Pool | None = None
     try:
         await pool.open(wait=True)
-        writer = await asyncpg.create_pool(postgres_conninfo(database_url), min_size=1, max_size=WRITE_POOL_MAX_SIZE)
+        writer = await asyncpg.create_pool(postgres_conninfo(database_url), min_size=1, max_size=WRITE_POOL_MAX_SIZE,
+                                           reset=keep_session)
         saver = PooledPostgresSaver(pool, writer)
         async with pool.connection() as lock_conn:
             # setup() runs the saver's migrations unguarded; processes starting together would

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
+import asyncio
 import operator
 from typing import Annotated, Any, TypedDict
 
-import asyncio
-
+import asyncpg
 import pytest
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -153,3 +153,23 @@ async def test_more_concurrent_runs_than_pooled_connections_all_checkpoint(datab
 
     assert [final["total"] for final in finals] == [(n + 1) * 10 for n in range(runs)]
     assert [state.values["total"] for state in stored] == [(n + 1) * 10 for n in range(runs)]
+
+
+@POSTGRES_ONLY
+async def test_checkpoint_writes_send_no_session_reset_after_each_statement(database_url: str) -> None:
+    async with open_checkpointer(database_url) as saver:
+        graph = _tiny_graph(saver)
+        await asyncio.gather(*(
+            graph.ainvoke({"steps": [], "total": n}, {"configurable": {"thread_id": f"reset-{n}"}}, durability="sync")
+            for n in range(WRITE_POOL_MAX_SIZE)))
+        # Each idle backend shows the last statement it ran: the writer's are checkpoint
+        # writes, not asyncpg's default reset query sent after every use.
+        observer = await asyncpg.connect(postgres_conninfo(database_url))
+        try:
+            last_queries = [row["query"] for row in await observer.fetch(
+                "SELECT query FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+        finally:
+            await observer.close()
+
+    assert any("INSERT INTO checkpoint" in query for query in last_queries), last_queries
+    assert not [query for query in last_queries if "RESET ALL" in query]
