@@ -17,13 +17,16 @@ SQLITE_DB_NAME = "draftloop.db"
 # Long enough that a burst of concurrent runs queues for the write lock instead of failing.
 SQLITE_BUSY_TIMEOUT_MS = 30000
 POSTGRES_POOL_RECYCLE_SECONDS = 1800
-# Kept connections and extra ones under bursts, per process. Bounded: several processes share
+# Connections per process, opened on demand and then kept. Bounded: several processes share
 # one server (max_connections is often 100), and a full pool queues in asyncio, which is fair.
+# No overflow: SQLAlchemy closes an overflow connection as soon as it is returned to a full
+# pool, so every burst opened and closed backends again (13-19 per bench round, each a fork,
+# an authentication and a cold statement cache in Postgres and in asyncpg).
 POSTGRES_POOL_SIZE = 10
-POSTGRES_POOL_OVERFLOW = 10
+POSTGRES_POOL_OVERFLOW = 0
 # The autocommit pool (create_autocommit_engine) serves short single statements only.
 AUTOCOMMIT_POOL_SIZE = 5
-AUTOCOMMIT_POOL_OVERFLOW = 5
+AUTOCOMMIT_POOL_OVERFLOW = 0
 
 _POSTGRES_ALIASES = ("postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg", "postgresql+psycopg2")
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -8,7 +9,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.engine import create_engine
+from storage.engine import (
+    AUTOCOMMIT_POOL_SIZE,
+    POSTGRES_POOL_SIZE,
+    create_autocommit_engine,
+    create_engine,
+)
 from storage.models import Attempt, Task
 from storage.repositories import TaskRepository
 
@@ -24,6 +30,29 @@ async def test_sqlite_connections_use_wal_foreign_keys_and_a_busy_timeout(tmp_pa
         await engine.dispose()
     assert (journal, foreign_keys) == ("wal", 1)
     assert busy_timeout > 0
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+async def test_postgres_pools_keep_their_connections_across_bursts(database_url: str) -> None:
+    """A burst larger than a pool queues for its connections, and the next burst reuses them:
+    no backend is opened beyond the pool's size or closed when the burst ends."""
+    for engine, size in ((create_engine(database_url), POSTGRES_POOL_SIZE),
+                         (create_autocommit_engine(database_url), AUTOCOMMIT_POOL_SIZE)):
+        assert engine is not None
+
+        async def backend_pid() -> int:
+            async with engine.connect() as conn:
+                pid = int(await conn.scalar(text("SELECT pg_backend_pid()")))
+                await asyncio.sleep(0.02)
+                return pid
+
+        try:
+            first = set(await asyncio.gather(*(backend_pid() for _ in range(3 * size))))
+            second = set(await asyncio.gather(*(backend_pid() for _ in range(3 * size))))
+        finally:
+            await engine.dispose()
+        assert len(first) == size
+        assert second == first
 
 
 async def test_attempt_for_a_missing_task_is_rejected(sessions: async_sessionmaker[AsyncSession]) -> None:
