@@ -25,6 +25,7 @@ from storage.engine import (
 )
 from storage.migrate import upgrade_database
 from storage.repositories import save_run_outcome
+from storage.run_outcome import save_first_run_outcome
 
 log = logging.getLogger("draftloop")
 
@@ -54,9 +55,15 @@ class GraphRuntime:
         return DraftloopContext(deps=self.deps, **overrides)
 
 
-def outcome_saver(sessions: async_sessionmaker[AsyncSession], numbers_engine: AsyncEngine | None = None) -> OutcomeSaver:
+def outcome_saver(sessions: async_sessionmaker[AsyncSession], autocommit_engine: AsyncEngine | None = None) -> OutcomeSaver:
+    """The finalize node's writer. On Postgres a run's first outcome is one statement
+    (storage/run_outcome.py); every other case, and SQLite, takes the session path."""
+
     async def save(outcome: dict[str, Any]) -> None:
-        await save_run_outcome(sessions, numbers_engine=numbers_engine, **outcome)
+        if autocommit_engine is not None and outcome.get("task_id"):
+            if await save_first_run_outcome(autocommit_engine, **outcome):
+                return
+        await save_run_outcome(sessions, numbers_engine=autocommit_engine, **outcome)
 
     return save
 

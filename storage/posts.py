@@ -87,6 +87,40 @@ def slug_follows_title(post: Post) -> bool:
     return not post.custom_slug and post.published_at is None
 
 
+def slug_base(base: str) -> str:
+    """The part of generated slugs before their number, with room left for the number."""
+    return base[:GENERATED_SLUG_MAX_CHARS].rstrip("-") or "post"
+
+
+@dataclass(frozen=True, slots=True)
+class DraftPost:
+    """What a finished content run's result puts in its post."""
+
+    changes: dict[str, Any]  # title, markdown, featured_image, sources, keywords
+    generated_slug: str  # from the result's SEO slug; numbered when taken (storage/slugs.py)
+    status: PostStatus  # published when the approval said so
+
+
+def draft_post_of(result: Mapping[str, Any]) -> DraftPost | None:
+    """The post fields of a run's result; None for answers and unsupported requests."""
+    if result.get("kind") != "content":
+        return None
+    approval = result.get("approval") or {}
+    publish = bool(approval.get("approved")) and approval.get("publish") is True
+    seo = result.get("seo") or {}
+    title = str(result.get("title") or "").strip() or "Untitled"
+    changes: dict[str, Any] = {
+        "title": title,
+        "markdown": body_without_title(str(result.get("markdown") or ""), title),
+        "featured_image": result.get("featured_image") or None,
+        "sources": list(result.get("sources") or []),
+        "keywords": list(seo.get("keywords") or []),
+    }
+    generated = str(seo.get("slug") or "")
+    return DraftPost(changes=changes, generated_slug=generated if valid_slug(generated) else "post",
+                     status=PostStatus.PUBLISHED if publish else PostStatus.DRAFT)
+
+
 class PostRepository:
     def __init__(self, session: AsyncSession, numbers_engine: AsyncEngine | None = None) -> None:
         """``numbers_engine``: an autocommit engine for drawing slug numbers outside this
@@ -182,10 +216,9 @@ class PostRepository:
         is still a draft; once it was published or archived, that turn gets a draft of its own
         and the live post is left alone. An approval with ``publish`` publishes the post.
         """
-        if result.get("kind") != "content":
+        draft = draft_post_of(result)
+        if draft is None:
             return None
-        approval = result.get("approval") or {}
-        publish = bool(approval.get("approved")) and approval.get("publish") is True
         post = await self._post_of(task)
         if post is not None and post.status != PostStatus.DRAFT.value:
             if post.task_id == task.id:
@@ -193,26 +226,16 @@ class PostRepository:
                 # person since): a repeated finalize has nothing to add.
                 return post
             post = None
-        seo = result.get("seo") or {}
-        title = str(result.get("title") or "").strip() or "Untitled"
-        changes: dict[str, Any] = {
-            "title": title,
-            "markdown": body_without_title(str(result.get("markdown") or ""), title),
-            "featured_image": result.get("featured_image") or None,
-            "sources": list(result.get("sources") or []),
-            "keywords": list(seo.get("keywords") or []),
-        }
-        generated = str(seo.get("slug") or "")
-        generated = generated if valid_slug(generated) else "post"
-        status = PostStatus.PUBLISHED if publish else PostStatus.DRAFT
         if post is None:
-            return await self.create(generated_slug=generated, status=status, task_id=task.id, **changes)
-        return await self.update(post, {**changes, "status": status.value}, generated_slug=generated)
+            return await self.create(generated_slug=draft.generated_slug, status=draft.status, task_id=task.id,
+                                     **draft.changes)
+        return await self.update(post, {**draft.changes, "status": draft.status.value},
+                                 generated_slug=draft.generated_slug)
 
     async def generated_slug(self, base: str, post: Post | None = None) -> str:
         """A free slug made from ``base``: ``base`` itself or ``base-N``. ``post`` keeps the slug
         it has when that is already one of ``base``'s (a title edited back and forth, say)."""
-        base = base[:GENERATED_SLUG_MAX_CHARS].rstrip("-") or "post"
+        base = slug_base(base)
         if post is not None and post.slug and slug_number(base, post.slug) is not None:
             return post.slug
         for _ in range(GENERATED_SLUG_DRAWS):

@@ -1,0 +1,219 @@
+"""A run's first outcome in one statement on Postgres (the finalize node's write, through
+app/graph_runtime.py's outcome saver).
+
+Through a session (storage.repositories.save_run_outcome) the outcome took about a dozen round
+trips, each through the ORM: BEGIN, the task's row lock, the attempts and the usage (a delete and
+an insert each), the look for the thread's post, the slug's owner, the flush of the task and the
+post, COMMIT. Under load that was the largest storage cost left in the workers
+(bench/ANALYSIS.md). Most outcomes are a run's first: its task row is queued or running, it has
+no attempts or usage yet, and its thread has no post. That case is two statements here, on a
+connection in autocommit mode: the slug's number (drawn unsynced, as storage/slugs.py explains),
+then everything else, atomic on its own. Every other case (a re-run of finalize after a crash,
+a revision of a thread's post, a task that ended meanwhile, a missing task row, a slug someone
+took by hand) writes nothing here and returns False; the caller then takes the session path,
+which has the rules for them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from storage.models import TERMINAL_STATUSES, PostStatus, TaskStatus, new_id, utcnow
+from storage.posts import DraftPost, draft_post_of, slug_base
+from storage.records import AttemptRecord, UsageRecord
+from storage.slugs import numbered
+
+# A number only for a thread without a post: a revision updates the post it has instead (and
+# takes the session path), so drawing for it would leave a gap in the numbers.
+_DRAW_FOR_NEW_POST = text("""
+INSERT INTO slug_counters (base, last)
+SELECT :base, 1 FROM (SELECT set_config('synchronous_commit', 'off', true)) AS unsynced
+WHERE NOT EXISTS (
+    SELECT 1 FROM posts JOIN tasks AS owner ON owner.id = posts.task_id
+    WHERE posts.task_id = :task_id OR owner.thread_id = :thread_id
+)
+ON CONFLICT (base) DO UPDATE SET last = slug_counters.last + 1
+RETURNING last
+""")
+
+# ``fresh`` holds the task's id only when this is the simple case, and every write joins it, so
+# the statement writes all or nothing. FOR UPDATE waits for a concurrent change of the row (a
+# cancel) and then checks the row as that change left it.
+_SAVE_FIRST_OUTCOME = text("""
+WITH current AS (
+    SELECT id, status FROM tasks WHERE id = :task_id AND thread_id = :thread_id FOR UPDATE
+), fresh AS (
+    SELECT current.id FROM current
+    WHERE (current.status NOT IN ('completed', 'failed', 'cancelled') OR current.status = :status)
+      AND NOT EXISTS (SELECT 1 FROM attempts WHERE attempts.task_id = :task_id)
+      AND NOT EXISTS (SELECT 1 FROM usage WHERE usage.task_id = :task_id)
+      AND (CAST(:slug AS text) IS NULL OR (
+          NOT EXISTS (SELECT 1 FROM posts JOIN tasks AS owner ON owner.id = posts.task_id
+                      WHERE posts.task_id = :task_id OR owner.thread_id = :thread_id)
+          AND NOT EXISTS (SELECT 1 FROM posts WHERE posts.slug = :slug)))
+), task AS (
+    UPDATE tasks SET
+        status = :status,
+        updated_at = :now,
+        started_at = CASE WHEN :sets_started THEN COALESCE(tasks.started_at, :now) ELSE tasks.started_at END,
+        finished_at = CASE WHEN :terminal THEN COALESCE(tasks.finished_at, :now) END,
+        lease_owner = CASE WHEN :keeps_lease THEN tasks.lease_owner END,
+        lease_expires_at = CASE WHEN :keeps_lease THEN tasks.lease_expires_at END,
+        request = COALESCE(NULLIF(:request, ''), tasks.request),
+        params = COALESCE(CAST(:params AS jsonb), tasks.params),
+        intent = CAST(:intent AS jsonb),
+        result = CAST(:result AS jsonb),
+        warnings = CAST(:warnings AS jsonb),
+        model = :model,
+        provider = :provider,
+        error = :error,
+        input_tokens = :input_tokens,
+        output_tokens = :output_tokens,
+        cost_usd = CAST(:cost_usd AS numeric)
+    FROM fresh
+    WHERE tasks.id = fresh.id
+    RETURNING tasks.id
+), new_attempts AS (
+    INSERT INTO attempts (id, task_id, number, title, markdown, word_count, score, passed, dimensions, checks,
+                          issues, suggestions, feedback, model, provider, input_tokens, output_tokens,
+                          duration_ms, created_at)
+    SELECT a.id, fresh.id, a.number, a.title, a.markdown, a.word_count, a.score, a.passed, a.dimensions,
+           a.checks, a.issues, a.suggestions, a.feedback, a.model, a.provider, a.input_tokens,
+           a.output_tokens, a.duration_ms, a.created_at
+    FROM fresh CROSS JOIN jsonb_to_recordset(CAST(:attempts AS jsonb)) AS a(
+        id text, number int, title text, markdown text, word_count int, score float8, passed boolean,
+        dimensions jsonb, checks jsonb, issues jsonb, suggestions jsonb, feedback text, model text,
+        provider text, input_tokens int, output_tokens int, duration_ms int, created_at timestamptz)
+), new_usage AS (
+    INSERT INTO usage (id, task_id, node, provider, model, input_tokens, output_tokens, duration_ms, cost_usd,
+                       created_at)
+    SELECT u.id, fresh.id, u.node, u.provider, u.model, u.input_tokens, u.output_tokens, u.duration_ms,
+           u.cost_usd, u.created_at
+    FROM fresh CROSS JOIN jsonb_to_recordset(CAST(:usage AS jsonb)) AS u(
+        id text, node text, provider text, model text, input_tokens int, output_tokens int, duration_ms int,
+        cost_usd numeric, created_at timestamptz)
+), new_post AS (
+    INSERT INTO posts (id, title, slug, custom_slug, markdown, featured_image, sources, keywords, status,
+                       task_id, created_at, updated_at, published_at)
+    SELECT :post_id, :title, :slug, false, :markdown, CAST(:featured_image AS jsonb), CAST(:sources AS jsonb),
+           CAST(:keywords AS jsonb), :post_status, fresh.id, :now, :now,
+           CASE WHEN :published THEN CAST(:now AS timestamptz) END
+    FROM fresh
+    WHERE CAST(:slug AS text) IS NOT NULL
+)
+SELECT count(*) AS saved FROM task
+""")
+
+
+def _json(value: Any) -> str | None:
+    """A JSON column's value as SQLAlchemy's JSON type (none_as_null) would write it."""
+    return None if value is None else json.dumps(value)
+
+
+def _attempt_rows(attempts: Sequence[AttemptRecord], now: datetime) -> list[dict[str, Any]]:
+    """Full rows with the column defaults filled in (storage.models.Attempt)."""
+    rows = []
+    for record in attempts:
+        def get(key: str, default: Any, record: Mapping[str, Any] = record) -> Any:
+            value = record.get(key)
+            return default if value is None else value
+
+        created_at: datetime = get("created_at", now)
+        rows.append({
+            "id": new_id(), "number": record["number"], "title": get("title", ""), "markdown": get("markdown", ""),
+            "word_count": get("word_count", 0), "score": get("score", 0.0), "passed": get("passed", False),
+            "dimensions": get("dimensions", {}), "checks": get("checks", {}), "issues": get("issues", []),
+            "suggestions": get("suggestions", []), "feedback": record.get("feedback"), "model": record.get("model"),
+            "provider": record.get("provider"), "input_tokens": get("input_tokens", 0),
+            "output_tokens": get("output_tokens", 0), "duration_ms": get("duration_ms", 0),
+            "created_at": created_at.isoformat(),
+        })
+    return rows
+
+
+def _usage_rows(usage: Sequence[UsageRecord], now: datetime) -> list[dict[str, Any]]:
+    """Full rows as UsageRepository.add_many makes them: untimestamped records get distinct,
+    increasing times, so listing keeps the call order."""
+    rows = []
+    for offset, record in enumerate(usage):
+        created_at = record.get("created_at") or now + timedelta(microseconds=offset)
+        rows.append({
+            "id": new_id(), "node": record["node"], "provider": record.get("provider"), "model": record.get("model"),
+            "input_tokens": record.get("input_tokens") or 0, "output_tokens": record.get("output_tokens") or 0,
+            "duration_ms": record.get("duration_ms") or 0, "cost_usd": record.get("cost_usd") or 0.0,
+            "created_at": created_at.isoformat(),
+        })
+    return rows
+
+
+def _post_values(draft: DraftPost | None, slug: str | None) -> dict[str, Any]:
+    changes = draft.changes if draft is not None else {}
+    return {
+        "post_id": new_id(), "slug": slug, "title": changes.get("title"), "markdown": changes.get("markdown"),
+        "featured_image": _json(changes.get("featured_image")), "sources": _json(changes.get("sources", [])),
+        "keywords": _json(changes.get("keywords", [])),
+        "post_status": (draft.status if draft is not None else PostStatus.DRAFT).value,
+        "published": draft is not None and draft.status == PostStatus.PUBLISHED,
+    }
+
+
+async def save_first_run_outcome(
+    engine: AsyncEngine,
+    *,
+    task_id: str,
+    thread_id: str,
+    request: str,
+    params: dict[str, Any],
+    intent: dict[str, Any] | None,
+    result: dict[str, Any] | None,
+    attempts: Sequence[AttemptRecord],
+    usage: Sequence[UsageRecord],
+    warnings: Sequence[Any],
+    model: str | None,
+    provider: str | None,
+    status: TaskStatus | str = TaskStatus.COMPLETED,
+    error: str | None = None,
+) -> bool:
+    """Store a run's first outcome as save_run_outcome would, if it is the simple case (see the
+    module docstring); False when nothing was written and the caller must take the session
+    path. ``engine`` must be in autocommit mode (storage.engine.create_autocommit_engine)."""
+    target = TaskStatus(status)
+    draft = draft_post_of(result or {})
+    now = utcnow()
+    async with engine.connect() as connection:
+        slug = None
+        if draft is not None:
+            base = slug_base(draft.generated_slug)
+            number = (await connection.execute(
+                _DRAW_FOR_NEW_POST, {"base": base, "task_id": task_id, "thread_id": thread_id})).scalar()
+            if number is None:
+                return False
+            slug = numbered(base, int(number))
+        values = {
+            "task_id": task_id, "thread_id": thread_id, "status": target.value, "now": now,
+            "sets_started": target != TaskStatus.QUEUED, "terminal": target in TERMINAL_STATUSES,
+            "keeps_lease": target == TaskStatus.RUNNING,
+            "request": request, "params": _json(dict(params) or None), "intent": _json(intent),
+            "result": _json(result), "warnings": _json(list(warnings)), "model": model, "provider": provider,
+            "error": error,
+            "input_tokens": sum(record.get("input_tokens") or 0 for record in usage),
+            "output_tokens": sum(record.get("output_tokens") or 0 for record in usage),
+            "cost_usd": round(sum(record.get("cost_usd") or 0.0 for record in usage), 8),
+            "attempts": json.dumps(_attempt_rows(attempts, now)),
+            "usage": json.dumps(_usage_rows(usage, now)),
+            **_post_values(draft, slug),
+        }
+        try:
+            saved = (await connection.execute(_SAVE_FIRST_OUTCOME, values)).scalar_one()
+        except (IntegrityError, DataError):
+            # A post or slug that appeared since the statement's snapshot, or a value the
+            # columns refuse: the session path decides (and raises what it raises).
+            return False
+    return bool(saved)
