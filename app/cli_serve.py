@@ -69,6 +69,7 @@ def serve_command(args: argparse.Namespace) -> int:
     app = create_app(settings)
     config = uvicorn.Config(app, host=settings.host, port=settings.port,
                             log_config=None, access_log=False, lifespan="on",
+                            timeout_keep_alive=settings.keep_alive_seconds,
                             timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5)
     DraftloopServer(config, app).run()
     return EXIT_OK

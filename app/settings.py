@@ -52,6 +52,11 @@ class ServiceSettings:
     poll_seconds: float = 1.0
     sse_heartbeat_seconds: float = 15.0
     shutdown_grace_seconds: float = 10.0
+    # How long an idle keep-alive connection stays open. Longer than the clients' and proxies'
+    # own idle timeouts (httpx 5 s, load balancers often 60 s), so that the client, not the
+    # server, closes it: when both close at about the same moment, a request the client just
+    # sent on the connection is lost (uvicorn's default is also 5 s).
+    keep_alive_seconds: int = 75
     log_format: str = "text"
     log_level: str = "INFO"
     worker_id: str = ""
@@ -106,6 +111,7 @@ class ServiceSettings:
             poll_seconds=read_float(env, "QUEUE_POLL_SECONDS", 1.0, 0.01, 60),
             sse_heartbeat_seconds=read_float(env, "SSE_HEARTBEAT_SECONDS", 15.0, 0.05, 300),
             shutdown_grace_seconds=read_float(env, "SHUTDOWN_GRACE_SECONDS", 10.0, 0, 600),
+            keep_alive_seconds=read_int(env, "KEEP_ALIVE_SECONDS", 75, 1, 3600),
             log_format=log_format,
             log_level=(env.get("LOG_LEVEL", "INFO").strip() or "INFO").upper(),
             worker_id=env.get("WORKER_ID", "").strip() or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}",

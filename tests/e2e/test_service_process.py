@@ -204,6 +204,36 @@ async def test_an_idle_event_stream_sends_heartbeat_comments_and_stays_open(
     assert heartbeats[-1].received_at - heartbeats[0].received_at < 2.0
 
 
+async def _health_on(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+    """One GET /health on an open connection; the status line of its answer."""
+    writer.write(b"GET /health HTTP/1.1\r\nHost: draftloop\r\n\r\n")
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length:"))
+    await asyncio.wait_for(reader.readexactly(length), 10)
+    return head.split(b"\r\n", 1)[0]
+
+
+async def test_an_idle_keep_alive_connection_stays_open_for_keep_alive_seconds_then_closes(
+    launcher: ServiceLauncher,
+) -> None:
+    # uvicorn's own default would close it after 5 s whatever the setting says.
+    server = await launcher.start("keep-alive", KEEP_ALIVE_SECONDS="2")
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        assert await _health_on(reader, writer) == b"HTTP/1.1 200 OK"
+        await asyncio.sleep(1.0)
+        assert await _health_on(reader, writer) == b"HTTP/1.1 200 OK"
+        idle_since = time.monotonic()
+        assert await asyncio.wait_for(reader.read(), 10) == b""
+        closed_after = time.monotonic() - idle_since
+    finally:
+        writer.close()
+    assert 1.5 < closed_after < 4.5
+
+
 # crash and graceful shutdown ---------------------------------------------------------------------
 
 

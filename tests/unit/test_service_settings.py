@@ -30,6 +30,7 @@ def test_an_api_role_or_supervised_workers_take_graph_runs_off_the_http_process(
     ({"WORKERS": "two"}, "WORKERS must be an integer"),
     ({"WORKER_NICE": "20"}, "WORKER_NICE must be between 0 and 19"),
     ({"AUTH_CACHE_SECONDS": "-1"}, "AUTH_CACHE_SECONDS must be between 0 and 60"),
+    ({"KEEP_ALIVE_SECONDS": "0"}, "KEEP_ALIVE_SECONDS must be between 1 and 3600"),
 ])
 def test_bad_process_settings_are_refused_naming_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
