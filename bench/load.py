@@ -984,7 +984,8 @@ async def run_backend(args: argparse.Namespace, name: str, database_url: str, fa
                                 concurrency=-(-args.concurrency // args.workers) if split else None,
                                 extra_env={"WORKERS": str(args.workers)} if split else None)
     server.peers = peers
-    result: dict[str, Any] = {"backend": name, "pid": server.proc.pid, "split": split, "auth": has_auth}
+    result: dict[str, Any] = {"backend": name, "pid": server.proc.pid, "split": split, "auth": has_auth,
+                              "database": server.backend}
     if has_auth:
         try:
             await log_in(server)
@@ -1346,6 +1347,10 @@ def render_markdown(args: argparse.Namespace, inproc: dict[str, Any], backends: 
         name = result["backend"]
         out.append(f"## Server on {name}")
         out.append("")
+        if result.get("database"):
+            out.append(f"Database: {'a SQLite file' if result['database'] == 'sqlite' else 'a fresh Postgres database'}"
+                       " (DATABASE_URL of the server processes).")
+            out.append("")
         if result.get("split"):
             out.append(f"Split topology: `draftloop serve --workers {args.workers}`. The server process (every request "
                        "and probe goes to it) serves HTTP only; the graph runs in the worker processes it supervises, "
@@ -1624,7 +1629,8 @@ async def main_async(args: argparse.Namespace) -> int:
             with tempfile.TemporaryDirectory(prefix=f"draftloop-bench-{name}-") as tmp:
                 workdir = Path(tmp)
                 print(f"server on {name} ...", flush=True)
-                if name == "sqlite":
+                # "sqlite" and "sqlite-split" alike: the split section once ran on Postgres.
+                if name.removesuffix("-split") == "sqlite":
                     backends.append(await run_backend(args, name, f"sqlite+aiosqlite:///{workdir / 'draftloop.db'}",
                                                       fake, bench_lag, workdir))
                 elif args.postgres_url:
