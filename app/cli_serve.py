@@ -24,7 +24,7 @@ from app.http.app import create_app
 from app.logs import configure_logging
 from app.run_services import RunServices, open_run_services
 from app.settings import ServiceSettings, load_dotenv
-from app.supervisor import SUPERVISOR_PID_ENV
+from app.supervisor import SUPERVISOR_PID_ENV, WAKE_PIPE_ENV
 
 log = logging.getLogger("draftloop")
 
@@ -96,10 +96,23 @@ async def _serve_until_stopped(services: RunServices, settings: ServiceSettings)
         loop.add_signal_handler(sig, on_signal)
     log.info("worker %s running up to %d tasks at a time", services.executor.worker_id, settings.concurrency)
     orphan_watch = asyncio.create_task(_stop_when_orphaned(on_signal), name="draftloop-orphan-watch")
+    wake_reader = (asyncio.create_task(_wake_on_stdin(services.executor.wake), name="draftloop-wake-pipe")
+                   if os.environ.get(WAKE_PIPE_ENV) == "stdin" else None)
     try:
         await stop.wait()
     finally:
         orphan_watch.cancel()
+        if wake_reader is not None:
+            wake_reader.cancel()
+
+
+async def _wake_on_stdin(wake: Callable[[], None]) -> None:
+    """Claim at once whenever the supervising server writes to our stdin (app/supervisor.py);
+    at end of file (the server is gone) the orphan watch takes over."""
+    reader = asyncio.StreamReader()
+    await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while await reader.read(4096):
+        wake()
 
 
 async def _stop_when_orphaned(stop: Callable[[], None]) -> None:

@@ -20,7 +20,7 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import Any
@@ -338,6 +338,9 @@ class Executor:
         self._dispatcher: asyncio.Task[None] | None = None
         self._draining = False
         self._started = False
+        # Set by the HTTP service when its supervised workers need telling that work was queued
+        # (app/supervisor.py: on SQLite, where no NOTIFY reaches them).
+        self.wake_others: Callable[[], None] | None = None
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -470,9 +473,12 @@ class Executor:
         return task
 
     def wake(self) -> None:
-        """A task was queued: claim now instead of at the next poll."""
+        """A task was queued: claim now instead of at the next poll, and wake the other
+        processes that ``wake_others`` reaches."""
         self._queue_may_have_work = True
         self._wakeup.set()
+        if self.wake_others is not None:
+            self.wake_others()
 
     async def cancel(self, task_id: str) -> bool:
         """Cancel a task wherever it runs. True if this call cancelled it, False if it had

@@ -17,6 +17,7 @@ import sys
 from types import TracebackType
 
 from app.settings import ServiceSettings
+from storage.engine import is_sqlite
 
 log = logging.getLogger("draftloop.supervisor")
 
@@ -27,6 +28,9 @@ STABLE_SECONDS = 60.0
 KILL_AFTER_EXTRA_SECONDS = 5.0
 # Tells a worker which process started it, so it can notice being orphaned (app/cli.py).
 SUPERVISOR_PID_ENV = "DRAFTLOOP_SUPERVISOR_PID"
+# "stdin": the supervisor writes a byte to the worker's stdin whenever it queued work (wake).
+WAKE_PIPE_ENV = "DRAFTLOOP_WAKE_PIPE"
+WAKE_BYTE = b"w"
 
 
 def worker_command() -> list[str]:
@@ -43,6 +47,11 @@ class WorkerSupervisor:
         self.restarts_total = 0
         self._watchers: list[asyncio.Task[None]] = []
         self._stopping = False
+        # On Postgres a queued task's NOTIFY wakes the workers; SQLite has no such channel, and
+        # without one a worker saw a new task only at its next poll (QUEUE_POLL_SECONDS, half
+        # of it on average). A pipe needs no handshake: what is written before the worker
+        # reads waits in the pipe, where a signal sent before its handler exists would kill it.
+        self.wake_pipe = is_sqlite(database_url)
 
     @property
     def count(self) -> int:
@@ -63,10 +72,13 @@ class WorkerSupervisor:
             "WORKER_ID": f"{self.settings.worker_id}-w{index}",
             SUPERVISOR_PID_ENV: str(os.getpid()),
         })
+        if self.wake_pipe:
+            env[WAKE_PIPE_ENV] = "stdin"
         return env
 
     async def _spawn(self, index: int) -> asyncio.subprocess.Process:
-        proc = await asyncio.create_subprocess_exec(*worker_command(), env=self._env(index))
+        proc = await asyncio.create_subprocess_exec(*worker_command(), env=self._env(index),
+                                                    stdin=asyncio.subprocess.PIPE if self.wake_pipe else None)
         self.processes[index] = proc
         log.info("started worker %d (pid %d)", index, proc.pid)
         return proc
@@ -87,6 +99,12 @@ class WorkerSupervisor:
                 return
             self.restarts_total += 1
             await self._spawn(index)
+
+    def wake(self) -> None:
+        """Work was queued: tell each live worker through its wake pipe (a no-op without one)."""
+        for proc in self.processes.values():
+            if proc.returncode is None and proc.stdin is not None and not proc.stdin.is_closing():
+                proc.stdin.write(WAKE_BYTE)
 
     async def __aenter__(self) -> WorkerSupervisor:
         for index in range(self.count):

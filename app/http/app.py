@@ -160,6 +160,8 @@ def create_app(settings: ServiceSettings | None = None) -> Litestar:
                     log.warning(FIRST_RUN_HINT)
             async with (open_run_services(runtime, settings, listener=metrics.observe_event) as services,
                         WorkerSupervisor(settings, runtime.database_url) as workers):
+                if workers.wake_pipe:
+                    services.executor.wake_others = workers.wake
                 app.state.update(runtime=runtime, bus=services.bus, executor=services.executor, metrics=metrics,
                                  settings=settings, workers=workers, audit=audit)
                 info = await runtime.deps.models.describe()

@@ -122,6 +122,21 @@ async def test_an_api_server_with_workers_runs_every_task_in_its_worker_processe
     assert not [pid for pid in workers if await is_alive(pid)], "workers outlived the server"
 
 
+async def test_workers_start_a_queued_task_at_once_not_at_their_next_poll(
+    launcher: ServiceLauncher, http: httpx.AsyncClient,
+) -> None:
+    # A poll this far apart cannot be what starts the task: a NOTIFY (Postgres) or the
+    # supervisor's wake pipe (SQLite) must.
+    server = await launcher.start("wake", WORKERS="1", QUEUE_POLL_SECONDS="60")
+    first = await post_task(http, server.url, {"request": f"{REQUEST} (first)"})
+    # The first may be claimed by the worker's start-up poll; after it, only a wake-up helps.
+    await wait_for_status(http, server.url, first, "completed", timeout=RUN_TIMEOUT, launcher=launcher)
+
+    second = await post_task(http, server.url, {"request": f"{REQUEST} (second)"})
+
+    await wait_for_status(http, server.url, second, "completed", timeout=15, launcher=launcher)
+
+
 async def test_a_killed_worker_is_restarted_and_its_task_resumes_from_the_checkpoint(
     launcher: ServiceLauncher, graph_fakes: GraphFakes, http: httpx.AsyncClient, database_url: str
 ) -> None:
