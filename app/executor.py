@@ -546,10 +546,13 @@ class Executor:
             free = self.concurrency - len(self._runs)
             # Polled on a deadline, not per wait: frequent wake-ups must not postpone the poll
             # that finds what no notification announces (SQLite between processes, expired leases).
-            polling = loop.time() >= next_poll
-            if free > 0 and (self._queue_may_have_work or polling):
-                if polling:
-                    next_poll = loop.time() + self.settings.poll_seconds
+            # A poll that falls due while every slot is taken is owed to the next free slot; left
+            # due, the wait below would time out at once, again and again, for as long as the
+            # slots stayed full (a busy loop that took a tenth of a SQLite worker's CPU).
+            if loop.time() >= next_poll:
+                next_poll = loop.time() + self.settings.poll_seconds
+                self._queue_may_have_work = True
+            if free > 0 and self._queue_may_have_work:
                 self._queue_may_have_work = False
                 try:
                     async with self.sessions.begin() as session:

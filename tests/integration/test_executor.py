@@ -279,6 +279,32 @@ async def test_runs_ending_on_a_drained_queue_do_not_query_for_more_work(harness
     assert claims == before  # three runs ended with nothing queued: no query after any of them
 
 
+async def test_a_worker_with_every_slot_taken_waits_for_a_free_slot_instead_of_spinning(harness: Harness) -> None:
+    slow_calls(harness.fakes, draft=1.0)
+    worker = await harness.worker(concurrency=1, poll_seconds=0.05)
+    first = await queue_task(worker, f"{REQUEST} first")
+    second = await queue_task(worker, f"{REQUEST} second")
+    await eventually(lambda: _all_claimed(worker, 1), what="the first to be claimed")
+    passes = 0
+    original = worker.executor.run_settings.concurrency
+
+    async def counted() -> int:
+        nonlocal passes
+        passes += 1
+        return await original()
+
+    worker.executor.run_settings.concurrency = counted  # type: ignore[method-assign]
+    # The dispatcher asks for the concurrency once per pass: about one per due poll while the
+    # one slot is taken, where a busy loop makes thousands.
+    await asyncio.sleep(0.5)
+    passes_while_full = passes
+
+    await wait_for_status(worker, first, "completed")
+    await wait_for_status(worker, second, "completed")
+    assert passes_while_full < 50
+    assert worker.executor.claimed_total == 2
+
+
 async def _all_claimed(worker: Worker, count: int) -> bool:
     return worker.executor.claimed_total == count
 
