@@ -17,7 +17,7 @@ which has the rules for them.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.models import TERMINAL_STATUSES, PostStatus, TaskStatus, new_id, utcnow
 from storage.posts import DraftPost, draft_post_of, slug_base
-from storage.records import AttemptRecord, UsageRecord
+from storage.records import ATTEMPT_FIELDS, USAGE_FIELDS, AttemptRecord, UsageRecord, pick
 from storage.slugs import numbered
 
 # A number only for a thread without a post: a revision updates the post it has instead (and
@@ -117,24 +117,23 @@ def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value)
 
 
+# The columns' defaults (storage.models), for what a record leaves out or sets to None.
+_ATTEMPT_DEFAULTS: dict[str, Any] = {
+    "title": "", "markdown": "", "word_count": 0, "score": 0.0, "passed": False, "dimensions": {}, "checks": {},
+    "issues": [], "suggestions": [], "feedback": None, "model": None, "provider": None, "input_tokens": 0,
+    "output_tokens": 0, "duration_ms": 0,
+}
+_USAGE_DEFAULTS: dict[str, Any] = {
+    "provider": None, "model": None, "input_tokens": 0, "output_tokens": 0, "duration_ms": 0, "cost_usd": 0.0,
+}
+
+
 def _attempt_rows(attempts: Sequence[AttemptRecord], now: datetime) -> list[dict[str, Any]]:
-    """Full rows with the column defaults filled in (storage.models.Attempt)."""
+    """Full rows, as AttemptRepository.replace_all would insert them."""
     rows = []
     for record in attempts:
-        def get(key: str, default: Any, record: Mapping[str, Any] = record) -> Any:
-            value = record.get(key)
-            return default if value is None else value
-
-        created_at: datetime = get("created_at", now)
-        rows.append({
-            "id": new_id(), "number": record["number"], "title": get("title", ""), "markdown": get("markdown", ""),
-            "word_count": get("word_count", 0), "score": get("score", 0.0), "passed": get("passed", False),
-            "dimensions": get("dimensions", {}), "checks": get("checks", {}), "issues": get("issues", []),
-            "suggestions": get("suggestions", []), "feedback": record.get("feedback"), "model": record.get("model"),
-            "provider": record.get("provider"), "input_tokens": get("input_tokens", 0),
-            "output_tokens": get("output_tokens", 0), "duration_ms": get("duration_ms", 0),
-            "created_at": created_at.isoformat(),
-        })
+        row = {"id": new_id(), "created_at": now, **_ATTEMPT_DEFAULTS, **pick(record, ATTEMPT_FIELDS)}
+        rows.append({**row, "created_at": row["created_at"].isoformat()})
     return rows
 
 
@@ -143,13 +142,9 @@ def _usage_rows(usage: Sequence[UsageRecord], now: datetime) -> list[dict[str, A
     increasing times, so listing keeps the call order."""
     rows = []
     for offset, record in enumerate(usage):
-        created_at = record.get("created_at") or now + timedelta(microseconds=offset)
-        rows.append({
-            "id": new_id(), "node": record["node"], "provider": record.get("provider"), "model": record.get("model"),
-            "input_tokens": record.get("input_tokens") or 0, "output_tokens": record.get("output_tokens") or 0,
-            "duration_ms": record.get("duration_ms") or 0, "cost_usd": record.get("cost_usd") or 0.0,
-            "created_at": created_at.isoformat(),
-        })
+        row = {"id": new_id(), "created_at": now + timedelta(microseconds=offset), **_USAGE_DEFAULTS,
+               **pick(record, USAGE_FIELDS)}
+        rows.append({**row, "created_at": row["created_at"].isoformat()})
     return rows
 
 
