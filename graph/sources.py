@@ -1,0 +1,37 @@
+"""Research sources as numbered references: how writers and judges see them, and which a text cites."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graph import gates
+
+SNIPPET_CHARS = 400
+EVIDENCE_CHARS = 900
+
+
+def numbered(sources: list[dict[str, Any]], *, evidence: bool = True) -> str:
+    """`[n] Title (date) — url` with the snippet, and page evidence when it was fetched."""
+    if not sources:
+        return "(no sources: write nothing that needs one)"
+    lines = []
+    for index, source in enumerate(sources, 1):
+        date = f" ({source['date']})" if source.get("date") else ""
+        lines.append(f"[{index}] {source.get('title', '').strip()}{date} — {source.get('url', '')}")
+        snippet = " ".join(str(source.get("snippet") or "").split())[:SNIPPET_CHARS]
+        if snippet:
+            lines.append(f"    {snippet}")
+        page = " ".join(str(source.get("evidence") or "").split())[:EVIDENCE_CHARS] if evidence else ""
+        if page:
+            lines.append(f"    From the page: {page}")
+    return "\n".join(lines)
+
+
+def cited_numbers(text: str, sources: list[dict[str, Any]]) -> list[int]:
+    """The 1-based numbers of the sources a text cites, as [n] or by linking the source's URL."""
+    cited = [n for n in gates.citation_numbers(text) if 1 <= n <= len(sources)]
+    linked = {gates.normalise_url(u) for u in gates.urls_in(text)}
+    for index, source in enumerate(sources, 1):
+        if source.get("url") and gates.normalise_url(str(source["url"])) in linked and index not in cited:
+            cited.append(index)
+    return cited
