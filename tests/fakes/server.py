@@ -86,8 +86,8 @@ class FakeHTTPServer:
     def route_prefix(self, method: str, prefix: str, handler: Handler) -> None:
         self.prefix_routes.append((method.upper(), prefix, handler))
 
-    async def start(self) -> FakeHTTPServer:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+    async def start(self, port: int = 0) -> FakeHTTPServer:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", port)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
