@@ -17,7 +17,7 @@ BRIEF_MIN_CITED = 3
 
 # Words when a request names no length.
 DEFAULT_TARGET_WORDS: dict[str, int] = {
-    "blog_post": 800,
+    "blog_post": 600,
     "social_post": 150,
     "email": 200,
     "newsletter": 400,

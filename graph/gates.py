@@ -21,15 +21,17 @@ _URL = re.compile(r"https?://[^\s<>()\[\]\"'`]+", re.IGNORECASE)
 _CITATION = re.compile(r"\[(\d{1,3}(?:\s*[,;–-]\s*\d{1,3})*)\](?!\()")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"”’)\]]*\s+")
 _WORDS = re.compile(r"[a-z0-9][a-z0-9'’-]*")
+# Chat openers: an interjection with its punctuation ("Sure!", "Certainly,"), or words that
+# only a reply to a requester starts with. A title such as "Here's why tea matters" is neither.
 _PREAMBLE = re.compile(
-    r"^\s*(?:\*\*)?(?:sure|certainly|of course|absolutely|okay|ok|great|alright|here(?:'s|’s| is| are)|"
-    r"below is|as an ai|i(?:'d|’d| would) be happy|i(?:'ve|’ve| have) (?:written|drafted|created)|"
-    r"happy to help)\b",
+    r"^\s*(?:\*\*)?(?:(?:sure|certainly|of course|absolutely|okay|ok|great|alright|no problem)\s*[!,.:—-]|"
+    r"as an ai\b|i(?:'d|’d| would) be (?:happy|glad)\b|i(?:'ve|’ve| have) (?:written|drafted|created|prepared)\b|"
+    r"happy to help\b|below is\b)",
     re.IGNORECASE,
 )
 _PREAMBLE_PHRASE = re.compile(
-    r"\b(?:here is|here's|here’s|below is) (?:a|an|the|your)\b[^.\n]{0,80}\b(?:post|draft|article|email|"
-    r"newsletter|brief|tweet|version|piece)\b",
+    r"\b(?:here is|here's|here’s|below is|here are) (?:a|an|the|your|my)\b[^.\n]{0,80}\b(?:post|draft|article|"
+    r"email|newsletter|brief|tweet|version|piece|thread)s?\b",
     re.IGNORECASE,
 )
 _CHATTER = re.compile(
@@ -212,10 +214,15 @@ def find_truncation(text: str, content_type: str) -> str | None:
     last = lines[-1].strip()
     if _HEADING.match(last):
         return f"it ends on the heading \"{_clip(last)}\" with nothing under it"
-    if content_type == "social_post" and _HASHTAG.search(last) and not _HASHTAG.sub("", last).strip(" .,"):
-        if len(lines) == 1:
+    if content_type == "social_post" and _HASHTAG.search(last):
+        # Hashtags close a post, on their own line or after its last sentence.
+        without = _HASHTAG.sub("", last).strip(" .,")
+        if without:
+            last = without
+        elif len(lines) == 1:
             return None
-        last = lines[-2].strip()
+        else:
+            last = lines[-2].strip()
     if re.search(r"(?:[.!?…:)\]\"”’*_`]|https?://\S+|\d%?)$", last) and not last.endswith(":"):
         return None
     if re.match(r"^\s*(?:[-*+]|\d+[.)])\s+\S", last) and len(last.split()) >= 3 and not re.search(r"[,;–-]$", last):
@@ -231,8 +238,8 @@ def find_preamble(text: str) -> str | None:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     if not lines:
         return None
-    first = lines[0].strip().lstrip("#").strip()
-    if _PREAMBLE.match(first) or _PREAMBLE_PHRASE.search(first):
+    first = lines[0].strip()
+    if (not first.startswith("#") and _PREAMBLE.match(first)) or _PREAMBLE_PHRASE.search(first):
         return f"it opens with chat: \"{_clip(first)}\""
     tail = "\n".join(lines[-3:])
     if match := _CHATTER.search(tail):

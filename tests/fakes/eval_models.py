@@ -1,6 +1,7 @@
 """A scripted writer and judge behind the fake Ollama, for `draftloop eval` on fakes.
 
-The writer routes by a table of request texts, drafts a well-formed piece whose every attempt
+The writer routes by a table of request texts (anything else gets junk, so the keyword rules
+route it), drafts a well-formed piece whose every attempt
 says which take it is, and scores attempts from a script. The judge scores a draft by its take
 (take 1 → all 3s, later takes → all 4s), prefers the later take in a blind comparison, and finds
 a scripted share of claims supported. So every figure in the report can be computed by hand.
@@ -48,7 +49,9 @@ class ScriptedEvalModels:
         prompt = str(messages[-1].get("content", "")) if messages else ""
         self.calls.append(str(title or "text"))
         if title == "IntentChoice":
-            return OllamaReply(content=self._intent(prompt))
+            intent = self._intent(prompt)
+            # Unscripted requests get junk, so the keyword rules route them.
+            return OllamaReply(content=intent) if intent else OllamaReply(fault="junk")
         if title == "RubricVerdict":
             score = FIRST_TAKE_SCORE if take_of(prompt) == 1 else LATER_TAKE_SCORE
             names = [n for n in (fmt or {}).get("properties", {}) if n != "reasoning"]
@@ -68,11 +71,11 @@ class ScriptedEvalModels:
             reply.content = reply.content.rstrip() + f"\n\nThis is take {self.takes[topic]}.\n"
         return reply
 
-    def _intent(self, text: str) -> dict[str, Any]:
+    def _intent(self, text: str) -> dict[str, Any] | None:
         for key, intent in self.intents.items():
             if key in text:
                 return {"confidence": 90, "reason": "scripted", **intent}
-        return {"kind": "content", "content_type": "blog_post", "confidence": 90, "reason": "scripted"}
+        return None
 
 
 async def serve(port: int) -> None:
