@@ -53,7 +53,7 @@ def default_model_path() -> Path | None:
 class EmbeddedConfig:
     model_path: Path
     n_ctx: int = 4096
-    threads: int = 2
+    threads: int = 1
     start_timeout: float = 120.0
 
 

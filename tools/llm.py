@@ -137,7 +137,7 @@ class LLMSettings:
     max_tokens: int | None = None
     embedded_model_path: Path | None = field(default_factory=default_model_path)
     embedded_ctx: int = 4096
-    embedded_threads: int = 2
+    embedded_threads: int = 1
 
     def __post_init__(self) -> None:
         normalised = self.provider.strip().lower()
@@ -166,7 +166,7 @@ class LLMSettings:
             max_tokens=_env_int(env, "LLM_MAX_TOKENS", None),
             embedded_model_path=Path(model_path) if model_path else default_model_path(),
             embedded_ctx=_env_int(env, "EMBEDDED_CTX", 4096) or 4096,
-            embedded_threads=_env_int(env, "EMBEDDED_THREADS", 2) or 2,
+            embedded_threads=_env_int(env, "EMBEDDED_THREADS", 1) or 1,
         )
 
     def with_overrides(self, **changes: Any) -> LLMSettings:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from tests.fakes.ollama import FakeOllama
 from tests.fakes.openai_compat import FakeOpenAI
+from tools.embedded import EmbeddedConfig
 from tools.llm import (
     EmbeddedModelMissingError,
     LLMSettings,
@@ -66,6 +67,9 @@ def test_settings_default_to_auto_with_local_ollama() -> None:
     assert settings.ollama_probe_timeout == 1.0
     assert settings.embedded_model_path is not None
     assert settings.embedded_model_path.name == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    # One thread: a second one on a busy 2-core machine slowed generation from 14 to 0.9 tok/s.
+    assert settings.embedded_threads == 1
+    assert EmbeddedConfig(model_path=settings.embedded_model_path).threads == 1
 
 
 def test_settings_read_environment_overrides() -> None:
