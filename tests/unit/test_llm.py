@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,16 +42,6 @@ class Intent(BaseModel):
 
 def ollama_settings(base_url: str, **changes: Any) -> LLMSettings:
     return LLMSettings(provider="ollama", ollama_base_url=base_url, timeout=5.0, **changes)
-
-
-@pytest.fixture
-async def fake_openai() -> AsyncIterator[FakeOpenAI]:
-    server = FakeOpenAI()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 # --- settings ---------------------------------------------------------------------------------
