@@ -324,6 +324,14 @@ def with_output_limit(model: BaseChatModel, max_tokens: int) -> BaseChatModel:
     return model
 
 
+def with_temperature(model: BaseChatModel, value: float) -> BaseChatModel:
+    """A copy of the model that samples at temperature ``value`` (ChatOllama and ChatOpenAI);
+    other chat models are returned as they are."""
+    if isinstance(model, (ChatOllama, ChatOpenAI)):
+        return model.model_copy(update={"temperature": value})
+    return model
+
+
 def structured(model: BaseChatModel, schema: type[BaseModel] | dict[str, Any]) -> Runnable[LanguageModelInput, Any]:
     """The model constrained to a JSON schema (Ollama `format`, OpenAI `response_format`).
 
