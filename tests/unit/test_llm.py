@@ -59,17 +59,20 @@ def test_settings_default_to_auto_with_local_ollama() -> None:
     # One thread: a second one on a busy 2-core machine slowed generation from 14 to 0.9 tok/s.
     assert settings.embedded_threads == 1
     assert EmbeddedConfig(model_path=settings.embedded_model_path).threads == 1
+    assert settings.embedded_repeat_penalty == 1.15
 
 
 def test_settings_read_environment_overrides() -> None:
     settings = LLMSettings.from_env({
         "LLM_PROVIDER": "OpenAI", "OPENAI_BASE_URL": "http://127.0.0.1:8000/v1",
         "OPENAI_MODEL": "qwen", "LLM_TIMEOUT": "7.5", "EMBEDDED_MODEL_PATH": "/models/x.gguf",
+        "EMBEDDED_REPEAT_PENALTY": "1.3",
     })
     assert settings.provider == "openai"
     assert settings.timeout == 7.5
     assert settings.openai_model == "qwen"
     assert settings.embedded_model_path == Path("/models/x.gguf")
+    assert settings.embedded_repeat_penalty == 1.3
 
 
 def test_unknown_provider_is_rejected_with_the_valid_choices() -> None:
@@ -80,6 +83,12 @@ def test_unknown_provider_is_rejected_with_the_valid_choices() -> None:
 def test_non_numeric_timeout_is_rejected_naming_the_variable() -> None:
     with pytest.raises(ProviderConfigError, match="LLM_TIMEOUT"):
         LLMSettings.from_env({"LLM_TIMEOUT": "soon"})
+
+
+@pytest.mark.parametrize("raw", ["0.9", "2.5", "nan", "strong"])
+def test_repeat_penalty_outside_its_bounds_is_rejected_naming_the_variable(raw: str) -> None:
+    with pytest.raises(ProviderConfigError, match="EMBEDDED_REPEAT_PENALTY must be"):
+        LLMSettings.from_env({"EMBEDDED_REPEAT_PENALTY": raw})
 
 
 # --- ollama -----------------------------------------------------------------------------------
