@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from app.settings import ServiceSettings
 from graph.configuration import GraphSettings
-from tools.embedded import EMBEDDED_MODEL_NAME
+from tools.embedded import EMBEDDED_MODEL_ALIAS
 from tools.llm import PROVIDERS, LLMSettings
 
 log = logging.getLogger("draftloop.settings")
@@ -57,7 +57,7 @@ class EnvConfig:
         if provider == "openai":
             return self.llm.openai_model or ""
         if provider == "embedded":
-            return EMBEDDED_MODEL_NAME
+            return EMBEDDED_MODEL_ALIAS
         return self.llm.ollama_model
 
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from graph.configuration import GraphSettings
 from graph.state import UsageRecord
-from tools.llm import with_output_limit
+from tools.llm import with_output_limit, with_temperature
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
 _JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
@@ -107,9 +107,11 @@ async def invoke_structured(
 ) -> tuple[SchemaT | None, UsageRecord, str | None]:
     """Returns (parsed or None, usage, problem). Junk JSON is a problem to report, not a crash."""
     started = time.perf_counter()
+    # JSON is a decision, not prose: sampling only adds ways to break the schema or to change
+    # the verdict between identical calls, so it is greedy whatever LLM_TEMPERATURE says.
+    limited = with_temperature(with_output_limit(chat, STRUCTURED_MAX_TOKENS), 0.0)
     # The schema goes out as plain JSON schema and is validated here: given a pydantic class,
     # ChatOpenAI validates inside the SDK and raises instead of reporting a parsing error.
-    limited = with_output_limit(chat, STRUCTURED_MAX_TOKENS)
     bound = limited.with_structured_output(schema.model_json_schema(), method="json_schema", include_raw=True)
     try:
         reply: dict[str, Any] = await bound.ainvoke(messages)  # type: ignore[assignment]

