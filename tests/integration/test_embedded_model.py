@@ -12,7 +12,7 @@ import pytest_asyncio
 from langchain_core.messages import AIMessage
 from pydantic import BaseModel, Field
 
-from tools.embedded import default_model_path
+from tools.embedded import REPEAT_WINDOW_TOKENS, default_model_path
 from tools.gguf import read_string
 from tools.llm import LLMSettings, ModelProvider, structured
 
@@ -88,6 +88,7 @@ async def test_embedded_server_samples_openai_requests_with_the_repeat_penalty(e
 
     assert props["default_generation_settings"]["params"]["repeat_penalty"] == pytest.approx(REPEAT_PENALTY)
     assert slots[0]["params"]["repeat_penalty"] == pytest.approx(REPEAT_PENALTY)
+    assert slots[0]["params"]["repeat_last_n"] == REPEAT_WINDOW_TOKENS
     assert slots[0]["params"]["temperature"] == 0.0
 
 
