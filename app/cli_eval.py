@@ -37,10 +37,9 @@ from app.evaluation.runner import EvalEnvironment, evaluate_request
 from app.settings import load_dotenv
 from graph.builder import build_graph
 from graph.configuration import GraphSettings
-from tools.llm import PROVIDERS, LLMSettings, ModelProvider, ModelProviderError, ProviderInfo
+from tools.llm import LLMSettings, ModelProvider, ModelProviderError, ProviderInfo, role_settings
 
 EXIT_REGRESSION = 3
-JUDGE_PROVIDERS = tuple(p for p in PROVIDERS if p != "auto")
 
 
 @dataclass(frozen=True)
@@ -55,25 +54,9 @@ class EvalInputs:
 
 
 def judge_settings(env: Mapping[str, str], writer: LLMSettings) -> LLMSettings:
-    """The writer's settings with the EVAL_JUDGE_* overrides, always at temperature 0."""
-    provider = env.get("EVAL_JUDGE_PROVIDER", "").strip().lower()
-    base_url = env.get("EVAL_JUDGE_BASE_URL", "").strip()
-    model = env.get("EVAL_JUDGE_MODEL", "").strip()
-    api_key = env.get("EVAL_JUDGE_API_KEY", "").strip()
-    if provider and provider not in JUDGE_PROVIDERS:
-        raise ValueError(f"EVAL_JUDGE_PROVIDER must be one of {', '.join(JUDGE_PROVIDERS)}, got {provider!r}")
-    if (base_url or model) and not provider:
-        raise ValueError("EVAL_JUDGE_BASE_URL and EVAL_JUDGE_MODEL need EVAL_JUDGE_PROVIDER (ollama, openai or "
-                         "embedded)")
-    changes: dict[str, Any] = {"temperature": 0.0}
-    if provider:
-        changes["provider"] = provider
-    if provider == "ollama":
-        changes.update({k: v for k, v in (("ollama_base_url", base_url), ("ollama_model", model)) if v})
-    elif provider == "openai":
-        changes.update({k: v for k, v in (("openai_base_url", base_url), ("openai_model", model),
-                                          ("openai_api_key", api_key)) if v})
-    return writer.with_overrides(**changes)
+    """EVAL_JUDGE_* on top of the writer's settings; without them, the writer's model. Always at
+    temperature 0."""
+    return role_settings(env, writer, "EVAL_JUDGE_") or writer.with_overrides(temperature=0.0)
 
 
 def _git_commit() -> str:

@@ -84,7 +84,7 @@ async def open_graph_runtime(database_url: str | None = None) -> AsyncIterator[G
                 yield GraphRuntime(build_graph(saver), deps, engine, sessions, url,
                                    read_session_factory(engine, autocommit_engine), autocommit_engine)
             finally:
-                await deps.models.aclose()
+                await deps.aclose()
     finally:
         if autocommit_engine is not None:
             await autocommit_engine.dispose()

@@ -60,7 +60,8 @@ def build_graph(checkpointer: Any = None) -> CompiledStateGraph:
     builder.add_edge("research", "draft")
     builder.add_edge("draft", "critique")
     builder.add_conditional_edges(
-        "critique", after_critique, {"draft": "draft", "approval": "approval", "finalize": "finalize"}
+        "critique", after_critique,
+        {"draft": "draft", "research": "research", "approval": "approval", "finalize": "finalize"},
     )
     builder.add_edge("finalize", END)
     builder.add_edge("answer", END)

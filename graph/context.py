@@ -8,6 +8,7 @@ from the environment, once per event loop, and reuses them.
 from __future__ import annotations
 
 import asyncio
+import os
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from pydantic import InstanceOf
 from pydantic.json_schema import SkipJsonSchema
 
 from graph.configuration import GraphSettings
-from tools.llm import ModelProvider
+from tools.llm import ModelProvider, role_settings
 from tools.pexels import PexelsClient
 from tools.serper import SerperClient
 
@@ -34,16 +35,27 @@ class Dependencies:
     serper: SerperClient
     pexels: PexelsClient
     save_outcome: OutcomeSaver | None = None
+    # The critique's judge when JUDGE_PROVIDER names one; None: the writer's model judges.
+    judge: ModelProvider | None = None
 
     @classmethod
     def from_env(cls, http: httpx.AsyncClient, save_outcome: OutcomeSaver | None = None) -> Dependencies:
+        models = ModelProvider.from_env()
+        judge = role_settings(os.environ, models.settings, "JUDGE_")
         return cls(
             settings=GraphSettings.from_env(),
-            models=ModelProvider.from_env(),
+            models=models,
             serper=SerperClient.from_env(http),
             pexels=PexelsClient.from_env(http),
             save_outcome=save_outcome,
+            judge=ModelProvider(judge) if judge is not None else None,
         )
+
+    async def aclose(self) -> None:
+        """Close the model providers (HTTP clients, the embedded server's reference)."""
+        await self.models.aclose()
+        if self.judge is not None:
+            await self.judge.aclose()
 
 
 @dataclass
@@ -99,4 +111,14 @@ async def active_model(deps: Dependencies) -> tuple[BaseChatModel, str, str]:
     """The chat model plus the provider and model names that usage records carry."""
     chat = await deps.models.chat_model()
     info = await deps.models.describe()
+    return chat, info.provider, info.model
+
+
+async def judge_model(deps: Dependencies) -> tuple[BaseChatModel, str, str]:
+    """The critique's judge: JUDGE_PROVIDER's model when set, else the writer's (structured
+    calls run at temperature 0 either way)."""
+    if deps.judge is None:
+        return await active_model(deps)
+    chat = await deps.judge.chat_model()
+    info = await deps.judge.describe()
     return chat, info.provider, info.model

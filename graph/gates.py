@@ -18,7 +18,6 @@ from graph import formats
 from graph import markdown as md
 
 _URL = re.compile(r"https?://[^\s<>()\[\]\"'`]+", re.IGNORECASE)
-_CITATION = re.compile(r"\[(\d{1,3}(?:\s*[,;–-]\s*\d{1,3})*)\](?!\()")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"”’)\]]*\s+")
 _WORDS = re.compile(r"[a-z0-9][a-z0-9'’-]*")
 # Chat openers: an interjection with its punctuation ("Sure!", "Certainly,"), or words that
@@ -162,7 +161,7 @@ def urls_in(text: str) -> list[str]:
 def citation_numbers(text: str) -> list[int]:
     """The source numbers a text cites as [n], [n, m] or [n-m], in order of first use."""
     numbers: list[int] = []
-    for match in _CITATION.finditer(text):
+    for match in md.CITATION.finditer(text):
         for part in re.split(r"\s*[,;]\s*", match.group(1)):
             bounds = [int(b) for b in re.split(r"\s*[–-]\s*", part) if b]
             if len(bounds) == 2 and 0 < bounds[1] - bounds[0] < 20:
@@ -315,7 +314,7 @@ def format_problems(text: str, content_type: str, platform: str | None, source_c
             problems.append(f"it has {len(body)} characters; {platform} allows {limit}")
         if _HEADING.search(body):
             problems.append("a social post has no headings")
-        if _CITATION.search(body):
+        if md.CITATION.search(body):
             problems.append("a social post does not carry [n] citation markers")
         low, high = formats.PLATFORM_HASHTAGS[platform or "linkedin"]
         tags = len(_HASHTAG.findall(body))

@@ -17,8 +17,18 @@ def plain_text(markdown: str) -> str:
     return _MD_NOISE.sub(lambda m: m.group(2) or "", markdown)
 
 
+# A citation marker: [3], [1, 4], [2-5]; not a link's [text](url).
+CITATION = re.compile(r"\[(\d{1,3}(?:\s*[,;–-]\s*\d{1,3})*)\](?!\()")
+
+
 def word_count(markdown: str) -> int:
-    return len(_WORD.findall(plain_text(markdown)))
+    """Words a reader reads: no markdown syntax, no [n] citation markers."""
+    return len(_WORD.findall(plain_text(CITATION.sub("", markdown))))
+
+
+def escape_link_text(text: str) -> str:
+    """Text safe inside a markdown link's brackets."""
+    return re.sub(r"([\[\]\\])", r"\\\1", " ".join(text.split()))
 
 
 def title_of(markdown: str) -> str:

@@ -137,6 +137,53 @@ async def invoke_structured(
     return None, usage, f"{node}: the model returned output that does not fit the schema ({type(error).__name__ if error else 'no JSON'})"
 
 
+async def invoke_structured_retrying(
+    chat: BaseChatModel,
+    schema: type[SchemaT],
+    messages: list[BaseMessage],
+    *,
+    tries: int,
+    node: str,
+    provider: str,
+    model: str,
+    settings: GraphSettings,
+    turn: int,
+) -> tuple[SchemaT | None, list[UsageRecord], str | None]:
+    """invoke_structured, asked again (up to `tries` calls in all) while the output is unusable:
+    (parsed or None, the usage of every call, the last problem)."""
+    usages: list[UsageRecord] = []
+    problem: str | None = None
+    for _ in range(max(1, tries)):
+        parsed, usage, problem = await invoke_structured(chat, schema, messages, node=node, provider=provider,
+                                                         model=model, settings=settings, turn=turn)
+        usages.append(usage)
+        if parsed is not None:
+            return parsed, usages, None
+    return None, usages, problem
+
+
+_SENTENCE_WORDS = re.compile(r"[A-Za-z][A-Za-z'’-]+")
+
+
+def sentences_only(items: list[str], limit: int = 6) -> list[str]:
+    """The judge's issues and suggestions that read as sentences: a small model's judge also
+    returns fragments, echoes of the schema and repeats, which would only confuse a revision."""
+    kept: list[str] = []
+    seen: set[str] = set()
+    for item in items:
+        text = " ".join(str(item).split())
+        words = _SENTENCE_WORDS.findall(text)
+        key = " ".join(w.lower() for w in words)
+        letters = sum(ch.isalpha() for ch in text)
+        if len(words) < 4 or letters < 0.6 * len(text) or key in seen:
+            continue
+        if re.fullmatch(r"(?i)(issue|suggestion|string|none|n/?a|fake text)s?\W*\d*", text):
+            continue
+        seen.add(key)
+        kept.append(text)
+    return kept[:limit]
+
+
 def _usage_from_completion(exc: Exception) -> dict[str, int]:
     """openai's finish-reason errors carry the completion, whose tokens were still spent."""
     usage = getattr(getattr(exc, "completion", None), "usage", None)

@@ -13,37 +13,100 @@ Answer with JSON only. Fields:
 - images (a photo wanted), research (web research allowed), require_approval (a human must approve).
 - confidence: 0..1 and reason: one sentence."""
 
-DRAFT_SYSTEM = """You are a skilled writer. Write in markdown.
-Structure: a single '# ' title line, then an introduction, at least three '## ' sections,
-and a final '## Conclusion' section. Cite sources inline as markdown links when you use them.
-Write only the piece itself, no preamble."""
+DRAFT_SYSTEM = """You are a skilled professional writer. Today is {today}.
+Write exactly the piece described below, in its format, and nothing else: no preamble
+("Sure! Here is..."), no notes to the requester, no placeholders such as [Your Name] or
+[Company] (leave out a detail you do not know), no word counts.
+Ground every factual claim in the numbered sources you are given; never invent facts, numbers,
+quotes or URLs. {citations}
+Say each thing once: never repeat a sentence or a paragraph. Finish the piece: end on a
+complete sentence.
+
+Format: {format}"""
+
+CITE_INLINE = ("Cite a source right after the claim it supports as [n], using its number from the list; "
+               "do not add a list of sources at the end (it is added for you) and do not write URLs.")
+CITE_LINKS = "Where you use a source, link its URL exactly as given; never write any other URL."
+CITE_NONE = "You have no sources: write nothing that would need one, and no URLs."
+
+FORMATS: dict[str, str] = {
+    "blog_post": """a blog post in markdown. One '# ' title line first. An introduction of one or
+two short paragraphs that says why the reader should care. Then '## ' sections with informative
+headings (at least three for 500 words or more, at least two below), each with concrete detail:
+examples, numbers, steps. End with a closing '## ' section (Conclusion, Takeaways or Next steps)
+that gives the reader something to do.""",
+    "social_post_x": """a post for X (Twitter): plain text, at most 280 characters in all,
+counting spaces and hashtags. The first line is the hook: one specific, surprising or useful
+statement. Then at most one or two short sentences. End with 1 to 3 relevant hashtags. No
+headings, no markdown, no [n] markers; at most one link, and only a source's URL.""",
+    "social_post_linkedin": """a LinkedIn post: plain text, at most 3,000 characters. The first
+line is a hook that makes a professional stop scrolling. Short paragraphs of one to three
+sentences separated by blank lines; concrete detail from experience or the sources; end with a
+question or a clear takeaway, then a last line of 3 to 5 hashtags. No headings, no markdown
+bold, no [n] markers; at most one link, and only a source's URL.""",
+    "email": """a plain-text email. Line 1: 'Subject: ' and a subject of at most 60 characters.
+Line 2: 'Preview: ' and preview text of at most 90 characters that adds to the subject. A blank
+line, then a greeting line such as 'Hi Dana,' (or 'Hi there,' when no name is known). Short
+paragraphs in plain text: no markdown, no headings, no bold. Exactly one call to action, in the
+paragraph just before the sign-off: a link given in the request or the sources, or an ask to
+reply. Then a sign-off line such as 'Best,' and the sender's name or team on the last line
+(use a team name from the request, or 'The team').""",
+    "newsletter": """a newsletter issue in markdown. One '# ' title line, then an intro of one to
+three sentences. Then '## ' sections grouping linked items; each item is a list line:
+'- [Item title](source URL) — one or two sentences on why it matters to the reader.' At least
+three items in all, each linking a different source URL exactly as given. End with a one-line
+sign-off.""",
+    "research_brief": """a research brief in markdown. One '# ' title line. Then '## Summary'
+first: three to five sentences (or bullets) that answer the question and state confidence. Then
+'## ' sections: key findings, the evidence (with [n] citations for every claim), where sources
+disagree, open questions, and implications. Cite at least three different sources when you have
+them. Neutral, precise, no marketing language.""",
+}
 
 DRAFT_TEMPLATE = """Write a {content_type} about: {topic}
 Audience: {audience}. Tone: {tone}. Style: {style}.
-Length: about {target_words} words.
+Length: about {target_words} words (between {min_words} and {max_words}).
 Work these keywords in naturally: {keywords}.
-{research}{revision}"""
+Request, in the requester's words: {text}
+
+Numbered sources:
+{sources}
+{revision}"""
 
 REVISION_TEMPLATE = """
-This is revision {number}. Improve the previous draft below.
-Issues to fix:
-{issues}
-Suggestions:
-{suggestions}
-{human}
-Previous draft:
-{previous}
-"""
+This is revision {number}. The editor found these problems in the previous draft; fix each of
+them and keep everything that works (structure, facts, good sentences):
+{problems}
+{human}{previous}"""
 
-CRITIQUE_SYSTEM = """You are a strict editor. Score the draft from 0 to 100 on each of:
-clarity, accuracy, completeness, relevance, seo, readability, engagement.
-List concrete issues and actionable suggestions. Answer with JSON only."""
+REVISION_HUMAN = "The reviewer's feedback, which takes priority over everything else: {feedback}\n"
+REVISION_PREVIOUS = "\nPrevious draft:\n<<<\n{markdown}\n>>>\n"
+REVISION_FRESH = ("\nThe previous drafts were unusable (cut off, looping or full of placeholders): write the "
+                  "piece afresh.\n")
 
-CRITIQUE_TEMPLATE = """Request: a {content_type} about {topic} for {audience}, about {target_words} words,
-keywords: {keywords}.
+CRITIQUE_SYSTEM = """You are a demanding editor at a publication. Today is {today}.
+Judge the draft below against the request and the numbered sources the writer had. Write your
+reasoning first: quote the passages that decide each score, check each factual claim against the
+sources, and note what is missing for this audience. Then score every rubric dimension from 1 to
+5 using the descriptions exactly; a score of 4 or 5 must be earned. A claim that the sources do
+not support lowers accuracy even when it sounds plausible. Then list the most important issues
+(concrete, each naming the passage) and suggestions a writer can act on.
+Answer with JSON only."""
+
+CRITIQUE_TEMPLATE = """Request: {text}
+Content type: {content_type}{platform}. Audience: {audience}. Tone: {tone}. Style: {style}.
+Target length: about {target_words} words. Keywords: {keywords}.
+
+Numbered sources:
+{sources}
+
+Rubric:
+{rubric}
 
 Draft:
-{markdown}"""
+<<<
+{markdown}
+>>>"""
 
 ANSWER_SYSTEM = """You answer questions briefly and accurately. If research notes are given,
 rely on them and cite the URLs you used."""

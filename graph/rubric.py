@@ -7,6 +7,10 @@ score on this rubric; only who judges differs.
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, create_model
+
 ANCHORS: dict[str, dict[int, str]] = {
     "accuracy": {
         1: "States things the sources contradict, or invents facts, numbers or quotes.",
@@ -136,3 +140,28 @@ def rubric_text(content_type: str) -> str:
 def to_percent(mean: float) -> float:
     """A 1–5 mean on the 0–100 scale the quality threshold uses (1 → 0, 5 → 100)."""
     return round((mean - 1) * 25, 1)
+
+
+# Bounded so that a schema-constrained small model ends its lists and strings instead of
+# looping inside them until its token budget runs out.
+REASONING_CHARS = 1500
+FEEDBACK_ITEMS = 5
+FEEDBACK_CHARS = 200
+_VERDICT_MODELS: dict[tuple[str, str, bool], type[BaseModel]] = {}
+
+
+def verdict_model(content_type: str, title: str, *, feedback: bool) -> type[BaseModel]:
+    """A judge's answer: `reasoning` first, then one 1–5 integer per dimension (so a model
+    constrained to the schema reasons before it scores), then, with feedback, the issues and
+    suggestions a writer can act on. `title` names the schema (what a judge is answering)."""
+    key = (content_type, title, feedback)
+    if key not in _VERDICT_MODELS:
+        score = Annotated[int, Field(ge=1, le=5)]
+        item = Annotated[str, Field(max_length=FEEDBACK_CHARS)]
+        fields: dict[str, Any] = {"reasoning": (str, Field(max_length=REASONING_CHARS))}
+        fields.update({name: (score, ...) for name in dimensions_for(content_type)})
+        if feedback:
+            fields["issues"] = (list[item], Field(default_factory=list, max_length=FEEDBACK_ITEMS))
+            fields["suggestions"] = (list[item], Field(default_factory=list, max_length=FEEDBACK_ITEMS))
+        _VERDICT_MODELS[key] = create_model(title, **fields)
+    return _VERDICT_MODELS[key]

@@ -186,6 +186,30 @@ class LLMSettings:
         return replace(self, **changes)
 
 
+def role_settings(env: Mapping[str, str], base: LLMSettings, prefix: str) -> LLMSettings | None:
+    """Settings for a second model (the critique's judge, the eval's judge) named by
+    `{prefix}PROVIDER`, `{prefix}BASE_URL`, `{prefix}MODEL` and `{prefix}API_KEY` on top of the
+    writer's; None when `{prefix}PROVIDER` is unset. Judges always run at temperature 0."""
+    provider = env.get(f"{prefix}PROVIDER", "").strip().lower()
+    base_url = env.get(f"{prefix}BASE_URL", "").strip()
+    model = env.get(f"{prefix}MODEL", "").strip()
+    api_key = env.get(f"{prefix}API_KEY", "").strip()
+    if not provider:
+        if base_url or model:
+            raise ProviderConfigError(f"{prefix}BASE_URL and {prefix}MODEL need {prefix}PROVIDER "
+                                      "(ollama, openai or embedded)")
+        return None
+    if provider not in PROVIDERS or provider == "auto":
+        raise UnknownProviderError(f"Unknown {prefix}PROVIDER {provider!r}; use ollama, openai or embedded.")
+    changes: dict[str, Any] = {"provider": provider, "temperature": 0.0}
+    if provider == "ollama":
+        changes.update({k: v for k, v in (("ollama_base_url", base_url), ("ollama_model", model)) if v})
+    elif provider == "openai":
+        changes.update({k: v for k, v in (("openai_base_url", base_url), ("openai_model", model),
+                                          ("openai_api_key", api_key)) if v})
+    return base.with_overrides(**changes)
+
+
 @dataclass(frozen=True)
 class ProviderInfo:
     """What serves the chat model, for logs, /ready and every run result."""

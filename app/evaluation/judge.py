@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from langchain_core.messages import HumanMessage, SystemMessage
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, Field
 
 from app.evaluation import prompts
 from graph import rubric
 from graph.configuration import GraphSettings
-from graph.model_calls import invoke_structured
+from graph.model_calls import invoke_structured_retrying
 from graph.sources import numbered
 from graph.state import UsageRecord
 from tools.llm import ModelProvider
@@ -77,20 +77,6 @@ class ClaimCheck(BaseModel):
     claims: list[Claim] = Field(default_factory=list, max_length=MAX_CLAIMS)
 
 
-_RUBRIC_MODELS: dict[str, type[BaseModel]] = {}
-
-
-def rubric_model(content_type: str) -> type[BaseModel]:
-    """A schema whose first field is the reasoning, then one 1–5 integer per dimension, so a
-    schema-constrained model reasons before it scores."""
-    if content_type not in _RUBRIC_MODELS:
-        score = Annotated[int, Field(ge=1, le=5)]
-        fields: dict[str, Any] = {"reasoning": (str, Field(max_length=1500))}
-        fields.update({name: (score, ...) for name in rubric.dimensions_for(content_type)})
-        _RUBRIC_MODELS[content_type] = create_model("RubricVerdict", **fields)
-    return _RUBRIC_MODELS[content_type]
-
-
 @dataclass
 class Judge:
     models: ModelProvider
@@ -102,18 +88,16 @@ class Judge:
     async def _ask(self, schema: type[BaseModel], system: str, human: str, node: str) -> BaseModel | None:
         chat = await self.models.chat_model()
         info = await self.models.describe()
-        for _ in range(JUDGE_TRIES):
-            parsed, usage, _problem = await invoke_structured(
-                chat, schema, [SystemMessage(system), HumanMessage(human)], node=node,
-                provider=info.provider, model=info.model, settings=self.settings, turn=0)
-            self.usage.append(usage)
-            if parsed is not None:
-                return parsed
-        self.unusable += 1
-        return None
+        parsed, usage, _problem = await invoke_structured_retrying(
+            chat, schema, [SystemMessage(system), HumanMessage(human)], tries=JUDGE_TRIES, node=node,
+            provider=info.provider, model=info.model, settings=self.settings, turn=0)
+        self.usage.extend(usage)
+        if parsed is None:
+            self.unusable += 1
+        return parsed
 
     async def rubric(self, case: JudgeInput, draft: str) -> RubricScore | None:
-        schema = rubric_model(case.content_type)
+        schema = rubric.verdict_model(case.content_type, "RubricVerdict", feedback=False)
         human = prompts.JUDGE_TEMPLATE.format(**case.fields(), rubric=rubric.rubric_text(case.content_type),
                                               draft=draft)
         parsed = await self._ask(schema, prompts.JUDGE_SYSTEM.format(today=self.today.isoformat()), human,

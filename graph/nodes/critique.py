@@ -1,98 +1,58 @@
-"""critique: deterministic checks plus a model judge, one combined score, a bounded loop."""
+"""critique: hard gates, then a judge on an anchored rubric; it fails closed and bounds the loop.
+
+An attempt passes only when no hard gate fails (graph/gates.py), the judge's answer was
+usable, no rubric dimension is at or below the floor, and the judge's score reaches the
+quality threshold. Whatever a judge says cannot ship a loop, a placeholder or an invented URL;
+a judge whose answer is junk twice leaves the attempt unjudged, and unjudged does not pass.
+"""
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Any
+from datetime import UTC, datetime
+from typing import Any
 
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
-from pydantic import BaseModel, Field
 
+from graph import formats, gates, rubric
 from graph import markdown as md
-from graph.context import DraftloopContext, active_model, dependencies, effective_settings
-from graph.model_calls import invoke_structured
-from graph.nodes.draft import turn_attempts
+from graph.context import DraftloopContext, dependencies, effective_settings, judge_model
+from graph.model_calls import invoke_structured_retrying, sentences_only
+from graph.nodes.draft import DEGENERATE_GATES, failed_gates, turn_attempts
 from graph.prompts import CRITIQUE_SYSTEM, CRITIQUE_TEMPLATE
+from graph.sources import numbered
 from graph.state import AttemptRecord, State
 
-DIMENSIONS = ("clarity", "accuracy", "completeness", "relevance", "seo", "readability", "engagement")
-# The judge sees meaning, the checks see structure; meaning weighs more.
-JUDGE_WEIGHT = 0.6
-STRUCTURED_TYPES = {"blog_post", "newsletter", "research_brief"}
-_STOPWORDS = {"the", "a", "an", "and", "or", "of", "for", "to", "in", "on", "with", "about", "how", "why", "what", "your", "our"}
+JUDGE_TRIES = 2
+# Rubric dimensions whose low score means the facts, not the prose, fall short: worth a
+# research round before the next draft.
+RESEARCH_DIMENSIONS = ("accuracy", "completeness", "depth")
 
 
-class Score(BaseModel):
-    clarity: int = Field(ge=0, le=100)
-    accuracy: int = Field(ge=0, le=100)
-    completeness: int = Field(ge=0, le=100)
-    relevance: int = Field(ge=0, le=100)
-    seo: int = Field(ge=0, le=100)
-    readability: int = Field(ge=0, le=100)
-    engagement: int = Field(ge=0, le=100)
-    # Bounded so that llama.cpp's grammar ends the list instead of letting a small model loop.
-    issues: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=6)
-    suggestions: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=6)
+def judge_messages(state: State, markdown: str, today: str) -> list[SystemMessage | HumanMessage]:
+    request = state.get("request", {})
+    content_type = str(request.get("content_type") or "blog_post")
+    platform = formats.platform_for(content_type, request.get("platform"))
+    sources = (state.get("research") or {}).get("sources") or []
+    return [SystemMessage(CRITIQUE_SYSTEM.format(today=today)), HumanMessage(CRITIQUE_TEMPLATE.format(
+        text=request.get("text", ""),
+        content_type=content_type.replace("_", " "),
+        platform=f" for {platform}" if platform else "",
+        audience=request.get("audience", "a general audience"),
+        tone=request.get("tone", "professional"),
+        style=request.get("style", "educational"),
+        target_words=request.get("target_words", ""),
+        keywords=", ".join(request.get("keywords") or []) or "none",
+        sources=numbered(sources),
+        rubric=rubric.rubric_text(content_type),
+        markdown=markdown,
+    ))]
 
 
-def _topic_terms(topic: str) -> list[str]:
-    return [w for w in re.findall(r"[a-z0-9]+", topic.lower()) if w not in _STOPWORDS and len(w) > 2]
-
-
-def deterministic_checks(markdown: str, request: dict[str, Any]) -> tuple[float, dict[str, Any], list[str], list[str]]:
-    """Returns (score 0-100, checks, issues, suggestions)."""
-    target = int(request.get("target_words") or 600)
-    words = md.word_count(markdown)
-    lowered = markdown.lower()
-    checks: dict[str, Any] = {}
-    issues: list[str] = []
-    suggestions: list[str] = []
-
-    ratio = words / target if target else 0
-    length_ok = 0.75 <= ratio <= 1.25
-    checks["length"] = {"ok": length_ok, "words": words, "target": target,
-                        "score": 1.0 if length_ok else max(0.0, 1 - abs(1 - ratio))}
-    if not length_ok:
-        issues.append(f"Length is {words} words; the target is {target}.")
-        suggestions.append(f"{'Expand' if ratio < 1 else 'Cut'} the piece to about {target} words.")
-
-    has_title = bool(md.title_of(markdown))
-    checks["title"] = {"ok": has_title, "score": float(has_title)}
-    if not has_title:
-        issues.append("There is no '# ' title line.")
-        suggestions.append("Start with a single '# ' title line.")
-
-    if request.get("content_type", "blog_post") in STRUCTURED_TYPES:
-        sections = md.sections_of(markdown)
-        checks["sections"] = {"ok": len(sections) >= 3, "count": len(sections), "score": min(1.0, len(sections) / 3)}
-        if len(sections) < 3:
-            issues.append(f"Only {len(sections)} '## ' sections; at least 3 are expected.")
-            suggestions.append("Organise the body into at least three '## ' sections.")
-        conclusion = md.has_conclusion(markdown)
-        checks["conclusion"] = {"ok": conclusion, "score": float(conclusion)}
-        if not conclusion:
-            issues.append("There is no conclusion.")
-            suggestions.append("End with a '## Conclusion' section that sums up the key points.")
-
-    terms = _topic_terms(str(request.get("topic", "")))
-    found = [t for t in terms if t in lowered]
-    topic_score = len(found) / len(terms) if terms else 1.0
-    checks["topic"] = {"ok": topic_score >= 0.5, "missing": [t for t in terms if t not in found], "score": topic_score}
-    if topic_score < 0.5:
-        issues.append("The draft barely mentions the topic.")
-        suggestions.append(f"Address the topic directly: {request.get('topic')}.")
-
-    keywords = [str(k) for k in request.get("keywords") or []]
-    missing = [k for k in keywords if k.lower() not in lowered]
-    keyword_score = 1 - len(missing) / len(keywords) if keywords else 1.0
-    checks["keywords"] = {"ok": not missing, "missing": missing, "score": keyword_score}
-    if missing:
-        issues.append(f"Missing keywords: {', '.join(missing)}.")
-        suggestions.append(f"Work in the keywords: {', '.join(missing)}.")
-
-    scores = [c["score"] for c in checks.values()]
-    return round(100 * sum(scores) / len(scores), 1), checks, issues, suggestions
+def best_attempt(attempts: list[dict[str, Any]]) -> dict[str, Any]:
+    """What ships when the revisions run out: an attempt without failed gates beats one with,
+    a judged one beats an unjudged one, then the higher score."""
+    return max(attempts, key=lambda a: (not failed_gates(a), bool(a.get("dimensions")), float(a.get("score") or 0)))
 
 
 async def critique(state: State, runtime: Runtime[DraftloopContext]) -> dict[str, Any]:
@@ -102,40 +62,47 @@ async def critique(state: State, runtime: Runtime[DraftloopContext]) -> dict[str
     current = state.get("draft", {})
     markdown = current.get("markdown", "")
     turn = int(state.get("turn") or 1)
-    det_score, checks, issues, suggestions = deterministic_checks(markdown, request)
+    sources = (state.get("research") or {}).get("sources") or []
+    results = gates.run_gates(markdown, request, sources)
+    checks: dict[str, Any] = {g.name: {**g.as_dict(), "gate": True} for g in results}
+    issues = [g.detail for g in results if not g.ok]
     update: dict[str, Any] = {}
     warnings: list[str] = []
 
-    chat, provider, model_name = await active_model(deps)
-    judged, usage, problem = await invoke_structured(
-        chat,
-        Score,
-        [SystemMessage(CRITIQUE_SYSTEM), HumanMessage(CRITIQUE_TEMPLATE.format(
-            content_type=str(request.get("content_type", "blog_post")).replace("_", " "),
-            topic=request.get("topic", ""),
-            audience=request.get("audience", ""),
-            target_words=request.get("target_words", ""),
-            keywords=", ".join(request.get("keywords") or []) or "none",
-            markdown=markdown,
-        ))],
-        node="critique",
-        provider=provider,
-        model=model_name,
-        settings=settings,
-        turn=turn,
-    )
-    update["usage"] = [usage]
     dimensions: dict[str, float] = {}
-    if judged is not None:
-        dimensions = {d: float(getattr(judged, d)) for d in DIMENSIONS}
-        judge_score = sum(dimensions.values()) / len(dimensions)
-        score = round(JUDGE_WEIGHT * judge_score + (1 - JUDGE_WEIGHT) * det_score, 1)
-        issues = issues + [i for i in judged.issues if i]
-        suggestions = suggestions + [s for s in judged.suggestions if s]
+    reasoning = ""
+    suggestions: list[str] = []
+    degenerate = sorted(DEGENERATE_GATES & {g.name for g in results if not g.ok})
+    if degenerate:
+        # A broken text is not worth a judge's time: the gates already said what to fix.
+        checks["judge"] = {"ok": False, "gate": True, "detail": f"not judged: the draft fails {', '.join(degenerate)}"}
     else:
-        warnings.append(f"{problem}; scored on deterministic checks only")
-        score = det_score
-    passed = score >= settings.quality_threshold
+        chat, provider, model_name = await judge_model(deps)
+        schema = rubric.verdict_model(str(request.get("content_type") or "blog_post"), "CritiqueVerdict",
+                                      feedback=True)
+        judged, usage, problem = await invoke_structured_retrying(
+            chat, schema, judge_messages(state, markdown, datetime.now(UTC).date().isoformat()),
+            tries=JUDGE_TRIES, node="critique", provider=provider, model=model_name, settings=settings, turn=turn)
+        update["usage"] = usage
+        if judged is None:
+            warnings.append(f"{problem}; the attempt is unjudged and cannot pass")
+            checks["judge"] = {"ok": False, "gate": True,
+                               "detail": "The judge's answer was unusable twice, so this attempt is unjudged."}
+        else:
+            values = judged.model_dump()
+            dimensions = {d: float(values[d]) for d in rubric.dimensions_for(str(request.get("content_type")
+                                                                                 or "blog_post"))}
+            reasoning = str(values.get("reasoning") or "")
+            checks["judge"] = {"ok": True, "gate": True, "detail": ""}
+            low = [d for d, v in dimensions.items() if v <= rubric.FLOOR]
+            checks["rubric_floor"] = {
+                "ok": not low, "gate": True,
+                "detail": f"The judge scored {', '.join(low)} at {rubric.FLOOR} or below." if low else ""}
+            issues += sentences_only(list(values.get("issues") or []))
+            suggestions = sentences_only(list(values.get("suggestions") or []))
+    score = rubric.to_percent(sum(dimensions.values()) / len(dimensions)) if dimensions else 0.0
+    gates_ok = all(c.get("ok") for c in checks.values())
+    passed = gates_ok and score >= settings.quality_threshold
 
     attempt = AttemptRecord(
         turn=turn,
@@ -156,22 +123,28 @@ async def critique(state: State, runtime: Runtime[DraftloopContext]) -> dict[str
         output_tokens=int(current.get("output_tokens") or 0),
         duration_ms=int(current.get("duration_ms") or 0),
     )
-    verdict = {"score": score, "passed": passed, "dimensions": dimensions, "checks": checks,
-               "issues": issues, "suggestions": suggestions}
+    verdict: dict[str, Any] = {"score": score, "passed": passed, "dimensions": dimensions, "checks": checks,
+                               "issues": issues, "suggestions": suggestions, "reasoning": reasoning,
+                               "number": attempt["number"]}
     update["attempts"] = [attempt]
     update["critique"] = verdict
     revision = int(state.get("revision") or 0)
     if not passed and revision >= settings.max_revisions:
         # Out of revisions: the best attempt of this turn is the one that ships, marked as failing.
-        best = max([*turn_attempts(state), attempt], key=lambda a: a.get("score", 0))
+        best = best_attempt([*turn_attempts(state), attempt])
         update["draft"] = {**current, "title": best.get("title", ""), "markdown": best.get("markdown", ""),
                            "word_count": best.get("word_count", 0), "excerpt": md.excerpt_of(best.get("markdown", "")),
                            "number": best.get("number")}
         update["critique"] = {**verdict, "score": best.get("score", 0), "passed": False,
-                              "dimensions": best.get("dimensions", {}), "best_attempt": best.get("number"),
-                              "exhausted": True}
+                              "dimensions": best.get("dimensions", {}), "checks": best.get("checks", {}),
+                              "issues": best.get("issues", []), "number": best.get("number"),
+                              "best_attempt": best.get("number"), "exhausted": True}
     elif not passed:
         update["revision"] = revision + 1
+        short = [d for d in RESEARCH_DIMENSIONS if d in dimensions and dimensions[d] <= rubric.FLOOR]
+        if short and request.get("research") and not (state.get("research") or {}).get("revisions"):
+            verdict["research_gaps"] = sentences_only(list(issues))[:3] or [
+                f"more evidence on {request.get('topic', '')}"]
     if warnings:
         update["warnings"] = warnings
     return update
@@ -181,4 +154,6 @@ def after_critique(state: State) -> str:
     verdict = state.get("critique", {})
     if verdict.get("passed") or verdict.get("exhausted"):
         return "approval" if state.get("request", {}).get("require_approval") else "finalize"
+    if verdict.get("research_gaps"):
+        return "research"
     return "draft"

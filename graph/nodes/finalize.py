@@ -8,9 +8,11 @@ from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
+from graph import formats, gates
 from graph import markdown as md
 from graph.context import DraftloopContext, dependencies
 from graph.nodes.draft import turn_attempts
+from graph.sources import cited_numbers
 from graph.state import State
 
 
@@ -28,15 +30,37 @@ def turn_usage(state: State) -> list[dict[str, Any]]:
     return [u for u in state.get("usage") or [] if int(u.get("turn", 1)) == turn]
 
 
+def sources_section(sources: list[dict[str, Any]], cited: list[int]) -> str:
+    """The `## Sources` list of what the text cited, under the numbers its [n] markers use."""
+    lines = []
+    for n in sorted(cited):
+        source = sources[n - 1]
+        title = md.escape_link_text(str(source.get("title") or source.get("url") or ""))
+        lines.append(f"- [{n}] [{title}]({source.get('url', '')})")
+    return "## Sources\n\n" + "\n".join(lines)
+
+
+def with_sources(markdown: str, content_type: str, sources: list[dict[str, Any]]) -> tuple[str, list[int]]:
+    """The shipped text (with its Sources list where the type carries one) and the numbers of
+    the sources it cites. A list the writer added anyway is replaced by the true one."""
+    body = gates.strip_sources_section(markdown.strip())
+    cited = cited_numbers(body, sources)
+    if content_type in formats.CITING_TYPES and cited:
+        return f"{body}\n\n{sources_section(sources, cited)}\n", cited
+    return body, cited
+
+
 def build_result(state: State) -> dict[str, Any]:
     request = state.get("request", {})
     draft = state.get("draft", {})
     verdict = state.get("critique", {})
     research = state.get("research") or {}
-    markdown = draft.get("markdown", "")
+    content_type = str(request.get("content_type") or "blog_post")
+    all_sources = list(research.get("sources") or [])
+    markdown, cited = with_sources(draft.get("markdown", ""), content_type, all_sources)
     title = draft.get("title") or md.title_of(markdown) or str(request.get("topic", "")).strip().capitalize()
-    excerpt = md.excerpt_of(markdown)
-    words = md.word_count(markdown)
+    excerpt = md.excerpt_of(gates.body_of(markdown, content_type))
+    words = gates.count_words(markdown, content_type)
     images = research.get("images") or []
     featured = images[0] if images and request.get("images") else None
     usage = turn_usage(state)
@@ -51,11 +75,13 @@ def build_result(state: State) -> dict[str, Any]:
         "reading_minutes": md.reading_minutes(words),
         "seo": md.seo_fields(title, excerpt, list(request.get("keywords") or [])),
         "featured_image": featured,
-        "sources": research.get("sources") or [],
+        # Every source found, numbered as the text cites them, saying which the text used.
+        "sources": [{**source, "n": n, "cited": n in cited} for n, source in enumerate(all_sources, 1)],
         "images": images,
         "score": verdict.get("score"),
         "passed": bool(verdict.get("passed")),
         "dimensions": verdict.get("dimensions") or {},
+        "attempt": verdict.get("number") or draft.get("number"),
         "attempts": len(turn_attempts(state)),
         "approval": state.get("approval") or None,
         "model": last_model.get("model", ""),

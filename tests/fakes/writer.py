@@ -17,6 +17,8 @@ import pytest
 
 from graph.configuration import GraphSettings
 from graph.context import Dependencies
+from graph.rubric import DIMENSIONS
+from tests.fakes.drafts import draft_for
 from tests.fakes.ollama import FakeOllama, OllamaReply
 from tests.fakes.pexels import FAKE_PEXELS_KEY, FakePexels
 from tests.fakes.serper import FAKE_SERPER_KEY, FakeSerper
@@ -24,22 +26,24 @@ from tools.llm import LLMSettings, ModelProvider
 from tools.pexels import PexelsClient
 from tools.serper import SerperClient
 
-_TOPIC = re.compile(r"about: (.+)")
+_KIND = re.compile(r"Write an? (.+?) about: (.+)")
 _LENGTH = re.compile(r"Length: about (\d+) words")
 _KEYWORDS = re.compile(r"keywords in naturally: (.+?)\.\n")
+_KINDS = {"blog post": "blog_post", "social post": "social_post", "email": "email", "newsletter": "newsletter",
+          "research brief": "research_brief"}
+DIMENSION_NAMES = frozenset(d for names in DIMENSIONS.values() for d in names)
 
 
 def well_formed_draft(topic: str, words: int, keywords: list[str]) -> str:
-    """A draft that passes every deterministic check for the given request."""
-    intro = f"This piece explains {topic} for busy readers. " + " ".join(keywords)
-    body_words = max(words - 40, 30)
-    filler = ("Concrete examples make the idea of " + topic + " easy to apply in practice today. ").split()
-    per_section = max(body_words // 4, 5)
-    sections = []
-    for heading in ("Why it matters", "How it works", "Common pitfalls", "Conclusion"):
-        text = " ".join((filler * (per_section // len(filler) + 1))[:per_section])
-        sections.append(f"## {heading}\n\n{text}.")
-    return f"# A practical guide to {topic}\n\n{intro}.\n\n" + "\n\n".join(sections) + "\n"
+    """A blog post that passes every hard gate for the given request."""
+    return draft_for("blog_post", None, topic, words, keywords, "")
+
+
+def rubric_scores(score: int, names: list[str]) -> dict[str, int]:
+    """1–5 scores whose mean is as close as integers allow to `score` on the 0–100 scale."""
+    total = round((score / 25 + 1) * len(names))
+    base, extra = divmod(total, len(names))
+    return {name: max(1, min(5, base + (1 if i < extra else 0))) for i, name in enumerate(names)}
 
 
 @dataclass
@@ -51,6 +55,10 @@ class ScriptedWriter:
     junk_intent: bool = False
     junk_scores: bool = False
     draft_override: str | None = None
+    # Drafts handed out first, in order, before draft_override or generated drafts.
+    drafts: list[str] = field(default_factory=list)
+    # Rubric scores that replace the ones derived from `scores`, by dimension name.
+    dimensions: dict[str, int] = field(default_factory=dict)
     draft_latency: float = 0.0  # seconds before a draft reply starts: keeps a run mid-flight
     calls: list[str] = field(default_factory=list)
     prompts: list[str] = field(default_factory=list)
@@ -64,29 +72,37 @@ class ScriptedWriter:
         if title == "IntentChoice":
             self.calls.append("intent")
             return OllamaReply(fault="junk") if self.junk_intent else OllamaReply(content=self.intent)
-        if title == "Score":
+        if title == "CritiqueVerdict":
             self.calls.append("score")
             if self.junk_scores:
                 return OllamaReply(fault="junk")
             score = self.scores.pop(0) if len(self.scores) > 1 else self.scores[0]
-            dims = {d: score for d in ("clarity", "accuracy", "completeness", "relevance", "seo", "readability", "engagement")}
-            return OllamaReply(content={**dims, "issues": [f"judge issue at {score}"],
-                                        "suggestions": [f"judge suggestion after scoring {score}"]})
-        if "strict editor" in system or "classify" in system:
+            names = [n for n in fmt.get("properties", {}) if n in DIMENSION_NAMES]
+            scored = {**rubric_scores(score, names), **{k: v for k, v in self.dimensions.items() if k in names}}
+            return OllamaReply(content={"reasoning": f"scripted verdict of {score}", **scored,
+                                        "issues": [f"The judge found an issue at score {score}."],
+                                        "suggestions": [f"Apply the judge's suggestion after scoring {score}."]})
+        if "demanding editor" in system or "classify" in system:
             raise AssertionError(f"structured call without a schema: {system[:40]}")
         self.prompts.append(prompt)
         if "Question:" in prompt or "answer questions" in system:
             self.calls.append("answer")
             return OllamaReply(content=self.answer_text)
         self.calls.append("draft")
+        if self.drafts:
+            return OllamaReply(content=self.drafts.pop(0), latency=self.draft_latency)
         if self.draft_override is not None:
             return OllamaReply(content=self.draft_override, latency=self.draft_latency)
-        topic = (_TOPIC.search(prompt) or [None, "the topic"])[1].strip()
+        kind_match = _KIND.search(prompt)
+        kind, topic = (kind_match.group(1), kind_match.group(2).strip()) if kind_match else ("blog post", "the topic")
+        platform = "x" if kind.endswith("for x") else "linkedin" if kind.endswith("for linkedin") else None
+        content_type = _KINDS.get(kind.removesuffix(" for x").removesuffix(" for linkedin"), "blog_post")
         words = int((_LENGTH.search(prompt) or [None, "300"])[1])
         keywords_match = _KEYWORDS.search(prompt)
         keywords = [] if not keywords_match or keywords_match.group(1) == "none given" else [
             k.strip() for k in keywords_match.group(1).split(",")]
-        return OllamaReply(content=well_formed_draft(topic, words, keywords), latency=self.draft_latency)
+        draft = draft_for(content_type, platform, topic, words, keywords, prompt)
+        return OllamaReply(content=draft, latency=self.draft_latency)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from app.evaluation.metrics import compare, percentile, summarise
 from app.evaluation.report import judge_line, load_records, render_report
 from tests.fakes.eval_models import JUDGE_MODEL, ScriptedEvalModels
 from tests.fakes.ollama import FakeOllama
-from tools.llm import LLMSettings
+from tools.llm import LLMSettings, ModelProviderError
 
 REQUESTS = [
     {"id": "a-blog", "turns": ["Write a 300-word blog post about tea ceremonies"], "fixture": "tea",
@@ -92,10 +92,11 @@ async def test_scripted_eval_report_figures_match_the_script(tmp_path: Path, scr
     assert (overall["win_rate"], overall["comparisons"]) == (1.0, 2)
     # Four claims per shipped piece, three supported.
     assert (overall["grounded_rate"], overall["claims"]) == (0.75, 8)
-    # The scripted writer drafts blog-shaped markdown: right for the blog, wrong for a LinkedIn post.
-    assert overall["format_compliance"] == 0.5
-    assert by_id["b-social"]["checks"]["format_problems"]
-    assert overall["must_cite_met"] == 0.0  # the scripted draft cites nothing
+    # The scripted writer drafts each type in its format and cites the numbered sources.
+    assert overall["format_compliance"] == 1.0
+    assert by_id["b-social"]["checks"]["format_problems"] == []
+    assert overall["must_cite_met"] == 1.0
+    assert by_id["a-blog"]["checks"]["citations"] >= 1 and by_id["a-blog"]["checks"]["invented_urls"] == []
     blog = by_id["a-blog"]
     assert [a["score"] for a in blog["attempts"]] == [blog["first"]["score"], blog["shipped"]["score"]]
     assert overall["lift"] == pytest.approx((blog["shipped"]["score"] - blog["first"]["score"]) / 2)
@@ -146,7 +147,7 @@ def test_judge_settings_default_to_the_writer_at_temperature_zero() -> None:
                             "EVAL_JUDGE_MODEL": "qwen2.5-7b"}, writer)
     assert (other.provider, other.openai_base_url, other.openai_model) == ("openai", "http://127.0.0.1:9/v1",
                                                                            "qwen2.5-7b")
-    with pytest.raises(ValueError, match="EVAL_JUDGE_PROVIDER"):
+    with pytest.raises(ModelProviderError, match="EVAL_JUDGE_PROVIDER"):
         judge_settings({"EVAL_JUDGE_MODEL": "x"}, writer)
 
 
