@@ -418,6 +418,6 @@ class SlowJudge:
 
     def __call__(self, body: dict[str, Any]) -> OllamaReply:
         reply = self.writer(body)
-        if schema_title(body) == "Score" and self.latency:
+        if schema_title(body) == "CritiqueVerdict" and self.latency:
             return replace(reply, latency=self.latency)
         return reply

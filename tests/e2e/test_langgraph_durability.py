@@ -98,7 +98,7 @@ async def test_a_background_run_whose_server_is_killed_mid_critique_is_resumed_b
         await sdk.aclose()
 
     restarted = graph_fakes.ollama.chat_requests[chat_before:]
-    assert [schema_title(body) for body in restarted] == ["Score"], "only the critique may run again"
+    assert [schema_title(body) for body in restarted] == ["CritiqueVerdict"], "only the critique may run again"
     assert writer.calls == ["intent", "draft", "score", "score"], "a finished node was redone"
     assert len(graph_fakes.serper.requests) + len(graph_fakes.pexels.server.requests) == search_before, \
         "research ran again"

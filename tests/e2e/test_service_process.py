@@ -271,7 +271,7 @@ async def test_a_server_killed_mid_critique_is_replaced_and_the_task_resumes_wit
     task = await wait_for_status(http, second.url, task_id, "completed", launcher=launcher)
     assert task["result"]["passed"] is True and task["result"]["attempts"] == 1
     restarted = graph_fakes.ollama.chat_requests[chat_before:]
-    assert [schema_title(body) for body in restarted] == ["Score"], "only the critique may run again"
+    assert [schema_title(body) for body in restarted] == ["CritiqueVerdict"], "only the critique may run again"
     assert writer.calls == ["intent", "draft", "score", "score"]
     assert len(graph_fakes.serper.requests) + len(graph_fakes.pexels.server.requests) == search_before, \
         "research ran again"

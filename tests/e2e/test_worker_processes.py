@@ -154,7 +154,7 @@ async def test_a_killed_worker_is_restarted_and_its_task_resumes_from_the_checkp
 
     assert task["result"]["attempts"] == 1
     restarted = graph_fakes.ollama.chat_requests[chat_before:]
-    assert [schema_title(body) for body in restarted] == ["Score"], "only the critique may run again"
+    assert [schema_title(body) for body in restarted] == ["CritiqueVerdict"], "only the critique may run again"
     replacement = await child_pids(server.pid)
     assert len(replacement) == 1 and replacement[0] != worker
     stored = (await stored_tasks(database_url))[task_id]

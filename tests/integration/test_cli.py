@@ -230,7 +230,7 @@ class SlowJudge:
 
     def __call__(self, body: dict[str, Any]) -> OllamaReply:
         reply = self.writer(body)
-        if schema_title(body) == "Score" and self.latency:
+        if schema_title(body) == "CritiqueVerdict" and self.latency:
             return replace(reply, latency=self.latency)
         return reply
 
@@ -358,7 +358,7 @@ async def test_a_run_killed_mid_critique_resumes_in_a_new_process_without_redoin
     data = resumed.json()
 
     after_restart = graph_fakes.ollama.chat_requests[before_restart:]
-    assert [schema_title(body) for body in after_restart] == ["Score"], "only the critique may run again"
+    assert [schema_title(body) for body in after_restart] == ["CritiqueVerdict"], "only the critique may run again"
     assert graph_fakes.writer.calls == ["intent", "draft", "score", "score"]
     assert data["thread_id"] == thread_id
     assert data["status"] == "completed"

@@ -107,7 +107,7 @@ async def test_attempts_endpoint_lists_every_draft_with_its_scores(api: httpx.As
     attempts = (await api.get(f"/api/tasks/{task_id}/attempts")).json()["items"]
     assert [a["number"] for a in attempts] == [1, 2]
     assert [a["passed"] for a in attempts] == [False, True]
-    assert "judge suggestion after scoring 40" in attempts[0]["suggestions"]
+    assert "Apply the judge's suggestion after scoring 40." in attempts[0]["suggestions"]
 
 
 async def test_list_filters_by_status_and_pages_without_gaps(api: httpx.AsyncClient) -> None:
