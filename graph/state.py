@@ -18,6 +18,17 @@ INTENT_KINDS: tuple[str, ...] = ("content", "revise", "answer", "unsupported")
 MIN_WORDS = 100
 MAX_WORDS = 5000
 MAX_KEYWORDS = 10
+# route_intent opens every turn's warnings with this marker, and add_turn_warnings then starts
+# the list afresh: a follow-up's result carries its own warnings, not the first turn's again.
+# Whoever reads a node's raw update (stream_mode="updates") sees it and should skip it.
+NEW_TURN = "__new_turn__"
+
+
+def add_turn_warnings(current: list[str], update: list[str]) -> list[str]:
+    """operator.add for warnings, except that an update led by NEW_TURN replaces the list."""
+    if update and update[0] == NEW_TURN:
+        return list(update[1:])
+    return [*current, *update]
 
 
 class ContentRequest(TypedDict, total=False):
@@ -131,7 +142,7 @@ class State(TypedDict, total=False):
     revision: int
     turn: int
     usage: Annotated[list[UsageRecord], operator.add]
-    warnings: Annotated[list[str], operator.add]
+    warnings: Annotated[list[str], add_turn_warnings]
     approval: dict[str, Any]
     result: dict[str, Any]
 

@@ -12,7 +12,17 @@ from graph import intent_rules
 from graph.context import DraftloopContext, active_model, dependencies
 from graph.model_calls import invoke_structured
 from graph.prompts import ROUTE_INTENT_SYSTEM
-from graph.state import CONTENT_TYPES, INTENT_KINDS, MAX_KEYWORDS, MAX_WORDS, MIN_WORDS, STYLES, TONES, State
+from graph.state import (
+    CONTENT_TYPES,
+    INTENT_KINDS,
+    MAX_KEYWORDS,
+    MAX_WORDS,
+    MIN_WORDS,
+    NEW_TURN,
+    STYLES,
+    TONES,
+    State,
+)
 
 # Below this the model's classification is ignored in favour of the keyword rules.
 MIN_CONFIDENCE = 50
@@ -181,8 +191,7 @@ async def route_intent(state: State, runtime: Runtime[DraftloopContext]) -> dict
         "reason": reason,
         "source": source,
     }
-    if warnings:
-        update["warnings"] = warnings
+    update["warnings"] = [NEW_TURN, *warnings]
     return update
 
 
