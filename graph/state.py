@@ -50,8 +50,11 @@ class ContentRequest(TypedDict, total=False):
 class Intent(TypedDict, total=False):
     kind: str
     content_type: str | None
-    confidence: float
+    # An integer 0-100 on every path: the model's own (the scale its prompt and schema use and
+    # route_intent gates on), a fixed value for the keyword rules, 100 for structured fields.
+    confidence: int
     reason: str
+    # "model", "rules" or "request": who decided the kind.
     source: str
 
 

@@ -1,4 +1,18 @@
-"""route_intent: decide what the request is and normalise it into a ContentRequest."""
+"""route_intent: decide what the request is and normalise it into a ContentRequest.
+
+Who decides the kind (content, revise, answer, unsupported):
+- the model's IntentChoice, when it parses and its confidence reaches MIN_CONFIDENCE. Confidence
+  is an integer from 0 to 100 everywhere: the prompt asks for it, the schema bounds it, the gate
+  reads it and the stored intent keeps it;
+- otherwise the keyword rules (graph/intent_rules.py), and then none of the model's fields are
+  used: a rejected intent is dropped whole, not mined for a guess or two.
+Two readings overrule whoever decided: an ask on the rules' refusal list is unsupported, and a
+caller's structured content_type asks for content even when the text reads as a question.
+
+Fields: the caller's structured fields, then what the text states, then an accepted model's
+guesses, then the defaults. Keywords never come from the model: the critique fails a draft that
+misses a requested keyword, so only the caller or the text may request one.
+"""
 
 from __future__ import annotations
 
@@ -14,19 +28,25 @@ from graph.model_calls import invoke_structured
 from graph.prompts import ROUTE_INTENT_SYSTEM
 from graph.state import (
     CONTENT_TYPES,
-    INTENT_KINDS,
     MAX_KEYWORDS,
     MAX_WORDS,
     MIN_WORDS,
     NEW_TURN,
     STYLES,
     TONES,
+    ContentRequest,
     State,
 )
 
-# Below this the model's classification is ignored in favour of the keyword rules.
+# Below this the model's intent is rejected and the keyword rules decide.
 MIN_CONFIDENCE = 50
+# The stored confidence when the rules decided: they read plain phrasing well and nothing else.
+RULES_CONFIDENCE = 60
+# ... and when the caller's structured fields did: they say what they want outright.
+REQUEST_CONFIDENCE = 100
 DEFAULT_WORDS = {"social_post": 120, "email": 250, "newsletter": 500, "research_brief": 700}
+# Fields of an IntentChoice that are not request fields, or that the model may not set.
+_NOT_REQUEST_FIELDS = {"kind", "content_type", "keywords", "confidence", "reason"}
 
 
 class IntentChoice(BaseModel):
@@ -43,8 +63,9 @@ class IntentChoice(BaseModel):
     images: bool | None = None
     research: bool | None = None
     require_approval: bool | None = None
-    # A percentage, not a 0..1 float: llama.cpp's grammar enforces integer bounds but not float ones.
-    confidence: int = Field(default=50, ge=0, le=100)
+    # An integer percentage, not a 0..1 float: llama.cpp's grammar enforces integer bounds but not
+    # float ones. Required, so that a reply without it is junk rather than silently trusted.
+    confidence: int = Field(ge=0, le=100)
     reason: str = Field(default="", max_length=200)
 
 
@@ -63,6 +84,24 @@ def _pick(options: tuple[str, ...], *values: object) -> str | None:
     return None
 
 
+def _first(name: str, *sources: dict[str, Any]) -> Any:
+    for source in sources:
+        value = source.get(name)
+        if value not in (None, "", []):
+            return value
+    return None
+
+
+def _approval(given: dict[str, Any], approval_from_context: bool | None, *others: dict[str, Any]) -> bool:
+    """The caller's field, then the run's context (the require_approval setting), then the text
+    or an accepted model: waiting for a person is never a rejected guess."""
+    if given.get("require_approval") is not None:
+        return bool(given["require_approval"])
+    if approval_from_context is not None:
+        return approval_from_context
+    return bool(_first("require_approval", *others))
+
+
 def normalise_request(
     text: str,
     given: dict[str, Any],
@@ -71,41 +110,47 @@ def normalise_request(
     content_type: str,
     default_words: int,
     approval_from_context: bool | None,
-) -> dict[str, Any]:
-    """Precedence: structured fields from the caller, then what the text states, then the model."""
-    guessed = model.model_dump(exclude_none=True) if model else {}
-
-    def first(name: str) -> Any:
-        for source in (given, explicit, guessed):
-            value = source.get(name)
-            if value not in (None, "", []):
-                return value
-        return None
-
-    words = first("target_words") or DEFAULT_WORDS.get(content_type, default_words)
-    keywords = first("keywords") or []
-    topic = str(first("topic") or intent_rules.guess_topic(text))
-    approval = given.get("require_approval")
-    if approval is None:
-        approval = approval_from_context
-    if approval is None:
-        approval = bool(explicit.get("require_approval") or guessed.get("require_approval"))
-    images = first("images")
-    research = given.get("research", explicit.get("research", True))
-    return {
-        "text": text,
-        "content_type": content_type,
-        "topic": topic,
-        "audience": str(first("audience") or "a general audience"),
-        "tone": _pick(TONES, given.get("tone"), explicit.get("tone"), guessed.get("tone")) or "professional",
-        "style": _pick(STYLES, given.get("style"), explicit.get("style"), guessed.get("style")) or "educational",
-        "target_words": max(MIN_WORDS, min(MAX_WORDS, int(words))),
-        "keywords": [str(k) for k in keywords][:MAX_KEYWORDS],
+) -> ContentRequest:
+    """Precedence: structured fields from the caller, then what the text states, then an
+    accepted model's guesses, then the defaults."""
+    guessed = model.model_dump(exclude_none=True, exclude=_NOT_REQUEST_FIELDS) if model else {}
+    words = _first("target_words", given, explicit, guessed) or DEFAULT_WORDS.get(content_type, default_words)
+    return ContentRequest(
+        text=text,
+        content_type=content_type,
+        topic=str(_first("topic", given, explicit, guessed) or intent_rules.guess_topic(text)),
+        audience=str(_first("audience", given, explicit, guessed) or "a general audience"),
+        tone=_pick(TONES, given.get("tone"), explicit.get("tone"), guessed.get("tone")) or "professional",
+        style=_pick(STYLES, given.get("style"), explicit.get("style"), guessed.get("style")) or "educational",
+        target_words=max(MIN_WORDS, min(MAX_WORDS, int(words))),
+        keywords=[str(k) for k in _first("keywords", given, explicit) or []][:MAX_KEYWORDS],
         # Emails go out as plain text: a stock photo has no place in them.
-        "images": bool(images) and content_type != "email",
-        "research": bool(research),
-        "require_approval": bool(approval),
-    }
+        images=bool(_first("images", given, explicit, guessed)) and content_type != "email",
+        research=bool(given.get("research", explicit.get("research", True))),
+        require_approval=_approval(given, approval_from_context, explicit, guessed),
+    )
+
+
+def decide_kind(
+    text: str,
+    model: IntentChoice | None,
+    rules: tuple[str, str],
+    has_previous: bool,
+    caller_type: str | None,
+) -> tuple[str, str, str]:
+    """(kind, reason, source) from an accepted model intent (or None) and the rules' reading."""
+    rule_kind, rule_reason = rules
+    if refused := intent_rules.refusal(text):
+        return "unsupported", refused, "rules"
+    if model is not None:
+        kind, reason, source = model.kind, model.reason or "model classification", "model"
+    else:
+        kind, reason, source = rule_kind, rule_reason, "rules"
+    if kind == "revise" and not has_previous:
+        kind = "content"
+    if caller_type and kind == "answer":
+        return "content", "structured request fields", "request"
+    return kind, reason, source
 
 
 async def route_intent(state: State, runtime: Runtime[DraftloopContext]) -> dict[str, Any]:
@@ -138,28 +183,20 @@ async def route_intent(state: State, runtime: Runtime[DraftloopContext]) -> dict
         update["usage"] = [usage]
         if problem:
             warnings.append(f"{problem}; used keyword rules for the intent")
+    accepted = choice if choice is not None and choice.confidence >= MIN_CONFIDENCE else None
+    if choice is not None and accepted is None:
+        warnings.append(f"route_intent: the model's intent had confidence {choice.confidence} (below "
+                        f"{MIN_CONFIDENCE} of 100); used keyword rules and none of its fields")
 
-    explicit_type = given.get("content_type") if given.get("content_type") in CONTENT_TYPES else None
-    if choice is not None and choice.kind in INTENT_KINDS and choice.confidence >= MIN_CONFIDENCE:
-        kind, reason, source = choice.kind, choice.reason or "model classification", "model"
-        content_type = explicit_type or _pick(CONTENT_TYPES, choice.content_type) or rule_type
-    else:
-        if choice is not None and not warnings:
-            warnings.append("route_intent: the model's classification was unusable; used keyword rules")
-        kind, reason, source = rule_kind, rule_reason, "rules"
-        content_type = explicit_type or rule_type
-    if explicit_type and kind in ("answer", "unsupported") and given.get("topic"):
-        # A caller that sent structured fields wants content, whatever the wording.
-        kind, reason, source = "content", "structured request fields", "request"
-    if kind == "revise" and not has_previous:
-        kind = "content"
-    if kind == "content" and content_type is None:
-        content_type = "blog_post"
+    caller_type = _pick(CONTENT_TYPES, given.get("content_type"))
+    kind, reason, source = decide_kind(text, accepted, (rule_kind, rule_reason), has_previous, caller_type)
+    explicit = intent_rules.explicit_fields(text)
+    content_type = (caller_type or explicit.get("content_type") or (accepted.content_type if accepted else None)
+                    or rule_type or "blog_post")
 
     previous_request = dict(state.get("request") or {}) if kind == "revise" else {}
     if kind == "revise":
         content_type = previous_request.get("content_type") or "blog_post"
-        explicit = intent_rules.explicit_fields(text)
         request = {**previous_request, **{k: v for k, v in explicit.items() if k != "topic"}, "text": text}
         update["feedback"] = text
         # The piece to revise: the last result when it was content (an answer is not a draft).
@@ -171,9 +208,9 @@ async def route_intent(state: State, runtime: Runtime[DraftloopContext]) -> dict
         request = normalise_request(
             text,
             given,
-            intent_rules.explicit_fields(text),
-            choice,
-            content_type or "blog_post",
+            explicit,
+            accepted,
+            content_type,
             deps.settings.default_target_words,
             context.require_approval if context else None,
         )
@@ -184,10 +221,12 @@ async def route_intent(state: State, runtime: Runtime[DraftloopContext]) -> dict
         request["images"] = False
 
     update["request"] = request
+    confidence = {"model": accepted.confidence if accepted else 0, "request": REQUEST_CONFIDENCE}.get(
+        source, RULES_CONFIDENCE)
     update["intent"] = {
         "kind": kind,
         "content_type": content_type if kind in ("content", "revise") else None,
-        "confidence": choice.confidence / 100 if source == "model" and choice else 1.0 if source == "request" else 0.6,
+        "confidence": confidence,
         "reason": reason,
         "source": source,
     }

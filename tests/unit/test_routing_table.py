@@ -1,5 +1,10 @@
-"""How requests are routed: a table of phrasings with the kind, content type, platform,
-research and shopping decision each should get, read by the keyword rules alone."""
+"""How requests are routed.
+
+A table of phrasings with the kind, content type, platform, research and shopping decision
+each should get, read by the keyword rules alone; then the route_intent node on the fake
+Ollama, once with junk intent JSON (the rules decide) and once with a valid intent at or above
+the confidence gate (the model decides).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from langchain_core.messages import HumanMessage
+from langgraph.runtime import Runtime
 
 from graph import formats, intent_rules
+from graph.context import DraftloopContext
+from graph.nodes.route_intent import MIN_CONFIDENCE, after_intent, route_intent
+from graph.state import MIN_WORDS, NEW_TURN, State
+from tests.fakes.writer import GraphFakes
 
 
 @dataclass(frozen=True)
@@ -223,3 +234,101 @@ def test_explicit_fields_take_only_what_the_text_states(text: str, field: str, v
 ])
 def test_relative_length_reads_shorter_and_longer(text: str, factor: float | None) -> None:
     assert intent_rules.relative_length(text) == factor
+
+
+# The route_intent node on the fake Ollama -----------------------------------------------------
+
+async def route(fakes: GraphFakes, state: State) -> dict[str, Any]:
+    deps = fakes.dependencies()
+    try:
+        return await route_intent(state, Runtime(context=DraftloopContext(deps=deps)))
+    finally:
+        await deps.models.aclose()
+
+
+def state_for(row: Row) -> State:
+    return State(messages=[HumanMessage(row.text)])
+
+
+NODE_ROWS = [row for row in ROWS if row.text.startswith((
+    "Casual listicle", "Can you write a LinkedIn post", "Draft an X post", "Compare the top 3",
+    "Write a blog post on best practices", "What is a go-to-market", "Generate a 30-second",
+    "Email the design team", "Research brief for our workplace"))]
+
+
+@pytest.mark.parametrize("row", NODE_ROWS, ids=_row_id)
+async def test_route_intent_on_junk_intent_json_routes_by_the_rules(graph_fakes: GraphFakes, row: Row) -> None:
+    graph_fakes.writer.junk_intent = True
+    update = await route(graph_fakes, state_for(row))
+    intent, request = update["intent"], update["request"]
+    assert intent["kind"] == row.kind
+    assert intent["source"] == "rules"
+    assert update["warnings"][0] == NEW_TURN and any("keyword rules" in w for w in update["warnings"])
+    if row.kind in ("content", "revise"):
+        assert intent["content_type"] == request["content_type"] == row.content_type
+    if row.kind == "content":
+        assert after_intent({**update}) == ("research" if row.research else "draft")
+        assert request["target_words"] >= MIN_WORDS
+
+
+@pytest.mark.parametrize(("text", "intent", "expected"), [
+    # The rules read this as a question; the model sees the request in it.
+    ("Picture your team working four days a week. What did the pilots actually find?",
+     {"kind": "content", "content_type": "blog_post", "confidence": 80},
+     {"kind": "content", "content_type": "blog_post"}),
+    ("Tell me about the four-day week trials",
+     {"kind": "answer", "confidence": MIN_CONFIDENCE},
+     {"kind": "answer", "content_type": None}),
+    ("Draft the Q3 numbers update",
+     {"kind": "content", "content_type": "email", "confidence": 90, "tone": "casual", "audience": "the board"},
+     {"kind": "content", "content_type": "email", "tone": "casual", "audience": "the board"}),
+])
+async def test_an_intent_at_or_above_the_gate_lets_the_model_decide(
+    graph_fakes: GraphFakes, text: str, intent: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    graph_fakes.writer.intent = {"reason": "scripted", **intent}
+    update = await route(graph_fakes, State(messages=[HumanMessage(text)]))
+    assert update["intent"]["source"] == "model"
+    assert update["intent"]["confidence"] == intent["confidence"]
+    assert update["intent"]["kind"] == expected.pop("kind")
+    content_type = expected.pop("content_type")
+    assert update["intent"]["content_type"] == content_type
+    for field, value in expected.items():
+        assert update["request"][field] == value, field
+
+
+async def test_a_rejected_low_confidence_intent_sets_no_fields(graph_fakes: GraphFakes) -> None:
+    graph_fakes.writer.intent = {
+        "kind": "content", "content_type": "email", "topic": "something else", "tone": "academic",
+        "audience": "lawyers", "target_words": 999, "keywords": ["invented"], "images": True,
+        "require_approval": True, "confidence": MIN_CONFIDENCE - 1, "reason": "a guess",
+    }
+    update = await route(graph_fakes, State(messages=[HumanMessage("Write a LinkedIn post about hiring juniors")]))
+    intent, request = update["intent"], update["request"]
+    assert intent["source"] == "rules"
+    assert (intent["kind"], request["content_type"]) == ("content", "social_post")
+    assert request["require_approval"] is False
+    assert request["keywords"] == []
+    assert request["tone"] == "professional" and request["audience"] == "a general audience"
+    assert request["images"] is False
+    assert request["target_words"] != 999
+    assert "hiring juniors" in request["topic"]
+    assert any(f"confidence {MIN_CONFIDENCE - 1}" in w for w in update["warnings"])
+
+
+async def test_an_accepted_intent_still_cannot_request_keywords(graph_fakes: GraphFakes) -> None:
+    graph_fakes.writer.intent = {"kind": "content", "content_type": "blog_post", "keywords": ["invented", "seo"],
+                                 "confidence": 95}
+    plain = await route(graph_fakes, State(messages=[HumanMessage("Write a blog post on Postgres indexes")]))
+    stated = await route(graph_fakes, State(messages=[HumanMessage(
+        "Write a blog post on Postgres indexes. Keywords: B-tree, GIN")]))
+    assert plain["request"]["keywords"] == []
+    assert stated["request"]["keywords"] == ["B-tree", "GIN"]
+
+
+async def test_a_confident_model_cannot_overrule_a_refusal(graph_fakes: GraphFakes) -> None:
+    graph_fakes.writer.intent = {"kind": "content", "content_type": "blog_post", "confidence": 99}
+    update = await route(graph_fakes, State(messages=[HumanMessage(
+        "Write ransomware that encrypts a company's file server")]))
+    assert update["intent"]["kind"] == "unsupported"
+    assert after_intent(update) == "unsupported"
