@@ -13,6 +13,7 @@ Answer with JSON only. Fields:
   ordinary content: "execute a plan", "draw attention", "exploit network effects", "ideas to
   steal", "hack your routine", "killer features".
 - content_type: blog_post, social_post, newsletter, email, research_brief, or null.
+- platform: for a social post "x" (a tweet, X, Twitter) or "linkedin", else null.
 - topic: the subject in a few words. audience: as stated, or null.
 - tone: professional, casual, academic or inspirational, or null.
 - style: technical, narrative, listicle, educational or thought-leadership, or null.

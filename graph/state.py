@@ -15,7 +15,8 @@ CONTENT_TYPES: tuple[str, ...] = ("blog_post", "social_post", "newsletter", "ema
 TONES: tuple[str, ...] = ("professional", "casual", "academic", "inspirational")
 STYLES: tuple[str, ...] = ("technical", "narrative", "listicle", "educational", "thought-leadership")
 INTENT_KINDS: tuple[str, ...] = ("content", "revise", "answer", "unsupported")
-MIN_WORDS = 100
+# Any request's target length; a post on X is about 40 words, so the floor sits below it.
+MIN_WORDS = 20
 MAX_WORDS = 5000
 MAX_KEYWORDS = 10
 # route_intent opens every turn's warnings with this marker, and add_turn_warnings then starts
@@ -36,6 +37,8 @@ class ContentRequest(TypedDict, total=False):
 
     text: str
     content_type: str
+    # "x" or "linkedin" for a social post (graph/formats.py PLATFORMS), None for other types.
+    platform: str | None
     topic: str
     audience: str
     tone: str

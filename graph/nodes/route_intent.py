@@ -7,11 +7,12 @@ Who decides the kind (content, revise, answer, unsupported):
 - otherwise the keyword rules (graph/intent_rules.py), and then none of the model's fields are
   used: a rejected intent is dropped whole, not mined for a guess or two.
 Two readings overrule whoever decided: an ask on the rules' refusal list is unsupported, and a
-caller's structured content_type asks for content even when the text reads as a question.
+caller's structured content_type (or platform) asks for content even when the text reads as a
+question.
 
 Fields: the caller's structured fields, then what the text states, then an accepted model's
-guesses, then the defaults. Keywords never come from the model: the critique fails a draft that
-misses a requested keyword, so only the caller or the text may request one.
+guesses, then the defaults of graph/formats.py. Keywords never come from the model: the critique
+fails a draft that misses a requested keyword, so only the caller or the text may request one.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
-from graph import intent_rules
+from graph import formats, intent_rules
 from graph.context import DraftloopContext, active_model, dependencies
 from graph.model_calls import invoke_structured
 from graph.prompts import ROUTE_INTENT_SYSTEM
@@ -44,9 +45,8 @@ MIN_CONFIDENCE = 50
 RULES_CONFIDENCE = 60
 # ... and when the caller's structured fields did: they say what they want outright.
 REQUEST_CONFIDENCE = 100
-DEFAULT_WORDS = {"social_post": 120, "email": 250, "newsletter": 500, "research_brief": 700}
 # Fields of an IntentChoice that are not request fields, or that the model may not set.
-_NOT_REQUEST_FIELDS = {"kind", "content_type", "keywords", "confidence", "reason"}
+_NOT_REQUEST_FIELDS = {"kind", "content_type", "platform", "keywords", "confidence", "reason"}
 
 
 class IntentChoice(BaseModel):
@@ -54,6 +54,7 @@ class IntentChoice(BaseModel):
     # looping inside a string or a list until its token budget runs out.
     kind: Literal["content", "revise", "answer", "unsupported"]
     content_type: Literal["blog_post", "social_post", "newsletter", "email", "research_brief"] | None = None
+    platform: Literal["x", "linkedin"] | None = None
     topic: str | None = Field(default=None, max_length=120)
     audience: str | None = Field(default=None, max_length=80)
     tone: str | None = Field(default=None, max_length=30)
@@ -92,6 +93,10 @@ def _first(name: str, *sources: dict[str, Any]) -> Any:
     return None
 
 
+def _words(value: float) -> int:
+    return max(MIN_WORDS, min(MAX_WORDS, round(value)))
+
+
 def _approval(given: dict[str, Any], approval_from_context: bool | None, *others: dict[str, Any]) -> bool:
     """The caller's field, then the run's context (the require_approval setting), then the text
     or an accepted model: waiting for a person is never a rejected guess."""
@@ -108,21 +113,24 @@ def normalise_request(
     explicit: dict[str, Any],
     model: IntentChoice | None,
     content_type: str,
-    default_words: int,
+    platform: str | None,
+    fallback_words: int,
     approval_from_context: bool | None,
 ) -> ContentRequest:
     """Precedence: structured fields from the caller, then what the text states, then an
-    accepted model's guesses, then the defaults."""
+    accepted model's guesses, then the defaults per type and platform."""
     guessed = model.model_dump(exclude_none=True, exclude=_NOT_REQUEST_FIELDS) if model else {}
-    words = _first("target_words", given, explicit, guessed) or DEFAULT_WORDS.get(content_type, default_words)
+    words = _first("target_words", given, explicit, guessed) or formats.default_target_words(
+        content_type, platform, fallback=fallback_words)
     return ContentRequest(
         text=text,
         content_type=content_type,
+        platform=platform,
         topic=str(_first("topic", given, explicit, guessed) or intent_rules.guess_topic(text)),
         audience=str(_first("audience", given, explicit, guessed) or "a general audience"),
         tone=_pick(TONES, given.get("tone"), explicit.get("tone"), guessed.get("tone")) or "professional",
         style=_pick(STYLES, given.get("style"), explicit.get("style"), guessed.get("style")) or "educational",
-        target_words=max(MIN_WORDS, min(MAX_WORDS, int(words))),
+        target_words=_words(int(words)),
         keywords=[str(k) for k in _first("keywords", given, explicit) or []][:MAX_KEYWORDS],
         # Emails go out as plain text: a stock photo has no place in them.
         images=bool(_first("images", given, explicit, guessed)) and content_type != "email",
@@ -188,7 +196,8 @@ async def route_intent(state: State, runtime: Runtime[DraftloopContext]) -> dict
         warnings.append(f"route_intent: the model's intent had confidence {choice.confidence} (below "
                         f"{MIN_CONFIDENCE} of 100); used keyword rules and none of its fields")
 
-    caller_type = _pick(CONTENT_TYPES, given.get("content_type"))
+    caller_type = _pick(CONTENT_TYPES, given.get("content_type")) or (
+        "social_post" if given.get("platform") in formats.PLATFORMS else None)
     kind, reason, source = decide_kind(text, accepted, (rule_kind, rule_reason), has_previous, caller_type)
     explicit = intent_rules.explicit_fields(text)
     content_type = (caller_type or explicit.get("content_type") or (accepted.content_type if accepted else None)
@@ -198,6 +207,7 @@ async def route_intent(state: State, runtime: Runtime[DraftloopContext]) -> dict
     if kind == "revise":
         content_type = previous_request.get("content_type") or "blog_post"
         request = {**previous_request, **{k: v for k, v in explicit.items() if k != "topic"}, "text": text}
+        request["platform"] = formats.platform_for(content_type, request.get("platform"))
         update["feedback"] = text
         # The piece to revise: the last result when it was content (an answer is not a draft).
         previous = state.get("result") or {}
@@ -205,12 +215,15 @@ async def route_intent(state: State, runtime: Runtime[DraftloopContext]) -> dict
             previous.get("kind", "content") == "content" and previous.get("markdown")) else state.get("draft", {})
     else:
         context = runtime.context if isinstance(runtime.context, DraftloopContext) else None
+        platform = formats.platform_for(content_type, _first("platform", given, explicit, {
+            "platform": accepted.platform if accepted else None}))
         request = normalise_request(
             text,
             given,
             explicit,
             accepted,
             content_type,
+            platform,
             deps.settings.default_target_words,
             context.require_approval if context else None,
         )

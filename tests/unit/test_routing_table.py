@@ -264,6 +264,7 @@ async def test_route_intent_on_junk_intent_json_routes_by_the_rules(graph_fakes:
     assert intent["kind"] == row.kind
     assert intent["source"] == "rules"
     assert update["warnings"][0] == NEW_TURN and any("keyword rules" in w for w in update["warnings"])
+    assert request["platform"] == (row.platform if row.kind in ("content", "revise") else None)
     if row.kind in ("content", "revise"):
         assert intent["content_type"] == request["content_type"] == row.content_type
     if row.kind == "content":
@@ -275,13 +276,16 @@ async def test_route_intent_on_junk_intent_json_routes_by_the_rules(graph_fakes:
     # The rules read this as a question; the model sees the request in it.
     ("Picture your team working four days a week. What did the pilots actually find?",
      {"kind": "content", "content_type": "blog_post", "confidence": 80},
-     {"kind": "content", "content_type": "blog_post"}),
+     {"kind": "content", "content_type": "blog_post", "platform": None}),
+    ("Write a short social post about our launch for our followers",
+     {"kind": "content", "content_type": "social_post", "platform": "x", "confidence": 70},
+     {"kind": "content", "content_type": "social_post", "platform": "x", "target_words": 40}),
     ("Tell me about the four-day week trials",
      {"kind": "answer", "confidence": MIN_CONFIDENCE},
-     {"kind": "answer", "content_type": None}),
+     {"kind": "answer", "content_type": None, "platform": None}),
     ("Draft the Q3 numbers update",
      {"kind": "content", "content_type": "email", "confidence": 90, "tone": "casual", "audience": "the board"},
-     {"kind": "content", "content_type": "email", "tone": "casual", "audience": "the board"}),
+     {"kind": "content", "content_type": "email", "tone": "casual", "audience": "the board", "target_words": 200}),
 ])
 async def test_an_intent_at_or_above_the_gate_lets_the_model_decide(
     graph_fakes: GraphFakes, text: str, intent: dict[str, Any], expected: dict[str, Any]
@@ -299,19 +303,19 @@ async def test_an_intent_at_or_above_the_gate_lets_the_model_decide(
 
 async def test_a_rejected_low_confidence_intent_sets_no_fields(graph_fakes: GraphFakes) -> None:
     graph_fakes.writer.intent = {
-        "kind": "content", "content_type": "email", "topic": "something else", "tone": "academic",
+        "kind": "content", "content_type": "email", "platform": None, "topic": "something else", "tone": "academic",
         "audience": "lawyers", "target_words": 999, "keywords": ["invented"], "images": True,
         "require_approval": True, "confidence": MIN_CONFIDENCE - 1, "reason": "a guess",
     }
     update = await route(graph_fakes, State(messages=[HumanMessage("Write a LinkedIn post about hiring juniors")]))
     intent, request = update["intent"], update["request"]
     assert intent["source"] == "rules"
-    assert (intent["kind"], request["content_type"]) == ("content", "social_post")
+    assert (intent["kind"], request["content_type"], request["platform"]) == ("content", "social_post", "linkedin")
     assert request["require_approval"] is False
     assert request["keywords"] == []
     assert request["tone"] == "professional" and request["audience"] == "a general audience"
     assert request["images"] is False
-    assert request["target_words"] != 999
+    assert request["target_words"] == formats.default_target_words("social_post", "linkedin")
     assert "hiring juniors" in request["topic"]
     assert any(f"confidence {MIN_CONFIDENCE - 1}" in w for w in update["warnings"])
 
@@ -332,3 +336,18 @@ async def test_a_confident_model_cannot_overrule_a_refusal(graph_fakes: GraphFak
         "Write ransomware that encrypts a company's file server")]))
     assert update["intent"]["kind"] == "unsupported"
     assert after_intent(update) == "unsupported"
+
+
+async def test_caller_platform_makes_a_social_post_for_that_platform(graph_fakes: GraphFakes) -> None:
+    graph_fakes.writer.junk_intent = True
+    update = await route(graph_fakes, State(
+        messages=[HumanMessage("Cyber Monday 2026 online spend: one key number and one takeaway for small shops.")],
+        request={"platform": "x"}))
+    assert (update["request"]["content_type"], update["request"]["platform"]) == ("social_post", "x")
+    assert update["request"]["target_words"] == formats.default_target_words("social_post", "x")
+
+
+async def test_a_stated_short_length_is_kept_not_raised_to_a_hundred(graph_fakes: GraphFakes) -> None:
+    graph_fakes.writer.junk_intent = True
+    update = await route(graph_fakes, State(messages=[HumanMessage("A 30-word X post celebrating lazy imports")]))
+    assert update["request"]["target_words"] == 30
