@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
@@ -70,11 +70,27 @@ class IntentChoice(BaseModel):
     reason: str = Field(default="", max_length=200)
 
 
+def message_text(message: BaseMessage) -> str:
+    """A message's text. Chat clients send content as a list of blocks ([{"type": "text", ...}]);
+    the text blocks are joined with newlines (BaseMessage.text joins them with nothing, running
+    the last word of one block into the first of the next)."""
+    content = message.content
+    if isinstance(content, str):
+        return content
+    parts: list[str] = []
+    for block in content:
+        if isinstance(block, str):
+            parts.append(block)
+        elif isinstance(block, dict) and block.get("type") == "text":
+            parts.append(str(block.get("text") or ""))
+    return "\n".join(part for part in parts if part.strip())
+
+
 def latest_request_text(state: State) -> str:
     request = state.get("request") or {}
     for message in reversed(state.get("messages") or []):
         if isinstance(message, HumanMessage):
-            return str(message.content)
+            return message_text(message)
     return str(request.get("text") or "")
 
 

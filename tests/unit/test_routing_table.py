@@ -351,3 +351,14 @@ async def test_a_stated_short_length_is_kept_not_raised_to_a_hundred(graph_fakes
     graph_fakes.writer.junk_intent = True
     update = await route(graph_fakes, State(messages=[HumanMessage("A 30-word X post celebrating lazy imports")]))
     assert update["request"]["target_words"] == 30
+
+
+async def test_content_blocks_reach_the_model_as_plain_text(graph_fakes: GraphFakes) -> None:
+    message = HumanMessage(content=[{"type": "text", "text": "Write a LinkedIn post"},
+                                    {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+                                    {"type": "text", "text": "about hiring juniors"}])
+    update = await route(graph_fakes, State(messages=[message]))
+    sent = graph_fakes.ollama.chat_requests[-1]["messages"][-1]["content"]
+    assert sent == "Write a LinkedIn post\nabout hiring juniors"
+    assert update["request"]["text"] == sent
+    assert update["request"]["content_type"] == "social_post"
