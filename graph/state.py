@@ -96,6 +96,16 @@ class Draft(TypedDict, total=False):
     word_count: int
 
 
+class Piece(TypedDict, total=False):
+    """The thread's latest finished piece and the request it was written for: what a follow-up
+    ("make it shorter") revises. Kept apart from `request`, which a caller's input replaces on
+    every turn, and from `result`, which a later answer replaces."""
+
+    request: ContentRequest
+    title: str
+    markdown: str
+
+
 class AttemptRecord(TypedDict, total=False):
     turn: int
     number: int
@@ -151,6 +161,7 @@ class State(TypedDict, total=False):
     warnings: Annotated[list[str], add_turn_warnings]
     approval: dict[str, Any]
     result: dict[str, Any]
+    piece: Piece
 
 
 class InputState(TypedDict, total=False):

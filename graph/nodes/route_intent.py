@@ -6,13 +6,14 @@ Who decides the kind (content, revise, answer, unsupported):
   reads it and the stored intent keeps it;
 - otherwise the keyword rules (graph/intent_rules.py), and then none of the model's fields are
   used: a rejected intent is dropped whole, not mined for a guess or two.
-Two readings overrule whoever decided: an ask on the rules' refusal list is unsupported, and a
-caller's structured content_type (or platform) asks for content even when the text reads as a
-question.
+Three readings overrule whoever decided: an ask on the rules' refusal list is unsupported, an
+edit instruction on a thread that has a finished piece is a revision of it, and a caller's
+structured content_type (or platform) asks for content even when the text reads as a question.
 
 Fields: the caller's structured fields, then what the text states, then an accepted model's
 guesses, then the defaults of graph/formats.py. Keywords never come from the model: the critique
 fails a draft that misses a requested keyword, so only the caller or the text may request one.
+A follow-up keeps the previous piece's request and changes only what the follow-up states.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
-from graph import formats, intent_rules
+from graph import formats, gates, intent_rules
 from graph.context import DraftloopContext, active_model, dependencies
 from graph.model_calls import invoke_structured
 from graph.prompts import ROUTE_INTENT_SYSTEM
@@ -36,6 +37,7 @@ from graph.state import (
     STYLES,
     TONES,
     ContentRequest,
+    Piece,
     State,
 )
 
@@ -45,6 +47,9 @@ MIN_CONFIDENCE = 50
 RULES_CONFIDENCE = 60
 # ... and when the caller's structured fields did: they say what they want outright.
 REQUEST_CONFIDENCE = 100
+# Every key normalise_request writes: a `request` in state holding all of them is the last
+# turn's normalised request, left there because this turn's input sent no fields of its own.
+_NORMALISED_KEYS = frozenset(ContentRequest.__annotations__)
 # Fields of an IntentChoice that are not request fields, or that the model may not set.
 _NOT_REQUEST_FIELDS = {"kind", "content_type", "platform", "keywords", "confidence", "reason"}
 
@@ -94,6 +99,31 @@ def latest_request_text(state: State) -> str:
     return str(request.get("text") or "")
 
 
+def caller_fields(state: State, text: str) -> dict[str, Any]:
+    """The structured fields the caller sent with this turn; {} when `request` in state is the
+    last turn's normalised request (on a follow-up they would otherwise force "content" onto a
+    plain question, or pin the previous target on "make it shorter")."""
+    request = dict(state.get("request") or {})
+    if request.get("text") and (request["text"] != text or _NORMALISED_KEYS <= request.keys()):
+        return {}
+    return request
+
+
+def previous_piece(state: State) -> Piece | None:
+    """The piece a follow-up revises, or None on a thread that has none yet."""
+    piece = state.get("piece")
+    if piece and piece.get("markdown"):
+        return piece
+    # A thread written before finalize kept `piece`: its last content result.
+    result = state.get("result") or {}
+    if result.get("kind", "content") != "content" or not result.get("markdown"):
+        return None
+    request = state.get("request") or {}
+    if not _NORMALISED_KEYS <= request.keys():
+        request = ContentRequest(content_type=result.get("content_type") or "blog_post")
+    return Piece(request=request, title=str(result.get("title") or ""), markdown=str(result["markdown"]))
+
+
 def _pick(options: tuple[str, ...], *values: object) -> str | None:
     for value in values:
         if isinstance(value, str) and value.strip().lower() in options:
@@ -114,8 +144,9 @@ def _words(value: float) -> int:
 
 
 def _approval(given: dict[str, Any], approval_from_context: bool | None, *others: dict[str, Any]) -> bool:
-    """The caller's field, then the run's context (the require_approval setting), then the text
-    or an accepted model: waiting for a person is never a rejected guess."""
+    """The caller's field, then the run's context (the require_approval setting), then what the
+    text, an accepted model or the previous request says: a rejected guess never makes a run
+    wait for a person."""
     if given.get("require_approval") is not None:
         return bool(given["require_approval"])
     if approval_from_context is not None:
@@ -155,6 +186,59 @@ def normalise_request(
     )
 
 
+def revised_request(
+    text: str,
+    given: dict[str, Any],
+    explicit: dict[str, Any],
+    piece: Piece,
+    fallback_words: int,
+    approval_from_context: bool | None,
+) -> ContentRequest:
+    """The previous piece's request with what the follow-up changes: its format ("turn it into
+    a tweet"), tone ("more casual"), audience, style, keywords, and its length: a stated number,
+    else "shorter"/"longer" as a share of the previous draft's actual length. The model's fields
+    play no part: a follow-up changes only what it states."""
+    previous: dict[str, Any] = dict(piece.get("request") or {})
+    old_type = str(previous.get("content_type") or "blog_post")
+    old_platform = formats.platform_for(old_type, previous.get("platform"))
+    new_type, new_platform = intent_rules.conversion_target(text)
+    content_type = _pick(CONTENT_TYPES, given.get("content_type")) or new_type or old_type
+    platform = formats.platform_for(content_type, _first(
+        "platform", given, {"platform": new_platform}, explicit,
+        {"platform": old_platform if old_type == content_type else None}))
+
+    stated = _first("target_words", given, explicit)
+    factor = intent_rules.relative_length(text)
+    actual = gates.count_words(str(piece.get("markdown") or ""), old_type) or int(
+        previous.get("target_words") or formats.default_target_words(old_type, old_platform, fallback_words))
+    if stated:
+        words = float(stated)
+    elif (content_type, platform) != (old_type, old_platform):
+        # A new format starts from its own default length; "shorten it to a tweet" is a tweet.
+        words = formats.default_target_words(content_type, platform, fallback=fallback_words)
+        if factor:
+            words = min(words, actual * factor) if factor < 1 else max(words, actual * factor)
+    elif factor:
+        words = actual * factor
+    else:
+        words = float(previous.get("target_words") or actual)
+
+    return ContentRequest(
+        text=text,
+        content_type=content_type,
+        platform=platform,
+        topic=str(previous.get("topic") or intent_rules.guess_topic(text)),
+        audience=str(_first("audience", given, explicit, previous) or "a general audience"),
+        tone=_pick(TONES, given.get("tone"), explicit.get("tone"), previous.get("tone")) or "professional",
+        style=_pick(STYLES, given.get("style"), explicit.get("style"), previous.get("style")) or "educational",
+        target_words=_words(words),
+        keywords=[str(k) for k in _first("keywords", given, explicit, previous) or []][:MAX_KEYWORDS],
+        images=bool(_first("images", given, explicit, previous)) and content_type != "email",
+        research=bool(previous.get("research", True)),
+        require_approval=_approval(given, approval_from_context, explicit, previous),
+    )
+
+
 def decide_kind(
     text: str,
     model: IntentChoice | None,
@@ -166,6 +250,9 @@ def decide_kind(
     rule_kind, rule_reason = rules
     if refused := intent_rules.refusal(text):
         return "unsupported", refused, "rules"
+    if has_previous and rule_kind == "revise":
+        # A small model reads "make it shorter" as a new request about "it"; the thread says otherwise.
+        return "revise", rule_reason, "rules"
     if model is not None:
         kind, reason, source = model.kind, model.reason or "model classification", "model"
     else:
@@ -180,17 +267,13 @@ def decide_kind(
 async def route_intent(state: State, runtime: Runtime[DraftloopContext]) -> dict[str, Any]:
     deps = await dependencies(runtime)
     text = latest_request_text(state)
-    given = dict(state.get("request") or {})
-    if given.get("text") and given["text"] != text:
-        # Last turn's normalised request, still in state: not fields the caller sent now (on a
-        # follow-up they would otherwise force "content" onto a plain question).
-        given = {}
-    has_previous = bool(state.get("result", {}).get("markdown") or state.get("draft", {}).get("markdown"))
+    given = caller_fields(state, text)
+    piece = previous_piece(state)
     turn = int(state.get("turn") or 0) + 1
     warnings: list[str] = []
     update: dict[str, Any] = {"turn": turn, "revision": 0, "feedback": "", "approval": {}, "critique": {}}
 
-    rule_kind, rule_type, rule_reason = intent_rules.classify(text, has_previous)
+    rule_kind, rule_type, rule_reason = intent_rules.classify(text, piece is not None)
     choice: IntentChoice | None = None
     if text.strip():
         chat, provider, model_name = await active_model(deps)
@@ -214,35 +297,22 @@ async def route_intent(state: State, runtime: Runtime[DraftloopContext]) -> dict
 
     caller_type = _pick(CONTENT_TYPES, given.get("content_type")) or (
         "social_post" if given.get("platform") in formats.PLATFORMS else None)
-    kind, reason, source = decide_kind(text, accepted, (rule_kind, rule_reason), has_previous, caller_type)
+    kind, reason, source = decide_kind(text, accepted, (rule_kind, rule_reason), piece is not None, caller_type)
     explicit = intent_rules.explicit_fields(text)
-    content_type = (caller_type or explicit.get("content_type") or (accepted.content_type if accepted else None)
-                    or rule_type or "blog_post")
-
-    previous_request = dict(state.get("request") or {}) if kind == "revise" else {}
-    if kind == "revise":
-        content_type = previous_request.get("content_type") or "blog_post"
-        request = {**previous_request, **{k: v for k, v in explicit.items() if k != "topic"}, "text": text}
-        request["platform"] = formats.platform_for(content_type, request.get("platform"))
+    context = runtime.context if isinstance(runtime.context, DraftloopContext) else None
+    approval_from_context = context.require_approval if context else None
+    if kind == "revise" and piece is not None:
+        request = revised_request(text, given, explicit, piece, deps.settings.default_target_words,
+                                  approval_from_context)
         update["feedback"] = text
-        # The piece to revise: the last result when it was content (an answer is not a draft).
-        previous = state.get("result") or {}
-        update["draft"] = {"title": previous.get("title", ""), "markdown": previous.get("markdown", "")} if (
-            previous.get("kind", "content") == "content" and previous.get("markdown")) else state.get("draft", {})
+        update["draft"] = {"title": piece.get("title", ""), "markdown": piece.get("markdown", "")}
     else:
-        context = runtime.context if isinstance(runtime.context, DraftloopContext) else None
+        content_type = (caller_type or explicit.get("content_type") or (accepted.content_type if accepted else None)
+                        or rule_type or "blog_post")
         platform = formats.platform_for(content_type, _first("platform", given, explicit, {
             "platform": accepted.platform if accepted else None}))
-        request = normalise_request(
-            text,
-            given,
-            explicit,
-            accepted,
-            content_type,
-            platform,
-            deps.settings.default_target_words,
-            context.require_approval if context else None,
-        )
+        request = normalise_request(text, given, explicit, accepted, content_type, platform,
+                                   deps.settings.default_target_words, approval_from_context)
         update["draft"] = {}
     if not deps.settings.research_enabled:
         request["research"] = False
@@ -254,7 +324,7 @@ async def route_intent(state: State, runtime: Runtime[DraftloopContext]) -> dict
         source, RULES_CONFIDENCE)
     update["intent"] = {
         "kind": kind,
-        "content_type": content_type if kind in ("content", "revise") else None,
+        "content_type": request["content_type"] if kind in ("content", "revise") else None,
         "confidence": confidence,
         "reason": reason,
         "source": source,

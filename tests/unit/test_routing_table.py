@@ -3,23 +3,26 @@
 A table of phrasings with the kind, content type, platform, research and shopping decision
 each should get, read by the keyword rules alone; then the route_intent node on the fake
 Ollama, once with junk intent JSON (the rules decide) and once with a valid intent at or above
-the confidence gate (the model decides).
+the confidence gate (the model decides), and follow-ups on a thread through the whole graph.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from langchain_core.messages import HumanMessage
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.runtime import Runtime
 
-from graph import formats, intent_rules
+from graph import formats, gates, intent_rules
+from graph.builder import build_graph
 from graph.context import DraftloopContext
-from graph.nodes.route_intent import MIN_CONFIDENCE, after_intent, route_intent
-from graph.state import MIN_WORDS, NEW_TURN, State
-from tests.fakes.writer import GraphFakes
+from graph.nodes.route_intent import MIN_CONFIDENCE, after_intent, revised_request, route_intent
+from graph.state import MIN_WORDS, NEW_TURN, ContentRequest, Piece, State
+from tests.fakes.writer import GraphFakes, well_formed_draft
 
 
 @dataclass(frozen=True)
@@ -238,6 +241,10 @@ def test_relative_length_reads_shorter_and_longer(text: str, factor: float | Non
 
 # The route_intent node on the fake Ollama -----------------------------------------------------
 
+def config() -> dict[str, Any]:
+    return {"configurable": {"thread_id": str(uuid.uuid4())}}
+
+
 async def route(fakes: GraphFakes, state: State) -> dict[str, Any]:
     deps = fakes.dependencies()
     try:
@@ -246,13 +253,25 @@ async def route(fakes: GraphFakes, state: State) -> dict[str, Any]:
         await deps.models.aclose()
 
 
+def piece_for(previous: tuple[str, str | None], target: int = 150) -> Piece:
+    content_type, platform = previous
+    request = ContentRequest(text="the first request", content_type=content_type, platform=platform,
+                             topic="hiring juniors", audience="engineering managers", tone="professional",
+                             style="educational", target_words=target, keywords=[], images=False, research=True,
+                             require_approval=False)
+    return Piece(request=request, title="Hiring juniors", markdown=well_formed_draft("hiring juniors", target, []))
+
+
 def state_for(row: Row) -> State:
-    return State(messages=[HumanMessage(row.text)])
+    state = State(messages=[HumanMessage(row.text)])
+    if row.previous is not None:
+        state["piece"] = piece_for(row.previous)
+    return state
 
 
 NODE_ROWS = [row for row in ROWS if row.text.startswith((
     "Casual listicle", "Can you write a LinkedIn post", "Draft an X post", "Compare the top 3",
-    "Write a blog post on best practices", "What is a go-to-market", "Generate a 30-second",
+    "Write a blog post on best practices", "What is a go-to-market", "Generate a 30-second", "Shorten it to a tweet",
     "Email the design team", "Research brief for our workplace"))]
 
 
@@ -362,3 +381,97 @@ async def test_content_blocks_reach_the_model_as_plain_text(graph_fakes: GraphFa
     assert sent == "Write a LinkedIn post\nabout hiring juniors"
     assert update["request"]["text"] == sent
     assert update["request"]["content_type"] == "social_post"
+
+
+# Follow-ups -----------------------------------------------------------------------------------
+
+def test_shorter_aims_at_sixty_percent_of_the_previous_drafts_actual_length() -> None:
+    piece = piece_for(LINKEDIN_PIECE, target=200)
+    actual = gates.count_words(piece["markdown"], SOCIAL)
+    request = revised_request("make it shorter and more casual", {}, intent_rules.explicit_fields(
+        "make it shorter and more casual"), piece, 600, None)
+    assert request["target_words"] == round(actual * intent_rules.SHRINK)
+    assert (request["content_type"], request["platform"], request["tone"]) == (SOCIAL, "linkedin", "casual")
+    assert request["audience"] == "engineering managers" and request["topic"] == "hiring juniors"
+
+
+def test_a_stated_length_wins_over_shorter() -> None:
+    text = "Make it shorter, about 90 words"
+    request = revised_request(text, {}, intent_rules.explicit_fields(text), piece_for((BLOG, None), 300), 600, None)
+    assert request["target_words"] == 90
+
+
+def test_shorter_never_goes_below_the_minimum() -> None:
+    piece = Piece(request=ContentRequest(content_type=SOCIAL, platform="x", target_words=25),
+                  markdown="Ship small, ship often: five habits of teams that deploy daily. #devops")
+    request = revised_request("Cut it in half", {}, {}, piece, 600, None)
+    assert request["target_words"] == MIN_WORDS
+
+
+def test_turning_a_blog_post_into_a_tweet_starts_from_the_tweet_length() -> None:
+    request = revised_request("Turn it into a tweet", {}, {}, piece_for((BLOG, None), 800), 600, None)
+    assert (request["content_type"], request["platform"]) == (SOCIAL, "x")
+    assert request["target_words"] == formats.default_target_words(SOCIAL, "x")
+
+
+async def turn(graph: Any, fakes: GraphFakes, cfg: dict[str, Any], text: str, **fields: Any) -> dict[str, Any]:
+    deps = fakes.dependencies()
+    try:
+        # As the CLI and the task API send a turn: a message plus this turn's (often empty) fields.
+        return await graph.ainvoke({"messages": [HumanMessage(text)], "request": fields}, cfg,
+                                   context=DraftloopContext(deps=deps))
+    finally:
+        await deps.models.aclose()
+
+
+async def test_shorter_and_more_casual_keeps_the_linkedin_post_and_shrinks_it(graph_fakes: GraphFakes) -> None:
+    graph, cfg = build_graph(InMemorySaver()), config()
+    graph_fakes.writer.intent = {"kind": "content", "content_type": "social_post", "platform": "linkedin",
+                                 "confidence": 90}
+    first = await turn(graph, graph_fakes, cfg, "Write a 200-word LinkedIn post about hiring juniors")
+    # A model that misreads the follow-up as a new blog post: the thread's piece still decides.
+    graph_fakes.writer.intent = {"kind": "content", "content_type": "blog_post", "confidence": 90}
+    second = await turn(graph, graph_fakes, cfg, "make it shorter and more casual")
+    request = second["request"]
+    assert second["intent"]["kind"] == "revise"
+    assert (request["content_type"], request["platform"], request["tone"]) == ("social_post", "linkedin", "casual")
+    actual = gates.count_words(first["result"]["markdown"], "social_post")
+    assert request["target_words"] == round(actual * intent_rules.SHRINK)
+    assert request["topic"] == first["request"]["topic"]
+    assert first["result"]["markdown"] in graph_fakes.writer.prompts[-1]
+
+
+async def test_shorten_it_to_a_tweet_makes_an_x_post(graph_fakes: GraphFakes) -> None:
+    graph, cfg = build_graph(InMemorySaver()), config()
+    graph_fakes.writer.junk_intent = True
+    await turn(graph, graph_fakes, cfg, "Write a LinkedIn post explaining the European Accessibility Act, about "
+                                        "250 words")
+    second = await turn(graph, graph_fakes, cfg, "Shorten it to a tweet.")
+    assert second["intent"]["kind"] == "revise"
+    assert (second["request"]["content_type"], second["request"]["platform"]) == ("social_post", "x")
+    assert second["request"]["target_words"] == formats.default_target_words("social_post", "x")
+
+
+async def test_the_same_follow_up_twice_shrinks_twice(graph_fakes: GraphFakes) -> None:
+    graph, cfg = build_graph(InMemorySaver()), config()
+    graph_fakes.writer.junk_intent = True
+    deps = graph_fakes.dependencies()
+    ctx = DraftloopContext(deps=deps)
+    # As a chat client sends turns: messages only, so last turn's request stays in state.
+    await graph.ainvoke({"messages": [HumanMessage("Write a 600-word blog post about tea")]}, cfg, context=ctx)
+    once = await graph.ainvoke({"messages": [HumanMessage("Make it shorter")]}, cfg, context=ctx)
+    twice = await graph.ainvoke({"messages": [HumanMessage("Make it shorter")]}, cfg, context=ctx)
+    await deps.models.aclose()
+    assert twice["request"]["target_words"] < once["request"]["target_words"] < 600
+
+
+async def test_a_thread_from_before_pieces_revises_its_last_result(graph_fakes: GraphFakes) -> None:
+    graph_fakes.writer.junk_intent = True
+    markdown = well_formed_draft("hiring juniors", 150, [])
+    update = await route(graph_fakes, State(
+        messages=[HumanMessage("Make it longer")], request={},
+        result={"kind": "content", "content_type": "social_post", "title": "Hiring juniors", "markdown": markdown}))
+    assert update["intent"]["kind"] == "revise"
+    assert (update["request"]["content_type"], update["request"]["platform"]) == ("social_post", "linkedin")
+    assert update["draft"]["markdown"] == markdown
+    assert update["request"]["target_words"] == round(gates.count_words(markdown, "social_post") * intent_rules.GROW)
