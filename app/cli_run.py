@@ -19,6 +19,7 @@ from app.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from app.graph_runtime import GraphRuntime, open_graph_runtime
 from app.settings import load_dotenv
 from graph.nodes.finalize import usage_totals
+from graph.state import NEW_TURN
 from tools.llm import ModelCallError, ModelProviderError
 
 
@@ -69,7 +70,8 @@ class Progress:
         else:
             self.line(f"✓ {name}")
         for warning in update.get("warnings", []):
-            self.line(f"  ! {warning}")
+            if warning != NEW_TURN:
+                self.line(f"  ! {warning}")
 
 
 async def choose_input(args: argparse.Namespace, runtime: GraphRuntime, config: dict[str, Any]) -> tuple[Any, str | None]:

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-ROUTE_INTENT_SYSTEM = """You classify a request to a content-writing assistant.
+ROUTE_INTENT_SYSTEM = """You classify one message sent to a content-writing assistant.
 Answer with JSON only. Fields:
-- kind: "content" (write a piece: blog post, social post, newsletter, email, research brief),
-  "revise" (change the previous draft: shorter, longer, other tone...), "answer" (a plain question),
-  or "unsupported" (anything else: code execution, images generation, illegal or harmful asks).
-- content_type: one of blog_post, social_post, newsletter, email, research_brief, or null.
-- topic: the subject in a few words. audience, tone, style: as asked, or null.
-- target_words: the requested length in words, or null. keywords: up to 10 phrases.
-- images (a photo wanted), research (web research allowed), require_approval (a human must approve).
-- confidence: 0..1 and reason: one sentence."""
+- kind: "content" (write a new piece: blog post, social post, newsletter, email, research brief;
+  "Can you write a LinkedIn post about...?" is content too), "revise" (change the previous draft:
+  shorter, longer, another tone, another format), "answer" (a plain question, "What is a
+  go-to-market plan?"), or "unsupported", which is only for: malware or phishing, breaking into
+  accounts or systems, stealing credentials or card data, generating images, video, audio or
+  music, running code or shell commands, and other illegal or harmful asks. Marketing idioms are
+  ordinary content: "execute a plan", "draw attention", "exploit network effects", "ideas to
+  steal", "hack your routine", "killer features".
+- content_type: blog_post, social_post, newsletter, email, research_brief, or null.
+- platform: for a social post "x" (a tweet, X, Twitter) or "linkedin", else null.
+- topic: the subject in a few words. audience: as stated, or null.
+- tone: professional, casual, academic or inspirational, or null.
+- style: technical, narrative, listicle, educational or thought-leadership, or null.
+- target_words: the length in words when the message states one, else null.
+- keywords: only keywords the message lists outright, else [].
+- images (a photo wanted), research (web research allowed), require_approval (the message asks
+  for a person to approve the piece): true or false when the message says so, else null.
+- confidence: an integer from 0 (a guess) to 100 (certain): how sure you are of kind.
+- reason: one short sentence."""
 
 DRAFT_SYSTEM = """You are a skilled professional writer. Today is {today}.
 Write exactly the piece described below, in its format, and nothing else: no preamble

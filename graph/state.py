@@ -15,9 +15,21 @@ CONTENT_TYPES: tuple[str, ...] = ("blog_post", "social_post", "newsletter", "ema
 TONES: tuple[str, ...] = ("professional", "casual", "academic", "inspirational")
 STYLES: tuple[str, ...] = ("technical", "narrative", "listicle", "educational", "thought-leadership")
 INTENT_KINDS: tuple[str, ...] = ("content", "revise", "answer", "unsupported")
-MIN_WORDS = 100
+# Any request's target length; a post on X is about 40 words, so the floor sits below it.
+MIN_WORDS = 20
 MAX_WORDS = 5000
 MAX_KEYWORDS = 10
+# route_intent opens every turn's warnings with this marker, and add_turn_warnings then starts
+# the list afresh: a follow-up's result carries its own warnings, not the first turn's again.
+# Whoever reads a node's raw update (stream_mode="updates") sees it and should skip it.
+NEW_TURN = "__new_turn__"
+
+
+def add_turn_warnings(current: list[str], update: list[str]) -> list[str]:
+    """operator.add for warnings, except that an update led by NEW_TURN replaces the list."""
+    if update and update[0] == NEW_TURN:
+        return list(update[1:])
+    return [*current, *update]
 
 
 class ContentRequest(TypedDict, total=False):
@@ -25,6 +37,8 @@ class ContentRequest(TypedDict, total=False):
 
     text: str
     content_type: str
+    # "x" or "linkedin" for a social post (graph/formats.py PLATFORMS), None for other types.
+    platform: str | None
     topic: str
     audience: str
     tone: str
@@ -39,8 +53,11 @@ class ContentRequest(TypedDict, total=False):
 class Intent(TypedDict, total=False):
     kind: str
     content_type: str | None
-    confidence: float
+    # An integer 0-100 on every path: the model's own (the scale its prompt and schema use and
+    # route_intent gates on), a fixed value for the keyword rules, 100 for structured fields.
+    confidence: int
     reason: str
+    # "model", "rules" or "request": who decided the kind.
     source: str
 
 
@@ -77,6 +94,16 @@ class Draft(TypedDict, total=False):
     markdown: str
     excerpt: str
     word_count: int
+
+
+class Piece(TypedDict, total=False):
+    """The thread's latest finished piece and the request it was written for: what a follow-up
+    ("make it shorter") revises. Kept apart from `request`, which a caller's input replaces on
+    every turn, and from `result`, which a later answer replaces."""
+
+    request: ContentRequest
+    title: str
+    markdown: str
 
 
 class AttemptRecord(TypedDict, total=False):
@@ -131,9 +158,10 @@ class State(TypedDict, total=False):
     revision: int
     turn: int
     usage: Annotated[list[UsageRecord], operator.add]
-    warnings: Annotated[list[str], operator.add]
+    warnings: Annotated[list[str], add_turn_warnings]
     approval: dict[str, Any]
     result: dict[str, Any]
+    piece: Piece
 
 
 class InputState(TypedDict, total=False):

@@ -15,6 +15,7 @@ from storage.models import Task
 TaskLike = Task | Row[Any]
 
 ContentTypeName = Literal["blog_post", "social_post", "newsletter", "email", "research_brief"]
+PlatformName = Literal["x", "linkedin"]
 ToneName = Literal["professional", "casual", "academic", "inspirational"]
 StyleName = Literal["technical", "narrative", "listicle", "educational", "thought-leadership"]
 StatusName = Literal["queued", "running", "awaiting_approval", "completed", "failed", "cancelled"]
@@ -28,6 +29,8 @@ class TaskCreate(BaseModel):
 
     request: str | None = Field(default=None, max_length=20_000, description="What to write, in words")
     content_type: ContentTypeName | None = None
+    platform: PlatformName | None = Field(default=None, description="For a social post: x or linkedin "
+                                                                     "(linkedin when a social post names none)")
     topic: str | None = Field(default=None, min_length=1, max_length=500)
     audience: str | None = Field(default=None, max_length=300)
     tone: ToneName | None = None
@@ -45,6 +48,13 @@ class TaskCreate(BaseModel):
             raise ValueError("give a `request` (what to write, in words) or a `topic`")
         return self
 
+    def platform_problem(self) -> str | None:
+        """Why `platform` cannot apply, or None. Well-formed but contradictory, so the controller
+        answers 422 rather than the 400 of a malformed field."""
+        if self.platform and self.content_type not in (None, "social_post"):
+            return f"a platform applies to a social_post only, not to a {self.content_type}"
+        return None
+
     def params(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True, exclude={"request"})
 
@@ -52,6 +62,8 @@ class TaskCreate(BaseModel):
         """Structured-only callers still get a sentence the graph (and the logs) can read."""
         if self.request:
             return self.request
+        if self.platform:
+            return f"Write a {'LinkedIn' if self.platform == 'linkedin' else 'X'} post about {self.topic}"
         kind = (self.content_type or "blog_post").replace("_", " ")
         return f"Write a {kind} about {self.topic}"
 

@@ -48,6 +48,9 @@ class TaskController(Controller):
     @post("/", status_code=202, summary="Queue a content request")
     async def create_task(self, request: Request[Any, Any, Any], data: JSONBody[TaskCreate],
                           executor: NamedDependency[Executor]) -> Response[TaskAccepted]:
+        if problem := data.platform_problem():
+            raise ValidationException(detail=f"platform: {problem}", status_code=422,
+                                      extra=[{"key": "platform", "message": problem}])
         # The row and its `queued` event commit together, so a worker cannot run it before then.
         task = await executor.enqueue(data.request_text(), data.params())
         audit_change(request, resource_id=task.id,

@@ -13,7 +13,7 @@ from graph import markdown as md
 from graph.context import DraftloopContext, dependencies
 from graph.nodes.draft import turn_attempts
 from graph.sources import cited_numbers
-from graph.state import State
+from graph.state import Piece, State
 
 
 def usage_totals(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -121,4 +121,6 @@ async def finalize(state: State, config: RunnableConfig, runtime: Runtime[Draftl
     await persist(state, result, config, runtime)
     summary = f"{result['title']} — {result['word_count']} words, score {result['score']}, " \
               f"{'passed' if result['passed'] else 'did not pass'} after {result['attempts']} attempt(s)."
-    return {"result": result, "messages": [AIMessage(content=result["markdown"] or summary)]}
+    # The piece a follow-up on this thread revises, with the request it was written for.
+    piece = Piece(request=state.get("request", {}), title=result["title"], markdown=result["markdown"])
+    return {"result": result, "piece": piece, "messages": [AIMessage(content=result["markdown"] or summary)]}

@@ -15,6 +15,7 @@ import pytest
 
 from app.http.app import create_app
 from app.settings import ServiceSettings
+from graph import formats
 from tests.asgi import serve_in_loop
 from tests.auth import TEST_SECRET, admin_headers, ensure_user
 from tests.fakes.pexels import FAKE_PEXELS_KEY
@@ -98,6 +99,25 @@ async def test_structured_fields_alone_are_enough_to_queue_a_task(api: httpx.Asy
     assert task["params"]["content_type"] == "newsletter"
     assert "memory safety" in task["result"]["markdown"]
     assert graph_fakes.serper.server.requests == []
+
+
+async def test_a_social_post_for_x_keeps_its_platform_and_a_tweet_length(api: httpx.AsyncClient,
+                                                                        graph_fakes: GraphFakes) -> None:
+    graph_fakes.writer.junk_intent = True
+    response = await api.post("/api/tasks", json={"request": "Cyber Monday online spend: one number, one takeaway",
+                                                  "content_type": "social_post", "platform": "x"})
+    assert response.status_code == 202
+    task = await wait_for_status(api, response.json()["id"], "completed")
+    assert task["params"]["platform"] == "x"
+    assert task["params"]["target_words"] == formats.default_target_words("social_post", "x")
+
+
+async def test_a_platform_for_a_type_other_than_a_social_post_is_422(api: httpx.AsyncClient) -> None:
+    response = await api.post("/api/tasks", json={"request": "Tides", "content_type": "newsletter",
+                                                  "platform": "linkedin"})
+    assert response.status_code == 422, response.text
+    assert response.json()["fields"] == [{"field": "platform", "message": "a platform applies to a social_post "
+                                                                         "only, not to a newsletter"}]
 
 
 async def test_attempts_endpoint_lists_every_draft_with_its_scores(api: httpx.AsyncClient, graph_fakes: GraphFakes) -> None:
@@ -203,12 +223,13 @@ async def test_rejection_drafts_again_with_the_feedback(api: httpx.AsyncClient, 
 @pytest.mark.parametrize(("body", "field"), [
     ({}, "body"),
     ({"request": ""}, "body"),
-    ({"request": "x", "target_words": 50}, "target_words"),
+    ({"request": "x", "target_words": 10}, "target_words"),
     ({"request": "x", "target_words": 9000}, "target_words"),
     ({"request": "x", "target_words": "many"}, "target_words"),
     ({"request": "x", "keywords": [f"k{i}" for i in range(11)]}, "keywords"),
     ({"request": "x", "keywords": "one"}, "keywords"),
     ({"request": "x", "content_type": "poem"}, "content_type"),
+    ({"request": "x", "platform": "instagram"}, "platform"),
     ({"request": "x", "tone": "angry"}, "tone"),
     ({"request": "x", "style": "haiku"}, "style"),
     ({"request": "x", "images": "lots"}, "images"),

@@ -12,6 +12,7 @@ from langgraph.types import Command
 from graph.builder import build_graph
 from graph.configuration import GraphSettings
 from graph.context import DraftloopContext
+from graph.state import NEW_TURN, add_turn_warnings
 from tests.fakes.scripting import status
 from tests.fakes.writer import GraphFakes
 from tools.serper import SerperClient
@@ -299,3 +300,25 @@ async def test_revision_after_a_question_revises_the_piece_not_the_answer(graph_
     await deps.models.aclose()
     assert third["intent"]["kind"] == "revise"
     assert first["result"]["markdown"] in graph_fakes.writer.prompts[-1]
+
+
+async def test_each_turns_result_carries_only_its_own_warnings(graph_fakes: GraphFakes) -> None:
+    cfg = config()
+    graph = build_graph(InMemorySaver())
+    deps = graph_fakes.dependencies()
+    ctx = DraftloopContext(deps=deps)
+    for _ in range(6):
+        graph_fakes.serper.faults.push(status(429, retry_after="0"))
+    first = await graph.ainvoke({"messages": [HumanMessage(REQUEST)]}, cfg, context=ctx)
+    graph_fakes.writer.intent = {"kind": "revise", "confidence": 90, "reason": "edit"}
+    second = await graph.ainvoke({"messages": [HumanMessage("Make it longer")]}, cfg, context=ctx)
+    await deps.models.aclose()
+    assert any("research:" in w for w in first["result"]["warnings"])
+    assert second["warnings"] == second["result"]["warnings"] == []
+    assert NEW_TURN not in first["warnings"]
+
+
+def test_warnings_add_up_within_a_turn_and_start_afresh_on_a_new_one() -> None:
+    assert add_turn_warnings(["a"], ["b"]) == ["a", "b"]
+    assert add_turn_warnings(["a", "b"], [NEW_TURN]) == []
+    assert add_turn_warnings(["a"], [NEW_TURN, "c"]) == ["c"]
