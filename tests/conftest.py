@@ -10,7 +10,8 @@ import httpx
 import pytest
 from blockbuster import BlockBuster, blockbuster_ctx
 
-pytest_plugins = ["tests.fakes.ollama", "tests.fakes.openai_compat", "tests.fakes.serper", "tests.fakes.pexels", "tests.fakes.writer"]
+pytest_plugins = ["tests.fakes.ollama", "tests.fakes.openai_compat", "tests.fakes.serper", "tests.fakes.pexels",
+                  "tests.fakes.pages", "tests.fakes.writer"]
 
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/postgres")
 

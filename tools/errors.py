@@ -1,4 +1,4 @@
-"""Typed failures shared by the outbound clients (Serper, Pexels).
+"""Typed failures shared by the outbound clients (Serper, Pexels, the page reader).
 
 Callers such as the research node turn these into warnings, so each one carries enough to say
 what went wrong without a traceback — and none of them may ever carry an API key.
@@ -61,3 +61,12 @@ class ImageTooLargeError(ImageRejectedError):
 
 class UnsupportedImageTypeError(ImageRejectedError):
     """The Content-Type is not one of the raster image types we store."""
+
+
+class UnsafePageURLError(ToolError, ValueError):
+    """A page URL (or a redirect hop) that is not https, carries credentials, or whose host
+    resolves to an address that is not public (loopback, private, link-local, reserved...)."""
+
+
+class PageRejectedError(ToolError):
+    """The page server answered, but with something that is not readable text."""

@@ -105,6 +105,7 @@ async def send_with_retry(
     headers: Mapping[str, str] | None = None,
     params: Mapping[str, str | int] | None = None,
     json: Any = None,
+    extensions: Mapping[str, Any] | None = None,
     stream: bool = False,
     follow_redirects: bool = False,
     sleep: SleepFn = asyncio.sleep,
@@ -119,7 +120,8 @@ async def send_with_retry(
     label = f"{service} {method.upper()} {httpx.URL(url).path}"
     retry_index = 0
     while True:
-        request = http.build_request(method, url, headers=headers, params=params, json=json, timeout=timeout)
+        request = http.build_request(method, url, headers=headers, params=params, json=json, timeout=timeout,
+                                     extensions=dict(extensions) if extensions else None)
         retry_after: float | None = None
         try:
             response = await http.send(request, stream=stream, follow_redirects=follow_redirects)
