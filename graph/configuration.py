@@ -80,6 +80,7 @@ class GraphSettings:
     default_target_words: int = 600
     search_results: int = 5
     research_timeout: float = 30.0
+    research_fetch_pages: bool = True
     prices: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_PRICES))
 
     @classmethod
@@ -93,6 +94,7 @@ class GraphSettings:
             default_target_words=read_int(env, "DEFAULT_TARGET_WORDS", 600, 100, 5000),
             search_results=read_int(env, "SEARCH_RESULTS", 5, 1, 20),
             research_timeout=read_float(env, "RESEARCH_TIMEOUT", 30.0, 0.1, 600),
+            research_fetch_pages=read_bool(env, "RESEARCH_FETCH_PAGES", True),
             prices=parse_price_table(env.get("MODEL_PRICES")),
         )
 

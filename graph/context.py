@@ -22,6 +22,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from graph.configuration import GraphSettings
 from tools.llm import ModelProvider, role_settings
+from tools.pages import PageReader, PageSource
 from tools.pexels import PexelsClient
 from tools.serper import SerperClient
 
@@ -37,6 +38,8 @@ class Dependencies:
     save_outcome: OutcomeSaver | None = None
     # The critique's judge when JUDGE_PROVIDER names one; None: the writer's model judges.
     judge: ModelProvider | None = None
+    # Reads the top sources' pages for evidence; None: research keeps to the search snippets.
+    pages: PageSource | None = None
 
     @classmethod
     def from_env(cls, http: httpx.AsyncClient, save_outcome: OutcomeSaver | None = None) -> Dependencies:
@@ -49,6 +52,7 @@ class Dependencies:
             pexels=PexelsClient.from_env(http),
             save_outcome=save_outcome,
             judge=ModelProvider(judge) if judge is not None else None,
+            pages=PageReader.from_env(http),
         )
 
     async def aclose(self) -> None:

@@ -121,3 +121,40 @@ Draft:
 
 ANSWER_SYSTEM = """You answer questions briefly and accurately. If research notes are given,
 rely on them and cite the URLs you used."""
+
+RESEARCH_PLAN_SYSTEM = """You plan web searches for a writer. Today is {today}.
+Write 3 to 5 search queries that together find what the piece needs: the core facts, recent
+developments (name the year when recency matters), numbers or studies, practical examples,
+and what the audience worries about. Each query is what a person would type into a search
+engine: 2 to 10 words, no quotes, no operators, no numbering, each a different angle.
+Answer with JSON only: {{"queries": ["...", "..."]}}"""
+
+RESEARCH_PLAN_TEMPLATE = """Topic: {topic}
+Content type: {content_type}
+Audience: {audience}
+Keywords: {keywords}
+Request: {text}"""
+
+RESEARCH_GAPS_SYSTEM = """You check a writer's research before drafting. Today is {today}.
+Read the numbered search results. Name at most 2 gaps: things the piece clearly needs that no
+result covers (a missing fact, recent news, numbers, a counter-view). For each, write one
+search query (2 to 10 words) that would fill it. If the results cover the request, answer
+with no gaps. Answer with JSON only: {{"gaps": [{{"gap": "...", "query": "..."}}]}}"""
+
+RESEARCH_GAPS_TEMPLATE = """Topic: {topic}
+Content type: {content_type}
+Audience: {audience}
+Queries already run: {queries}
+
+Results found:
+{results}"""
+
+REVISION_RESEARCH_SYSTEM = """An editor sent a draft back because its sources fall short. Today is {today}.
+For the gaps the editor named, write 1 to 3 search queries (2 to 10 words each, no quotes,
+no operators) that would find the missing facts.
+Answer with JSON only: {{"queries": ["...", "..."]}}"""
+
+REVISION_RESEARCH_TEMPLATE = """Topic: {topic}
+Audience: {audience}
+Gaps the editor named:
+{gaps}"""

@@ -27,6 +27,32 @@ def numbered(sources: list[dict[str, Any]], *, evidence: bool = True) -> str:
     return "\n".join(lines)
 
 
+def excerpt(text: str, query: str, limit: int = EVIDENCE_CHARS) -> str:
+    """The page's paragraphs that share most terms with the query, in page order, within
+    `limit` characters; the page's opening when none shares a term."""
+    paragraphs = [" ".join(p.split()) for p in text.split("\n\n")]
+    paragraphs = [p for p in paragraphs if p]
+    wanted = set(gates.topic_terms(query))
+    shared = [len(wanted & set(gates.topic_terms(p))) for p in paragraphs]
+    ranked = sorted(range(len(paragraphs)), key=lambda i: (-shared[i], i))
+    relevant = any(shared)
+    chosen: list[int] = []
+    used = 0
+    for index in ranked:
+        if relevant and not shared[index]:
+            break
+        paragraph = paragraphs[index]
+        if used + len(paragraph) > limit:
+            if chosen:
+                continue
+            # Even the best paragraph alone is too long: keep its start, cut at a word.
+            paragraph = paragraph[:limit].rsplit(" ", 1)[0]
+            paragraphs[index] = paragraph
+        chosen.append(index)
+        used += len(paragraph) + 1
+    return "\n\n".join(paragraphs[i] for i in sorted(chosen))
+
+
 def cited_numbers(text: str, sources: list[dict[str, Any]]) -> list[int]:
     """The 1-based numbers of the sources a text cites, as [n] or by linking the source's URL."""
     cited = [n for n in gates.citation_numbers(text) if 1 <= n <= len(sources)]

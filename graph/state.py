@@ -69,6 +69,7 @@ class Source(TypedDict, total=False):
     date: str | None
     source: str | None
     price: str | None
+    evidence: str  # an excerpt of the page's text, when the page was read
 
 
 class Image(TypedDict, total=False):
@@ -83,10 +84,31 @@ class Image(TypedDict, total=False):
     credit: str
 
 
+class QueryRecord(TypedDict, total=False):
+    """One search the research step ran, for progress displays and for judging the plan."""
+
+    round: int  # 1: the planned queries; 2: the follow-up on the gaps they left
+    kind: str  # web, news, shopping or images
+    query: str
+    results: int
+    error: str | None
+    revision: int  # 0: the first research of the turn; n: the research before revision n
+
+
+class ResearchGap(TypedDict, total=False):
+    gap: str
+    query: str
+    revision: int
+
+
 class Research(TypedDict, total=False):
     sources: list[Source]
     images: list[Image]
     warnings: list[str]
+    queries: list[QueryRecord]
+    gaps: list[ResearchGap]
+    turn: int
+    revisions: int  # research rounds run for revisions this turn
 
 
 class Draft(TypedDict, total=False):
@@ -144,6 +166,7 @@ class Critique(TypedDict, total=False):
     checks: dict[str, Any]
     issues: list[str]
     suggestions: list[str]
+    research_gaps: list[str]  # what the sources lack for the next revision; research may fill it
 
 
 class State(TypedDict, total=False):

@@ -94,6 +94,8 @@ class FakeSerper:
         self.web: list[dict[str, Any]] = default_web()
         self.news: list[dict[str, Any]] = default_news()
         self.shopping: list[dict[str, Any]] = default_shopping()
+        # Answers for one (search type, query) pair, before the lists above: "search", "news", "shopping".
+        self.per_query: dict[tuple[str, str], list[dict[str, Any]]] = {}
         # Real Serper trims to `num`; turning this off lets tests see the client truncate too.
         self.honour_num = True
         self.server.route("POST", "/search", self._endpoint("search", "organic", lambda: self.web))
@@ -107,6 +109,10 @@ class FakeSerper:
     @property
     def requests(self) -> list[Request]:
         return self.server.requests
+
+    def queries(self, path: str) -> list[str]:
+        """The `q` of every request to /search, /news or /shopping, in arrival order."""
+        return [r.json()["q"] for r in self.server.requests if r.path == path]
 
     async def start(self) -> FakeSerper:
         await self.server.start()
@@ -125,7 +131,7 @@ class FakeSerper:
             body = request.json()
             if not isinstance(body, dict) or not body.get("q"):
                 return Response.json({"message": "Missing query parameter", "statusCode": 400}, status=400)
-            items = list(results())
+            items = list(self.per_query.get((search_type, body["q"]), results()))
             num = body.get("num", 10)
             if self.honour_num and isinstance(num, int):
                 items = items[:num]

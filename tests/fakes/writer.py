@@ -1,8 +1,10 @@
 """A scripted model behind the fake Ollama that answers each graph call by what it asks for:
-intent JSON for route_intent, a well-formed markdown draft for draft, scores for critique.
+intent JSON for route_intent, search queries and gaps for research, a well-formed markdown
+draft for draft, scores for critique.
 
-Tests set the intent and the sequence of judge scores; everything else is derived from the
-prompt, so a test reads as "the judge says 40 then 85" rather than as a list of raw replies.
+Tests set the intent, the planned queries, the gaps and the sequence of judge scores;
+everything else is derived from the prompt, so a test reads as "the judge says 40 then 85"
+rather than as a list of raw replies.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from tools.pexels import PexelsClient
 from tools.serper import SerperClient
 
 _KIND = re.compile(r"Write an? (.+?) about: (.+)")
+_PLAN_TOPIC = re.compile(r"^Topic: (.+)$", re.MULTILINE)
 _LENGTH = re.compile(r"Length: about (\d+) words")
 _KEYWORDS = re.compile(r"keywords in naturally: (.+?)\.\n")
 _KINDS = {"blog post": "blog_post", "social post": "social_post", "email": "email", "newsletter": "newsletter",
@@ -54,6 +57,10 @@ class ScriptedWriter:
     answer_text: str = "Async Python runs many I/O waits on one thread."
     junk_intent: bool = False
     junk_scores: bool = False
+    plan: list[str] | None = None  # None: three queries on the prompt's topic
+    junk_plan: bool = False
+    gaps: list[dict[str, str]] = field(default_factory=list)  # [{"gap": ..., "query": ...}]
+    revision_queries: list[str] = field(default_factory=list)  # empty: junk, so the gaps are searched as named
     draft_override: str | None = None
     # Drafts handed out first, in order, before draft_override or generated drafts.
     drafts: list[str] = field(default_factory=list)
@@ -62,6 +69,7 @@ class ScriptedWriter:
     draft_latency: float = 0.0  # seconds before a draft reply starts: keeps a run mid-flight
     calls: list[str] = field(default_factory=list)
     prompts: list[str] = field(default_factory=list)
+    research_prompts: list[str] = field(default_factory=list)  # system + human of each research call
 
     def __call__(self, body: dict[str, Any]) -> OllamaReply:
         messages = body.get("messages") or []
@@ -82,7 +90,9 @@ class ScriptedWriter:
             return OllamaReply(content={"reasoning": f"scripted verdict of {score}", **scored,
                                         "issues": [f"The judge found an issue at score {score}."],
                                         "suggestions": [f"Apply the judge's suggestion after scoring {score}."]})
-        if "demanding editor" in system or "classify" in system:
+        if title in ("SearchPlan", "ResearchGaps", "RevisionSearch"):
+            return self._research(title, system, prompt)
+        if "demanding editor" in system or "classify" in system or "search queries" in system:
             raise AssertionError(f"structured call without a schema: {system[:40]}")
         self.prompts.append(prompt)
         if "Question:" in prompt or "answer questions" in system:
@@ -104,6 +114,21 @@ class ScriptedWriter:
         draft = draft_for(content_type, platform, topic, words, keywords, prompt)
         return OllamaReply(content=draft, latency=self.draft_latency)
 
+    def _research(self, title: str, system: str, prompt: str) -> OllamaReply:
+        self.research_prompts.append(f"{system}\n{prompt}")
+        if title == "SearchPlan":
+            self.calls.append("plan")
+            if self.junk_plan:
+                return OllamaReply(fault="junk")
+            topic = (_PLAN_TOPIC.search(prompt) or [None, "the topic"])[1].strip()
+            return OllamaReply(content={"queries": self.plan if self.plan is not None else [
+                topic, f"{topic} tutorial", f"{topic} common pitfalls"]})
+        if title == "ResearchGaps":
+            self.calls.append("gaps")
+            return OllamaReply(content={"gaps": self.gaps})
+        self.calls.append("revision_plan")
+        return OllamaReply(content={"queries": self.revision_queries})
+
 
 @dataclass
 class GraphFakes:
@@ -120,8 +145,9 @@ class GraphFakes:
                                                        timeout=2, max_retries=1, backoff_base=0.01)
         pexels = clients.get("pexels") or PexelsClient(self.http, FAKE_PEXELS_KEY, base_url=self.pexels.api_url,
                                                        timeout=2, max_retries=1, backoff_base=0.01)
+        # No page reader unless a test brings one: the fake results link to real sites.
         return Dependencies(settings=settings or GraphSettings(), models=models, serper=serper, pexels=pexels,
-                            save_outcome=clients.get("save_outcome"))
+                            save_outcome=clients.get("save_outcome"), pages=clients.get("pages"))
 
 
 @pytest.fixture

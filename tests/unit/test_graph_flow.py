@@ -48,7 +48,7 @@ async def test_content_request_routes_through_research_draft_critique_to_finaliz
     assert result["featured_image"]["credit"].startswith("Photo by [")
     assert len(result["seo"]["seo_title"]) <= 60 and len(result["seo"]["meta_description"]) <= 160
     assert result["reading_minutes"] >= 1
-    assert graph_fakes.writer.calls == ["intent", "draft", "score"]
+    assert graph_fakes.writer.calls == ["intent", "plan", "gaps", "draft", "score"]
 
 
 async def test_question_routes_to_answer_without_drafting(graph_fakes: GraphFakes) -> None:
@@ -183,10 +183,10 @@ async def test_usage_totals_equal_the_fake_token_counts(graph_fakes: GraphFakes)
     graph_fakes.ollama.completion_tokens = 29
     state = await run(graph_fakes)
     calls = len(graph_fakes.ollama.chat_requests)
-    assert len(state["usage"]) == calls == 3
+    assert len(state["usage"]) == calls == 5  # intent, query plan, gaps, draft, judge
     assert state["result"]["usage"]["input_tokens"] == 17 * calls
     assert state["result"]["usage"]["output_tokens"] == 29 * calls
-    assert {u["node"] for u in state["usage"]} == {"route_intent", "draft", "critique"}
+    assert {u["node"] for u in state["usage"]} == {"route_intent", "research", "draft", "critique"}
     assert all(u["provider"] == "ollama" and u["cost_usd"] == 0 for u in state["usage"])
 
 
