@@ -12,6 +12,8 @@ Event types and their ``data``:
 - ``node_finished``  {"node": str, "summary": str}
 - ``token``          {"node": str, "text": str}  (batched: ~100 ms or 50 tokens per event)
 - ``attempt_scored`` {"number": int, "score": float, "passed": bool, "dimensions": {str: float}}
+- ``research_query`` {"round": int, "kind": "web"|"news"|"shopping"|"images", "query": str,
+                      "results": int, "error": str|None, "revision": int}  (one per search, as it finishes)
 - ``interrupt``      {"value": <what the graph asks the reviewer>, "id": str}
 - ``error``          {"message": str}
 
@@ -46,9 +48,10 @@ NODE_STARTED = "node_started"
 NODE_FINISHED = "node_finished"
 TOKEN = "token"
 ATTEMPT_SCORED = "attempt_scored"
+RESEARCH_QUERY = "research_query"
 INTERRUPT = "interrupt"
 ERROR = "error"
-EVENT_TYPES = frozenset({STATUS, NODE_STARTED, NODE_FINISHED, TOKEN, ATTEMPT_SCORED, INTERRUPT, ERROR})
+EVENT_TYPES = frozenset({STATUS, NODE_STARTED, NODE_FINISHED, TOKEN, ATTEMPT_SCORED, RESEARCH_QUERY, INTERRUPT, ERROR})
 
 DEFAULT_HEARTBEAT_SECONDS = 15.0
 # post()'s writer: at most this many events per transaction; back-off while the database is away.

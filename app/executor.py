@@ -36,6 +36,7 @@ from app.events import (
     INTERRUPT,
     NODE_FINISHED,
     NODE_STARTED,
+    RESEARCH_QUERY,
     STATUS,
     TOKEN,
     Event,
@@ -70,11 +71,15 @@ from storage.task_queue import queue_new_task
 
 log = logging.getLogger("draftloop.executor")
 
-STREAM_MODES = ["tasks", "updates", "messages"]
+# "custom": what nodes write to the stream themselves (research reports each search as it ends).
+STREAM_MODES = ["tasks", "updates", "messages", "custom"]
 # Nodes whose model output is prose worth streaming; the others produce JSON for the graph.
 TOKEN_NODES = frozenset({"draft", "answer"})
 TOKEN_FLUSH_SECONDS = 0.1
 TOKEN_FLUSH_COUNT = 50
+# A research summary names this many queries, each cut to this many characters.
+SUMMARY_QUERIES = 7
+SUMMARY_QUERY_CHARS = 60
 # Often enough that a cancel made in another process stops the run well within a second.
 DEFAULT_CANCEL_CHECK_SECONDS = 0.25
 # A task claimed this many times without ending keeps killing (or outliving) its workers; fail
@@ -170,9 +175,7 @@ def node_summary(node: str, update: Mapping[str, Any]) -> str:
         words = request.get("target_words")
         return f"{kind or 'unknown'} request" + (f", {words} words" if words else "")
     if node == "research":
-        research = update.get("research") or {}
-        return (f"{len(research.get('sources') or [])} sources, {len(research.get('images') or [])} images, "
-                f"{len(research.get('warnings') or [])} warnings")
+        return research_summary(update.get("research") or {})
     if node == "draft":
         draft = update.get("draft") or {}
         return f"draft {draft.get('number')}: {draft.get('word_count')} words"
@@ -190,6 +193,27 @@ def node_summary(node: str, update: Mapping[str, Any]) -> str:
         result = update.get("result") or {}
         return f"{result.get('title', '')} — {result.get('word_count', 0)} words, score {result.get('score')}"
     return f"{node} done"
+
+
+def research_summary(research: Mapping[str, Any]) -> str:
+    """Sources, pages read and the searches of the research round that just ran, by query."""
+    queries = [q for q in research.get("queries") or [] if isinstance(q, Mapping)]
+    revision = max((int(q.get("revision") or 0) for q in queries), default=0)
+    searches = [q for q in queries if int(q.get("revision") or 0) == revision and q.get("kind") != "images"]
+    named = list(dict.fromkeys(str(q.get("query") or "") for q in searches))
+    shown = ", ".join(f"'{_clip(q, SUMMARY_QUERY_CHARS)}'" for q in named[:SUMMARY_QUERIES])
+    if len(named) > SUMMARY_QUERIES:
+        shown += f" and {len(named) - SUMMARY_QUERIES} more"
+    sources = research.get("sources") or []
+    pages = sum(1 for s in sources if isinstance(s, Mapping) and s.get("evidence"))
+    text = (f"{len(sources)} sources ({pages} pages read) from {len(searches)} searches"
+            + (f": {shown}" if shown else ""))
+    text += f"; {len(research.get('images') or [])} images, {len(research.get('warnings') or [])} warnings"
+    return f"revision {revision} research: {text}" if revision else text
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class RunPublisher:
@@ -230,6 +254,10 @@ class RunPublisher:
                     await self._token(str(node), message.content)
             return
         await self.flush()
+        if mode == "custom":
+            if isinstance(chunk, Mapping) and chunk.get("type") == RESEARCH_QUERY:
+                await self._publish(RESEARCH_QUERY, {k: v for k, v in chunk.items() if k != "type"})
+            return
         if mode == "tasks":
             if "input" in chunk:
                 self.current_node = chunk["name"]

@@ -45,8 +45,9 @@ API_STREAM_MODES: dict[str, str] = {
 DEFAULT_STREAM_MODES = ["values"]
 # Always streamed: "tasks" tells which node runs (errors, drain points), "updates" carries interrupts.
 INTERNAL_MODES = ("tasks", "updates")
-# Structured calls (intent JSON, judge scores) are plumbing, not chat: a chat UI would print them.
-QUIET_MESSAGE_NODES = frozenset({"route_intent", "critique"})
+# Structured calls (intent JSON, query plans and gaps, judge scores) are plumbing, not chat: a
+# chat UI would print them.
+QUIET_MESSAGE_NODES = frozenset({"route_intent", "research", "critique"})
 CONTEXT_FIELDS = frozenset({"require_approval", "quality_threshold", "max_revisions"})
 
 RUN_STATUS: dict[TaskStatus, str] = {

@@ -88,6 +88,8 @@ def service_env(fakes: GraphFakes | None, data_dir: Path, database_url: str | No
         "RESEARCH_TIMEOUT": "10",
         "SERPER_TIMEOUT": "5",
         "PEXELS_TIMEOUT": "5",
+        # The fake search results link to real sites: tests never read their pages.
+        "RESEARCH_FETCH_PAGES": "false",
     })
     if fakes is not None:
         env.update({

@@ -268,7 +268,10 @@ async def test_runs_stream_sends_metadata_first_then_the_requested_mode_and_end_
         checkpoints = [p.data for p in body if p.data["type"] == "checkpoint"]
         assert checkpoints and checkpoints[-1]["payload"]["checkpoint"]["thread_id"] == thread["thread_id"]
         assert checkpoints[-1]["payload"]["parent_checkpoint"]["checkpoint_id"]
-    # The graph writes no custom events: the mode is accepted and the stream is just empty.
+    elif mode == "custom":
+        # What nodes write themselves: research reports every search as it finishes.
+        assert body and {p.data["type"] for p in body} == {"research_query"}
+        assert {p.data["kind"] for p in body} >= {"web", "news"}
 
 
 async def test_a_stream_joined_after_a_disconnect_resumes_from_last_event_id(client: LangGraphClient) -> None:

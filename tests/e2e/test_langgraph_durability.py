@@ -73,7 +73,7 @@ async def test_a_background_run_whose_server_is_killed_mid_critique_is_resumed_b
         await sdk.aclose()
     await first.kill()
     assert first.returncode == -signal.SIGKILL
-    assert writer.calls == ["intent", "draft", "score"]
+    assert writer.calls == ["intent", "plan", "gaps", "draft", "score"]
 
     chat_before = len(graph_fakes.ollama.chat_requests)
     search_before = len(graph_fakes.serper.requests) + len(graph_fakes.pexels.server.requests)
@@ -99,7 +99,7 @@ async def test_a_background_run_whose_server_is_killed_mid_critique_is_resumed_b
 
     restarted = graph_fakes.ollama.chat_requests[chat_before:]
     assert [schema_title(body) for body in restarted] == ["CritiqueVerdict"], "only the critique may run again"
-    assert writer.calls == ["intent", "draft", "score", "score"], "a finished node was redone"
+    assert writer.calls == ["intent", "plan", "gaps", "draft", "score", "score"], "a finished node was redone"
     assert len(graph_fakes.serper.requests) + len(graph_fakes.pexels.server.requests) == search_before, \
         "research ran again"
 

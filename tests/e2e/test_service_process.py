@@ -149,7 +149,7 @@ async def test_a_posted_task_streams_live_over_sse_to_completion_and_then_serves
     assert task["usage"]["input_tokens"] > 0
     attempts = (await http.get(f"{server.url}/api/tasks/{task_id}/attempts")).json()["items"]
     assert [a["number"] for a in attempts] == [1]
-    assert graph_fakes.writer.calls == ["intent", "draft", "score"]
+    assert graph_fakes.writer.calls == ["intent", "plan", "gaps", "draft", "score"]
 
 
 # SSE -------------------------------------------------------------------------------------------
@@ -272,7 +272,7 @@ async def test_a_server_killed_mid_critique_is_replaced_and_the_task_resumes_wit
     assert task["result"]["passed"] is True and task["result"]["attempts"] == 1
     restarted = graph_fakes.ollama.chat_requests[chat_before:]
     assert [schema_title(body) for body in restarted] == ["CritiqueVerdict"], "only the critique may run again"
-    assert writer.calls == ["intent", "draft", "score", "score"]
+    assert writer.calls == ["intent", "plan", "gaps", "draft", "score", "score"]
     assert len(graph_fakes.serper.requests) + len(graph_fakes.pexels.server.requests) == search_before, \
         "research ran again"
     attempts = (await http.get(f"{second.url}/api/tasks/{task_id}/attempts")).json()["items"]
@@ -314,8 +314,9 @@ async def test_sigterm_mid_run_exits_within_the_grace_period_and_a_new_server_fi
     second = await launcher.start("term-b")
     task = await wait_for_status(http, second.url, task_id, "completed", launcher=launcher)
     assert task["result"]["passed"] is True
-    # The intent survived in the checkpoint; the interrupted draft is the first thing redone.
-    assert writer.calls == ["intent", "draft", "draft", "score"]
+    # The intent and the research survived in the checkpoint; the interrupted draft is the
+    # first thing redone.
+    assert writer.calls == ["intent", "plan", "gaps", "draft", "draft", "score"]
     history, closed = await follow_events(http, events_url(second.url, task_id), timeout=10)
     assert closed
     events = events_of(history)

@@ -86,6 +86,8 @@ def _server_env(fakes: StudioFakes) -> dict[str, str]:
         "QUALITY_THRESHOLD": "70",
         "MAX_REVISIONS": "2",
         "RESEARCH_TIMEOUT": "10",
+        # The fake search results link to real sites: tests never read their pages.
+        "RESEARCH_FETCH_PAGES": "false",
         "PYTHONUNBUFFERED": "1",
     })
     # Real keys in the developer's shell must not send the graph to a real provider.
@@ -247,7 +249,7 @@ async def test_studio_run_streams_each_node_and_stores_a_passing_result(
     assert result["title"].startswith("A practical guide")
     assert result["markdown"].startswith("# ")
     assert state["next"] == []
-    assert writer.calls == ["intent", "draft", "score"]
+    assert writer.calls == ["intent", "plan", "gaps", "draft", "score"]
 
 
 async def test_studio_context_requires_approval_then_resume_finalizes(

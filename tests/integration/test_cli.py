@@ -175,6 +175,8 @@ def cli_env(fakes: GraphFakes | None, data_dir: Path, database_url: str | None) 
         "RESEARCH_TIMEOUT": "10",
         "SERPER_TIMEOUT": "5",
         "PEXELS_TIMEOUT": "5",
+        # The fake search results link to real sites: tests never read their pages.
+        "RESEARCH_FETCH_PAGES": "false",
     })
     if fakes is not None:
         env.update({
@@ -276,7 +278,7 @@ async def test_json_mode_prints_one_summary_object_and_stores_the_run(
     assert "→ " not in result.stderr and "✓ " not in result.stderr, result.describe()
     assert data["status"] == "completed"
     assert data["intent"]["kind"] == "content" and data["intent"]["content_type"] == "blog_post"
-    assert graph_fakes.writer.calls == ["intent", "draft", "score"]
+    assert graph_fakes.writer.calls == ["intent", "plan", "gaps", "draft", "score"]
 
     final = data["result"]
     assert final["title"].startswith("A practical guide to")
@@ -292,7 +294,7 @@ async def test_json_mode_prints_one_summary_object_and_stores_the_run(
     assert data["warnings"] == []
 
     calls = len(graph_fakes.ollama.chat_requests)
-    assert calls == 3
+    assert calls == 5  # intent, query plan, research gaps, draft, judge
     assert data["usage"] == {"input_tokens": graph_fakes.ollama.prompt_tokens * calls,
                              "output_tokens": graph_fakes.ollama.completion_tokens * calls,
                              "cost_usd": 0.0}
@@ -305,7 +307,7 @@ async def test_json_mode_prints_one_summary_object_and_stores_the_run(
     assert (stored.task.input_tokens, stored.task.output_tokens) == (
         data["usage"]["input_tokens"], data["usage"]["output_tokens"])
     assert [(a.number, a.score, a.passed) for a in stored.attempts] == [(1, final["score"], True)]
-    assert [u.node for u in stored.usage] == ["route_intent", "draft", "critique"]
+    assert [u.node for u in stored.usage] == ["route_intent", "research", "research", "draft", "critique"]
     assert sum(u.input_tokens for u in stored.usage) == data["usage"]["input_tokens"]
 
 
@@ -350,7 +352,7 @@ async def test_a_run_killed_mid_critique_resumes_in_a_new_process_without_redoin
     await wait_until(lambda: "score" in graph_fakes.writer.calls, RUN_TIMEOUT, "critique call", first)
     await first.kill()
     assert first.process.returncode == -signal.SIGKILL
-    assert graph_fakes.writer.calls == ["intent", "draft", "score"]
+    assert graph_fakes.writer.calls == ["intent", "plan", "gaps", "draft", "score"]
 
     before_restart = len(graph_fakes.ollama.chat_requests)
     slow.latency = 0
@@ -359,18 +361,18 @@ async def test_a_run_killed_mid_critique_resumes_in_a_new_process_without_redoin
 
     after_restart = graph_fakes.ollama.chat_requests[before_restart:]
     assert [schema_title(body) for body in after_restart] == ["CritiqueVerdict"], "only the critique may run again"
-    assert graph_fakes.writer.calls == ["intent", "draft", "score", "score"]
+    assert graph_fakes.writer.calls == ["intent", "plan", "gaps", "draft", "score", "score"]
     assert data["thread_id"] == thread_id
     assert data["status"] == "completed"
     assert data["result"]["markdown"].startswith("# A practical guide to")
     assert data["result"]["passed"] is True
     assert [a["number"] for a in data["attempts"]] == [1]
-    # Intent and draft usage came from the killed process, through the checkpoint.
-    assert data["usage"]["input_tokens"] == graph_fakes.ollama.prompt_tokens * 3
+    # Intent, research and draft usage came from the killed process, through the checkpoint.
+    assert data["usage"]["input_tokens"] == graph_fakes.ollama.prompt_tokens * 5
 
     stored = await stored_run(database_url, thread_id)
     assert stored.task.status == "completed"
-    assert [u.node for u in stored.usage] == ["route_intent", "draft", "critique"]
+    assert [u.node for u in stored.usage] == ["route_intent", "research", "research", "draft", "critique"]
 
 
 async def test_approval_waits_then_reject_drafts_again_and_approve_completes(
@@ -382,11 +384,11 @@ async def test_approval_waits_then_reject_drafts_again_and_approve_completes(
     assert waiting["status"] == "awaiting_approval"
     assert waiting["interrupt"]["type"] == "approval"
     assert waiting["interrupt"]["markdown"].startswith("# A practical guide to")
-    assert writer.calls == ["intent", "draft", "score"]
+    assert writer.calls == ["intent", "plan", "gaps", "draft", "score"]
 
     rejected = (await cli.run("--thread", thread_id, "--reject", "Mention uvloop", "--json")).json()
     assert rejected["status"] == "awaiting_approval"
-    assert writer.calls == ["intent", "draft", "score", "draft", "score"]
+    assert writer.calls == ["intent", "plan", "gaps", "draft", "score", "draft", "score"]
     assert "Mention uvloop" in writer.prompts[-1]
     assert [a["number"] for a in rejected["attempts"]] == [1, 2]
 
@@ -395,7 +397,7 @@ async def test_approval_waits_then_reject_drafts_again_and_approve_completes(
     assert approved["interrupt"] is None
     assert approved["result"]["passed"] is True
     assert approved["result"]["markdown"].startswith("# A practical guide to")
-    assert len(writer.calls) == 5, "approving must not call the model again"
+    assert len(writer.calls) == 7, "approving must not call the model again"
 
     stored = await stored_run(database_url, thread_id)
     assert stored.task.status == "completed"
@@ -426,13 +428,14 @@ async def test_a_follow_up_on_the_same_thread_revises_the_previous_draft(
     assert second["status"] == "completed"
     assert second["intent"]["kind"] == "revise"
     assert second["intent"]["content_type"] == "blog_post"
-    assert writer.calls == ["intent", "draft", "score"] * 2
+    # The follow-up revises without researching again.
+    assert writer.calls == ["intent", "plan", "gaps", "draft", "score", "intent", "draft", "score"]
     revision_prompt = writer.prompts[-1]
     assert "Length: about 150 words" in revision_prompt
     assert follow_up in revision_prompt
     assert first["result"]["markdown"] in revision_prompt
     assert 0 < second["result"]["word_count"] < first["result"]["word_count"]
-    # The summary reports this turn (its three calls, not all six); numbering runs across the
+    # The summary reports this turn (its three calls, not all eight); numbering runs across the
     # thread, so this turn's attempt is the thread's second.
     assert [a["number"] for a in second["attempts"]] == [2]
     assert second["usage"]["input_tokens"] == graph_fakes.ollama.prompt_tokens * 3
@@ -440,7 +443,7 @@ async def test_a_follow_up_on_the_same_thread_revises_the_previous_draft(
     stored = await stored_run(database_url, thread_id)
     # Storage keeps the whole thread: the first turn's attempt and usage are not replaced.
     assert [a.number for a in stored.attempts] == [1, 2]
-    assert len(stored.usage) == 6
+    assert len(stored.usage) == 8
     assert stored.task.request == follow_up
     assert stored.task.params["target_words"] == 150
     assert stored.task.intent is not None and stored.task.intent["kind"] == "revise"

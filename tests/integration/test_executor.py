@@ -38,6 +38,8 @@ from tests.fakes.writer import GraphFakes, ScriptedWriter
 
 REQUEST = "Write a 300-word blog post about async Python for backend developers"
 PARAMS = {"research": True, "images": True, "require_approval": False}
+# The research step's model calls: the query plan, then the gaps in what it found.
+RESEARCH_CALLS = ("plan", "gaps")
 FAST = dict(concurrency=4, lease_seconds=2.0, heartbeat_seconds=0.2, poll_seconds=0.05, shutdown_grace_seconds=0.5)
 
 
@@ -153,9 +155,10 @@ async def wait_for_event(worker: Worker, task_id: str, event_type: str, timeout:
 
 
 def milestones(events: list[Event]) -> list[tuple[str, str]]:
-    """The event log without tokens, as (type, node or status) pairs."""
+    """The event log without tokens and research queries (those finish in any order), as
+    (type, node or status) pairs."""
     return [(e.type, str(e.data.get("node") or e.data.get("status") or e.data.get("number") or ""))
-            for e in events if e.type != "token"]
+            for e in events if e.type not in ("token", "research_query")]
 
 
 async def attempt_count(worker: Worker, task_id: str) -> int:
@@ -192,6 +195,26 @@ async def test_queued_task_runs_to_completed_publishing_events_in_order(harness:
     assert task.result["passed"] is True and task.finished_at is not None and task.error is None
     assert task.lease_owner is None and task.lease_expires_at is None and task.run_count == 1
     assert await attempt_count(worker, task_id) == 1
+
+
+async def test_research_publishes_each_search_then_a_summary_naming_the_queries(harness: Harness) -> None:
+    harness.fakes.writer.plan = ["python asyncio event loop", "asyncio backend performance", "async python pitfalls"]
+    worker = await harness.worker()
+    task_id = await queue_task(worker)
+    await wait_for_status(worker, task_id, "completed")
+    events = await worker.bus.history(task_id)
+    types = [(e.type, e.data.get("node")) for e in events]
+    started, finished = types.index(("node_started", "research")), types.index(("node_finished", "research"))
+    queries = [e.data for e in events if e.type == "research_query"]
+    assert all(started < i < finished for i, e in enumerate(events) if e.type == "research_query")
+    # Three web searches, the first two also as news, and the cover photo search.
+    assert Counter((q["kind"], q["query"]) for q in queries) == Counter(
+        [("web", q) for q in harness.fakes.writer.plan] + [("news", q) for q in harness.fakes.writer.plan[:2]]
+        + [("images", "async Python")])
+    assert all(q["round"] == 1 and q["results"] > 0 and q["error"] is None for q in queries)
+    summary = events[finished].data["summary"]
+    assert summary.startswith("5 sources (0 pages read) from 5 searches: ")
+    assert all(f"'{q}'" in summary for q in harness.fakes.writer.plan)
 
 
 async def test_follow_after_completion_replays_history_and_resumes_after_an_id(harness: Harness) -> None:
@@ -385,7 +408,7 @@ async def test_approval_waits_then_approve_completes(harness: Harness) -> None:
     assert task.pending_command is None
     statuses = [e.data["status"] for e in await worker.bus.history(task_id) if e.type == "status"]
     assert statuses == ["queued", "running", "awaiting_approval", "queued", "running", "completed"]
-    assert harness.fakes.writer.calls == ["intent", "draft", "score"]
+    assert harness.fakes.writer.calls == ["intent", *RESEARCH_CALLS, "draft", "score"]
 
 
 async def test_rejection_drafts_again_with_the_feedback_then_waits_again(harness: Harness) -> None:
@@ -398,7 +421,7 @@ async def test_rejection_drafts_again_with_the_feedback_then_waits_again(harness
     await eventually(lambda: _status_events_are(worker, task_id, 2, "awaiting_approval"), what="a second wait")
 
     writer = harness.fakes.writer
-    assert writer.calls == ["intent", "draft", "score", "draft", "score"]
+    assert writer.calls == ["intent", *RESEARCH_CALLS, "draft", "score", "draft", "score"]
     assert "Mention uvloop" in writer.prompts[-1]
     await worker.executor.submit_decision(task_id, approved=True)
     task = await wait_for_status(worker, task_id, "completed")
@@ -470,7 +493,7 @@ async def test_crashed_run_with_expired_lease_resumes_from_its_checkpoint(harnes
     task = await wait_for_status(survivor, task_id, "completed")
 
     calls = Counter(harness.fakes.writer.calls)
-    assert calls["intent"] == 1 and calls["draft"] == 1  # finished nodes did not run again
+    assert calls["intent"] == calls["plan"] == calls["gaps"] == calls["draft"] == 1  # finished nodes did not run again
     assert calls["score"] == 2  # the interrupted judge call, then the resumed one
     started = [e.data["node"] for e in await survivor.bus.history(task_id) if e.type == "node_started"]
     assert started == ["critique", "finalize"]
@@ -499,7 +522,7 @@ async def test_run_that_loses_the_database_is_resumed_after_its_lease_not_failed
     assert task.run_count == 2 and task.error is None
     statuses = [e.data["status"] for e in await worker.bus.history(task_id) if e.type == "status"]
     assert statuses == ["queued", "running", "running", "completed"]
-    assert Counter(harness.fakes.writer.calls) == {"intent": 1, "draft": 1, "score": 1}
+    assert Counter(harness.fakes.writer.calls) == {"intent": 1, "plan": 1, "gaps": 1, "draft": 1, "score": 1}
 
 
 async def test_a_task_every_worker_dies_on_is_failed_after_max_runs(harness: Harness) -> None:
@@ -549,7 +572,7 @@ async def test_graceful_stop_lets_the_running_node_finish_and_pauses_at_the_next
     slow_calls(harness.fakes)
     second = await harness.worker("second")
     await wait_for_status(second, task_id, "completed")
-    assert Counter(harness.fakes.writer.calls) == {"intent": 1, "draft": 1, "score": 1}
+    assert Counter(harness.fakes.writer.calls) == {"intent": 1, "plan": 1, "gaps": 1, "draft": 1, "score": 1}
 
 
 # Several processes share one queue only on Postgres (SQLite is for a single process).
@@ -584,7 +607,7 @@ async def test_heartbeats_keep_a_run_longer_than_its_lease_away_from_other_worke
     task = await wait_for_status(owner, task_id, "completed")
 
     assert task.run_count == 1 and other.executor.claimed_total == 0
-    assert Counter(harness.fakes.writer.calls) == {"intent": 1, "draft": 1, "score": 1}
+    assert Counter(harness.fakes.writer.calls) == {"intent": 1, "plan": 1, "gaps": 1, "draft": 1, "score": 1}
 
 
 async def test_run_whose_lease_was_taken_over_stops_here_without_touching_the_row(harness: Harness) -> None:

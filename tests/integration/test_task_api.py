@@ -33,6 +33,8 @@ def point_env_at_fakes(monkeypatch: pytest.MonkeyPatch, fakes: GraphFakes, data_
         "LLM_MAX_RETRIES": "0", "SERPER_API_KEY": FAKE_SERPER_KEY, "SERPER_BASE_URL": fakes.serper.base_url,
         "PEXELS_API_KEY": FAKE_PEXELS_KEY, "PEXELS_BASE_URL": fakes.pexels.api_url,
         "DRAFTLOOP_DATA_DIR": data_dir,
+        # The fake search results link to real sites: tests never read their pages.
+        "RESEARCH_FETCH_PAGES": "false",
     }.items():
         monkeypatch.setenv(name, value)
 
