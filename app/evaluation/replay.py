@@ -1,7 +1,8 @@
 """Frozen research, served over loopback HTTP in Serper's and Pexels' own protocols.
 
-The graph's real Serper and Pexels clients talk to this server during an eval, so a run is
-reproducible offline whatever queries the model plans. Each request of the set gets an API
+The graph's real Serper and Pexels clients talk to this server during an eval, and so does
+ReplayPageReader in place of the live page reader, so a run is reproducible offline whatever
+queries the model plans. Each request of the set gets an API
 key naming its fixture; the server answers every query from that fixture, best term overlap
 first, and records what was asked (the report's routing and research figures come from it).
 """
@@ -16,12 +17,16 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import uvicorn
 from litestar import Litestar, Request, get, post
 from litestar.exceptions import HTTPException
 from litestar.params import FromQuery, JSONBody
 
 from app.evaluation.dataset import Fixture
+from tools.errors import BadResponseError, PageRejectedError
+from tools.http_retry import RetryPolicy, read_json, send_with_retry
+from tools.pages import DEFAULT_MAX_CHARS, Page, plain_text
 
 KEY_PREFIX = "replay:"
 _TERMS = re.compile(r"[a-z0-9]+")
@@ -148,3 +153,36 @@ class ReplayServer:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+class ReplayPageReader:
+    """The research's page reader during an eval (a tools.pages.PageSource): the page texts
+    frozen in the request's fixture, from the replay server's GET /page."""
+
+    def __init__(self, http: httpx.AsyncClient, key: str, base_url: str, timeout: float = 10.0,
+                 max_chars: int = DEFAULT_MAX_CHARS) -> None:
+        self._http = http
+        self._key = key
+        self._url = base_url.rstrip("/") + "/page"
+        self._timeout = httpx.Timeout(timeout)
+        self._max_chars = max_chars
+
+    def __repr__(self) -> str:
+        return f"ReplayPageReader(url={self._url!r})"
+
+    async def read(self, url: str) -> Page:
+        label = "replay GET /page"
+        # No retries: the replay server is in this process; a URL without a frozen page is a 404.
+        response = await send_with_retry(
+            self._http, "GET", self._url, service="replay pages", timeout=self._timeout,
+            policy=RetryPolicy(max_retries=0), headers={"X-API-KEY": self._key, "Accept": "application/json"},
+            params={"url": url}, secrets=(self._key,),
+        )
+        payload = read_json(response, label)
+        text = payload.get("text") if isinstance(payload, dict) else None
+        if not isinstance(text, str):
+            raise BadResponseError(f"{label} returned no page text")
+        readable = plain_text(text, self._max_chars)
+        if not readable:
+            raise PageRejectedError("page has no readable text")
+        return Page(url=url, title="", text=readable)

@@ -19,7 +19,7 @@ from langgraph.graph.state import CompiledStateGraph
 
 from app.evaluation.dataset import EvalRequest
 from app.evaluation.judge import Judge, JudgeInput, RubricScore
-from app.evaluation.replay import ReplayServer
+from app.evaluation.replay import ReplayPageReader, ReplayServer
 from graph import formats, gates
 from graph.configuration import GraphSettings
 from graph.context import Dependencies, DraftloopContext
@@ -48,7 +48,8 @@ class EvalEnvironment:
         serper = SerperClient(self.http, key, base_url=self.replay.base_url, timeout=10, max_retries=1)
         pexels = PexelsClient(self.http, "replay-pexels", base_url=self.replay.pexels_url, timeout=10,
                               max_retries=1)
-        return Dependencies(settings=self.settings, models=self.writer, serper=serper, pexels=pexels)
+        pages = ReplayPageReader(self.http, key, self.replay.base_url, timeout=10)
+        return Dependencies(settings=self.settings, models=self.writer, serper=serper, pexels=pexels, pages=pages)
 
 
 async def _run_turns(env: EvalEnvironment, request: EvalRequest, key: str) -> tuple[dict[str, Any], list[dict[str, Any]],
@@ -200,7 +201,8 @@ async def _describe(env: EvalEnvironment, request: EvalRequest, key: str, state:
     }
     usage = [{k: u.get(k) for k in ("turn", "node", "provider", "model", "input_tokens", "output_tokens",
                                     "duration_ms", "cost_usd")} for u in state.get("usage") or []]
-    out: dict[str, Any] = {"routed": routed, "searches": searches, "usage": usage, "nodes": timings,
+    out: dict[str, Any] = {"routed": routed, "searches": searches, "pages": list(env.replay.log.pages.get(key, [])),
+                           "usage": usage, "nodes": timings,
                            "warnings": list(dict.fromkeys(state.get("warnings") or []))}
     result = state.get("result") or {}
     if result.get("kind") != "content" or intent.get("kind") not in ("content", "revise"):
@@ -220,7 +222,8 @@ async def _describe(env: EvalEnvironment, request: EvalRequest, key: str, state:
         "attempts": [_attempt_summary(a) for a in attempts],
         "first": first,
         "shipped": shipped,
-        "sources": [{"url": s.get("url"), "title": s.get("title"), "kind": s.get("kind")} for s in sources],
+        "sources": [{"url": s.get("url"), "title": s.get("title"), "kind": s.get("kind"),
+                     "evidence": bool(s.get("evidence"))} for s in sources],
         "checks": shipped_checks(shipped["markdown"], request, routed, sources, words_before),
         "external": await judge_record(env, request, routed, first, shipped, sources),
     })

@@ -35,6 +35,8 @@ FIXTURE = {
              "snippet": "L-theanine in green tea is linked to calm focus."}],
     "news": [{"title": "Tea prices rise", "link": "https://news.example.com/tea", "snippet": "Up 8% in 2026.",
               "date": "2 days ago", "source": "Example News"}],
+    "pages": {"https://tea.example.org/ceremony": "The site's opening words about nothing in particular.\n\n"
+                                                  "In a tea ceremony the host whisks matcha for each guest."},
 }
 
 
@@ -101,6 +103,12 @@ async def test_scripted_eval_report_figures_match_the_script(tmp_path: Path, scr
     assert [a["score"] for a in blog["attempts"]] == [blog["first"]["score"], blog["shipped"]["score"]]
     assert overall["lift"] == pytest.approx((blog["shipped"]["score"] - blog["first"]["score"]) / 2)
     assert {s["endpoint"] for s in blog["searches"]} == {"search", "news"}
+    # Research read the top sources' pages through the replay: the frozen one became evidence.
+    assert set(blog["pages"]) == {s["url"] for s in blog["sources"]}
+    assert {s["url"]: s["evidence"] for s in blog["sources"]} == {
+        "https://tea.example.org/ceremony": True, "https://health.example.com/green-tea": False,
+        "https://news.example.com/tea": False}
+    assert any("green-tea was not read" in w and "404" in w for w in blog["warnings"])
     assert by_id["c-question"]["routed"]["kind"] == "answer" and "shipped" not in by_id["c-question"]
     usage = [u for r in by_id.values() for u in r["usage"]]
     assert overall["input_tokens"] == sum(u["input_tokens"] for u in usage) > 0
