@@ -154,42 +154,36 @@ def merge(searches: list[_Search], existing: list[Source], cap: int) -> tuple[li
     more_news = min(len(news) - news_n, max(0, spare))
     news_n += more_news
     shopping_n += min(len(shopping) - shopping_n, max(0, spare - more_news))
-    chosen = web[:web_n] + news[:news_n] + shopping[:shopping_n]
-    chosen = chosen[:cap]
+    chosen = (web[:web_n] + news[:news_n] + shopping[:shopping_n])[:cap]
     return [_source(r) for r, _ in chosen], {gates.normalise_url(r.url): q for r, q in chosen}
 
 
 async def add_evidence(pages: PageSource, chosen: list[Source], query_of: dict[str, str], context: str,
-                       deadline: float, warnings: list[str]) -> int:
+                       deadline: float, warnings: list[str]) -> None:
     """Read the chosen sources' pages concurrently within `deadline` seconds and keep, in each
-    source's `evidence`, the excerpt most relevant to the query that found it. Returns how
-    many pages were read."""
+    source's `evidence`, the excerpt most relevant to the query that found it."""
     tasks = {asyncio.create_task(pages.read(str(s["url"]))): s for s in chosen}
     if not tasks:
-        return 0
+        return
     try:
-        done, pending = await asyncio.wait(tasks, timeout=deadline)
+        _, pending = await asyncio.wait(tasks, timeout=deadline)
     finally:
         # Also when this node is cancelled: no page read may outlive the step that wanted it.
         for task in tasks:
             task.cancel()
-    for task in pending:
-        warnings.append(f"research: page {tasks[task]['url']} was not read within {deadline:g}s")
     await asyncio.gather(*pending, return_exceptions=True)
-    read = 0
-    for task in done:
-        source = tasks[task]
+    for task, source in tasks.items():
+        if task in pending:
+            warnings.append(f"research: page {source['url']} was not read within {deadline:g}s")
+            continue
         try:
             page = task.result()
         except (ToolError, ValueError) as exc:
             warnings.append(f"research: page {source['url']} was not read: {exc}")
             continue
-        query = f"{query_of.get(gates.normalise_url(str(source['url'])), '')} {context}"
-        evidence = excerpt(page.text, query)
+        evidence = excerpt(page.text, f"{query_of.get(gates.normalise_url(str(source['url'])), '')} {context}")
         if evidence:
             source["evidence"] = evidence
-            read += 1
-    return read
 
 
 def _readable(sources: list[Source]) -> list[Source]:

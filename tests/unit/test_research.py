@@ -22,6 +22,7 @@ from graph.research_plan import fallback_queries
 from graph.sources import EVIDENCE_CHARS
 from tests.fakes.ollama import OllamaReply
 from tests.fakes.pages import FakePages
+from tests.fakes.scripting import hang
 from tests.fakes.writer import GraphFakes
 from tools.pages import PageReader
 from tools.serper import SerperClient
@@ -241,6 +242,17 @@ async def test_a_page_that_cannot_be_read_is_a_warning(graph_fakes: GraphFakes, 
     assert "evidence" not in gone and "evidence" not in metadata and RELEVANT in kept["evidence"]
     warnings = " ".join(state["warnings"])
     assert "/gone was not read" in warnings and "non-public address" in warnings
+    assert state["result"]["passed"] is True
+
+
+async def test_page_reads_stop_at_the_research_timeout(graph_fakes: GraphFakes, fake_pages: FakePages) -> None:
+    graph_fakes.serper.web = [result(fake_pages.article("/slow", "Async Python", [RELEVANT]), "Slow")]
+    graph_fakes.serper.news = []
+    fake_pages.faults.push(hang())
+    slow_reader = PageReader(graph_fakes.http, timeout=30, max_retries=0, allow_insecure_hosts={"127.0.0.1"})
+    state, _ = await run(graph_fakes, settings=GraphSettings(research_timeout=0.5), pages=slow_reader)
+    assert "evidence" not in state["research"]["sources"][0]
+    assert any("/slow was not read within 0.5s" in w for w in state["warnings"])
     assert state["result"]["passed"] is True
 
 
