@@ -311,6 +311,23 @@ async def test_revision_research_appends_new_sources_without_renumbering(graph_f
     assert update["research"]["images"] == first["research"]["images"]
 
 
+async def test_a_critique_short_on_accuracy_routes_through_revision_research_once(graph_fakes: GraphFakes) -> None:
+    graph_fakes.writer.scores = [95]
+    graph_fakes.writer.dimensions = {"accuracy": 2}  # at the rubric floor: the facts fall short
+    graph_fakes.writer.revision_queries = ["asyncio benchmark numbers"]
+    graph_fakes.serper.per_query[("search", "asyncio benchmark numbers")] = [
+        result("https://bench.example.com/asyncio", "asyncio benchmark")]
+    state, events = await run(graph_fakes, settings=GraphSettings(max_revisions=2))
+    calls = graph_fakes.writer.calls
+    assert calls[:6] == ["intent", "plan", "gaps", "draft", "score", "revision_plan"]
+    assert calls.count("revision_plan") == 1 and calls.count("draft") == 3
+    research_state = state["research"]
+    assert research_state["revisions"] == 1
+    assert [s["url"] for s in research_state["sources"]][-1] == "https://bench.example.com/asyncio"
+    assert [q["query"] for q in research_state["queries"] if q["revision"] == 1] == ["asyncio benchmark numbers"]
+    assert any(e["revision"] == 1 for e in events)
+
+
 async def test_revision_research_searches_the_gaps_as_named_when_the_plan_is_junk(graph_fakes: GraphFakes) -> None:
     first, _ = await run(graph_fakes)
     state = {**first, "critique": failed_critique("uvloop benchmark numbers", "python 3.14 asyncio changes")}
