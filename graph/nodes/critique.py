@@ -19,6 +19,7 @@ from graph import markdown as md
 from graph.context import DraftloopContext, dependencies, effective_settings, judge_model
 from graph.model_calls import invoke_structured_retrying, sentences_only
 from graph.nodes.draft import DEGENERATE_GATES, failed_gates, turn_attempts
+from graph.nodes.research import wants_revision_research
 from graph.prompts import CRITIQUE_SYSTEM, CRITIQUE_TEMPLATE
 from graph.sources import numbered
 from graph.state import AttemptRecord, State
@@ -142,7 +143,8 @@ async def critique(state: State, runtime: Runtime[DraftloopContext]) -> dict[str
     elif not passed:
         update["revision"] = revision + 1
         short = [d for d in RESEARCH_DIMENSIONS if d in dimensions and dimensions[d] <= rubric.FLOOR]
-        if short and request.get("research") and not (state.get("research") or {}).get("revisions"):
+        if short:
+            # The research node decides whether a round is still allowed (wants_revision_research).
             verdict["research_gaps"] = sentences_only(list(issues))[:3] or [
                 f"more evidence on {request.get('topic', '')}"]
     if warnings:
@@ -154,6 +156,4 @@ def after_critique(state: State) -> str:
     verdict = state.get("critique", {})
     if verdict.get("passed") or verdict.get("exhausted"):
         return "approval" if state.get("request", {}).get("require_approval") else "finalize"
-    if verdict.get("research_gaps"):
-        return "research"
-    return "draft"
+    return "research" if wants_revision_research(state) else "draft"

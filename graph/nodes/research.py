@@ -41,7 +41,7 @@ SHOPPING_SLOTS = 2
 PAGES = 3  # top sources whose pages are read for evidence
 IMAGE_RESULTS = 3
 REVISION_SOURCES = 4  # new sources one revision's research may append
-MAX_REVISION_ROUNDS = 2  # research rounds for revisions, per turn
+MAX_REVISION_ROUNDS = 1  # research rounds for revisions, per turn: one, then the writer works with what it has
 RESEARCH_QUERY_EVENT = "research_query"
 _KINDS = ("web", "news", "shopping")
 
