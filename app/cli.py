@@ -31,6 +31,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     decision = run.add_mutually_exclusive_group()
     decision.add_argument("--approve", action="store_true", help="approve the draft the thread waits on")
     decision.add_argument("--reject", metavar="FEEDBACK", help="reject the draft with feedback; it is drafted again")
+    run.add_argument("--attempt", type=int, metavar="N",
+                     help="with --approve: ship attempt N when the approval offers more than one")
     run.add_argument("--require-approval", action="store_true", help="pause for a human before finalising")
     run.add_argument("--database-url", help="overrides DATABASE_URL")
     serve = commands.add_parser("serve", help="serve the HTTP API (task API, SSE, health, metrics)")
@@ -80,6 +82,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--approve/--reject need --thread ID")
     if deciding and args.request:
         parser.error("--approve/--reject take no request")
+    if args.command == "run" and args.attempt is not None and not args.approve:
+        parser.error("--attempt goes with --approve")
     return args
 
 

@@ -17,8 +17,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from app.graph_runtime import GraphRuntime, open_graph_runtime
-from app.settings import load_dotenv
+from app.cli_task import CliTaskRow, ThreadHeld
+from app.settings import ServiceSettings, load_dotenv
 from graph.nodes.finalize import usage_totals
+from storage.models import TaskStatus
 from graph.state import NEW_TURN
 from tools.llm import ModelCallError, ModelProviderError
 
@@ -81,7 +83,15 @@ async def choose_input(args: argparse.Namespace, runtime: GraphRuntime, config: 
     if args.approve or args.reject is not None:
         if not waiting:
             return None, "this thread is not waiting for approval"
-        return Command(resume={"approved": bool(args.approve), "feedback": args.reject or ""}), None
+        resume: dict[str, Any] = {"approved": bool(args.approve), "feedback": args.reject or ""}
+        if args.attempt is not None:
+            offered = snapshot.interrupts[0].value
+            choices = [offered.get("attempt"), *(a.get("attempt") for a in offered.get("alternatives") or [])]
+            if args.attempt not in choices:
+                return None, (f"--attempt {args.attempt} is not on offer; choose one of "
+                              f"{', '.join(str(c) for c in choices if c is not None)}")
+            resume["attempt"] = args.attempt
+        return Command(resume=resume), None
     if args.request:
         if waiting:
             return None, "this thread waits for approval: answer with --approve or --reject \"feedback\""
@@ -92,6 +102,29 @@ async def choose_input(args: argparse.Namespace, runtime: GraphRuntime, config: 
     if snapshot.values.get("result"):
         return "done", None
     return None, "nothing to resume on this thread: give a request"
+
+
+async def stream_run(runtime: GraphRuntime, graph_input: Any, config: dict[str, Any], args: argparse.Namespace,
+                     progress: Progress) -> None:
+    async for mode, chunk in runtime.graph.astream(
+        graph_input,
+        config,
+        context=runtime.context(require_approval=True if args.require_approval else None),
+        stream_mode=["tasks", "updates", "messages"],
+        durability="sync",
+    ):
+        if mode == "tasks" and "input" in chunk:
+            progress.node_started(chunk["name"])
+        elif mode == "updates":
+            for name, update in chunk.items():
+                if name == "__interrupt__":
+                    progress.line("⏸ waiting for approval")
+                elif isinstance(update, dict):
+                    progress.node_finished(name, update)
+        elif mode == "messages":
+            message, meta = chunk
+            if meta.get("langgraph_node") == "draft" and isinstance(message, AIMessageChunk):
+                progress.token(str(message.content))
 
 
 def summary(thread_id: str, values: dict[str, Any], status: str, interrupts: list[Any]) -> dict[str, Any]:
@@ -153,34 +186,36 @@ def print_report(data: dict[str, Any], seconds: float, out: TextIO) -> None:
 async def run_command(args: argparse.Namespace) -> int:
     progress = Progress(sys.stderr, enabled=not args.json, tokens=sys.stderr.isatty())
     thread_id = args.thread or str(uuid.uuid4())
-    config = {"configurable": {"thread_id": thread_id}}
+    config: dict[str, Any] = {"configurable": {"thread_id": thread_id}}
     started = time.perf_counter()
+    service = ServiceSettings.from_env()
     async with open_graph_runtime(args.database_url) as runtime:
         graph_input, problem = await choose_input(args, runtime, config)
         if problem:
             sys.stderr.write(f"draftloop: {problem}\n")
             return EXIT_USAGE
         if graph_input != "done":
+            row = CliTaskRow(runtime.sessions, thread_id, lease_seconds=service.lease_seconds,
+                             heartbeat_seconds=service.heartbeat_seconds)
+            try:
+                # A new request is a new turn with its own task row; anything else continues the
+                # thread's current one.
+                task_id = (await row.start_turn(args.request, {"require_approval": True} if args.require_approval
+                                                else {}) if args.request else await row.continue_turn())
+            except ThreadHeld as exc:
+                sys.stderr.write(f"draftloop: {exc}\n")
+                return EXIT_USAGE
+            if task_id is not None:
+                config["configurable"]["task_id"] = task_id
             progress.line(f"thread {thread_id}")
-            async for mode, chunk in runtime.graph.astream(
-                graph_input,
-                config,
-                context=runtime.context(require_approval=True if args.require_approval else None),
-                stream_mode=["tasks", "updates", "messages"],
-                durability="sync",
-            ):
-                if mode == "tasks" and "input" in chunk:
-                    progress.node_started(chunk["name"])
-                elif mode == "updates":
-                    for name, update in chunk.items():
-                        if name == "__interrupt__":
-                            progress.line("⏸ waiting for approval")
-                        elif isinstance(update, dict):
-                            progress.node_finished(name, update)
-                elif mode == "messages":
-                    message, meta = chunk
-                    if meta.get("langgraph_node") == "draft" and isinstance(message, AIMessageChunk):
-                        progress.token(str(message.content))
+            try:
+                async with row.leased():
+                    await stream_run(runtime, graph_input, config, args, progress)
+            except Exception as exc:
+                await row.end(TaskStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:500])
+                raise
+            waiting = bool((await runtime.graph.aget_state(config)).interrupts)
+            await row.end(TaskStatus.AWAITING_APPROVAL if waiting else TaskStatus.COMPLETED)
         snapshot = await runtime.graph.aget_state(config)
     interrupts = [i.value for i in snapshot.interrupts]
     status = "awaiting_approval" if interrupts else ("completed" if snapshot.values.get("result") else "failed")
@@ -190,8 +225,6 @@ async def run_command(args: argparse.Namespace) -> int:
     else:
         print_report(data, time.perf_counter() - started, sys.stdout)
     return EXIT_OK if status != "failed" else EXIT_FAILED
-
-
 
 
 def main(args: argparse.Namespace) -> int:

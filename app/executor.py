@@ -58,6 +58,7 @@ from app.runs import (
 from app.run_settings import RunSettings
 from app.settings import ServiceSettings
 from graph.context import Dependencies, DraftloopContext, OutcomeSaver
+from graph.nodes.approval import InvalidDecision
 from storage.models import Task, TaskStatus, ThreadStatus
 from storage.notifications import QUEUE_CHANNEL, TASK_CHANNEL, notify
 from storage.repositories import (
@@ -530,7 +531,8 @@ class Executor:
         self._stop_local(task_id, StopReason.CANCELLED)
         return changed
 
-    async def submit_decision(self, task_id: str, approved: bool, feedback: str = "", publish: bool = False) -> None:
+    async def submit_decision(self, task_id: str, approved: bool, feedback: str = "", publish: bool = False,
+                              attempt: int | None = None) -> None:
         """Answer the approval a task waits on; the task is queued and a worker resumes it
         (approve -> finalize, reject -> a new draft with ``feedback``). ``publish`` with an
         approval publishes the post finalize makes.
@@ -548,6 +550,13 @@ class Executor:
         resume: dict[str, Any] = {"approved": bool(approved), "feedback": feedback or ""}
         if approved and publish:
             resume["publish"] = True
+        if approved and attempt is not None:
+            offered = snapshot.interrupts[0].value if snapshot.interrupts else {}
+            choices = [offered.get("attempt"), *(a.get("attempt") for a in offered.get("alternatives") or [])]
+            if attempt not in choices:
+                raise InvalidDecision("attempt", f"{attempt} is not on offer; choose one of "
+                                                 f"{', '.join(str(c) for c in choices if c is not None)}")
+            resume["attempt"] = attempt
         command = {"resume": resume, "interrupt_id": interrupt_id}
         async with self.sessions.begin() as session:
             repo = TaskRepository(session)

@@ -24,7 +24,7 @@ from storage.engine import (
     session_factory,
 )
 from storage.migrate import upgrade_database
-from storage.repositories import save_run_outcome
+from storage.repositories import save_pending_approval, save_run_outcome
 from storage.run_outcome import save_first_run_outcome
 
 log = logging.getLogger("draftloop")
@@ -68,6 +68,15 @@ def outcome_saver(sessions: async_sessionmaker[AsyncSession], autocommit_engine:
     return save
 
 
+def pending_saver(sessions: async_sessionmaker[AsyncSession]) -> OutcomeSaver:
+    """The approval node's writer: the draft on offer and the attempts so far."""
+
+    async def save(pending: dict[str, Any]) -> None:
+        await save_pending_approval(sessions, **pending)
+
+    return save
+
+
 @asynccontextmanager
 async def open_graph_runtime(database_url: str | None = None) -> AsyncIterator[GraphRuntime]:
     url = database_url or await adatabase_url_from_env()
@@ -77,7 +86,8 @@ async def open_graph_runtime(database_url: str | None = None) -> AsyncIterator[G
     sessions = session_factory(engine)
     try:
         async with httpx.AsyncClient() as http, open_checkpointer(url) as saver:
-            deps = Dependencies.from_env(http, save_outcome=outcome_saver(sessions, autocommit_engine))
+            deps = Dependencies.from_env(http, save_outcome=outcome_saver(sessions, autocommit_engine),
+                                         save_pending=pending_saver(sessions))
             try:
                 info = await deps.models.describe()
                 log.info("model provider: %s (%s) %s", info.provider, info.model, info.detail)

@@ -40,9 +40,12 @@ class Dependencies:
     judge: ModelProvider | None = None
     # Reads the top sources' pages for evidence; None: research keeps to the search snippets.
     pages: PageSource | None = None
+    # Stores the draft on offer and the attempts so far while a run waits for approval.
+    save_pending: OutcomeSaver | None = None
 
     @classmethod
-    def from_env(cls, http: httpx.AsyncClient, save_outcome: OutcomeSaver | None = None) -> Dependencies:
+    def from_env(cls, http: httpx.AsyncClient, save_outcome: OutcomeSaver | None = None,
+                 save_pending: OutcomeSaver | None = None) -> Dependencies:
         models = ModelProvider.from_env()
         judge = role_settings(os.environ, models.settings, "JUDGE_")
         return cls(
@@ -53,6 +56,7 @@ class Dependencies:
             save_outcome=save_outcome,
             judge=ModelProvider(judge) if judge is not None else None,
             pages=PageReader.from_env(http),
+            save_pending=save_pending,
         )
 
     async def aclose(self) -> None:

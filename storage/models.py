@@ -150,6 +150,8 @@ class Task(Base):
     # What the next claim feeds the graph instead of its checkpoint alone: an approval decision
     # ({"resume": ..., "interrupt_id": ...}). Kept in the row so any worker can pick it up.
     pending_command: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    # While the task awaits approval: the interrupt a reviewer answers (the draft on offer).
+    pending_approval: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     # LangGraph API run parameters, as the client sent them (validated); NULL for tasks.
     assistant_id: Mapped[str | None] = mapped_column(String(64), default=None)
     input: Mapped[Any | None] = mapped_column(JSONType, default=None)

@@ -531,6 +531,32 @@ class TaskRepository:
         )
         return list(result.scalars())
 
+    async def take(self, task_id: str, worker_id: str, lease_seconds: float, *, steal_from: str | None = None,
+                   now: datetime | None = None) -> bool:
+        """Lease one task to ``worker_id`` to run it here (the CLI's own runs): it must be
+        waiting (queued, awaiting approval) or running under a lease nobody renews, or held by
+        ``steal_from`` (a holder known to be dead). False when a live worker holds it, or it
+        has ended."""
+        now = now or utcnow()
+        holders = [worker_id] + ([steal_from] if steal_from else [])
+        result = await self.session.execute(
+            update(Task)
+            .where(
+                Task.id == task_id,
+                or_(
+                    Task.status.in_([TaskStatus.QUEUED.value, TaskStatus.AWAITING_APPROVAL.value]),
+                    and_(Task.status == TaskStatus.RUNNING.value,
+                         or_(Task.lease_expires_at.is_(None), Task.lease_expires_at < now,
+                             Task.lease_owner.in_(holders))),
+                ),
+            )
+            .values(status=TaskStatus.RUNNING.value, lease_owner=worker_id,
+                    lease_expires_at=now + timedelta(seconds=lease_seconds), run_count=Task.run_count + 1,
+                    started_at=func.coalesce(Task.started_at, now), finished_at=None, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1
+
     async def end_run(
         self,
         task_id: str,
@@ -866,6 +892,7 @@ async def save_run_outcome(
         task.model = model
         task.provider = provider
         task.error = error
+        task.pending_approval = None
         # Set before the first flush, so the task row is written by one UPDATE.
         task.input_tokens = sum(record.get("input_tokens") or 0 for record in usage)
         task.output_tokens = sum(record.get("output_tokens") or 0 for record in usage)
@@ -876,6 +903,30 @@ async def save_run_outcome(
         # re-run of finalize finds that post by task instead of adding a second one.
         await PostRepository(session, numbers_engine).save_for_task(task, result or {})
     return task
+
+
+async def save_pending_approval(
+    session_factory: async_sessionmaker[AsyncSession],
+    *,
+    thread_id: str,
+    pending: dict[str, Any],
+    attempts: Sequence[AttemptRecord],
+    usage: Sequence[UsageRecord],
+    task_id: str | None = None,
+) -> None:
+    """While a run waits for approval: the draft on offer and the attempts and usage so far, so
+    the task API shows them before the run ends. The status stays as the run's owner sets it;
+    a task that already ended is left alone."""
+    async with session_factory.begin() as session:
+        task, _created = await TaskRepository(session).lock_or_create_for_thread(thread_id, task_id=task_id)
+        if TaskStatus(task.status) in TERMINAL_STATUSES:
+            return
+        task.pending_approval = pending
+        task.input_tokens = sum(record.get("input_tokens") or 0 for record in usage)
+        task.output_tokens = sum(record.get("output_tokens") or 0 for record in usage)
+        task.cost_usd = round(sum(record.get("cost_usd") or 0.0 for record in usage), 8)
+        await AttemptRepository(session).replace_all(task.id, attempts)
+        await UsageRepository(session).replace_all(task.id, usage)
 
 
 class UserExists(ValueError):

@@ -74,6 +74,7 @@ WITH current AS (
         model = :model,
         provider = :provider,
         error = :error,
+        pending_approval = NULL,
         input_tokens = :input_tokens,
         output_tokens = :output_tokens,
         cost_usd = CAST(:cost_usd AS numeric)

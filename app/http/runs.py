@@ -37,6 +37,7 @@ from app.http.sse import last_event_id, sse_comment, sse_event, sse_response
 from app.http.threads import thread_config, thread_or_404
 from app.runs import API_STREAM_MODES, DEFAULT_STREAM_MODES, END, RUN_STATUS, jsonable
 from app.settings import ServiceSettings
+from graph.nodes.approval import InvalidDecision, parse_decision
 from storage.models import Task, TaskStatus
 from storage.repositories import TaskRepository, ThreadRepository
 
@@ -123,11 +124,32 @@ def _links(run: Task, stateless: bool = False) -> dict[str, str]:
     return {"Content-Location": f"/runs/{run.id}" if stateless else base}
 
 
+async def check_resume(runtime: GraphRuntime, thread_id: str, resume: Any) -> None:
+    """A resume that answers the content graph's approval must be a decision: a 422 naming the
+    field, instead of a run that would only ask again."""
+    snapshot = await runtime.graph.aget_state({"configurable": {"thread_id": thread_id}})
+    approvals = {item.id: item for item in snapshot.interrupts
+                 if isinstance(item.value, dict) and item.value.get("type") == "approval"}
+    if not approvals:
+        return
+    # A map of interrupt ids to answers, or one answer for the interrupt that waits.
+    answers = ([value for key, value in resume.items() if key in approvals]
+               if isinstance(resume, dict) and resume and set(resume) <= set(approvals) else [resume])
+    for answer in answers:
+        try:
+            parse_decision(answer)
+        except InvalidDecision as exc:
+            field = "command.resume" if exc.field == "resume" else f"command.resume.{exc.field}"
+            raise unprocessable(field, exc.message) from exc
+
+
 async def _create(
     request: Request[Any, Any, Any], thread_id: str, body: RunCreate, sessions: async_sessionmaker[AsyncSession],
     executor: Executor, runtime: GraphRuntime, *, stateless: bool = False,
 ) -> Task:
     run = parse_run(body, set(runtime.graph.nodes), stateless=stateless)
+    if run["command"] and "resume" in run["command"] and not stateless:
+        await check_resume(runtime, thread_id, run["command"]["resume"])
     async with sessions.begin() as session:
         threads = ThreadRepository(session)
         if await threads.get(thread_id) is None:

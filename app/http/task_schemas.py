@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import Row
 
 from graph.state import MAX_KEYWORDS, MAX_WORDS, MIN_WORDS
@@ -74,6 +75,24 @@ class Decision(BaseModel):
     approved: bool
     feedback: str = Field(default="", max_length=5_000)
     publish: bool = Field(default=False, description="with an approval: publish the post this task makes")
+    attempt: int | None = Field(default=None, ge=1, description="with an approval: which offered attempt ships "
+                                                                "(pending_approval.attempt or an alternative's)")
+
+    @field_validator("approved", "publish", mode="before")
+    @classmethod
+    def _json_boolean(cls, value: Any) -> Any:
+        # Litestar validates bodies in lax mode, where "false" and 0 pass as booleans: a
+        # reviewer's "false" must never approve.
+        if not isinstance(value, bool):
+            raise ValueError(f"must be a JSON boolean (true or false), got {json.dumps(value)[:40]}")
+        return value
+
+    @field_validator("attempt", mode="before")
+    @classmethod
+    def _attempt_number(cls, value: Any) -> Any:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"must be an attempt number, got {json.dumps(value)[:40]}")
+        return value
 
     @model_validator(mode="after")
     def _publish_needs_approval(self) -> Decision:
@@ -150,6 +169,7 @@ def task_detail(task: TaskLike) -> dict[str, Any]:
             "dimensions": result.get("dimensions") or {},
             "passed": result.get("passed"),
             "attempts": result.get("attempts"),
+            "attempt": result.get("attempt"),
             "approval": result.get("approval"),
         } if result else None,
         "model": {"provider": task.provider, "name": task.model},
@@ -161,6 +181,8 @@ def task_detail(task: TaskLike) -> dict[str, Any]:
             "run_ms": _ms(task.started_at, task.finished_at),
             "total_ms": _ms(task.created_at, task.finished_at),
         },
+        # The interrupt a reviewer answers: the attempt on offer, its score and issues.
+        "pending_approval": task.pending_approval if task.status == "awaiting_approval" else None,
         "warnings": task.warnings or [],
         "error": task.error,
         "links": task_links(task.id),

@@ -19,9 +19,11 @@ from app.events import EventBus
 from app.executor import DecisionConflict, Executor
 from app.graph_runtime import GraphRuntime
 from app.http.errors import ConflictError, NotFoundError
+from app.http.lg_common import unprocessable
 from app.http.sse import last_event_id, sse_comment, sse_event, sse_response
 from app.http.task_schemas import Decision, StatusName, TaskAccepted, TaskCreate, listed_task_summary, task_detail, task_links
 from app.settings import ServiceSettings
+from graph.nodes.approval import InvalidDecision
 from storage.models import Task, TaskStatus
 from storage.repositories import SUMMARY_COLUMNS, AttemptRepository, TaskRepository, fetch_task_row
 
@@ -149,9 +151,12 @@ class TaskController(Controller):
         task = await _task_or_404(sessions, _check_id(task_id))
         audit_change(request, before={"status": task.status}, decision={"approved": data.approved, "feedback": data.feedback})
         try:
-            await executor.submit_decision(task.id, data.approved, data.feedback, publish=data.publish)
+            await executor.submit_decision(task.id, data.approved, data.feedback, publish=data.publish,
+                                           attempt=data.attempt)
         except DecisionConflict as exc:
             raise ConflictError(detail=str(exc)) from exc
+        except InvalidDecision as exc:
+            raise unprocessable(exc.field, exc.message) from exc
         decided = await _task_or_404(sessions, task.id)
         audit_change(request, after={"status": decided.status})
         return task_detail(decided)

@@ -132,7 +132,10 @@ async def critique(state: State, runtime: Runtime[DraftloopContext]) -> dict[str
     revision = int(state.get("revision") or 0)
     if not passed and revision >= settings.max_revisions:
         # Out of revisions: the best attempt of this turn is the one that ships, marked as failing.
-        best = best_attempt([*turn_attempts(state), attempt])
+        # An attempt the reviewer rejected is not offered again as the best one.
+        rejected = set((state.get("approval") or {}).get("rejected") or [])
+        candidates = [a for a in [*turn_attempts(state), attempt] if a.get("number") not in rejected]
+        best = best_attempt(candidates or [attempt])
         update["draft"] = {**current, "title": best.get("title", ""), "markdown": best.get("markdown", ""),
                            "word_count": best.get("word_count", 0), "excerpt": md.excerpt_of(best.get("markdown", "")),
                            "number": best.get("number")}

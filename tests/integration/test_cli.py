@@ -449,6 +449,39 @@ async def test_a_follow_up_on_the_same_thread_revises_the_previous_draft(
     assert stored.task.intent is not None and stored.task.intent["kind"] == "revise"
 
 
+async def thread_rows(database_url: str, thread_id: str) -> list[Task]:
+    """Every task row of a thread, oldest first."""
+    engine = create_engine(database_url)
+    try:
+        async with session_factory(engine)() as session:
+            return list(reversed(await TaskRepository(session).runs_of_thread(thread_id)))
+    finally:
+        await engine.dispose()
+
+
+async def test_each_cli_turn_gets_its_own_task_row_dated_when_it_started(
+    cli: Cli, graph_fakes: GraphFakes, database_url: str
+) -> None:
+    thread_id = str(uuid.uuid4())
+    await cli.run("--thread", thread_id, "--require-approval", REQUEST, "--json")
+    [waiting] = await thread_rows(database_url, thread_id)
+    assert waiting.status == "awaiting_approval" and waiting.request == REQUEST
+    assert waiting.pending_approval is not None and waiting.pending_approval["attempt"] == 1
+    # Dated when the turn started, not when it ended.
+    assert waiting.created_at < waiting.updated_at
+
+    await cli.run("--thread", thread_id, "--approve", "--json")
+    graph_fakes.writer.intent = {"kind": "revise", "confidence": 90, "reason": "an edit of the last draft"}
+    await cli.run("--thread", thread_id, "make it shorter, about 150 words", "--json")
+    first, second = await thread_rows(database_url, thread_id)
+    assert first.id == waiting.id and first.status == "completed" and first.request == REQUEST
+    assert first.created_at < first.finished_at <= second.created_at
+    # The revision carries the thread's approval rule over, so it waits on its own row.
+    assert second.status == "awaiting_approval" and second.request == "make it shorter, about 150 words"
+    assert second.pending_approval is not None and second.pending_approval["attempt"] == 2
+    assert first.lease_owner is None and second.lease_owner is None
+
+
 async def test_run_without_request_or_thread_exits_2_with_usage(sqlite_cli: Cli) -> None:
     result = await sqlite_cli.run()
 

@@ -207,7 +207,43 @@ async def test_approval_then_approve_completes(api: httpx.AsyncClient) -> None:
     response = await api.post(f"/api/tasks/{task_id}/approve", json={"approved": True})
     assert response.status_code == 200
     task = await wait_for_status(api, task_id, "completed")
-    assert task["result"]["approval"] == {"approved": True, "feedback": ""}
+    assert task["result"]["approval"] == {"approved": True, "feedback": "", "attempt": 1}
+
+
+async def test_a_task_awaiting_approval_shows_the_draft_on_offer_and_the_attempts_so_far(
+        api: httpx.AsyncClient) -> None:
+    task_id = (await api.post("/api/tasks", json={**POST, "require_approval": True})).json()["id"]
+    task = await wait_for_status(api, task_id, "awaiting_approval")
+    pending = task["pending_approval"]
+    attempts = (await api.get(f"/api/tasks/{task_id}/attempts")).json()["items"]
+    assert [a["number"] for a in attempts] == [1]
+    assert (pending["attempt"], pending["markdown"], pending["score"]) == (1, attempts[0]["markdown"],
+                                                                            attempts[0]["score"])
+    assert task["result"] is None and task["usage"]["input_tokens"] > 0
+    await api.post(f"/api/tasks/{task_id}/approve", json={"approved": True})
+    done = await wait_for_status(api, task_id, "completed")
+    assert done["pending_approval"] is None and done["result"]["attempt"] == 1
+
+
+async def test_a_langgraph_resume_that_is_not_a_decision_is_a_422_naming_the_field(api: httpx.AsyncClient) -> None:
+    accepted = (await api.post("/api/tasks", json={**POST, "require_approval": True})).json()
+    task_id = accepted["id"]
+    await wait_for_status(api, task_id, "awaiting_approval")
+    for resume, field in (({"approved": "false", "feedback": "no"}, "command.resume.approved"),
+                          ("yes", "command.resume")):
+        response = await api.post(f"/threads/{accepted['thread_id']}/runs", json={"assistant_id": "draftloop",
+                                                                    "command": {"resume": resume}})
+        assert response.status_code == 422, response.text
+        assert response.json()["fields"][0]["field"] == field
+    assert (await api.get(f"/api/tasks/{task_id}")).json()["status"] == "awaiting_approval"
+
+
+async def test_an_approval_naming_an_attempt_not_on_offer_is_a_422(api: httpx.AsyncClient) -> None:
+    task_id = (await api.post("/api/tasks", json={**POST, "require_approval": True})).json()["id"]
+    await wait_for_status(api, task_id, "awaiting_approval")
+    response = await api.post(f"/api/tasks/{task_id}/approve", json={"approved": True, "attempt": 4})
+    assert response.status_code == 422
+    assert response.json()["fields"][0]["field"] == "attempt"
 
 
 async def test_rejection_drafts_again_with_the_feedback(api: httpx.AsyncClient, graph_fakes: GraphFakes) -> None:
@@ -269,9 +305,10 @@ async def test_bad_requests_get_json_4xx_never_500(api: httpx.AsyncClient, metho
     assert body["status"] == status and body["detail"]
 
 
-async def test_approve_with_a_bad_body_names_the_field(api: httpx.AsyncClient) -> None:
+@pytest.mark.parametrize("approved", ["perhaps", "false", 0])
+async def test_approve_with_a_bad_body_names_the_field(api: httpx.AsyncClient, approved: Any) -> None:
     task_id = (await api.post("/api/tasks", json={**POST, "require_approval": True})).json()["id"]
-    response = await api.post(f"/api/tasks/{task_id}/approve", json={"approved": "perhaps"})
+    response = await api.post(f"/api/tasks/{task_id}/approve", json={"approved": approved})
     assert response.status_code == 400
     assert response.json()["fields"][0]["field"] == "approved"
 

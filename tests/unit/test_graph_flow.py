@@ -209,7 +209,7 @@ async def test_approval_interrupts_then_approve_finalizes(graph_fakes: GraphFake
     assert snapshot.interrupts[0].value["type"] == "approval"
     assert "result" not in state
     state = await graph.ainvoke(Command(resume={"approved": True}), cfg, context=ctx)
-    assert state["result"]["approval"] == {"approved": True, "feedback": ""}
+    assert state["result"]["approval"] == {"approved": True, "feedback": "", "attempt": 1}
     assert graph_fakes.writer.calls.count("draft") == 1
     await deps.models.aclose()
 
