@@ -32,7 +32,7 @@ async def test_upgrade_creates_every_model_table_and_stamps_head(database_url: s
     finally:
         await engine.dispose()
     assert set(Base.metadata.tables) <= tables
-    assert version == "0008"
+    assert version == "0009"
 
 
 async def test_migrated_schema_matches_models_exactly(migrated_engine: AsyncEngine) -> None:
