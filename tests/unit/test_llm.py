@@ -27,6 +27,7 @@ from tools.llm import (
     OllamaUnreachableError,
     ProviderConfigError,
     UnknownProviderError,
+    ollama_unreachable_message,
     structured,
 )
 
@@ -168,7 +169,9 @@ async def test_hanging_ollama_fails_with_a_timeout_instead_of_waiting_forever(
             with pytest.raises(ModelTimeoutError, match="LLM_TIMEOUT") as caught:
                 await model.ainvoke("hello")
 
-    assert isinstance(caught.value, TimeoutError)
+    assert caught.value.transient is True
+    assert caught.value.summary == "the model did not answer within 0.5 s (LLM_TIMEOUT)"
+    assert "Ollama" in caught.value.hint and fake_ollama.base_url not in caught.value.hint
 
 
 async def test_server_error_surfaces_as_a_transient_error_with_its_status(fake_ollama: FakeOllama) -> None:
@@ -190,7 +193,31 @@ async def test_connection_reset_surfaces_as_a_transient_transport_error(fake_oll
         with pytest.raises(ModelTransportError, match=fake_ollama.base_url) as caught:
             await model.ainvoke("hello")
 
-    assert isinstance(caught.value, (ModelCallError, ConnectionError))
+    assert caught.value.transient is True
+    assert fake_ollama.base_url not in caught.value.summary + caught.value.hint
+
+
+@pytest.mark.parametrize("fault", ["hang", "reset", "http_500"])
+async def test_model_call_failures_are_never_os_errors_that_could_pass_for_a_lost_database(
+    fake_ollama: FakeOllama, fault: Literal["hang", "reset", "http_500"]
+) -> None:
+    fake_ollama.fail(fault)
+    settings = ollama_settings(fake_ollama.base_url).with_overrides(timeout=0.5)
+    async with ModelProvider(settings) as provider:
+        model = await provider.chat_model()
+        async with asyncio.timeout(GUARD_SECONDS):
+            with pytest.raises(ModelCallError) as caught:
+                await model.ainvoke("hello")
+
+    assert not isinstance(caught.value, OSError)
+    assert caught.value.transient is True
+
+
+def test_server_addresses_in_messages_lose_their_credentials() -> None:
+    message = ollama_unreachable_message("http://proxy-user:s3cret@ollama.internal:11434", "refused")
+
+    assert "s3cret" not in message and "proxy-user" not in message
+    assert "http://ollama.internal:11434" in message
 
 
 async def test_unreachable_ollama_error_names_the_url_and_how_to_start_it(free_port: int) -> None:
