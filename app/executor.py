@@ -25,10 +25,11 @@ from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import Any
 
+import asyncpg
 import psycopg
 from langchain_core.messages import AIMessageChunk, HumanMessage
 from langgraph.types import Command, Interrupt, StateSnapshot
-from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.events import (
     ATTEMPT_SCORED,
@@ -57,8 +58,10 @@ from app.runs import (
 )
 from app.run_settings import RunSettings
 from app.settings import ServiceSettings
+from graph.builder import tries_before_failure
 from graph.context import Dependencies, DraftloopContext, OutcomeSaver
 from graph.nodes.approval import InvalidDecision
+from storage.errors import storage_unreachable
 from storage.models import Task, TaskStatus, ThreadStatus
 from storage.notifications import QUEUE_CHANNEL, TASK_CHANNEL, notify
 from storage.repositories import (
@@ -69,6 +72,7 @@ from storage.repositories import (
 )
 from storage.run_end import end_run_in_one_statement
 from storage.task_queue import queue_new_task
+from tools.llm import ModelCallError, ModelProviderError
 
 log = logging.getLogger("draftloop.executor")
 
@@ -87,11 +91,9 @@ DEFAULT_CANCEL_CHECK_SECONDS = 0.25
 # it rather than retry forever. Graceful restarts count too, so the bound is generous.
 DEFAULT_MAX_RUNS = 10
 MAX_ERROR_CHARS = 1000
-# The database (or the checkpointer's connection to it) went away mid-run. Such a run is not
-# failed: its lease lapses and a worker resumes it from the checkpoint once storage is back.
-TRANSIENT_STORAGE_ERRORS: tuple[type[BaseException], ...] = (
-    OperationalError, InterfaceError, OSError, psycopg.OperationalError, sqlite3.OperationalError,
-)
+# Failures the database itself reported: the run did reach it, and it refused what was sent.
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, asyncpg.PostgresError, psycopg.Error,
+                                                    sqlite3.Error)
 
 
 class DecisionConflict(RuntimeError):
@@ -161,9 +163,21 @@ def keep_running_outcome(save: OutcomeSaver | None) -> OutcomeSaver | None:
 
 
 def failure_message(exc: BaseException, node: str | None) -> str:
-    """One line for the task's ``error``: what failed and why, never a traceback."""
-    detail = " ".join(str(exc).split()) or type(exc).__name__
-    text = f"{node} failed: {detail}" if node else f"run failed: {detail}"
+    """The task's ``error``, written for whoever reads the task (any viewer may): the step that
+    failed, the kind of failure and what to do about it. The exception's own text (SQL and its
+    parameters, a driver's message, a server's address) goes to the log, never here."""
+    where = f"{node} failed" if node else "the run failed"
+    if isinstance(exc, ModelCallError):
+        tries = tries_before_failure(node, exc)
+        text = f"{where}: {exc.summary}{f' after {tries} tries' if tries > 1 else ''}; {exc.hint}"
+    elif isinstance(exc, ModelProviderError):
+        # Written for people already: what is wrong with the model set-up and the fix.
+        text = f"{where}: {' '.join(str(exc).split())}"
+    elif isinstance(exc, DATABASE_ERRORS):
+        text = (f"{where}: the database refused to store its work ({type(exc).__name__}); "
+                "the service log has the details")
+    else:
+        text = f"{where}: an unexpected error ({type(exc).__name__}); the service log has the details"
     return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
 
 
@@ -701,14 +715,17 @@ class Executor:
             if current is not None:
                 current.uncancel()
             self._count_stop(reason)
-        except TRANSIENT_STORAGE_ERRORS as exc:
-            log.error("run of task %s lost its storage (%s); it resumes once its lease expires", task.id, exc)
-        except Exception as exc:  # noqa: BLE001 - any other failure of a run is recorded on its task
-            node = publisher.failed_node or publisher.current_node
-            log.warning("run of task %s failed in %s: %s", task.id, node or "executor", exc, exc_info=exc)
-            # No token batch may land after the terminal status event.
-            await publisher.aclose()
-            await self._fail(task, failure_message(exc, node), type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - a lost database pauses the run, anything else fails it
+            if storage_unreachable(exc):
+                # Not failed: its lease lapses and a worker resumes it from the checkpoint once
+                # storage is back.
+                log.error("run of task %s lost its storage (%s); it resumes once its lease expires", task.id, exc)
+            else:
+                node = publisher.failed_node or publisher.current_node
+                log.warning("run of task %s failed in %s: %s", task.id, node or "executor", exc, exc_info=exc)
+                # No token batch may land after the terminal status event.
+                await publisher.aclose()
+                await self._fail(task, failure_message(exc, node), type(exc).__name__)
         finally:
             await publisher.aclose()
             if self._runs.get(task.id) is asyncio.current_task():

@@ -15,12 +15,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from langchain_core.messages import HumanMessage
 from langgraph.types import Command
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.exc import OperationalError
 
 from app.events import Event, EventBus
@@ -536,6 +536,54 @@ async def test_a_task_every_worker_dies_on_is_failed_after_max_runs(harness: Har
 
     assert task.error and task.error.startswith("gave up after 10 runs")
     assert harness.fakes.writer.calls == []
+
+
+@pytest.mark.parametrize("fault", ["reset", "http_500"])
+async def test_a_model_failing_every_call_fails_the_task_after_the_node_retries_instead_of_resuming_it(
+    harness: Harness, fault: Literal["reset", "http_500"]
+) -> None:
+    writer = harness.fakes.writer
+
+    def failing_drafts(body: dict[str, Any]) -> OllamaReply:
+        reply = writer(body)
+        return OllamaReply(fault=fault) if writer.calls[-1] == "draft" else reply
+
+    harness.fakes.ollama.responder = failing_drafts
+    worker = await harness.worker()
+    task_id = await queue_task(worker)
+
+    task = await wait_for_status(worker, task_id, "failed")
+
+    expected = {
+        "reset": "draft failed: the connection to Ollama broke off mid-answer after 3 tries; "
+                 "check that Ollama is running and reachable",
+        "http_500": "draft failed: Ollama answered HTTP 500 after 3 tries; check Ollama's log for why it failed",
+    }
+    assert task.error == expected[fault]
+    assert harness.fakes.ollama.base_url not in task.error
+    # The graph's retry policy, once: not a resume after every lease, each making three more calls.
+    assert writer.calls.count("draft") == 3
+    assert task.run_count == 1
+
+
+async def test_a_statement_the_database_refuses_fails_the_task_without_showing_the_sql(harness: Harness) -> None:
+    def refused(save: OutcomeSaver) -> OutcomeSaver:
+        async def save_refused(outcome: dict[str, Any]) -> None:
+            async with harness_engine.connect() as connection:
+                await connection.execute(text("INSERT INTO slug_counters (base, last) VALUES (:secret, NULL)"),
+                                         {"secret": "not-a-number"})
+
+        return save_refused
+
+    harness_engine = create_engine(harness.database_url)
+    harness.stack.push_async_callback(harness_engine.dispose)
+    worker = await harness.worker(wrap_saver=refused)
+    task_id = await queue_task(worker)
+
+    task = await wait_for_status(worker, task_id, "failed")
+
+    assert task.error is not None and task.error.startswith("finalize failed: the database refused to store its work (")
+    assert "INSERT" not in task.error and "not-a-number" not in task.error
 
 
 async def test_graceful_stop_releases_leases_and_another_worker_finishes(harness: Harness) -> None:
