@@ -87,9 +87,6 @@ SUMMARY_QUERIES = 7
 SUMMARY_QUERY_CHARS = 60
 # Often enough that a cancel made in another process stops the run well within a second.
 DEFAULT_CANCEL_CHECK_SECONDS = 0.25
-# A task claimed this many times without ending keeps killing (or outliving) its workers; fail
-# it rather than retry forever. Graceful restarts count too, so the bound is generous.
-DEFAULT_MAX_RUNS = 10
 MAX_ERROR_CHARS = 1000
 # Failures the database itself reported: the run did reach it, and it refused what was sent.
 DATABASE_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, asyncpg.PostgresError, psycopg.Error,
@@ -179,6 +176,13 @@ def failure_message(exc: BaseException, node: str | None) -> str:
     else:
         text = f"{where}: an unexpected error ({type(exc).__name__}); the service log has the details"
     return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
+
+
+def gave_up_message(resumes: int, max_resumes: int) -> str:
+    """The error of a task whose runs kept stopping before they could end."""
+    return (f"the run failed: it was interrupted {resumes} times before it could finish (its worker stopped, "
+            f"or lost the database, each time) and was given up after {max_resumes} resumes (MAX_RESUMES); "
+            "the service log says why the runs stopped")
 
 
 def node_summary(node: str, update: Mapping[str, Any]) -> str:
@@ -351,7 +355,6 @@ class Executor:
         bus: EventBus,
         *,
         cancel_check_seconds: float = DEFAULT_CANCEL_CHECK_SECONDS,
-        max_runs: int = DEFAULT_MAX_RUNS,
     ) -> None:
         self.runtime = runtime
         self.settings = settings
@@ -360,7 +363,6 @@ class Executor:
         self.worker_id = settings.worker_id or f"worker-{uuid.uuid4().hex[:12]}"
         self.concurrency = max(1, settings.concurrency)
         self.cancel_check_seconds = cancel_check_seconds
-        self.max_runs = max_runs
         self.stats = ExecutorStats()
         self._deps: Dependencies = replace(runtime.deps, save_outcome=keep_running_outcome(runtime.deps.save_outcome))
         # The settings registry: applied to every run start and to the claim size (app/run_settings.py).
@@ -418,7 +420,8 @@ class Executor:
         if not self.claims:
             log.info("executor %s: api only, graph runs are left to worker processes", self.worker_id)
             return
-        await self._release(None)
+        # Runs a previous process under this id left behind without ending them: resumes.
+        await self._release(None, interrupted=True)
         self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="draftloop-dispatcher")
         self._loops = [
             asyncio.create_task(self._heartbeat_loop(), name="draftloop-heartbeat"),
@@ -693,9 +696,11 @@ class Executor:
             else RunPublisher(self.bus, task.id)
         )
         try:
-            if task.run_count > self.max_runs:
-                await self._end(task, TaskStatus.FAILED, error=(
-                    f"gave up after {task.run_count - 1} runs: every worker running this task stopped before it ended"))
+            if task.resume_count > self.settings.max_resumes:
+                # Every run of it stopped before it ended: a task that kills its workers, or a
+                # database that keeps going away under it. Resuming it again would not end.
+                log.error("giving up task %s: interrupted %d times", task.id, task.resume_count)
+                await self._end(task, TaskStatus.FAILED, error=gave_up_message(task.resume_count, self.settings.max_resumes))
                 return
             self.bus.post(task.id, STATUS, {"status": TaskStatus.RUNNING.value})
             if isinstance(publisher, ApiRunPublisher):
@@ -718,7 +723,7 @@ class Executor:
         except Exception as exc:  # noqa: BLE001 - a lost database pauses the run, anything else fails it
             if storage_unreachable(exc):
                 # Not failed: its lease lapses and a worker resumes it from the checkpoint once
-                # storage is back.
+                # storage is back (at most MAX_RESUMES times).
                 log.error("run of task %s lost its storage (%s); it resumes once its lease expires", task.id, exc)
             else:
                 node = publisher.failed_node or publisher.current_node
@@ -889,13 +894,14 @@ class Executor:
         elif reason == StopReason.LEASE_LOST:
             self.stats.lease_lost_total += 1
 
-    async def _release(self, task_ids: list[str] | None) -> None:
-        """Hand this worker's running tasks back to the queue, each with a ``status`` event."""
+    async def _release(self, task_ids: list[str] | None, *, interrupted: bool = False) -> None:
+        """Hand this worker's running tasks back to the queue, each with a ``status`` event
+        (``interrupted``: their runs stopped without ending, see TaskRepository.release)."""
         events: list[Event] = []
         try:
             await self.bus.flush()
             async with self.sessions.begin() as session:
-                released = await TaskRepository(session).release(self.worker_id, task_ids)
+                released = await TaskRepository(session).release(self.worker_id, task_ids, interrupted=interrupted)
                 for task_id in released:
                     events.append(await self.bus.record(session, task_id, STATUS, {"status": TaskStatus.QUEUED.value}))
                 if released:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, Row, Update, and_, bindparam, delete, func, insert, or_, select, text, update
+from sqlalchemy import Integer, Row, Update, and_, bindparam, case, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
@@ -184,6 +184,11 @@ async def fetch_task_row(connection: AsyncConnection, task_id: str) -> Row[Any] 
     return (await connection.execute(select(table).where(table.c.id == task_id))).first()
 
 
+# A claim of a row that still says running takes over a run that stopped without ending (its
+# lease ran out): one more resume. SET reads the row as it was before the update.
+_RESUMED = Task.resume_count + case((Task.status == TaskStatus.RUNNING.value, 1), else_=0)
+
+
 def _claim_statement() -> Update:
     """TaskRepository.claim's statement, built once: constructing and cache-keying it on every
     claim cost the workers more than running it (bench/ANALYSIS.md). Parameters: ``now``,
@@ -226,6 +231,7 @@ def _claim_statement() -> Update:
             lease_owner=bindparam("claimer", type_=Task.__table__.c.lease_owner.type),
             lease_expires_at=bindparam("claim_expires_at", type_=Task.__table__.c.lease_expires_at.type),
             run_count=Task.run_count + 1,
+            resume_count=_RESUMED,
             started_at=func.coalesce(Task.started_at, now),
             finished_at=None,
             updated_at=now,
@@ -515,17 +521,25 @@ class TaskRepository:
             states[task_id] = LeaseState(task_id, TaskStatus(status), owner, held)
         return states
 
-    async def release(self, worker_id: str, task_ids: Iterable[str] | None = None) -> list[str]:
+    async def release(self, worker_id: str, task_ids: Iterable[str] | None = None, *,
+                      interrupted: bool = False) -> list[str]:
         """Hand ``worker_id``'s running tasks (all of them when ``task_ids`` is None) back to the
-        queue with no lease, for any worker to resume from the checkpoint. Returns their ids."""
+        queue with no lease, for any worker to resume from the checkpoint. Returns their ids.
+
+        ``interrupted``: their runs stopped without ending (a worker restarted under the same
+        id finds them), so each counts as a resume."""
         statement = update(Task).where(Task.lease_owner == worker_id, Task.status == TaskStatus.RUNNING.value)
         if task_ids is not None:
             ids = list(task_ids)
             if not ids:
                 return []
             statement = statement.where(Task.id.in_(ids))
+        values: dict[str, Any] = {"status": TaskStatus.QUEUED.value, "lease_owner": None, "lease_expires_at": None,
+                                  "updated_at": utcnow()}
+        if interrupted:
+            values["resume_count"] = Task.resume_count + 1
         result = await self.session.execute(
-            statement.values(status=TaskStatus.QUEUED.value, lease_owner=None, lease_expires_at=None, updated_at=utcnow())
+            statement.values(**values)
             .returning(Task.id)
             .execution_options(synchronize_session=False)
         )
@@ -552,7 +566,8 @@ class TaskRepository:
             )
             .values(status=TaskStatus.RUNNING.value, lease_owner=worker_id,
                     lease_expires_at=now + timedelta(seconds=lease_seconds), run_count=Task.run_count + 1,
-                    started_at=func.coalesce(Task.started_at, now), finished_at=None, updated_at=now)
+                    resume_count=_RESUMED, started_at=func.coalesce(Task.started_at, now), finished_at=None,
+                    updated_at=now)
             .execution_options(synchronize_session=False)
         )
         return result.rowcount == 1

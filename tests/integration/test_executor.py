@@ -24,7 +24,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.exc import OperationalError
 
 from app.events import Event, EventBus
-from app.executor import DecisionConflict, Executor, keep_running_outcome
+from app.executor import DecisionConflict, Executor, gave_up_message, keep_running_outcome
 from app.graph_runtime import GraphRuntime, outcome_saver
 from app.settings import ServiceSettings
 from graph.builder import build_graph
@@ -498,7 +498,7 @@ async def test_crashed_run_with_expired_lease_resumes_from_its_checkpoint(harnes
     started = [e.data["node"] for e in await survivor.bus.history(task_id) if e.type == "node_started"]
     assert started == ["critique", "finalize"]
     assert await attempt_count(survivor, task_id) == 1
-    assert task.run_count == 2 and task.result["attempts"] == 1
+    assert task.run_count == 2 and task.resume_count == 1 and task.result["attempts"] == 1
     assert survivor.executor.stats.resumed_total == 1
 
 
@@ -525,17 +525,36 @@ async def test_run_that_loses_the_database_is_resumed_after_its_lease_not_failed
     assert Counter(harness.fakes.writer.calls) == {"intent": 1, "plan": 1, "gaps": 1, "draft": 1, "score": 1}
 
 
-async def test_a_task_every_worker_dies_on_is_failed_after_max_runs(harness: Harness) -> None:
-    worker = await harness.worker(start=False)
+async def test_a_run_that_keeps_losing_the_database_is_failed_after_max_resumes(harness: Harness) -> None:
+    def always_broken(save: OutcomeSaver) -> OutcomeSaver:
+        async def save_broken(outcome: dict[str, Any]) -> None:
+            raise OperationalError("UPDATE tasks", {}, ConnectionResetError("connection lost"))
+
+        return save_broken
+
+    worker = await harness.worker(wrap_saver=always_broken, lease_seconds=1.0, heartbeat_seconds=0.1, max_resumes=1)
     task_id = await queue_task(worker)
-    async with worker.runtime.sessions.begin() as session:
-        await session.execute(update(Task).where(Task.id == task_id).values(run_count=10))
 
-    await worker.executor.start()
-    task = await wait_for_status(worker, task_id, "failed")
+    task = await wait_for_status(worker, task_id, "failed", timeout=30)
 
-    assert task.error and task.error.startswith("gave up after 10 runs")
-    assert harness.fakes.writer.calls == []
+    # The first run, one resume, then the claim that gives up instead of running it again.
+    assert (task.run_count, task.resume_count) == (3, 2)
+    assert task.error == gave_up_message(2, 1)
+    assert "MAX_RESUMES" in task.error and "UPDATE" not in task.error
+    # Only finalize ran again: the resume continued from the checkpoint.
+    assert Counter(harness.fakes.writer.calls) == {"intent": 1, "plan": 1, "gaps": 1, "draft": 1, "score": 1}
+
+
+async def test_runs_a_restarted_worker_finds_under_its_own_id_count_as_resumed(harness: Harness) -> None:
+    observer = await harness.worker("observer", start=False)
+    task_id = await queue_task(observer)
+    # What a worker killed mid-run leaves behind: the row running under its id, lease still valid.
+    await _set_lease(observer, task_id, owner="restarted", expires_in=60)
+
+    restarted = await harness.worker("restarted")
+    task = await wait_for_status(restarted, task_id, "completed")
+
+    assert (task.run_count, task.resume_count) == (2, 1)
 
 
 @pytest.mark.parametrize("fault", ["reset", "http_500"])
@@ -563,7 +582,7 @@ async def test_a_model_failing_every_call_fails_the_task_after_the_node_retries_
     assert harness.fakes.ollama.base_url not in task.error
     # The graph's retry policy, once: not a resume after every lease, each making three more calls.
     assert writer.calls.count("draft") == 3
-    assert task.run_count == 1
+    assert (task.run_count, task.resume_count) == (1, 0)
 
 
 async def test_a_statement_the_database_refuses_fails_the_task_without_showing_the_sql(harness: Harness) -> None:
@@ -584,6 +603,7 @@ async def test_a_statement_the_database_refuses_fails_the_task_without_showing_t
 
     assert task.error is not None and task.error.startswith("finalize failed: the database refused to store its work (")
     assert "INSERT" not in task.error and "not-a-number" not in task.error
+    assert task.resume_count == 0
 
 
 async def test_graceful_stop_releases_leases_and_another_worker_finishes(harness: Harness) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy.exc import DBAPIError
 
-from app.executor import failure_message
+from app.executor import MAX_ERROR_CHARS, failure_message, gave_up_message
 from tools.llm import ModelResponseError, ModelTimeoutError, ModelTransportError, OllamaModelNotFoundError
 
 OLLAMA_URL = "http://127.0.0.1:11434"
@@ -56,3 +56,9 @@ def test_an_unexpected_error_shows_its_type_and_never_its_text() -> None:
 
     assert message == "the run failed: an unexpected error (KeyError); the service log has the details"
 
+
+def test_giving_up_says_how_often_the_run_stopped_and_which_setting_bounds_it() -> None:
+    message = gave_up_message(4, 3)
+
+    assert "interrupted 4 times" in message and "after 3 resumes (MAX_RESUMES)" in message
+    assert len(message) <= MAX_ERROR_CHARS
