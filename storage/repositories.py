@@ -37,6 +37,7 @@ from storage.models import (
 )
 from storage.posts import PostRepository
 from storage.records import ATTEMPT_FIELDS, USAGE_FIELDS, AttemptRecord, UsageRecord, pick
+from storage.storable import storable, storable_text
 
 MAX_PAGE_SIZE = 200
 EVENT_PAGE_SIZE = 500
@@ -595,7 +596,7 @@ class TaskRepository:
             "lease_owner": None,
             "lease_expires_at": None,
             "pending_command": None,
-            "error": error,
+            "error": None if error is None else storable_text(error),
             "finished_at": now if target in TERMINAL_STATUSES else None,
         }
         result = await self.session.execute(
@@ -753,7 +754,8 @@ class EventRepository:
             await self.session.execute(
                 select(func.pg_advisory_xact_lock(EVENT_LOCK_NAMESPACE, func.hashtext(task_id)))
             )
-        event = TaskEvent(task_id=task_id, type=event_type, data=dict(data or {}), created_at=utcnow())
+        # Events carry model output (tokens, titles, the draft on offer): see storage/storable.py.
+        event = TaskEvent(task_id=task_id, type=event_type, data=storable(dict(data or {})), created_at=utcnow())
         self.session.add(event)
         await self.session.flush()
         return event
@@ -773,7 +775,7 @@ class EventRepository:
             )
         now = utcnow()
         await self.session.execute(TaskEvent.__table__.insert(), [
-            {"task_id": task_id, "type": event_type, "data": dict(data), "created_at": now}
+            {"task_id": task_id, "type": event_type, "data": storable(dict(data)), "created_at": now}
             for task_id, event_type, data in events
         ])
 
@@ -891,6 +893,9 @@ async def save_run_outcome(
     cancelled while the graph ran); nothing is written then. ``numbers_engine``: see
     PostRepository.
     """
+    # Model output and search results may hold text the database refuses (storage/storable.py).
+    request, params, intent, result, attempts, usage, warnings, model, provider, error = storable(
+        (request, params, intent, result, list(attempts), list(usage), list(warnings), model, provider, error))
     async with session_factory.begin() as session:
         tasks = TaskRepository(session)
         task, _created = await tasks.lock_or_create_for_thread(thread_id, task_id=task_id)
@@ -932,6 +937,7 @@ async def save_pending_approval(
     """While a run waits for approval: the draft on offer and the attempts and usage so far, so
     the task API shows them before the run ends. The status stays as the run's owner sets it;
     a task that already ended is left alone."""
+    pending, attempts, usage = storable((pending, list(attempts), list(usage)))
     async with session_factory.begin() as session:
         task, _created = await TaskRepository(session).lock_or_create_for_thread(thread_id, task_id=task_id)
         if TaskStatus(task.status) in TERMINAL_STATUSES:

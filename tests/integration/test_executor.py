@@ -8,6 +8,7 @@ records every model call, which is how "no finished node ran again" is checked.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections import Counter
@@ -583,6 +584,52 @@ async def test_a_model_failing_every_call_fails_the_task_after_the_node_retries_
     # The graph's retry policy, once: not a resume after every lease, each making three more calls.
     assert writer.calls.count("draft") == 3
     assert (task.run_count, task.resume_count) == (1, 0)
+
+
+async def test_model_output_with_nul_and_lone_surrogates_is_stored_clean_and_the_run_completes(
+    harness: Harness
+) -> None:
+    writer = harness.fakes.writer
+
+    def with_unstorable_text(body: dict[str, Any]) -> OllamaReply:
+        reply = writer(body)
+        if writer.calls[-1] == "draft" and isinstance(reply.content, str):
+            title, _, rest = reply.content.partition("\n")
+            reply.content = title + "\x00\n" + rest.replace(".", ".\ud800", 1)
+        if writer.calls[-1] == "score" and isinstance(reply.content, dict):
+            reply.content = {**reply.content, "issues": ["The intro\x00 repeats the title word for word\udc00."]}
+        return reply
+
+    harness.fakes.ollama.responder = with_unstorable_text
+    worker = await harness.worker()
+    task_id = await queue_task(worker)
+
+    task = await wait_for_status(worker, task_id, "completed", "failed")
+
+    assert task.status == "completed", task.error
+    stored = json.dumps([task.result, task.warnings])
+    assert "\\u0000" not in stored and "\\ud800" not in stored and "\\udc00" not in stored
+    assert task.result["title"] and "\ufffd" in task.result["markdown"]
+    async with worker.runtime.sessions() as session:
+        attempts = list(await session.scalars(select(Attempt).where(Attempt.task_id == task_id)))
+    assert attempts and all("\x00" not in a.markdown and "\x00" not in a.title for a in attempts)
+    assert "The intro repeats the title word for word\ufffd." in attempts[0].issues
+    tokens = "".join(e.data["text"] for e in await worker.bus.history(task_id) if e.type == "token")
+    assert tokens and "\x00" not in tokens
+
+
+async def test_search_results_with_nul_are_stored_clean_whatever_the_model_did(harness: Harness) -> None:
+    # Not model output: only the storage boundary stands between this text and the database.
+    web = harness.fakes.serper.web
+    web[0] = {**web[0], "title": "Async IO\x00 in Python", "snippet": "A firm grasp\ud800 of async IO."}
+    worker = await harness.worker()
+    task_id = await queue_task(worker)
+
+    task = await wait_for_status(worker, task_id, "completed", "failed")
+
+    assert task.status == "completed", task.error
+    first = task.result["sources"][0]
+    assert (first["title"], first["snippet"]) == ("Async IO in Python", "A firm grasp\ufffd of async IO.")
 
 
 async def test_a_statement_the_database_refuses_fails_the_task_without_showing_the_sql(harness: Harness) -> None:
