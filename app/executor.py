@@ -165,7 +165,8 @@ def failure_message(exc: BaseException, node: str | None) -> str:
     parameters, a driver's message, a server's address) goes to the log, never here."""
     where = f"{node} failed" if node else "the run failed"
     if isinstance(exc, ModelCallError):
-        tries = tries_before_failure(node, exc)
+        # The node's tries times the client's own (openai's LLM_MAX_RETRIES; 1 for Ollama).
+        tries = tries_before_failure(node, exc) * exc.client_tries
         text = f"{where}: {exc.summary}{f' after {tries} tries' if tries > 1 else ''}; {exc.hint}"
     elif isinstance(exc, ModelProviderError):
         # Written for people already: what is wrong with the model set-up and the fix.

@@ -20,6 +20,16 @@ def test_a_model_timeout_names_the_node_the_limit_the_tries_and_what_to_do() -> 
         "check that Ollama is running, or raise LLM_TIMEOUT if the model is just slow")
 
 
+def test_an_openai_client_that_retried_by_itself_is_counted_once_not_times_the_node_policy() -> None:
+    exc = ModelTimeoutError("the OpenAI-compatible server at http://h/v1 did not answer within the timeout",
+                            server="the OpenAI-compatible server", timeout=30.0)
+    exc.transient, exc.client_tries = False, 3
+
+    assert failure_message(exc, "draft") == (
+        "draft failed: the model did not answer within 30 s (LLM_TIMEOUT) after 3 tries; "
+        "check that the OpenAI-compatible server is running, or raise LLM_TIMEOUT if the model is just slow")
+
+
 def test_a_node_without_a_retry_policy_does_not_claim_retries() -> None:
     exc = ModelTransportError(f"Talking to Ollama at {OLLAMA_URL} failed: ReadError", server="Ollama")
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from tests.fakes.ollama import FakeOllama
 from tests.fakes.openai_compat import FakeOpenAI
+from tests.fakes.scripting import hang, reset, status
 from tools.embedded import EmbeddedConfig
 from tools.llm import (
     EmbeddedModelMissingError,
@@ -431,3 +432,29 @@ async def test_openai_provider_without_a_server_or_key_says_what_to_set() -> Non
     async with ModelProvider(LLMSettings(provider="openai", openai_model="x")) as provider:
         with pytest.raises(ProviderConfigError, match="OPENAI_BASE_URL"):
             await provider.chat_model()
+
+
+@pytest.mark.parametrize(("fault", "error", "summary"), [
+    ("hang", ModelTimeoutError, "the model did not answer within 0.5 s (LLM_TIMEOUT)"),
+    ("reset", ModelTransportError, "the connection to the OpenAI-compatible server broke off mid-answer"),
+    ("http_500", ModelResponseError, "the OpenAI-compatible server answered HTTP 500"),
+])
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_openai_failures_say_what_happened_after_the_clients_own_retries(
+    fake_openai: FakeOpenAI, fault: str, error: type[ModelCallError], summary: str, streamed: bool
+) -> None:
+    fake_openai.faults.always = {"hang": hang(), "reset": reset(), "http_500": status(500)}[fault]
+    settings = openai_settings(fake_openai).with_overrides(timeout=0.5, max_retries=1)
+    async with ModelProvider(settings) as provider:
+        model = await provider.chat_model()
+        async with asyncio.timeout(GUARD_SECONDS):
+            with pytest.raises(error) as caught:
+                if streamed:
+                    _ = [chunk async for chunk in model.astream("hello")]
+                else:
+                    await model.ainvoke("hello")
+
+    assert caught.value.summary == summary
+    # The client retried once already: the graph must not multiply its tries.
+    assert (caught.value.client_tries, caught.value.transient) == (2, False)
+    assert len(fake_openai.chat_requests) == 2
