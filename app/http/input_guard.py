@@ -22,6 +22,8 @@ from urllib.parse import parse_qsl
 from litestar import Request
 from litestar.exceptions import ValidationException
 
+from storage.storable import unstorable
+
 _UNSTORABLE = "must not contain NUL (U+0000) or unpaired surrogate characters"
 # Far deeper than any real payload (LangGraph state is a few levels), far shallower than the
 # decoders' recursion limits.
@@ -39,16 +41,6 @@ class UnsafeInput(ValidationException):
     another status (the LangGraph routes' 422) leave this one the 400 it is everywhere."""
 
 
-def _unstorable(text: str) -> bool:
-    if "\x00" in text:
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
 def _printable(name: str) -> str:
     """A field name fit for an error body (the name itself may be the bad text)."""
     return name.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\u0000")
@@ -57,11 +49,11 @@ def _printable(name: str) -> str:
 def _bad_field(value: Any, path: str) -> str | None:
     """The dotted path of the first key or string in ``value`` the database cannot store."""
     if isinstance(value, str):
-        return path if _unstorable(value) else None
+        return path if unstorable(value) else None
     if isinstance(value, dict):
         for key, item in value.items():
             child = f"{path}.{key}" if path else str(key)
-            if _unstorable(str(key)):
+            if unstorable(str(key)):
                 return child
             if found := _bad_field(item, child):
                 return found
@@ -92,7 +84,7 @@ def _bad_body_field(raw: bytes, content_type: str) -> tuple[str, str] | None:
         if not _SUSPECT_BODY.search(raw):
             return None
         pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
-        key = next((key for key, value in pairs if _unstorable(key) or _unstorable(value)), None)
+        key = next((key for key, value in pairs if unstorable(key) or unstorable(value)), None)
         return None if key is None else (key, _UNSTORABLE)
     # Any other content type may be JSON: the LangGraph routes read JSON sent as text/plain too.
     if _too_deep(raw):
@@ -112,12 +104,12 @@ async def reject_unsafe_input(request: Request[Any, Any, Any]) -> None:
     the database cannot store, or a body nested too deeply to decode (see the module docstring)."""
     found: tuple[str, str] | None = None
     for name, value in request.path_params.items():
-        if isinstance(value, str) and _unstorable(value):
+        if isinstance(value, str) and unstorable(value):
             found = name, _UNSTORABLE
             break
     if found is None:
         found = next(((name, _UNSTORABLE) for name, value in request.query_params.multi_items()
-                      if _unstorable(name) or _unstorable(value)), None)
+                      if unstorable(name) or unstorable(value)), None)
     if found is None and request.method not in ("GET", "HEAD", "OPTIONS"):
         found = _bad_body_field(await request.body(), request.content_type[0])
     if found is not None:
