@@ -8,6 +8,7 @@ environment only.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -85,20 +86,25 @@ class SettingSpec:
             return value
         if self.kind == "string":
             return self._validate_string(value)
+        noun = ("an integer" if self.kind == "integer" else "a number") + self._range()
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            noun = "an integer" if self.kind == "integer" else "a number"
             raise InvalidSettingValue(self.key, f"must be {noun}, got {_shown(value)}")
         if self.kind == "integer":
             if isinstance(value, float) and not value.is_integer():
-                raise InvalidSettingValue(self.key, f"must be an integer, got {value:g}")
+                raise InvalidSettingValue(self.key, f"must be {noun}, got {value:g}")
             value = int(value)
         else:
             value = float(value)
             if not math.isfinite(value):
                 raise InvalidSettingValue(self.key, "must be a finite number")
         if (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum):
-            raise InvalidSettingValue(self.key, f"must be between {self.minimum:g} and {self.maximum:g}, got {value:g}")
+            raise InvalidSettingValue(self.key, f"must be {noun}, got {value:g}")
         return value
+
+    def _range(self) -> str:
+        if self.minimum is None or self.maximum is None:
+            return ""
+        return f" between {self.minimum:g} and {self.maximum:g}"
 
     def _validate_string(self, value: Any) -> str:
         if not isinstance(value, str):
@@ -129,7 +135,11 @@ class SettingSpec:
 
 
 def _shown(value: Any) -> str:
-    text = repr(value)
+    # As JSON, since that is how clients send it ("1" is a string, 1 a number).
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
     return text if len(text) <= 40 else text[:39] + "…"
 
 

@@ -15,6 +15,7 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.plugins.pydantic import PydanticPlugin
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -189,6 +190,10 @@ def create_app(settings: ServiceSettings | None = None) -> Litestar:
         # App-level, so that every route, including any added later, is closed unless marked public.
         guards=[access_guard(settings.public_metrics)],
         exception_handlers=EXCEPTION_HANDLERS,
+        # Strict: a JSON value of another type is refused, not coerced ("300" is no integer,
+        # true is no 1). Here, because Litestar passes its own strict flag to model_validate,
+        # which overrides the models' configuration.
+        plugins=[PydanticPlugin(validate_strict=True)],
         middleware=[timing_middleware(metrics), authentication_middleware(tokens, token_owners), audit_middleware()],
         before_send=[allow_private_network, security_headers(settings)],
         # Input that would fail below validation (text Postgres cannot store, JSON nested past

@@ -19,12 +19,20 @@ from typing import Any
 from litestar import Controller, Request, Response, post
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
-from litestar.exceptions import NotAuthorizedException, PermissionDeniedException, TooManyRequestsException
+from litestar.exceptions import (
+    NotAuthorizedException,
+    PermissionDeniedException,
+    SerializationException,
+    TooManyRequestsException,
+    ValidationException,
+)
 from litestar.handlers.base import BaseRouteHandler
+from litestar.serialization import decode_json
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit import AuditActor, audit_change
+from app.http.errors import not_json_message
 from app.security import InvalidToken, LoginRateLimiter, TokenService, verify_password
 from app.settings import ServiceSettings
 from storage.models import Role
@@ -187,18 +195,50 @@ def optional_principal(request: Request[Any, Any, Any]) -> Principal | None:
     return outcome.principal
 
 
+def _bad_login(status: int, field: str, message: str) -> ValidationException:
+    return ValidationException(detail=f"{field}: {message}", status_code=status,
+                               extra=[{"key": field, "message": message}])
+
+
+def _json_kind(value: Any) -> str:
+    """A value's JSON type, never the value: a credential sent in the wrong field stays unseen."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "an empty string"
+    return "a list" if isinstance(value, list) else "an object"
+
+
 async def _credentials(request: Request[Any, Any, Any]) -> tuple[str, str]:
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("application/json"):
-        body = await request.json()
-        data = body if isinstance(body, dict) else {}
+    """The user name and password of a login, from form fields or a JSON object. A body that
+    cannot be read is a 400 and a field that is missing or not a text a 422, as on every other
+    route; only wrong credentials are a 401."""
+    raw = await request.body()
+    if not raw.strip():
+        raise _bad_login(400, "body", "is empty; send username and password as form fields or as a JSON object")
+    content_type = request.content_type[0]
+    if content_type == "application/json" or content_type.endswith("+json"):
+        try:
+            data = decode_json(raw)
+        except SerializationException as exc:
+            raise _bad_login(400, "body", not_json_message(exc)) from None
+        if not isinstance(data, dict):
+            raise _bad_login(422, "body", f"must be a JSON object with username and password, got {_json_kind(data)}")
     else:
         data = dict(await request.form())
-    username, password = data.get("username"), data.get("password")
-    if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
-        raise NotAuthorizedException(detail="username and password are required",
-                                     headers={"WWW-Authenticate": _CHALLENGE})
-    return username, password
+    values = []
+    for name in ("username", "password"):
+        value = data.get(name)
+        if value is None and name not in data:
+            raise _bad_login(422, name, "is required")
+        if not isinstance(value, str) or not value:
+            raise _bad_login(422, name, f"must be a non-empty string, got {_json_kind(value)}")
+        values.append(value)
+    return values[0], values[1]
 
 
 class AuthController(Controller):

@@ -1,6 +1,9 @@
 """One JSON error shape for every failure: {"status", "error", "detail", "fields"?}.
 
-Bad input gets a 4xx naming the field; anything unexpected is a 500 with no stack trace.
+Bad input gets a 4xx naming the field; anything unexpected is a 500 with no stack trace. A body
+that cannot be read (empty where one is needed, not JSON) is a 400; a JSON body that breaks its
+model's rules (a wrong type, a value out of bounds, a missing or unknown field) is a 422 whose
+messages name each field and its rule (app/http/body_errors.py).
 """
 
 from __future__ import annotations
@@ -9,9 +12,12 @@ import logging
 from typing import Any
 
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar._signature.types import ExtendedMsgSpecValidationError
+from litestar.exceptions import ClientException, HTTPException, SerializationException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from sqlalchemy.exc import OperationalError
+
+from app.http.body_errors import body_model, field_errors
 
 log = logging.getLogger("draftloop.http")
 
@@ -45,13 +51,43 @@ def _fields(extra: Any) -> list[dict[str, str]]:
     return fields
 
 
+def not_json_message(exc: SerializationException) -> str:
+    reason = str(exc.detail or exc).removeprefix("JSON is malformed: ")
+    return f"is not valid JSON: {reason[:1].lower()}{reason[1:]}"
+
+
+def validation_error_body(request: Request[Any, Any, Any], exc: ClientException) -> tuple[int, list[dict[str, str]]]:
+    """The status and the fields of a refused request: a body that cannot be read is a 400 on
+    ``body``; a JSON body that breaks its model's rules a 422 naming each field and its rule;
+    anything else (query parameters, a handler's own refusal) as raised."""
+    cause = exc.__cause__
+    if isinstance(cause, SerializationException):
+        return 400, [{"field": "body", "message": not_json_message(cause)}]
+    if isinstance(cause, ExtendedMsgSpecValidationError):
+        model = body_model(request.route_handler.parsed_data_field.annotation
+                           if request.route_handler.parsed_data_field is not None else None)
+        return 422, field_errors(model, cause.errors)
+    fields = _fields(exc.extra)
+    if any(field["field"] == "data" for field in fields):
+        # Litestar's name for the whole body: a route that needs one got none, or JSON null.
+        return 400, [{"field": "body", "message": "is empty; send a JSON object (the OpenAPI schema at /schema "
+                                                  "describes it)"}]
+    return exc.status_code, fields
+
+
+def validation_response(request: Request[Any, Any, Any], exc: ClientException,
+                        status: int | None = None) -> Response[dict[str, Any]]:
+    """The error response of a refused request; ``status`` overrides the one it would get."""
+    own_status, fields = validation_error_body(request, exc)
+    status = status or own_status
+    detail = "; ".join(f"{f['field']}: {f['message']}" for f in fields) if fields else str(exc.detail)
+    return Response(error_body(status, detail, fields), status_code=status)
+
+
 def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     status = exc.status_code
-    if isinstance(exc, ValidationException):
-        fields = _fields(exc.extra)
-        names = ", ".join(f["field"] for f in fields)
-        detail = f"invalid {names}: " + "; ".join(f"{f['field']}: {f['message']}" for f in fields) if fields else str(exc.detail)
-        return Response(error_body(status, detail, fields), status_code=status)
+    if isinstance(exc, ValidationException) or isinstance(exc.__cause__, SerializationException):
+        return validation_response(request, exc)  # type: ignore[arg-type]
     return Response(error_body(status, str(exc.detail)), status_code=status, headers=exc.headers)
 
 

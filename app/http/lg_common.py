@@ -11,7 +11,7 @@ from langgraph.types import StateSnapshot
 from litestar import Request, Response
 from litestar.exceptions import ClientException, SerializationException, ValidationException
 
-from app.http.errors import NotFoundError, http_exception_handler
+from app.http.errors import NotFoundError, http_exception_handler, not_json_message, validation_response
 from app.http.input_guard import UnsafeInput
 from app.http.lg_schemas import CheckpointRef
 from app.runs import ASSISTANT_ID, GRAPH_ID, RUN_STATUS, jsonable
@@ -25,14 +25,16 @@ def unprocessable(field: str, message: str) -> ValidationException:
 
 
 def validation_errors_as_422(request: Request[Any, Any, Any], exc: ClientException) -> Response[dict[str, Any]]:
-    """Exception handler of the LangGraph routes. Litestar answers a body that fails its model,
-    or is no JSON, with 400; these routes answer every validation error with 422, as
-    langgraph-api (FastAPI) does and as their own refusals (``unprocessable``) do. The input
-    guard's 400 is the same on every route and stays."""
+    """Exception handler of the LangGraph routes. Elsewhere a body that is no JSON is a 400;
+    these routes answer every validation error with 422, as langgraph-api (FastAPI) does and as
+    their own refusals (``unprocessable``) do. The input guard's 400 is the same on every route
+    and stays."""
+    if isinstance(exc, UnsafeInput):
+        return http_exception_handler(request, exc)
     if isinstance(exc.__cause__, SerializationException):
-        exc = unprocessable("body", f"cannot be read as JSON ({exc.detail})")
-    elif isinstance(exc, ValidationException) and exc.status_code == 400 and not isinstance(exc, UnsafeInput):
-        exc = ValidationException(detail=exc.detail, extra=exc.extra, status_code=422)
+        return validation_response(request, unprocessable("body", not_json_message(exc.__cause__)), 422)
+    if isinstance(exc, ValidationException) and exc.status_code == 400:
+        return validation_response(request, exc, 422)
     return http_exception_handler(request, exc)
 
 

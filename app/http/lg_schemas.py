@@ -79,7 +79,8 @@ def _filter_keys(metadata: Metadata | None) -> Metadata | None:
 
 
 class LangGraphBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: the SDK sends JSON types; "5" for a limit or 1 for a flag is a client's mistake.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class SendTarget(LangGraphBody):
@@ -90,7 +91,7 @@ class SendTarget(LangGraphBody):
 class CheckpointRef(BaseModel):
     """A checkpoint as the SDK sends it; its other keys (thread_id, checkpoint_map) are not read."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     checkpoint_id: Id | None = None
     checkpoint_ns: str | None = None
@@ -117,7 +118,7 @@ class Configurable(RunContext):
     """config.configurable: any keys, but the context fields older clients pass here are
     checked as in ``context``."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
 
 class RunConfig(LangGraphBody):

@@ -49,7 +49,7 @@ Keyword = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, 
 class FeaturedImage(BaseModel):
     """The shape research gives a Pexels photo; ``url`` is the page to credit, ``src`` the file."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
     url: WebUrl
     src: WebUrl | None = None
@@ -63,7 +63,7 @@ class FeaturedImage(BaseModel):
 
 
 class Source(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
     url: WebUrl
     title: str = Field(default="", max_length=500)
@@ -78,7 +78,7 @@ class PostCreate(BaseModel):
     """A new post. Without ``slug`` one is made from the title (``-2``, ``-3``... on a clash);
     without ``excerpt`` or SEO fields they are derived from the body and title on every read."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     title: Title
     markdown: Markdown = ""
@@ -99,7 +99,7 @@ _NOT_NULL = ("title", "markdown", "sources", "keywords", "status")
 class PostUpdate(BaseModel):
     """Only the fields sent change. ``slug: null`` makes the slug follow the title again."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     title: Title | None = None
     markdown: Markdown | None = None
@@ -116,7 +116,8 @@ class PostUpdate(BaseModel):
     def _required_fields_are_not_null(self) -> PostUpdate:
         nulls = [name for name in _NOT_NULL if name in self.model_fields_set and getattr(self, name) is None]
         if nulls:
-            raise ValueError(f"{', '.join(nulls)}: may be left out but not null")
+            others = f" (nor may {', '.join(nulls[1:])})" if len(nulls) > 1 else ""
+            raise ValueError(f"{nulls[0]}: may be left out but not null{others}")
         return self
 
     def changes(self) -> dict[str, Any]:

@@ -36,13 +36,13 @@ from storage.settings_store import Actor, HistoryEntryNotFound, NothingToRollBac
 
 
 class SettingUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     value: Any = Field(description="The new value; its type and bounds are in GET /api/settings/{key}")
 
 
 class Rollback(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     to: int | None = Field(default=None, ge=1, description="a history entry id: restore the value it set; "
                                                            "without it, the value before the latest change")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Row
 
 from graph.state import MAX_KEYWORDS, MAX_WORDS, MIN_WORDS
@@ -26,7 +25,7 @@ Keyword = Annotated[str, Field(min_length=1, max_length=80)]
 class TaskCreate(BaseModel):
     """A natural-language `request`, structured fields, or both."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
     request: str | None = Field(default=None, max_length=20_000, description="What to write, in words")
     content_type: ContentTypeName | None = None
@@ -46,7 +45,7 @@ class TaskCreate(BaseModel):
     @model_validator(mode="after")
     def _needs_something_to_write(self) -> TaskCreate:
         if not (self.request or self.topic):
-            raise ValueError("give a `request` (what to write, in words) or a `topic`")
+            raise ValueError("request: is empty; give a `request` (what to write, in words) or a `topic`")
         return self
 
     def platform_problem(self) -> str | None:
@@ -70,29 +69,15 @@ class TaskCreate(BaseModel):
 
 
 class Decision(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # Strict, like every body (app/http/app.py): a reviewer's "false" or 0 is refused with a
+    # 422 naming the field, never read as a boolean that might approve.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
     approved: bool
     feedback: str = Field(default="", max_length=5_000)
     publish: bool = Field(default=False, description="with an approval: publish the post this task makes")
     attempt: int | None = Field(default=None, ge=1, description="with an approval: which offered attempt ships "
                                                                 "(pending_approval.attempt or an alternative's)")
-
-    @field_validator("approved", "publish", mode="before")
-    @classmethod
-    def _json_boolean(cls, value: Any) -> Any:
-        # Litestar validates bodies in lax mode, where "false" and 0 pass as booleans: a
-        # reviewer's "false" must never approve.
-        if not isinstance(value, bool):
-            raise ValueError(f"must be a JSON boolean (true or false), got {json.dumps(value)[:40]}")
-        return value
-
-    @field_validator("attempt", mode="before")
-    @classmethod
-    def _attempt_number(cls, value: Any) -> Any:
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ValueError(f"must be an attempt number, got {json.dumps(value)[:40]}")
-        return value
 
     @model_validator(mode="after")
     def _publish_needs_approval(self) -> Decision:

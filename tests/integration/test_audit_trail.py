@@ -172,13 +172,13 @@ async def test_login_logout_and_failed_logins_are_recorded_and_no_password_is_st
 async def test_denied_and_invalid_mutations_are_recorded_with_their_status_and_reads_are_not(served: Served) -> None:
     assert (await served.client.post("/api/tasks", json=POST)).status_code == 401
     assert (await served.client.post("/api/tasks", json=POST, headers=bearer(VIEWER_ID, "viewer"))).status_code == 403
-    assert (await served.client.post("/api/tasks", json={"tone": "shouty"}, headers=admin_headers())).status_code == 400
+    assert (await served.client.post("/api/tasks", json={"tone": "shouty"}, headers=admin_headers())).status_code == 422
     assert (await served.client.get("/api/tasks", headers=admin_headers())).status_code == 200
 
     invalid, denied, anonymous = await audit_events(served, action="task.create")
     assert anonymous["status"] == 401 and anonymous["actor"] is None
     assert denied["status"] == 403 and denied["actor"]["name"] == "viewer"
-    assert invalid["status"] == 400 and invalid["actor"]["name"] == TEST_ADMIN_NAME
+    assert invalid["status"] == 422 and invalid["actor"]["name"] == TEST_ADMIN_NAME
     assert all(e["method"] != "GET" for e in await audit_events(served))
 
 

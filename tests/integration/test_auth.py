@@ -132,6 +132,26 @@ async def test_a_wrong_password_or_unknown_user_is_401_alike(api: httpx.AsyncCli
     assert response.headers["www-authenticate"].startswith("Bearer")
 
 
+@pytest.mark.parametrize(("kwargs", "status", "field", "message"), [
+    ({}, 400, "body", "is empty; send username and password as form fields or as a JSON object"),
+    ({"content": b"{", "headers": {"content-type": "application/json"}}, 400, "body",
+     "is not valid JSON: input data was truncated"),
+    ({"json": ["viewer", TEST_PASSWORD]}, 422, "body", "must be a JSON object with username and password, got a list"),
+    ({"json": {"password": TEST_PASSWORD}}, 422, "username", "is required"),
+    ({"data": {"username": "viewer"}}, 422, "password", "is required"),
+    ({"json": {"username": 7, "password": TEST_PASSWORD}}, 422, "username", "must be a non-empty string, got a number"),
+    ({"json": {"username": "viewer", "password": True}}, 422, "password", "must be a non-empty string, got a boolean"),
+    ({"data": {"username": "viewer", "password": ""}}, 422, "password", "must be a non-empty string, got an empty string"),
+])
+async def test_a_login_that_cannot_be_read_is_a_4xx_naming_the_field_not_a_401(
+        api: httpx.AsyncClient, kwargs: dict[str, Any], status: int, field: str, message: str) -> None:
+    response = await api.post("/api/auth/token", **kwargs)
+    assert response.status_code == status, response.text
+    assert response.json()["fields"] == [{"field": field, "message": message}]
+    # The value itself is never echoed: a password typed into the wrong field stays unseen.
+    assert TEST_PASSWORD not in response.text
+
+
 async def test_a_logged_out_token_is_refused_and_others_still_work(api: httpx.AsyncClient) -> None:
     first = (await login(api)).json()["access_token"]
     second = (await login(api)).json()["access_token"]

@@ -40,6 +40,10 @@ CASES: list[tuple[str, str, Any, str]] = [
     ("POST", "/threads", "{not json", "body"),
     # threads: search
     ("POST", "/threads/search", {"limit": "x"}, "limit"),
+    # Strict types: a number or a flag of another JSON type is refused, not coerced.
+    ("POST", "/threads/search", {"limit": "10"}, "limit"),
+    ("POST", "/threads/search", {"limit": True}, "limit"),
+    ("POST", "/threads/search", {"offset": 1.0}, "offset"),
     ("POST", "/threads/search", {"limit": None}, "limit"),
     ("POST", "/threads/search", {"limit": -1}, "limit"),
     ("POST", "/threads/search", {"offset": "x"}, "offset"),
@@ -124,6 +128,11 @@ CASES: list[tuple[str, str, Any, str]] = [
     ("POST", "/threads/{thread}/runs", {**RUN, "context": {"require_approval": "perhaps"}},
      "context.require_approval"),
     ("POST", "/threads/{thread}/runs", {**RUN, "context": {"temperature": 0.1}}, "context.temperature"),
+    ("POST", "/threads/{thread}/runs", {**RUN, "context": {"max_revisions": "1"}}, "context.max_revisions"),
+    ("POST", "/threads/{thread}/runs", {**RUN, "context": {"require_approval": 1}}, "context.require_approval"),
+    ("POST", "/threads/{thread}/runs", {**RUN, "config": {"configurable": {"quality_threshold": "80"}}},
+     "config.configurable.quality_threshold"),
+    ("POST", "/threads/{thread}/runs", {**RUN, "stream_subgraphs": 0}, "stream_subgraphs"),
     ("POST", "/threads/{thread}/runs", {**RUN, "metadata": [1]}, "metadata"),
     ("POST", "/threads/{thread}/runs", {**RUN, "interrupt_before": "draft"}, "interrupt_before"),
     ("POST", "/threads/{thread}/runs", {**RUN, "interrupt_before": [1]}, "interrupt_before"),
@@ -195,10 +204,25 @@ async def test_every_bad_langgraph_body_is_a_422_naming_the_field(
     assert len(CASES) >= 100
 
 
+@pytest.mark.parametrize(("body", "field", "message"), [
+    ({"context": {"max_revisions": "1"}}, "context.max_revisions", 'must be an integer between 0 and 10, got the string "1"'),
+    ({"context": {"require_approval": 1}}, "context.require_approval", "must be a JSON boolean (true or false), got 1"),
+    ({"config": {"recursion_limit": 0}}, "config.recursion_limit", "must be an integer between 1 and 10000, got 0"),
+    ({"multitask_strategy": "later"}, "multitask_strategy",
+     'must be one of reject, enqueue, interrupt, rollback, got the string "later"'),
+])
+async def test_a_run_field_of_the_wrong_type_or_out_of_bounds_is_a_422_naming_its_rule(
+    api: httpx.AsyncClient, thread: str, body: dict[str, Any], field: str, message: str  # noqa: F811
+) -> None:
+    response = await api.post(f"/threads/{thread}/runs", json={**RUN, **body})
+    assert response.status_code == 422, response.text
+    assert response.json()["fields"] == [{"field": field, "message": message}]
+
+
 async def test_studio_s_text_plain_and_empty_bodies_are_still_read(
     api: httpx.AsyncClient, thread: str  # noqa: F811
 ) -> None:
-    as_text = await api.post("/threads/search", content=json.dumps({"ids": [thread], "limit": "10"}),
+    as_text = await api.post("/threads/search", content=json.dumps({"ids": [thread], "limit": 10}),
                              headers={"Content-Type": "text/plain"})
     assert as_text.status_code == 200, as_text.text
     assert [t["thread_id"] for t in as_text.json()] == [thread]

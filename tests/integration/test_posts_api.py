@@ -214,19 +214,19 @@ def names_field(error: dict[str, Any], field: str) -> bool:
     return field in error["detail"] or field in {f["field"] for f in error.get("fields", [])}
 
 
-async def test_bad_post_input_gets_a_400_naming_the_field(api: PostsApi) -> None:
+async def test_bad_post_input_gets_a_422_naming_the_field(api: PostsApi) -> None:
     for body, field in BAD_CREATES:
         response = await api.client.post("/api/posts", json=body, headers=api.editor)
-        assert response.status_code == 400, (body, response.text)
+        assert response.status_code == 422, (body, response.text)
         assert names_field(response.json(), field), (body, response.text)
     assert (await api.client.get("/api/posts", headers=api.viewer)).json()["items"] == []
 
 
-async def test_bad_patches_get_a_400_naming_the_field(api: PostsApi) -> None:
+async def test_bad_patches_get_a_422_naming_the_field(api: PostsApi) -> None:
     created = await api.create(title="Target")
     for body, field in BAD_PATCHES:
         response = await api.client.patch(f"/api/posts/{created['id']}", json=body, headers=api.editor)
-        assert response.status_code == 400, (body, response.text)
+        assert response.status_code == 422, (body, response.text)
         assert names_field(response.json(), field), (body, response.text)
     unchanged = (await api.client.get(f"/api/posts/{created['id']}", headers=api.viewer)).json()
     assert unchanged == created

@@ -112,9 +112,9 @@ async def test_put_rejects_a_bad_value_with_422_naming_the_key_and_bound(
     assert (await history(service.client, key))["items"] == []
 
 
-async def test_put_without_a_value_is_400(service: Service) -> None:
+async def test_put_without_a_value_is_422(service: Service) -> None:
     response = await service.client.put("/api/settings/quality_threshold", json={"threshold": 80})
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert "value" in response.json()["detail"]
 
 
@@ -218,7 +218,8 @@ async def test_rollback_to_an_entry_of_another_key_is_404(service: Service) -> N
     beyond = await service.client.post("/api/settings/quality_threshold/rollback", json={"to": 2**70})
     assert beyond.status_code == 404
     bad = await service.client.post("/api/settings/quality_threshold/rollback", json={"to": "latest"})
-    assert bad.status_code == 400
+    assert bad.status_code == 422
+    assert bad.json()["fields"] == [{"field": "to", "message": 'must be an integer of at least 1, got the string "latest"'}]
 
 
 async def test_reset_returns_to_the_default_and_is_recorded(service: Service) -> None:

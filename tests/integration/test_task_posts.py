@@ -102,11 +102,12 @@ async def test_approving_without_publish_leaves_the_post_a_draft(served: Served)
     assert post["status"] == "draft"
 
 
-async def test_publish_with_a_rejection_is_a_400_naming_publish(served: Served) -> None:
+async def test_publish_with_a_rejection_is_a_422_naming_publish(served: Served) -> None:
     api = served.api
     task_id = (await api.post("/api/tasks", json={**POST, "require_approval": True})).json()["id"]
     await wait_for_status(api, task_id, "awaiting_approval")
     response = await api.post(f"/api/tasks/{task_id}/approve", json={"approved": False, "publish": True})
-    assert response.status_code == 400, response.text
-    assert "publish" in response.json()["detail"]
+    assert response.status_code == 422, response.text
+    assert response.json()["fields"] == [{"field": "publish",
+                                          "message": "a rejected draft cannot be published; send approved: true"}]
     assert (await api.get(f"/api/tasks/{task_id}")).json()["status"] == "awaiting_approval"
