@@ -190,6 +190,10 @@ async def run_command(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     service = ServiceSettings.from_env()
     async with open_graph_runtime(args.database_url) as runtime:
+        # Refused before anything is recorded, rather than failing mid-run with the provider's error.
+        if args.request and (too_long := (await runtime.deps.models.request_limit()).problem(args.request)):
+            sys.stderr.write(f"draftloop: the request {too_long}\n")
+            return EXIT_USAGE
         graph_input, problem = await choose_input(args, runtime, config)
         if problem:
             sys.stderr.write(f"draftloop: {problem}\n")

@@ -23,7 +23,7 @@ from app.settings import ServiceSettings
 from app.settings_registry import EnvConfig, Resolved, resolve
 from graph.context import Dependencies, DraftloopContext
 from storage.settings_store import SettingsRepository
-from tools.llm import ModelProvider
+from tools.llm import ModelProvider, RequestLimit
 
 log = logging.getLogger("draftloop.settings")
 
@@ -97,6 +97,11 @@ class RunSettings:
         if context.require_approval is None and values["require_approval"]:
             changes["require_approval"] = True
         return replace(context, **changes) if changes else context
+
+    async def request_limit(self) -> RequestLimit:
+        """How long a request new runs can take: the context of the model they will use."""
+        values = await self.values()
+        return await self.provider_for(values["model_provider"], values["model_name"]).request_limit()
 
     def provider_for(self, provider: str, model: str) -> ModelProvider:
         """The environment's provider when the registry selects what it serves, else one built

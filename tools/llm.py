@@ -52,6 +52,17 @@ PROVIDERS = ("auto", "ollama", "openai", "embedded")
 # 1 turns the penalty off; far above 2 the model can no longer repeat "the" or a key term.
 REPEAT_PENALTY_RANGE = (1.0, 2.0)
 LOCAL_API_KEY = "not-needed"
+# A request's text goes into prompts together with instructions, numbered research sources, the
+# critique's findings and room for the answer; this much of the model's context is kept for them.
+PROMPT_RESERVE_TOKENS = 2048
+# English prose runs about 4 characters to a token; 3 leaves room for code, numbers and other
+# scripts, which take more tokens per character.
+CHARS_PER_TOKEN = 3
+# However small a context is configured, requests of this length are always taken: a few
+# paragraphs are what people write, and a model that cannot take them is misconfigured.
+MIN_REQUEST_CHARS = 3000
+DEFAULT_MODEL_CONTEXT_TOKENS = 4096
+DEFAULT_EMBEDDED_CTX = 4096
 
 
 class ModelProviderError(RuntimeError):
@@ -80,6 +91,26 @@ class EmbeddedModelMissingError(ModelProviderError):
 
 class EmbeddedStartError(ModelProviderError):
     pass
+
+
+@dataclass(frozen=True)
+class RequestLimit:
+    """How long a request may be for the model that will run it, and why."""
+
+    context_tokens: int
+    # The variable that sets the context: EMBEDDED_CTX or MODEL_CONTEXT_TOKENS.
+    setting: str
+
+    @property
+    def max_chars(self) -> int:
+        return max(MIN_REQUEST_CHARS, (self.context_tokens - PROMPT_RESERVE_TOKENS) * CHARS_PER_TOKEN)
+
+    def problem(self, text: str) -> str | None:
+        """None when ``text`` fits, else why not, naming the limit (to follow a field's name)."""
+        if len(text) <= self.max_chars:
+            return None
+        return (f"is {len(text):,} characters; at most {self.max_chars:,} fit the model's context "
+                f"({self.setting}={self.context_tokens} tokens)")
 
 
 class ModelCallError(RuntimeError):
@@ -158,6 +189,13 @@ def _env_int(env: Mapping[str, str], name: str, default: int | None) -> int | No
         raise ProviderConfigError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _env_positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _env_int(env, name, default)
+    if value is None or value <= 0:
+        raise ProviderConfigError(f"{name} must be a positive integer, got {env.get(name, '').strip()!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class LLMSettings:
     provider: str = "auto"
@@ -171,8 +209,10 @@ class LLMSettings:
     ollama_probe_timeout: float = 1.0
     temperature: float = 0.7
     max_tokens: int | None = None
+    # The context window the ollama or openai server gives the model; requests are bounded by it.
+    model_context_tokens: int = DEFAULT_MODEL_CONTEXT_TOKENS
     embedded_model_path: Path | None = field(default_factory=default_model_path)
-    embedded_ctx: int = 4096
+    embedded_ctx: int = DEFAULT_EMBEDDED_CTX
     embedded_threads: int = 1
     embedded_repeat_penalty: float = DEFAULT_REPEAT_PENALTY
 
@@ -207,8 +247,9 @@ class LLMSettings:
             ollama_probe_timeout=_env_float(env, "OLLAMA_PROBE_TIMEOUT", 1.0),
             temperature=_env_float(env, "LLM_TEMPERATURE", 0.7),
             max_tokens=_env_int(env, "LLM_MAX_TOKENS", None),
+            model_context_tokens=_env_positive_int(env, "MODEL_CONTEXT_TOKENS", DEFAULT_MODEL_CONTEXT_TOKENS),
             embedded_model_path=Path(model_path) if model_path else default_model_path(),
-            embedded_ctx=_env_int(env, "EMBEDDED_CTX", 4096) or 4096,
+            embedded_ctx=_env_positive_int(env, "EMBEDDED_CTX", DEFAULT_EMBEDDED_CTX),
             embedded_threads=_env_int(env, "EMBEDDED_THREADS", 1) or 1,
             embedded_repeat_penalty=_env_float(env, "EMBEDDED_REPEAT_PENALTY", DEFAULT_REPEAT_PENALTY),
         )
@@ -635,6 +676,13 @@ class ModelProvider:
             raise EmbeddedStartError(str(exc)) from exc
         self._embedded = server
         return base_url
+
+    async def request_limit(self) -> RequestLimit:
+        """The longest request the model that serves runs can take (resolving the provider,
+        which for ``auto`` probes Ollama once)."""
+        if await self.resolve() == "embedded":
+            return RequestLimit(self.settings.embedded_ctx, "EMBEDDED_CTX")
+        return RequestLimit(self.settings.model_context_tokens, "MODEL_CONTEXT_TOKENS")
 
     async def describe(self, *, refresh: bool = False) -> ProviderInfo:
         """The resolved provider and whether it can serve; never raises for a down server.

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from langchain_core.messages import HumanMessage, convert_to_messages
 from langgraph.graph import END as GRAPH_END
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
@@ -38,6 +39,7 @@ from app.http.threads import thread_config, thread_or_404
 from app.runs import API_STREAM_MODES, DEFAULT_STREAM_MODES, END, RUN_STATUS, jsonable
 from app.settings import ServiceSettings
 from graph.nodes.approval import InvalidDecision, parse_decision
+from graph.nodes.route_intent import message_text
 from storage.models import Task, TaskStatus
 from storage.repositories import TaskRepository, ThreadRepository
 
@@ -143,6 +145,35 @@ async def check_resume(runtime: GraphRuntime, thread_id: str, resume: Any) -> No
             raise unprocessable(field, exc.message) from exc
 
 
+def human_texts(run_input: Any) -> list[tuple[str, str]]:
+    """(field, text) of each human message in a run's input, in the shapes the graph accepts
+    (role/content pairs, LangChain message dicts); other shapes are the graph's to refuse."""
+    messages = run_input.get("messages") if isinstance(run_input, Mapping) else None
+    if not isinstance(messages, list):
+        return []
+    found = []
+    for index, raw in enumerate(messages):
+        try:
+            message = convert_to_messages([raw])[0]
+        except (ValueError, TypeError, KeyError, NotImplementedError):
+            continue
+        if isinstance(message, HumanMessage):
+            found.append((f"input.messages.{index}.content", message_text(message)))
+    return found
+
+
+async def check_request_length(executor: Executor, run_input: Any) -> None:
+    """A human message longer than the model's context takes is a 422 naming it, now, instead
+    of a run that fails later with the provider's error."""
+    texts = human_texts(run_input)
+    if not texts:
+        return
+    limit = await executor.run_settings.request_limit()
+    for field, text in texts:
+        if problem := limit.problem(text):
+            raise unprocessable(field, problem)
+
+
 async def _create(
     request: Request[Any, Any, Any], thread_id: str, body: RunCreate, sessions: async_sessionmaker[AsyncSession],
     executor: Executor, runtime: GraphRuntime, *, stateless: bool = False,
@@ -150,6 +181,8 @@ async def _create(
     run = parse_run(body, set(runtime.graph.nodes), stateless=stateless)
     if run["command"] and "resume" in run["command"] and not stateless:
         await check_resume(runtime, thread_id, run["command"]["resume"])
+    if not stateless:  # the stateless routes checked before making their temporary thread
+        await check_request_length(executor, run["input"])
     async with sessions.begin() as session:
         threads = ThreadRepository(session)
         if await threads.get(thread_id) is None:
@@ -326,6 +359,7 @@ class RunController(Controller):
         body = _run_request(data)
         # Refused before the temporary thread exists, so a bad request leaves none behind.
         parse_run(body, set(runtime.graph.nodes), stateless=True)
+        await check_request_length(executor, body.input)
         thread_id = await _temporary_thread(sessions)
         run = await _create(request, thread_id, body, sessions, executor, runtime, stateless=True)
 
@@ -346,6 +380,7 @@ class RunController(Controller):
                              data: JSONBody[RunCreate | None] = None) -> Response[dict[str, Any]]:
         body = _run_request(data)
         parse_run(body, set(runtime.graph.nodes), stateless=True)
+        await check_request_length(executor, body.input)
         thread_id = await _temporary_thread(sessions)
         run = await _create(request, thread_id, body, sessions, executor, runtime, stateless=True)
         result = await _wait_result(run, bus, sessions, runtime)

@@ -53,6 +53,9 @@ class TaskController(Controller):
         if problem := data.platform_problem():
             raise ValidationException(detail=f"platform: {problem}", status_code=422,
                                       extra=[{"key": "platform", "message": problem}])
+        # Refused now rather than failing a minute later with the provider's own error.
+        if data.request and (problem := (await executor.run_settings.request_limit()).problem(data.request)):
+            raise unprocessable("request", problem)
         # The row and its `queued` event commit together, so a worker cannot run it before then.
         task = await executor.enqueue(data.request_text(), data.params())
         audit_change(request, resource_id=task.id,

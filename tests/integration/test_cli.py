@@ -482,6 +482,21 @@ async def test_each_cli_turn_gets_its_own_task_row_dated_when_it_started(
     assert first.lease_owner is None and second.lease_owner is None
 
 
+async def test_a_request_too_long_for_the_model_exits_2_naming_the_limit_and_records_nothing(
+    cli: Cli, graph_fakes: GraphFakes, database_url: str
+) -> None:
+    # (3072 - 2048 tokens kept for the prompts) * 3 characters a token: 3,072 characters.
+    cli.env["MODEL_CONTEXT_TOKENS"] = "3072"
+    thread_id = str(uuid.uuid4())
+    result = await cli.run("--thread", thread_id, "x" * 3073)
+
+    assert result.returncode == 2, result.describe()
+    assert result.stderr == ("draftloop: the request is 3,073 characters; at most 3,072 fit the model's context "
+                             "(MODEL_CONTEXT_TOKENS=3072 tokens)\n")
+    assert await thread_rows(database_url, thread_id) == []
+    assert graph_fakes.ollama.chat_requests == []
+
+
 async def test_run_without_request_or_thread_exits_2_with_usage(sqlite_cli: Cli) -> None:
     result = await sqlite_cli.run()
 

@@ -27,6 +27,7 @@ from tools.llm import (
     OllamaModelNotFoundError,
     OllamaUnreachableError,
     ProviderConfigError,
+    RequestLimit,
     UnknownProviderError,
     ollama_unreachable_message,
     structured,
@@ -91,6 +92,44 @@ def test_non_numeric_timeout_is_rejected_naming_the_variable() -> None:
 def test_repeat_penalty_outside_its_bounds_is_rejected_naming_the_variable(raw: str) -> None:
     with pytest.raises(ProviderConfigError, match="EMBEDDED_REPEAT_PENALTY must be"):
         LLMSettings.from_env({"EMBEDDED_REPEAT_PENALTY": raw})
+
+
+# --- request limit ----------------------------------------------------------------------------
+
+
+def test_context_sizes_default_to_4096_tokens_and_read_their_variables() -> None:
+    assert LLMSettings.from_env({}).model_context_tokens == 4096
+    assert LLMSettings.from_env({}).embedded_ctx == 4096
+    settings = LLMSettings.from_env({"MODEL_CONTEXT_TOKENS": "32768", "EMBEDDED_CTX": "2048"})
+    assert (settings.model_context_tokens, settings.embedded_ctx) == (32768, 2048)
+
+
+@pytest.mark.parametrize(("name", "raw"), [("MODEL_CONTEXT_TOKENS", "0"), ("MODEL_CONTEXT_TOKENS", "big"),
+                                           ("EMBEDDED_CTX", "-1")])
+def test_a_context_size_that_is_not_a_positive_integer_is_rejected_naming_the_variable(name: str, raw: str) -> None:
+    with pytest.raises(ProviderConfigError, match=name):
+        LLMSettings.from_env({name: raw})
+
+
+@pytest.mark.parametrize(("tokens", "chars"), [(4096, 6144), (32768, 92160), (3072, 3072), (2048, 3000), (512, 3000)])
+def test_the_request_limit_is_three_characters_per_token_left_after_the_prompts_reserve(tokens: int, chars: int) -> None:
+    assert RequestLimit(tokens, "MODEL_CONTEXT_TOKENS").max_chars == chars
+
+
+def test_a_request_over_the_limit_is_told_its_length_the_limit_and_the_setting_behind_it() -> None:
+    limit = RequestLimit(3072, "EMBEDDED_CTX")
+    assert limit.problem("x" * 3072) is None
+    assert limit.problem("x" * 3073) == ("is 3,073 characters; at most 3,072 fit the model's context "
+                                         "(EMBEDDED_CTX=3072 tokens)")
+
+
+async def test_the_request_limit_follows_the_provider_that_serves_runs(fake_ollama: FakeOllama, free_port: int) -> None:
+    async with ModelProvider(ollama_settings(fake_ollama.base_url, model_context_tokens=8192)) as provider:
+        assert await provider.request_limit() == RequestLimit(8192, "MODEL_CONTEXT_TOKENS")
+    # auto without an answering Ollama runs on the embedded model, whose context is EMBEDDED_CTX.
+    settings = LLMSettings(ollama_base_url=f"http://127.0.0.1:{free_port}", embedded_ctx=2048)
+    async with ModelProvider(settings) as provider:
+        assert await provider.request_limit() == RequestLimit(2048, "EMBEDDED_CTX")
 
 
 # --- ollama -----------------------------------------------------------------------------------
