@@ -74,17 +74,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.command == "eval" and args.limit is not None and args.limit < 1:
         parser.error("--limit must be at least 1")
-    if args.command == "run" and not args.request and not args.thread:
-        parser.error("give a request, or --thread ID to resume a thread")
-    # Only `run` has these options: `serve` must not trip over them.
-    deciding = args.command == "run" and (args.approve or args.reject is not None)
-    if deciding and not args.thread:
-        parser.error("--approve/--reject need --thread ID")
-    if deciding and args.request:
-        parser.error("--approve/--reject take no request")
-    if args.command == "run" and args.attempt is not None and not args.approve:
-        parser.error("--attempt goes with --approve")
+    if args.command == "run":
+        check_run_args(run, args)
     return args
+
+
+def check_run_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Usage errors of `run`, each naming the flag the user typed."""
+    decision = "--approve" if args.approve else "--reject" if args.reject is not None else None
+    if decision and not args.thread:
+        parser.error(f"{decision} needs --thread ID (the thread that waits for approval)")
+    if decision and args.request is not None:
+        parser.error(f"{decision} takes no request")
+    if args.request is not None and not args.request.strip():
+        parser.error("the request is empty: say what to write, or give only --thread ID to resume a thread")
+    if not args.request and not args.thread:
+        parser.error("give a request, or --thread ID to resume a thread")
+    if args.attempt is not None and not args.approve:
+        parser.error("--attempt goes with --approve")
+
+
+def database_source(args: argparse.Namespace) -> str:
+    """Where a command's database URL comes from, for its messages: the flag or the variable."""
+    return "--database-url" if args.database_url else "DATABASE_URL"
 
 
 def main(argv: list[str] | None = None) -> int:

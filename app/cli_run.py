@@ -15,13 +15,14 @@ from langchain_core.messages import AIMessageChunk, HumanMessage
 from langgraph.types import Command
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from app.graph_runtime import GraphRuntime, open_graph_runtime
+from app.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, database_source
 from app.cli_task import CliTaskRow, ThreadHeld
+from app.graph_runtime import GraphRuntime, open_graph_runtime
 from app.settings import ServiceSettings, load_dotenv
 from graph.nodes.finalize import usage_totals
-from storage.models import TaskStatus
 from graph.state import NEW_TURN
+from storage.engine import normalize_database_url
+from storage.models import TaskStatus
 from tools.llm import ModelCallError, ModelProviderError
 
 
@@ -189,7 +190,8 @@ async def run_command(args: argparse.Namespace) -> int:
     config: dict[str, Any] = {"configurable": {"thread_id": thread_id}}
     started = time.perf_counter()
     service = ServiceSettings.from_env()
-    async with open_graph_runtime(args.database_url) as runtime:
+    database_url = normalize_database_url(args.database_url, "--database-url") if args.database_url else None
+    async with open_graph_runtime(database_url) as runtime:
         # Refused before anything is recorded, rather than failing mid-run with the provider's error.
         if args.request and (too_long := (await runtime.deps.models.request_limit()).problem(args.request)):
             sys.stderr.write(f"draftloop: the request {too_long}\n")
@@ -242,7 +244,7 @@ def main(args: argparse.Namespace) -> int:
             sys.stderr.write("draftloop: finished steps are checkpointed; run again with --thread to resume\n")
         return EXIT_FAILED
     except SQLAlchemyError as exc:
-        sys.stderr.write(f"draftloop: database error ({type(exc).__name__}): check DATABASE_URL\n")
+        sys.stderr.write(f"draftloop: database error ({type(exc).__name__}): check {database_source(args)}\n")
         return EXIT_FAILED
     except ValueError as exc:
         # Settings read from the environment raise ValueError naming the variable.

@@ -9,7 +9,7 @@ import sys
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from app.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, database_source
 from app.security import MIN_PASSWORD_LENGTH, hash_password
 from app.settings import load_dotenv
 from storage.engine import adatabase_url_from_env, create_engine, normalize_database_url, session_factory
@@ -17,18 +17,30 @@ from storage.migrate import upgrade_database
 from storage.repositories import UserExists, UserRepository
 
 
+NO_TERMINAL = ("there is no terminal to ask for the password on: pass it on stdin with --password-stdin, "
+               "e.g. printf '%s\\n' \"$PASSWORD\" | draftloop create-user NAME --password-stdin")
+
+
 def read_password(from_stdin: bool) -> str:
     """The new password: stdin's first line for scripts, else a hidden prompt asked twice."""
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    password = getpass.getpass("Password: ")
-    if getpass.getpass("Repeat password: ") != password:
+    # getpass would fall back to reading stdin with a warning, then fail on its end.
+    if not sys.stdin.isatty():
+        raise ValueError(NO_TERMINAL)
+    try:
+        password = getpass.getpass("Password: ")
+        repeated = getpass.getpass("Repeat password: ")
+    except EOFError:
+        raise ValueError("no password given") from None
+    if repeated != password:
         raise ValueError("the passwords differ")
     return password
 
 
 async def create_user_command(args: argparse.Namespace, password: str) -> int:
-    url = normalize_database_url(args.database_url) if args.database_url else await adatabase_url_from_env()
+    url = (normalize_database_url(args.database_url, "--database-url") if args.database_url
+           else await adatabase_url_from_env())
     await upgrade_database(url)
     engine = create_engine(url)
     try:
@@ -52,6 +64,9 @@ def main(args: argparse.Namespace) -> int:
     except (ValueError, UserExists) as exc:
         sys.stderr.write(f"draftloop: {exc}\n")
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        sys.stderr.write("draftloop: interrupted; no user was created\n")
+        return 130
     except SQLAlchemyError as exc:
-        sys.stderr.write(f"draftloop: database error ({type(exc).__name__}): check DATABASE_URL\n")
+        sys.stderr.write(f"draftloop: database error ({type(exc).__name__}): check {database_source(args)}\n")
         return EXIT_FAILED

@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -28,6 +29,7 @@ POSTGRES_POOL_OVERFLOW = 0
 AUTOCOMMIT_POOL_SIZE = 5
 AUTOCOMMIT_POOL_OVERFLOW = 0
 
+_EXAMPLE_URLS = "postgresql+asyncpg://user:password@host:5432/draftloop or sqlite:///path/to/draftloop.db"
 _POSTGRES_ALIASES = ("postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg", "postgresql+psycopg2")
 
 
@@ -50,15 +52,21 @@ async def adatabase_url_from_env() -> str:
     return await asyncio.to_thread(database_url_from_env)
 
 
-def normalize_database_url(url: str) -> str:
-    """Map the spellings people put in DATABASE_URL onto the async drivers we ship."""
-    parsed = make_url(url)
+def normalize_database_url(url: str, source: str = "DATABASE_URL") -> str:
+    """Map the spellings people put in DATABASE_URL onto the async drivers we ship. A URL that
+    cannot be used is a ValueError naming ``source``, where the value came from (the variable,
+    or a command's --database-url), and never echoing the value: it may hold a password."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ValueError(f"{source} is not a database URL; use e.g. {_EXAMPLE_URLS}") from None
     if parsed.drivername in _POSTGRES_ALIASES:
         parsed = parsed.set(drivername="postgresql+asyncpg")
     elif parsed.drivername in ("sqlite", "sqlite+pysqlite"):
         parsed = parsed.set(drivername="sqlite+aiosqlite")
     elif parsed.drivername not in ("sqlite+aiosqlite",):
-        raise ValueError(f"unsupported database driver {parsed.drivername!r}; use SQLite or PostgreSQL")
+        raise ValueError(f"{source} names an unsupported database driver {parsed.drivername!r}; "
+                         f"use SQLite or PostgreSQL, e.g. {_EXAMPLE_URLS}")
     return parsed.render_as_string(hide_password=False)
 
 

@@ -125,8 +125,8 @@ async def allow_private_network(message: Message, scope: Scope) -> None:
 
 
 FIRST_RUN_HINT = ("no users yet: every API route needs a token. Create an admin with "
-                  "`draftloop create-user admin --role admin` (it prompts for the password), "
-                  "then log in with POST /api/auth/token")
+                  "`draftloop create-user admin --role admin` (it prompts for the password; in a script "
+                  "add --password-stdin and pipe it in), then log in with POST /api/auth/token")
 
 
 def resolve_secret(settings: ServiceSettings) -> ServiceSettings:

@@ -8,6 +8,7 @@ import asyncio
 import base64
 import json
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -298,6 +299,30 @@ async def test_create_user_with_password_stdin_then_that_user_logs_in(app_settin
         token = response.json()["access_token"]
         created = await client.post("/api/tasks", json=POST, headers={"Authorization": f"Bearer {token}"})
         assert created.status_code == 202, created.text
+
+
+async def test_create_user_without_a_terminal_or_password_stdin_says_to_use_password_stdin(tmp_path: Path) -> None:
+    # stdin is a pipe here, as in a script or CI: there is nobody to prompt.
+    env = {**os.environ, "DRAFTLOOP_DATA_DIR": str(tmp_path)}
+    env.pop("DATABASE_URL", None)
+    code, output = await run_cli("create-user", "admin", "--role", "admin", stdin="", env=env)
+    assert code == 2, output
+    assert output == ("draftloop: there is no terminal to ask for the password on: pass it on stdin with "
+                      "--password-stdin, e.g. printf '%s\\n' \"$PASSWORD\" | draftloop create-user NAME "
+                      "--password-stdin\n")
+    assert not await asyncio.to_thread((tmp_path / "draftloop.db").exists)
+
+
+@pytest.mark.parametrize("source", ["--database-url", "DATABASE_URL"])
+async def test_create_user_with_an_unusable_database_url_names_where_it_came_from(tmp_path: Path, source: str) -> None:
+    env = {**os.environ, "DRAFTLOOP_DATA_DIR": str(tmp_path), "DATABASE_URL": "nonsense"}
+    flag = ["--database-url", "postgres//user:s3cret@db"] if source == "--database-url" else []
+    code, output = await run_cli("create-user", "alice", "--password-stdin", *flag, stdin="s3cret-enough-pw\n",
+                                 env=env)
+    assert code == 2, output
+    assert output.startswith(f"draftloop: {source} is not a database URL; use e.g. postgresql+asyncpg://"), output
+    # The value is not echoed: a URL carries its password.
+    assert "s3cret" not in output and "Traceback" not in output
 
 
 # start-up ----------------------------------------------------------------------------------------

@@ -497,6 +497,37 @@ async def test_a_request_too_long_for_the_model_exits_2_naming_the_limit_and_rec
     assert graph_fakes.ollama.chat_requests == []
 
 
+@pytest.mark.parametrize("decision", [("--approve",), ("--reject", "add a section on uv")])
+async def test_approve_or_reject_without_a_thread_exits_2_naming_the_flag_used(
+    sqlite_cli: Cli, decision: tuple[str, ...]
+) -> None:
+    result = await sqlite_cli.run(*decision)
+
+    assert result.returncode == 2, result.describe()
+    assert result.stderr.startswith("usage: draftloop run"), result.describe()
+    assert f"draftloop run: error: {decision[0]} needs --thread ID" in result.stderr
+
+
+@pytest.mark.parametrize("thread", [(), ("--thread", "my-post")])
+async def test_a_blank_request_exits_2_saying_it_is_empty_and_records_nothing(
+    sqlite_cli: Cli, tmp_path: Path, thread: tuple[str, ...]
+) -> None:
+    result = await sqlite_cli.run(*thread, "   ")
+
+    assert result.returncode == 2, result.describe()
+    assert "draftloop run: error: the request is empty" in result.stderr
+    assert result.stdout == ""
+    assert not await asyncio.to_thread((tmp_path / "draftloop.db").exists)
+
+
+async def test_an_unusable_database_url_flag_is_named_not_database_url(sqlite_cli: Cli) -> None:
+    result = await sqlite_cli.run("--database-url", "nonsense", REQUEST)
+
+    assert result.returncode == 2, result.describe()
+    assert result.stderr.startswith("draftloop: --database-url is not a database URL; use e.g. "), result.describe()
+    assert "DATABASE_URL" not in result.stderr.replace("--database-url", "")
+
+
 async def test_run_without_request_or_thread_exits_2_with_usage(sqlite_cli: Cli) -> None:
     result = await sqlite_cli.run()
 
