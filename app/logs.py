@@ -13,7 +13,10 @@ current_task_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("cu
 
 class TaskIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.task_id = current_task_id.get()
+        # A record may name its task itself (extra={"task_id": ...}): one logged outside the
+        # run's own context, such as the run log's lines, written from the event writer.
+        if getattr(record, "task_id", None) is None:
+            record.task_id = current_task_id.get()
         return True
 
 

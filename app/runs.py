@@ -22,6 +22,7 @@ from langgraph.types import Command, Interrupt, Send
 from pydantic import BaseModel
 
 from app.events import EventBus
+from app.run_log import log_node
 from graph.context import Dependencies, DraftloopContext
 from storage.models import Task, TaskStatus
 
@@ -134,6 +135,8 @@ class ApiRunPublisher:
         if mode == "tasks":
             if "input" in chunk:
                 self.current_node = chunk["name"]
+                # A run's node changes are not events unless its client asked for them.
+                log_node(self.run_id, chunk["name"])
             elif chunk.get("error") is not None:
                 self.failed_node = chunk["name"]
         elif mode == "updates":
