@@ -14,7 +14,6 @@ from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
 from litestar.plugins.pydantic import PydanticPlugin
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -35,6 +34,7 @@ from app.http.errors import EXCEPTION_HANDLERS
 from app.http.input_guard import reject_unsafe_input
 from app.http.ops import OpsController
 from app.http.posts import PostController
+from app.http.schema_docs import openapi_config, schema_assets_router
 from app.http.runs import RunController
 from app.http.settings import SettingsController
 from app.http.tasks import TaskController
@@ -172,7 +172,7 @@ def create_app(settings: ServiceSettings | None = None) -> Litestar:
 
     return Litestar(
         route_handlers=[AuthController, TaskController, OpsController, InfoController, AssistantController, ThreadController,
-                        RunController, AuditController, SettingsController, PostController],
+                        RunController, AuditController, SettingsController, PostController, schema_assets_router()],
         lifespan=[lifespan],
         dependencies={
             "runtime": _state("runtime"),
@@ -208,7 +208,7 @@ def create_app(settings: ServiceSettings | None = None) -> Litestar:
             allow_credentials=True,
             max_age=600,
         ),
-        openapi_config=OpenAPIConfig(title="Draftloop", version="0.1.0", path="/schema"),
+        openapi_config=openapi_config(),
         request_max_body_size=1_048_576,
         debug=False,
         # Logging is configured once by the CLI (text or JSON, with task ids); Litestar's default

@@ -295,16 +295,20 @@ def security_headers(settings: ServiceSettings) -> Any:
               (b"referrer-policy", b"no-referrer")]
     if settings.hsts_seconds:
         common.append((b"strict-transport-security", f"max-age={settings.hsts_seconds}; includeSubDomains".encode()))
-    # JSON and SSE need no script, style or frame; the schema docs pages load their UI from a CDN.
+    # JSON and SSE need no script, style or frame. The schema docs pages run Swagger UI from this
+    # origin only (app/http/schema_docs.py): its page starts it with an inline script, and it
+    # draws with inline styles and data: images.
     api_csp = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+    docs_csp = (b"content-security-policy",
+                b"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+                b"img-src 'self' data:; frame-ancestors 'none'")
 
     async def hook(message: Message, scope: Scope) -> None:
         if message["type"] != "http.response.start":
             return
         headers = [*message.get("headers", []), *common]
         path = scope.get("path", "")
-        if not (path == SCHEMA_PATH or path.startswith(SCHEMA_PATH + "/")):
-            headers.append(api_csp)
+        headers.append(docs_csp if path == SCHEMA_PATH or path.startswith(SCHEMA_PATH + "/") else api_csp)
         message["headers"] = headers
 
     return hook
