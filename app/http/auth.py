@@ -209,7 +209,7 @@ def _json_kind(value: Any) -> str:
     if isinstance(value, (int, float)):
         return "a number"
     if isinstance(value, str):
-        return "an empty string"
+        return "a string" if value else "an empty string"
     return "a list" if isinstance(value, list) else "an object"
 
 

@@ -186,14 +186,15 @@ def _bounds(node: Mapping[str, Any]) -> str:
         return f" between {_number(low)} and {_number(high)}"
     parts = []
     if low is not None:
-        parts.append(f"of at least {_number(low)}")
+        parts.append(f"at least {_number(low)}")
     if node.get("exclusiveMinimum") is not None:
         parts.append(f"greater than {_number(node['exclusiveMinimum'])}")
     if high is not None:
-        parts.append(f"of at most {_number(high)}")
+        parts.append(f"at most {_number(high)}")
     if node.get("exclusiveMaximum") is not None:
         parts.append(f"less than {_number(node['exclusiveMaximum'])}")
-    return (" " + " and ".join(parts)) if parts else ""
+    phrase = " and ".join(parts)
+    return f" of {phrase}" if phrase.startswith("at ") else f" {phrase}" if phrase else ""
 
 
 def _length(node: Mapping[str, Any], unit: str, *, low: str = "minLength", high: str = "maxLength") -> str:

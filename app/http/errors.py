@@ -12,8 +12,10 @@ import logging
 from typing import Any
 
 from litestar import Request, Response
+# Private, but the one carrier of a body model's pydantic errors whole (type, input, bounds):
+# the ValidationException Litestar raises keeps only their messages.
 from litestar._signature.types import ExtendedMsgSpecValidationError
-from litestar.exceptions import ClientException, HTTPException, SerializationException, ValidationException
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from sqlalchemy.exc import OperationalError
 
@@ -56,7 +58,7 @@ def not_json_message(exc: SerializationException) -> str:
     return f"is not valid JSON: {reason[:1].lower()}{reason[1:]}"
 
 
-def validation_error_body(request: Request[Any, Any, Any], exc: ClientException) -> tuple[int, list[dict[str, str]]]:
+def validation_error_body(request: Request[Any, Any, Any], exc: HTTPException) -> tuple[int, list[dict[str, str]]]:
     """The status and the fields of a refused request: a body that cannot be read is a 400 on
     ``body``; a JSON body that breaks its model's rules a 422 naming each field and its rule;
     anything else (query parameters, a handler's own refusal) as raised."""
@@ -75,7 +77,7 @@ def validation_error_body(request: Request[Any, Any, Any], exc: ClientException)
     return exc.status_code, fields
 
 
-def validation_response(request: Request[Any, Any, Any], exc: ClientException,
+def validation_response(request: Request[Any, Any, Any], exc: HTTPException,
                         status: int | None = None) -> Response[dict[str, Any]]:
     """The error response of a refused request; ``status`` overrides the one it would get."""
     own_status, fields = validation_error_body(request, exc)
@@ -87,7 +89,7 @@ def validation_response(request: Request[Any, Any, Any], exc: ClientException,
 def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     status = exc.status_code
     if isinstance(exc, ValidationException) or isinstance(exc.__cause__, SerializationException):
-        return validation_response(request, exc)  # type: ignore[arg-type]
+        return validation_response(request, exc)
     return Response(error_body(status, str(exc.detail)), status_code=status, headers=exc.headers)
 
 
