@@ -25,6 +25,7 @@ from app.logs import configure_logging
 from app.run_services import RunServices, open_run_services
 from app.settings import ServiceSettings, load_dotenv
 from app.supervisor import SUPERVISOR_PID_ENV, WAKE_PIPE_ENV
+from storage.engine import normalize_database_url
 
 log = logging.getLogger("draftloop")
 
@@ -54,6 +55,13 @@ class DraftloopServer(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
+def check_database_url(settings: ServiceSettings) -> None:
+    """A DATABASE_URL that cannot be used is a usage error now (ValueError naming it), not a
+    traceback from the server's start-up."""
+    if settings.database_url:
+        normalize_database_url(settings.database_url)
+
+
 def serve_command(args: argparse.Namespace) -> int:
     load_dotenv()
     settings = ServiceSettings.from_env()
@@ -62,6 +70,7 @@ def serve_command(args: argparse.Namespace) -> int:
     if settings.role == "worker" and "role" not in overrides:
         raise ValueError("DRAFTLOOP_ROLE=worker is for `draftloop worker`; `serve` takes all or api")
     settings = replace(settings, **overrides)
+    check_database_url(settings)
     if not 0 <= settings.workers <= 64:
         raise ValueError(f"--workers must be between 0 and 64, got {settings.workers}")
     configure_logging(settings.log_format, settings.log_level)
@@ -130,6 +139,7 @@ async def _stop_when_orphaned(stop: Callable[[], None]) -> None:
 def worker_command(args: argparse.Namespace) -> int:
     load_dotenv()
     settings = replace(ServiceSettings.from_env(), role="worker", workers=0)
+    check_database_url(settings)
     configure_logging(settings.log_format, settings.log_level)
     if settings.worker_nice:
         os.nice(settings.worker_nice)

@@ -342,6 +342,17 @@ async def test_draftloop_serve_without_a_secret_exits_with_the_reason(tmp_path: 
     assert "DRAFTLOOP_SECRET_KEY is not set" in output and "DRAFTLOOP_DEV_MODE=1" in output
 
 
+@pytest.mark.parametrize("command", ["serve", "worker"])
+async def test_draftloop_serve_and_worker_with_an_unusable_database_url_exit_2_naming_it(
+        tmp_path: Path, command: str) -> None:
+    env = {"PATH": "/usr/bin:/bin", "DRAFTLOOP_DATA_DIR": str(tmp_path), "PORT": "1", "DRAFTLOOP_DEV_MODE": "1",
+           "DATABASE_URL": "nonsense", "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    code, output = await run_cli(command, env=env)
+    assert code == 2, output
+    assert output.startswith("draftloop: DATABASE_URL is not a database URL; use e.g. "), output
+    assert "Traceback" not in output
+
+
 async def test_draftloop_serve_refuses_the_worker_role_and_a_bad_worker_count(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "DRAFTLOOP_DATA_DIR": str(tmp_path), "PORT": "1", "DRAFTLOOP_DEV_MODE": "1"}
     code, output = await run_cli("serve", env={**env, "DRAFTLOOP_ROLE": "worker"})
