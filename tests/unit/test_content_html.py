@@ -7,6 +7,7 @@ import html
 import pytest
 
 from app.content_html import RenderCache, escape_text, render_many, render_markdown, sanitise_html
+from graph import markdown as md
 from tests.html_safety import assert_inert, parse_tags, unsafe_parts
 
 XSS_PAYLOADS = [
@@ -106,6 +107,18 @@ def test_raw_html_in_the_body_is_shown_as_text() -> None:
     rendered = render_markdown('<b onclick="x()">bold</b>')
     assert parse_tags(rendered) == [("p", [])]
     assert '&lt;b onclick="x()"&gt;bold&lt;/b&gt;' in rendered
+
+
+def test_a_link_whose_url_has_parentheses_counts_as_its_text() -> None:
+    body = "See [the article](https://en.wikipedia.org/wiki/Rust_(programming_language)) today."
+    assert md.plain_text(body) == "See the article today."
+    assert (md.word_count(body), md.excerpt_of(body)) == (4, "See the article today.")
+
+
+def test_unclosed_brackets_are_plain_text_to_the_word_count() -> None:
+    # Runs of unclosed "[" or "](" once made each of these scans rescan the rest of the body.
+    assert md.word_count("[a](" * 5 + "[b]") == 6
+    assert md.plain_text("[" * 5 + "x") == "[" * 5 + "x"
 
 
 async def test_render_many_keeps_order_and_renders_repeats_once() -> None:
