@@ -322,8 +322,12 @@ class PostStatus(enum.StrEnum):
 
 
 class Post(Base):
-    """A CMS post. Only markdown is stored: HTML is rendered and sanitised on every read, so a
-    tightened sanitiser covers old posts too. NULL excerpt/SEO fields mean "derive on read"."""
+    """A CMS post. NULL excerpt/SEO fields mean "derive on read".
+
+    The body's HTML, word count and derived excerpt are rendered once per write of its markdown
+    and stored with the version of the renderer that made them (app/content_html.py); a read
+    renders them again only when they are missing (a post from before they were stored, or
+    written by a path that could not render) or of another version (a tightened sanitiser)."""
 
     __tablename__ = "posts"
     __table_args__ = (
@@ -341,6 +345,11 @@ class Post(Base):
     # Set by a person: a title change no longer regenerates it.
     custom_slug: Mapped[bool] = mapped_column(Boolean, default=False)
     markdown: Mapped[str] = mapped_column(Text, default="")
+    # All four set together, from the markdown as it is; all NULL when they must be rendered.
+    html: Mapped[str | None] = mapped_column(Text, default=None)
+    word_count: Mapped[int | None] = mapped_column(Integer, default=None)
+    body_excerpt: Mapped[str | None] = mapped_column(Text, default=None)
+    rendered_version: Mapped[int | None] = mapped_column(Integer, default=None)
     excerpt: Mapped[str | None] = mapped_column(Text, default=None)
     featured_image: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     sources: Mapped[list[Any]] = mapped_column(default=list)
