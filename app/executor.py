@@ -20,7 +20,7 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import Any
@@ -69,6 +69,7 @@ from storage.repositories import (
 )
 from storage.run_end import end_run_in_one_statement
 from storage.task_queue import queue_new_task
+from tools.errors import summarise
 
 log = logging.getLogger("draftloop.executor")
 
@@ -160,11 +161,11 @@ def keep_running_outcome(save: OutcomeSaver | None) -> OutcomeSaver | None:
     return save_keeping_running
 
 
-def failure_message(exc: BaseException, node: str | None) -> str:
-    """One line for the task's ``error``: what failed and why, never a traceback."""
-    detail = " ".join(str(exc).split()) or type(exc).__name__
-    text = f"{node} failed: {detail}" if node else f"run failed: {detail}"
-    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
+def failure_message(exc: BaseException, node: str | None, secrets: Sequence[str] = ()) -> str:
+    """One line for the task's ``error``: what failed and why, never a traceback nor any of
+    ``secrets`` (an upstream's error may quote the key it was sent), whole or cut."""
+    detail = str(exc).strip() or type(exc).__name__
+    return summarise(f"{node} failed: {detail}" if node else f"run failed: {detail}", secrets, MAX_ERROR_CHARS)
 
 
 def node_summary(node: str, update: Mapping[str, Any]) -> str:
@@ -708,7 +709,7 @@ class Executor:
             log.warning("run of task %s failed in %s: %s", task.id, node or "executor", exc, exc_info=exc)
             # No token batch may land after the terminal status event.
             await publisher.aclose()
-            await self._fail(task, failure_message(exc, node), type(exc).__name__)
+            await self._fail(task, failure_message(exc, node, self._deps.secrets), type(exc).__name__)
         finally:
             await publisher.aclose()
             if self._runs.get(task.id) is asyncio.current_task():
