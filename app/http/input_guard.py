@@ -7,6 +7,8 @@ or body parser sees it: a 400 naming the field instead of a 500.
   on SQLite, wherever it lands: a path id looked up, a query filter, a post title, metadata.
 - JSON nested deeper than the decoders recurse. msgspec and the json module both raise
   RecursionError at roughly a thousand levels, which no route's validation catches.
+- A body that is not UTF-8. JSON is UTF-8 (RFC 8259), and msgspec raises UnicodeDecodeError
+  for bytes that are not, inside a string, which Litestar's decoder does not turn into a 400.
 
 An app-level ``before_request`` hook, so a route added later is covered without anyone
 remembering to.
@@ -95,6 +97,11 @@ def _bad_body_field(raw: bytes, content_type: str) -> tuple[str, str] | None:
         key = next((key for key, value in pairs if _unstorable(key) or _unstorable(value)), None)
         return None if key is None else (key, _UNSTORABLE)
     # Any other content type may be JSON: the LangGraph routes read JSON sent as text/plain too.
+    if not raw.isascii():
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return "body", f"is not valid UTF-8 (byte {exc.start} of the body)"
     if _too_deep(raw):
         return "body", _TOO_DEEP
     if not _SUSPECT_BODY.search(raw):
@@ -109,7 +116,8 @@ def _bad_body_field(raw: bytes, content_type: str) -> tuple[str, str] | None:
 
 async def reject_unsafe_input(request: Request[Any, Any, Any]) -> None:
     """Before-request hook: a 400 naming the first path, query or body field that holds text
-    the database cannot store, or a body nested too deeply to decode (see the module docstring)."""
+    the database cannot store, or a body nested too deeply to decode or not UTF-8 (see the
+    module docstring)."""
     found: tuple[str, str] | None = None
     for name, value in request.path_params.items():
         if isinstance(value, str) and _unstorable(value):
