@@ -248,6 +248,10 @@ class Usage(Base):
 # SQLite only autoincrements a column declared exactly INTEGER PRIMARY KEY; Postgres gets a
 # 64-bit sequence because every token batch of every task takes an id.
 EventId = BigInteger().with_variant(Integer(), "sqlite")
+# The largest value a signed 64-bit column (BIGINT, SQLite's INTEGER) holds: an id, offset or
+# count from a client past it cannot name a row, and the drivers raise instead of matching
+# nothing, so the API refuses it first.
+MAX_ROW_ID = 2**63 - 1
 
 
 class TaskEvent(Base):

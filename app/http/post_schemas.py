@@ -15,7 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from app.content_html import RENDER_VERSION, RenderedBody, escape_text
 from graph import markdown as md
 from graph.state import MAX_KEYWORDS
-from storage.models import Post
+from storage.models import MAX_ROW_ID, Post
 from storage.posts import SLUG_MAX_CHARS, SLUG_PATTERN
 
 PostStatusName = Literal["draft", "published", "archived"]
@@ -59,7 +59,12 @@ class FeaturedImage(BaseModel):
     width: int | None = Field(default=None, ge=1, le=100_000)
     height: int | None = Field(default=None, ge=1, le=100_000)
     credit: str | None = Field(default=None, max_length=300)
-    id: int | str | None = None
+    # Pexels ids are integers; other sources may name theirs.
+    id: Annotated[int, Field(ge=0, le=MAX_ROW_ID)] | Annotated[str, Field(max_length=100)] | None = Field(
+        default=None, description="the source's id of the photo",
+        # Litestar draws a union's members without their bounds: stated here instead.
+        json_schema_extra={"oneOf": [{"type": "integer", "minimum": 0, "maximum": MAX_ROW_ID},
+                                     {"type": "string", "maxLength": 100}, {"type": "null"}]})
 
 
 class Source(BaseModel):

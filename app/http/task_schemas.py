@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import Row
 
-from graph.state import MAX_KEYWORDS, MAX_WORDS, MIN_WORDS
+from graph.state import MAX_ATTEMPT_NUMBER, MAX_KEYWORDS, MAX_WORDS, MIN_WORDS
 from storage.models import Task
 
 # A task as an ORM object or as a plain row of its table (storage.repositories.fetch_task_row).
@@ -75,8 +75,9 @@ class Decision(BaseModel):
     approved: bool
     feedback: str = Field(default="", max_length=5_000)
     publish: bool = Field(default=False, description="with an approval: publish the post this task makes")
-    attempt: int | None = Field(default=None, ge=1, description="with an approval: which offered attempt ships "
-                                                                "(pending_approval.attempt or an alternative's)")
+    attempt: int | None = Field(default=None, ge=1, le=MAX_ATTEMPT_NUMBER,
+                                description="with an approval: which offered attempt ships "
+                                            "(pending_approval.attempt or an alternative's)")
 
     @field_validator("approved", "publish", mode="before")
     @classmethod
