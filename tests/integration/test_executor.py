@@ -405,7 +405,8 @@ async def test_approval_waits_then_approve_completes(harness: Harness) -> None:
     await worker.executor.submit_decision(task_id, approved=True, feedback="")
     task = await wait_for_status(worker, task_id, "completed")
 
-    assert task.result["approval"] == {"approved": True, "feedback": ""}
+    # The approval records which attempt shipped: the one on offer.
+    assert task.result["approval"] == {"approved": True, "feedback": "", "attempt": 1}
     assert task.pending_command is None
     statuses = [e.data["status"] for e in await worker.bus.history(task_id) if e.type == "status"]
     assert statuses == ["queued", "running", "awaiting_approval", "queued", "running", "completed"]
