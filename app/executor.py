@@ -25,10 +25,11 @@ from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import Any
 
+import asyncpg
 import psycopg
 from langchain_core.messages import AIMessageChunk, HumanMessage
 from langgraph.types import Command, Interrupt, StateSnapshot
-from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.events import (
     ATTEMPT_SCORED,
@@ -57,8 +58,10 @@ from app.runs import (
 )
 from app.run_settings import RunSettings
 from app.settings import ServiceSettings
+from graph.builder import tries_before_failure
 from graph.context import Dependencies, DraftloopContext, OutcomeSaver
 from graph.nodes.approval import InvalidDecision
+from storage.errors import storage_unreachable
 from storage.models import Task, TaskStatus, ThreadStatus
 from storage.notifications import QUEUE_CHANNEL, TASK_CHANNEL, notify
 from storage.repositories import (
@@ -70,6 +73,7 @@ from storage.repositories import (
 from storage.run_end import end_run_in_one_statement
 from storage.task_queue import queue_new_task
 from tools.errors import summarise
+from tools.llm import ModelCallError, ModelProviderError
 
 log = logging.getLogger("draftloop.executor")
 
@@ -84,15 +88,10 @@ SUMMARY_QUERIES = 7
 SUMMARY_QUERY_CHARS = 60
 # Often enough that a cancel made in another process stops the run well within a second.
 DEFAULT_CANCEL_CHECK_SECONDS = 0.25
-# A task claimed this many times without ending keeps killing (or outliving) its workers; fail
-# it rather than retry forever. Graceful restarts count too, so the bound is generous.
-DEFAULT_MAX_RUNS = 10
 MAX_ERROR_CHARS = 1000
-# The database (or the checkpointer's connection to it) went away mid-run. Such a run is not
-# failed: its lease lapses and a worker resumes it from the checkpoint once storage is back.
-TRANSIENT_STORAGE_ERRORS: tuple[type[BaseException], ...] = (
-    OperationalError, InterfaceError, OSError, psycopg.OperationalError, sqlite3.OperationalError,
-)
+# Failures the database itself reported: the run did reach it, and it refused what was sent.
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, asyncpg.PostgresError, psycopg.Error,
+                                                    sqlite3.Error)
 
 
 class DecisionConflict(RuntimeError):
@@ -162,10 +161,31 @@ def keep_running_outcome(save: OutcomeSaver | None) -> OutcomeSaver | None:
 
 
 def failure_message(exc: BaseException, node: str | None, secrets: Sequence[str] = ()) -> str:
-    """One line for the task's ``error``: what failed and why, never a traceback nor any of
-    ``secrets`` (an upstream's error may quote the key it was sent), whole or cut."""
-    detail = str(exc).strip() or type(exc).__name__
-    return summarise(f"{node} failed: {detail}" if node else f"run failed: {detail}", secrets, MAX_ERROR_CHARS)
+    """The task's ``error``, written for whoever reads the task (any viewer may): the step that
+    failed, the kind of failure and what to do about it. The exception's own text (SQL and its
+    parameters, a driver's message, a server's address) goes to the log, never here. What is
+    quoted is redacted of ``secrets`` before it is cut (tools.errors.summarise)."""
+    where = f"{node} failed" if node else "the run failed"
+    if isinstance(exc, ModelCallError):
+        # The node's tries times the client's own (openai's LLM_MAX_RETRIES; 1 for Ollama).
+        tries = tries_before_failure(node, exc) * exc.client_tries
+        text = f"{where}: {exc.summary}{f' after {tries} tries' if tries > 1 else ''}; {exc.hint}"
+    elif isinstance(exc, ModelProviderError):
+        # Written for people already: what is wrong with the model set-up and the fix.
+        text = f"{where}: {' '.join(str(exc).split())}"
+    elif isinstance(exc, DATABASE_ERRORS):
+        text = (f"{where}: the database refused to store its work ({type(exc).__name__}); "
+                "the service log has the details")
+    else:
+        text = f"{where}: an unexpected error ({type(exc).__name__}); the service log has the details"
+    return summarise(text, secrets, MAX_ERROR_CHARS)
+
+
+def gave_up_message(resumes: int, max_resumes: int) -> str:
+    """The error of a task whose runs kept stopping before they could end."""
+    return (f"the run failed: it was interrupted {resumes} times before it could finish (its worker stopped, "
+            f"or lost the database, each time) and was given up after {max_resumes} resumes (MAX_RESUMES); "
+            "the service log says why the runs stopped")
 
 
 def node_summary(node: str, update: Mapping[str, Any]) -> str:
@@ -338,7 +358,6 @@ class Executor:
         bus: EventBus,
         *,
         cancel_check_seconds: float = DEFAULT_CANCEL_CHECK_SECONDS,
-        max_runs: int = DEFAULT_MAX_RUNS,
     ) -> None:
         self.runtime = runtime
         self.settings = settings
@@ -347,7 +366,6 @@ class Executor:
         self.worker_id = settings.worker_id or f"worker-{uuid.uuid4().hex[:12]}"
         self.concurrency = max(1, settings.concurrency)
         self.cancel_check_seconds = cancel_check_seconds
-        self.max_runs = max_runs
         self.stats = ExecutorStats()
         self._deps: Dependencies = replace(runtime.deps, save_outcome=keep_running_outcome(runtime.deps.save_outcome))
         # The settings registry: applied to every run start and to the claim size (app/run_settings.py).
@@ -405,7 +423,8 @@ class Executor:
         if not self.claims:
             log.info("executor %s: api only, graph runs are left to worker processes", self.worker_id)
             return
-        await self._release(None)
+        # Runs a previous process under this id left behind without ending them: resumes.
+        await self._release(None, interrupted=True)
         self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="draftloop-dispatcher")
         self._loops = [
             asyncio.create_task(self._heartbeat_loop(), name="draftloop-heartbeat"),
@@ -680,9 +699,11 @@ class Executor:
             else RunPublisher(self.bus, task.id)
         )
         try:
-            if task.run_count > self.max_runs:
-                await self._end(task, TaskStatus.FAILED, error=(
-                    f"gave up after {task.run_count - 1} runs: every worker running this task stopped before it ended"))
+            if task.resume_count > self.settings.max_resumes:
+                # Every run of it stopped before it ended: a task that kills its workers, or a
+                # database that keeps going away under it. Resuming it again would not end.
+                log.error("giving up task %s: interrupted %d times", task.id, task.resume_count)
+                await self._end(task, TaskStatus.FAILED, error=gave_up_message(task.resume_count, self.settings.max_resumes))
                 return
             self.bus.post(task.id, STATUS, {"status": TaskStatus.RUNNING.value})
             if isinstance(publisher, ApiRunPublisher):
@@ -702,14 +723,17 @@ class Executor:
             if current is not None:
                 current.uncancel()
             self._count_stop(reason)
-        except TRANSIENT_STORAGE_ERRORS as exc:
-            log.error("run of task %s lost its storage (%s); it resumes once its lease expires", task.id, exc)
-        except Exception as exc:  # noqa: BLE001 - any other failure of a run is recorded on its task
-            node = publisher.failed_node or publisher.current_node
-            log.warning("run of task %s failed in %s: %s", task.id, node or "executor", exc, exc_info=exc)
-            # No token batch may land after the terminal status event.
-            await publisher.aclose()
-            await self._fail(task, failure_message(exc, node, self._deps.secrets), type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - a lost database pauses the run, anything else fails it
+            if storage_unreachable(exc):
+                # Not failed: its lease lapses and a worker resumes it from the checkpoint once
+                # storage is back (at most MAX_RESUMES times).
+                log.error("run of task %s lost its storage (%s); it resumes once its lease expires", task.id, exc)
+            else:
+                node = publisher.failed_node or publisher.current_node
+                log.warning("run of task %s failed in %s: %s", task.id, node or "executor", exc, exc_info=exc)
+                # No token batch may land after the terminal status event.
+                await publisher.aclose()
+                await self._fail(task, failure_message(exc, node, self._deps.secrets), type(exc).__name__)
         finally:
             await publisher.aclose()
             if self._runs.get(task.id) is asyncio.current_task():
@@ -873,13 +897,14 @@ class Executor:
         elif reason == StopReason.LEASE_LOST:
             self.stats.lease_lost_total += 1
 
-    async def _release(self, task_ids: list[str] | None) -> None:
-        """Hand this worker's running tasks back to the queue, each with a ``status`` event."""
+    async def _release(self, task_ids: list[str] | None, *, interrupted: bool = False) -> None:
+        """Hand this worker's running tasks back to the queue, each with a ``status`` event
+        (``interrupted``: their runs stopped without ending, see TaskRepository.release)."""
         events: list[Event] = []
         try:
             await self.bus.flush()
             async with self.sessions.begin() as session:
-                released = await TaskRepository(session).release(self.worker_id, task_ids)
+                released = await TaskRepository(session).release(self.worker_id, task_ids, interrupted=interrupted)
                 for task_id in released:
                     events.append(await self.bus.record(session, task_id, STATUS, {"status": TaskStatus.QUEUED.value}))
                 if released:

@@ -26,6 +26,7 @@ from storage.engine import (
 )
 from storage.migrate import upgrade_database
 from storage.posts import draft_post_of
+from storage.storable import storable
 from storage.repositories import save_pending_approval, save_run_outcome
 from storage.run_outcome import save_first_run_outcome
 
@@ -67,7 +68,9 @@ def outcome_saver(sessions: async_sessionmaker[AsyncSession], renderer: Markdown
     budget is stored as escaped text (nobody is there to be refused)."""
 
     async def save(outcome: dict[str, Any]) -> None:
-        draft = draft_post_of(outcome.get("result") or {})
+        # The markdown as both paths store it (cleaned of what the database refuses), so that
+        # the stored HTML is that markdown's.
+        draft = draft_post_of(storable(outcome.get("result") or {}))
         rendered = await renderer.render_or_escape(draft.changes["markdown"]) if draft is not None else None
         outcome = {**outcome, "rendered": rendered}
         if autocommit_engine is not None and outcome.get("task_id"):

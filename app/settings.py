@@ -52,6 +52,10 @@ class ServiceSettings:
     poll_seconds: float = 1.0
     sse_heartbeat_seconds: float = 15.0
     shutdown_grace_seconds: float = 10.0
+    # How often a run may be resumed after it stopped without ending (its worker died, or its
+    # lease ran out while the database was away) before its task is failed: a task that kills
+    # every worker that runs it, or a database that never stays up, must not loop for ever.
+    max_resumes: int = 3
     # How long an idle keep-alive connection stays open. Longer than the clients' and proxies'
     # own idle timeouts (httpx 5 s, load balancers often 60 s), so that the client, not the
     # server, closes it: when both close at about the same moment, a request the client just
@@ -111,6 +115,7 @@ class ServiceSettings:
             poll_seconds=read_float(env, "QUEUE_POLL_SECONDS", 1.0, 0.01, 60),
             sse_heartbeat_seconds=read_float(env, "SSE_HEARTBEAT_SECONDS", 15.0, 0.05, 300),
             shutdown_grace_seconds=read_float(env, "SHUTDOWN_GRACE_SECONDS", 10.0, 0, 600),
+            max_resumes=read_int(env, "MAX_RESUMES", 3, 0, 100),
             keep_alive_seconds=read_int(env, "KEEP_ALIVE_SECONDS", 75, 1, 3600),
             log_format=log_format,
             log_level=(env.get("LOG_LEVEL", "INFO").strip() or "INFO").upper(),

@@ -38,17 +38,30 @@ def _retryable(exc: Exception) -> bool:
 
 
 MODEL_RETRY = RetryPolicy(max_attempts=3, initial_interval=0.5, backoff_factor=2.0, retry_on=_retryable)
+# Research retries within each client and turns failures into warnings; approval only waits.
+RETRY_POLICIES: dict[str, RetryPolicy] = {
+    node: MODEL_RETRY for node in ("route_intent", "draft", "critique", "finalize", "answer")
+}
+
+
+def tries_before_failure(node: str | None, exc: BaseException) -> int:
+    """How many times ``node`` ran before ``exc`` failed it for good: its retry policy's
+    attempts when that policy retries such a failure, else once. A failed task's error says it."""
+    policy = RETRY_POLICIES.get(node or "")
+    if policy is None or not isinstance(exc, Exception) or not _retryable(exc):
+        return 1
+    return policy.max_attempts
 
 
 def build_graph(checkpointer: Any = None) -> CompiledStateGraph:
     builder = StateGraph(State, context_schema=DraftloopContext, input_schema=InputState)
-    builder.add_node("route_intent", route_intent, retry_policy=MODEL_RETRY)
+    builder.add_node("route_intent", route_intent, retry_policy=RETRY_POLICIES["route_intent"])
     builder.add_node("research", research)
-    builder.add_node("draft", draft, retry_policy=MODEL_RETRY)
-    builder.add_node("critique", critique, retry_policy=MODEL_RETRY)
+    builder.add_node("draft", draft, retry_policy=RETRY_POLICIES["draft"])
+    builder.add_node("critique", critique, retry_policy=RETRY_POLICIES["critique"])
     builder.add_node("approval", approval, destinations=("finalize", "draft"))
-    builder.add_node("finalize", finalize, retry_policy=MODEL_RETRY)
-    builder.add_node("answer", answer, retry_policy=MODEL_RETRY)
+    builder.add_node("finalize", finalize, retry_policy=RETRY_POLICIES["finalize"])
+    builder.add_node("answer", answer, retry_policy=RETRY_POLICIES["answer"])
     builder.add_node("unsupported", unsupported)
 
     builder.add_edge(START, "route_intent")

@@ -1,4 +1,9 @@
-"""Model calls that never crash a run on bad output, and the usage record each one leaves."""
+"""Model calls that never crash a run on bad output, and the usage record each one leaves.
+
+Whatever text a model returns enters the state from here, cleaned of what no database can
+store (NUL, lone surrogates: storage/storable.py): a stray control character in a draft or a
+judge's note must not fail the run when finalize writes it.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from graph.configuration import GraphSettings
 from graph.state import UsageRecord
+from storage.storable import storable, storable_text
 from tools.llm import with_output_limit, with_temperature
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
@@ -75,6 +81,8 @@ async def invoke_text(
     message = await chat.ainvoke(messages)
     if not isinstance(message, AIMessage):
         message = AIMessage(content=str(message.content))
+    if isinstance(message.content, str):
+        message = message.model_copy(update={"content": storable_text(message.content)})
     usage = usage_record(message, node=node, provider=provider, model=model, started=started,
                          settings=settings, turn=turn)
     return ModelReply(message=message, usage=usage)
@@ -124,13 +132,13 @@ async def invoke_structured(
     message = raw if isinstance(raw, AIMessage) else AIMessage(content="")
     usage = usage_record(message, node=node, provider=provider, model=model, started=started,
                          settings=settings, turn=turn)
-    parsed = reply.get("parsed")
+    parsed = storable(reply.get("parsed"))
     if isinstance(parsed, dict):
         try:
             return schema.model_validate(parsed), usage, None
         except ValidationError:
             pass
-    recovered = parse_json_reply(str(message.content), schema)
+    recovered = parse_json_reply(storable_text(str(message.content)), schema)
     if recovered is not None:
         return recovered, usage, None
     error = reply.get("parsing_error")

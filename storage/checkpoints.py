@@ -14,7 +14,6 @@ dict rows (it reads columns by name). The writes of every step go through asyncp
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
@@ -38,6 +37,7 @@ from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.engine import make_url
 
 from storage.engine import is_sqlite, normalize_database_url
+from storage.storable import storable_json
 
 SQLITE_MEMORY = ":memory:"
 # The checkpointer's connections per process, reads (psycopg) and writes (asyncpg): ten in all,
@@ -140,8 +140,9 @@ class PooledPostgresSaver(AsyncPostgresSaver):
             *_columns(blobs, 2, 4),  # channel, version, type, blob
             checkpoint["id"],
             configurable.get("checkpoint_id"),
-            json.dumps({**checkpoint, "channel_values": inline}),
-            json.dumps(get_serializable_checkpoint_metadata(config, metadata)),
+            # jsonb: a string channel or metadata holding NUL would fail the step (storage/storable.py).
+            storable_json({**checkpoint, "channel_values": inline}),
+            storable_json(get_serializable_checkpoint_metadata(config, metadata)),
         )
         return {"configurable": {"thread_id": thread_id, "checkpoint_ns": checkpoint_ns,
                                  "checkpoint_id": checkpoint["id"]}}

@@ -9,7 +9,6 @@ it commits, as EventRepository.append_many does, and the notifications go out wh
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.models import utcnow
 from storage.repositories import EVENT_LOCK_NAMESPACE
+from storage.storable import storable_json
 
 # The join with ``locked`` makes every insert wait for all the locks (a join yields no row
 # before both sides are read); ORDER BY position draws the ids in the batch's order.
@@ -50,8 +50,9 @@ async def append_event_batch(engine: AsyncEngine, events: Sequence[tuple[str, st
         "task_ids": [task_id for task_id, _, _ in events],
         "types": [event_type for _, event_type, _ in events],
         # Serialised here as SQLAlchemy's JSON type would: a value json cannot encode raises
-        # before anything is sent, and the writer then drops just that event.
-        "data": [json.dumps(data) for _, _, data in events],
+        # before anything is sent, and the writer then drops just that event. Tokens and titles
+        # are model output, which may hold what jsonb refuses (storage/storable.py).
+        "data": [storable_json(data) for _, _, data in events],
         "created_at": utcnow(),
         "channel": channel,
     }

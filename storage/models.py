@@ -147,6 +147,9 @@ class Task(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(255), default=None)
     lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
     run_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Claims that took over a run which had stopped without ending (its lease ran out, or its
+    # worker restarted): more than MAX_RESUMES fails the task instead of running it again.
+    resume_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # What the next claim feeds the graph instead of its checkpoint alone: an approval decision
     # ({"resume": ..., "interrupt_id": ...}). Kept in the row so any worker can pick it up.
     pending_command: Mapped[dict[str, Any] | None] = mapped_column(default=None)

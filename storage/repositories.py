@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, Row, Update, and_, bindparam, delete, func, insert, or_, select, text, update
+from sqlalchemy import Integer, Row, Update, and_, bindparam, case, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
@@ -37,6 +37,7 @@ from storage.models import (
 )
 from storage.posts import PostRepository, RenderedBody
 from storage.records import ATTEMPT_FIELDS, USAGE_FIELDS, AttemptRecord, UsageRecord, pick
+from storage.storable import storable, storable_text
 
 MAX_PAGE_SIZE = 200
 EVENT_PAGE_SIZE = 500
@@ -184,6 +185,11 @@ async def fetch_task_row(connection: AsyncConnection, task_id: str) -> Row[Any] 
     return (await connection.execute(select(table).where(table.c.id == task_id))).first()
 
 
+# A claim of a row that still says running takes over a run that stopped without ending (its
+# lease ran out): one more resume. SET reads the row as it was before the update.
+_RESUMED = Task.resume_count + case((Task.status == TaskStatus.RUNNING.value, 1), else_=0)
+
+
 def _claim_statement() -> Update:
     """TaskRepository.claim's statement, built once: constructing and cache-keying it on every
     claim cost the workers more than running it (bench/ANALYSIS.md). Parameters: ``now``,
@@ -226,6 +232,7 @@ def _claim_statement() -> Update:
             lease_owner=bindparam("claimer", type_=Task.__table__.c.lease_owner.type),
             lease_expires_at=bindparam("claim_expires_at", type_=Task.__table__.c.lease_expires_at.type),
             run_count=Task.run_count + 1,
+            resume_count=_RESUMED,
             started_at=func.coalesce(Task.started_at, now),
             finished_at=None,
             updated_at=now,
@@ -515,17 +522,25 @@ class TaskRepository:
             states[task_id] = LeaseState(task_id, TaskStatus(status), owner, held)
         return states
 
-    async def release(self, worker_id: str, task_ids: Iterable[str] | None = None) -> list[str]:
+    async def release(self, worker_id: str, task_ids: Iterable[str] | None = None, *,
+                      interrupted: bool = False) -> list[str]:
         """Hand ``worker_id``'s running tasks (all of them when ``task_ids`` is None) back to the
-        queue with no lease, for any worker to resume from the checkpoint. Returns their ids."""
+        queue with no lease, for any worker to resume from the checkpoint. Returns their ids.
+
+        ``interrupted``: their runs stopped without ending (a worker restarted under the same
+        id finds them), so each counts as a resume."""
         statement = update(Task).where(Task.lease_owner == worker_id, Task.status == TaskStatus.RUNNING.value)
         if task_ids is not None:
             ids = list(task_ids)
             if not ids:
                 return []
             statement = statement.where(Task.id.in_(ids))
+        values: dict[str, Any] = {"status": TaskStatus.QUEUED.value, "lease_owner": None, "lease_expires_at": None,
+                                  "updated_at": utcnow()}
+        if interrupted:
+            values["resume_count"] = Task.resume_count + 1
         result = await self.session.execute(
-            statement.values(status=TaskStatus.QUEUED.value, lease_owner=None, lease_expires_at=None, updated_at=utcnow())
+            statement.values(**values)
             .returning(Task.id)
             .execution_options(synchronize_session=False)
         )
@@ -552,7 +567,8 @@ class TaskRepository:
             )
             .values(status=TaskStatus.RUNNING.value, lease_owner=worker_id,
                     lease_expires_at=now + timedelta(seconds=lease_seconds), run_count=Task.run_count + 1,
-                    started_at=func.coalesce(Task.started_at, now), finished_at=None, updated_at=now)
+                    resume_count=_RESUMED, started_at=func.coalesce(Task.started_at, now), finished_at=None,
+                    updated_at=now)
             .execution_options(synchronize_session=False)
         )
         return result.rowcount == 1
@@ -580,7 +596,7 @@ class TaskRepository:
             "lease_owner": None,
             "lease_expires_at": None,
             "pending_command": None,
-            "error": error,
+            "error": None if error is None else storable_text(error),
             "finished_at": now if target in TERMINAL_STATUSES else None,
         }
         result = await self.session.execute(
@@ -738,7 +754,8 @@ class EventRepository:
             await self.session.execute(
                 select(func.pg_advisory_xact_lock(EVENT_LOCK_NAMESPACE, func.hashtext(task_id)))
             )
-        event = TaskEvent(task_id=task_id, type=event_type, data=dict(data or {}), created_at=utcnow())
+        # Events carry model output (tokens, titles, the draft on offer): see storage/storable.py.
+        event = TaskEvent(task_id=task_id, type=event_type, data=storable(dict(data or {})), created_at=utcnow())
         self.session.add(event)
         await self.session.flush()
         return event
@@ -758,7 +775,7 @@ class EventRepository:
             )
         now = utcnow()
         await self.session.execute(TaskEvent.__table__.insert(), [
-            {"task_id": task_id, "type": event_type, "data": dict(data), "created_at": now}
+            {"task_id": task_id, "type": event_type, "data": storable(dict(data)), "created_at": now}
             for task_id, event_type, data in events
         ])
 
@@ -877,6 +894,9 @@ async def save_run_outcome(
     cancelled while the graph ran); nothing is written then. ``numbers_engine``: see
     PostRepository. ``rendered``: the post's body rendered (PostRepository.save_for_task).
     """
+    # Model output and search results may hold text the database refuses (storage/storable.py).
+    request, params, intent, result, attempts, usage, warnings, model, provider, error = storable(
+        (request, params, intent, result, list(attempts), list(usage), list(warnings), model, provider, error))
     async with session_factory.begin() as session:
         tasks = TaskRepository(session)
         task, _created = await tasks.lock_or_create_for_thread(thread_id, task_id=task_id)
@@ -918,6 +938,7 @@ async def save_pending_approval(
     """While a run waits for approval: the draft on offer and the attempts and usage so far, so
     the task API shows them before the run ends. The status stays as the run's owner sets it;
     a task that already ended is left alone."""
+    pending, attempts, usage = storable((pending, list(attempts), list(usage)))
     async with session_factory.begin() as session:
         task, _created = await TaskRepository(session).lock_or_create_for_thread(thread_id, task_id=task_id)
         if TaskStatus(task.status) in TERMINAL_STATUSES:

@@ -10,7 +10,6 @@ the same steps are one statement, atomic on its own, with the same rules as the 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.models import TERMINAL_STATUSES, TaskStatus, ThreadStatus, utcnow
 from storage.repositories import EVENT_LOCK_NAMESPACE, THREAD_STATUS_AFTER_RUN, check_transition
+from storage.storable import storable_json, storable_text
 
 # Every CTE sees the statement's one snapshot, in which the ending task is still running: the
 # look for other active runs of its thread leaves it out by id. The events wait for the lock
@@ -85,12 +85,13 @@ async def end_run_in_one_statement(
     target = check_transition(TaskStatus.RUNNING.value, status)
     now = utcnow()
     values = {
-        "task_id": task_id, "worker_id": worker_id, "status": target.value, "error": error, "now": now,
+        "task_id": task_id, "worker_id": worker_id, "status": target.value,
+        "error": None if error is None else storable_text(error), "now": now,
         "finished_at": now if target in TERMINAL_STATUSES else None,
         "thread_status": THREAD_STATUS_AFTER_RUN[target].value,
         "namespace": EVENT_LOCK_NAMESPACE,
         "types": [event_type for event_type, _ in events],
-        "data": [json.dumps(data) for _, data in events],
+        "data": [storable_json(data) for _, data in events],
         "channel": channel,
     }
     async with engine.connect() as connection:

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from storage.models import TERMINAL_STATUSES, PostStatus, TaskStatus, new_id, utcnow
 from storage.posts import DraftPost, RenderedBody, draft_post_of, rendered_columns, slug_base
 from storage.records import ATTEMPT_FIELDS, USAGE_FIELDS, AttemptRecord, UsageRecord, pick
+from storage.storable import storable
 from storage.slugs import numbered
 
 # A number only for a thread without a post: a revision updates the post it has instead (and
@@ -183,6 +184,9 @@ async def save_first_run_outcome(
     module docstring); False when nothing was written and the caller must take the session
     path. ``engine`` must be in autocommit mode (storage.engine.create_autocommit_engine).
     ``rendered``: the post's body rendered, as for save_run_outcome."""
+    # Model output and search results may hold text Postgres refuses (storage/storable.py).
+    request, params, intent, result, attempts, usage, warnings, model, provider, error = storable(
+        (request, params, intent, result, list(attempts), list(usage), list(warnings), model, provider, error))
     target = TaskStatus(status)
     draft = draft_post_of(result or {})
     now = utcnow()

@@ -38,7 +38,8 @@ def _bound(table: Table, **names: str) -> dict[str, BindParameter[Any]]:
 # Every non-null column explicitly: Python-side column defaults are not applied inside a CTE.
 _TASK_VALUES = _bound(_TASKS, id="task_id", thread_id="thread_id", kind="kind", status="status", request="request",
                       params="params", warnings="warnings", input_tokens="zero", output_tokens="zero",
-                      cost_usd="no_cost", run_count="zero", created_at="now", updated_at="now")
+                      cost_usd="no_cost", run_count="zero", resume_count="zero",
+                      created_at="now", updated_at="now")
 _THREAD_VALUES = _bound(_THREADS, thread_id="thread_id", metadata="thread_metadata", status="thread_status",
                         created_at="now", updated_at="now")
 _EVENT_VALUES = _bound(_EVENTS, task_id="task_id", type="event_type", data="event_data", created_at="now")
@@ -97,6 +98,6 @@ async def queue_new_task(
             await connection.execute(_INSERT_THREAD, values)
             event_id = (await connection.execute(_INSERT_EVENT, values)).scalar_one()
     task = Task(id=task_id, thread_id=thread_id, kind="task", status=TaskStatus.QUEUED.value, request=request,
-                params=params, warnings=[], input_tokens=0, output_tokens=0, cost_usd=0.0, run_count=0,
+                params=params, warnings=[], input_tokens=0, output_tokens=0, cost_usd=0.0, run_count=0, resume_count=0,
                 created_at=now, updated_at=now)
     return QueuedTask(task=task, event_id=int(event_id))

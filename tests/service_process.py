@@ -17,6 +17,7 @@ import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -243,6 +244,22 @@ class ServiceLauncher:
                 server.reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await server.reader
+
+
+@asynccontextmanager
+async def served(fakes: GraphFakes | None, database_url: str | None, workdir: Path, *, name: str = "served",
+                 **env: str) -> AsyncIterator[tuple[ServiceLauncher, ServerProcess]]:
+    """One healthy `draftloop serve` on ``database_url`` (None: a SQLite file in ``workdir``),
+    pointed at ``fakes``, with ``env`` on top of service_env's. Not a fixture itself, so that a
+    module-scoped fixture can share one server between its tests, with whatever database URL
+    (a proxy in front of the real one, say) and settings it needs. Killed on exit."""
+    launcher = ServiceLauncher({**service_env(fakes, workdir, database_url), **env}, cwd=workdir)
+    try:
+        yield launcher, await launcher.start(name)
+    finally:
+        await launcher.close()
+        # Shown by pytest only when a test failed: what the server logged.
+        print(launcher.describe())
 
 
 # SSE -------------------------------------------------------------------------------------------

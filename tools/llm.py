@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableLambda
 from langchain_ollama import ChatOllama
 from langchain_openai import ChatOpenAI
@@ -84,25 +86,54 @@ class ModelCallError(RuntimeError):
     """One model call failed in a way that may pass on retry (`transient` says whether).
 
     Deliberately not a ModelProviderError: those need a human (start Ollama, pull a model,
-    fix the configuration) and retrying them only repeats the failure.
+    fix the configuration) and retrying them only repeats the failure. Deliberately not an
+    OSError (TimeoutError, ConnectionError) either: code that resumes runs whose database went
+    away must never mistake a model that does not answer for one, or it resumes such a run
+    without end. The graph's retry policy reads `transient` instead.
+
+    `summary` and `hint` are for the people who read a failed task: what happened and what to
+    do, without the server's address or the transport's exception text (those go to the log).
     """
 
     transient = True
+    # HTTP requests the client made for this call before giving up (its own retries included).
+    client_tries = 1
+
+    def __init__(self, message: str, *, summary: str, hint: str) -> None:
+        super().__init__(message)
+        self.summary = summary
+        self.hint = hint
 
 
-class ModelTimeoutError(ModelCallError, TimeoutError):
-    """Also a TimeoutError so that generic retry policies treat it as transient."""
+class ModelTimeoutError(ModelCallError):
+    """The model server did not answer (connect or a read) within LLM_TIMEOUT."""
+
+    def __init__(self, message: str, *, server: str, timeout: float | None) -> None:
+        within = f"within {timeout:g} s (LLM_TIMEOUT)" if timeout else "within LLM_TIMEOUT"
+        super().__init__(message, summary=f"the model did not answer {within}",
+                         hint=f"check that {server} is running, or raise LLM_TIMEOUT if the model is just slow")
+        self.timeout = timeout
 
 
-class ModelTransportError(ModelCallError, ConnectionError):
+class ModelTransportError(ModelCallError):
     """The connection broke mid-call (reset, truncated stream)."""
+
+    def __init__(self, message: str, *, server: str) -> None:
+        super().__init__(message, summary=f"the connection to {server} broke off mid-answer",
+                         hint=f"check that {server} is running and reachable")
 
 
 class ModelResponseError(ModelCallError):
     """The model server answered with an error status; 429 and 5xx are worth a retry."""
 
-    def __init__(self, message: str, status_code: int) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, status_code: int, *, server: str = "the model server") -> None:
+        if status_code == 429:
+            hint = f"{server} is turning requests away: try again later, or run fewer tasks at once"
+        elif status_code >= 500:
+            hint = f"check {server}'s log for why it failed"
+        else:
+            hint = "check the model settings (provider, model name, key)"
+        super().__init__(message, summary=f"{server} answered HTTP {status_code}", hint=hint)
         self.status_code = status_code
         self.transient = status_code == 429 or status_code >= 500
 
@@ -257,10 +288,20 @@ async def probe_ollama(base_url: str, timeout: float) -> OllamaProbe:
     return OllamaProbe(base_url, reachable=True, models=tuple(dict.fromkeys(names)))
 
 
+def without_credentials(url: str) -> str:
+    """``url`` without a user name or password: messages that name a server reach logs, /ready
+    and task errors, and an OLLAMA_BASE_URL may carry a proxy's credentials."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return url
+    authority, slash, path = rest.partition("/")
+    return f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
+
+
 def ollama_unreachable_message(base_url: str, detail: str = "") -> str:
     suffix = f" ({detail})" if detail else ""
     return (
-        f"Ollama at {base_url} did not answer{suffix}. Start it with `ollama serve`, "
+        f"Ollama at {without_credentials(base_url)} did not answer{suffix}. Start it with `ollama serve`, "
         "or set OLLAMA_BASE_URL to where it runs, or set LLM_PROVIDER=embedded "
         "(or auto) to use the bundled model."
     )
@@ -268,7 +309,7 @@ def ollama_unreachable_message(base_url: str, detail: str = "") -> str:
 
 def ollama_model_missing_message(base_url: str, model: str) -> str:
     return (
-        f"Ollama at {base_url} does not have the model {model!r}. "
+        f"Ollama at {without_credentials(base_url)} does not have the model {model!r}. "
         f"Pull it with `ollama pull {model}`, or set OLLAMA_MODEL to a model it has."
     )
 
@@ -294,17 +335,19 @@ class GuardedChatOllama(ChatOllama):
             raise self._translate(exc) from exc
 
     def _translate(self, exc: Exception) -> Exception:
-        base_url = (self.base_url or "").rstrip("/")
+        base_url = without_credentials((self.base_url or "").rstrip("/"))
         if isinstance(exc, ResponseError):
             if exc.status_code == 404 and "not found" in str(exc.error).lower():
                 return OllamaModelNotFoundError(ollama_model_missing_message(base_url, self.model))
             return ModelResponseError(
-                f"Ollama at {base_url} answered HTTP {exc.status_code}: {exc.error}", exc.status_code
+                f"Ollama at {base_url} answered HTTP {exc.status_code}: {exc.error}", exc.status_code,
+                server="Ollama",
             )
         if isinstance(exc, httpx.TimeoutException):
             return ModelTimeoutError(
                 f"Ollama at {base_url} did not answer within the timeout "
-                f"({type(exc).__name__}); raise LLM_TIMEOUT if the model is just slow."
+                f"({type(exc).__name__}); raise LLM_TIMEOUT if the model is just slow.",
+                server="Ollama", timeout=self._read_timeout(),
             )
         if isinstance(exc, httpx.ConnectError) or (
             isinstance(exc, ConnectionError) and "Failed to connect to Ollama" in str(exc)
@@ -312,9 +355,13 @@ class GuardedChatOllama(ChatOllama):
             return OllamaUnreachableError(ollama_unreachable_message(base_url, str(exc)))
         if isinstance(exc, httpx.HTTPError):
             return ModelTransportError(
-                f"Talking to Ollama at {base_url} failed: {type(exc).__name__}: {exc}"
+                f"Talking to Ollama at {base_url} failed: {type(exc).__name__}: {exc}", server="Ollama"
             )
         return exc
+
+    def _read_timeout(self) -> float | None:
+        timeout = (self.client_kwargs or {}).get("timeout")
+        return timeout.read if isinstance(timeout, httpx.Timeout) else None
 
 
 def _ollama_model(settings: LLMSettings) -> ChatOllama:
@@ -329,11 +376,69 @@ def _ollama_model(settings: LLMSettings) -> ChatOllama:
     )
 
 
+class GuardedChatOpenAI(ChatOpenAI):
+    """ChatOpenAI whose failed calls become ModelCallErrors, as GuardedChatOllama's do, so that
+    a failed task says what happened and what to do whatever the provider.
+
+    The openai client has already retried them (LLM_MAX_RETRIES), so they are not transient to
+    the graph: its retry policy would multiply the client's tries (9 calls of up to LLM_TIMEOUT
+    each instead of 3). ``client_tries`` tells the task's error how many there were.
+    """
+
+    server_label: str = "the OpenAI-compatible server"
+
+    async def _agenerate(self, *args: Any, **kwargs: Any) -> ChatResult:
+        try:
+            return await super()._agenerate(*args, **kwargs)
+        except openai.APIError as exc:
+            raise self._translate(exc) from exc
+
+    async def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+        try:
+            async for chunk in super()._astream(*args, **kwargs):
+                yield chunk
+        except openai.APIError as exc:
+            raise self._translate(exc) from exc
+
+    def _generate(self, *args: Any, **kwargs: Any) -> ChatResult:
+        try:
+            return super()._generate(*args, **kwargs)
+        except openai.APIError as exc:
+            raise self._translate(exc) from exc
+
+    def _stream(self, *args: Any, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        try:
+            yield from super()._stream(*args, **kwargs)
+        except openai.APIError as exc:
+            raise self._translate(exc) from exc
+
+    def _translate(self, exc: openai.APIError) -> Exception:
+        server = self.server_label
+        base_url = without_credentials(str(self.openai_api_base or "api.openai.com"))
+        translated: ModelCallError
+        if isinstance(exc, openai.APITimeoutError):
+            timeout = self.request_timeout if isinstance(self.request_timeout, (int, float)) else None
+            translated = ModelTimeoutError(f"{server} at {base_url} did not answer within the timeout; "
+                                           "raise LLM_TIMEOUT if the model is just slow.",
+                                           server=server, timeout=timeout)
+        elif isinstance(exc, openai.APIConnectionError):
+            translated = ModelTransportError(f"Talking to {server} at {base_url} failed: {exc}", server=server)
+        elif isinstance(exc, openai.APIStatusError):
+            translated = ModelResponseError(f"{server} at {base_url} answered HTTP {exc.status_code}: {exc.message}",
+                                            exc.status_code, server=server)
+        else:
+            return exc
+        translated.transient = False
+        translated.client_tries = (self.max_retries or 0) + 1
+        return translated
+
+
 def _openai_model(
     *, base_url: str | None, api_key: str, model: str, settings: LLMSettings,
-    http_async_client: httpx.AsyncClient,
+    http_async_client: httpx.AsyncClient, server_label: str = "the OpenAI-compatible server",
 ) -> ChatOpenAI:
-    return ChatOpenAI(
+    return GuardedChatOpenAI(
+        server_label=server_label,
         base_url=base_url,
         api_key=api_key,
         model=model,
@@ -440,15 +545,15 @@ class ModelProvider:
             return s.provider, f"LLM_PROVIDER={s.provider}"
         probe = await self.probe()
         if probe.reachable and probe.has_model(s.ollama_model):
-            return "ollama", f"Ollama at {probe.base_url} answered and has {s.ollama_model!r}"
+            return "ollama", f"Ollama at {without_credentials(probe.base_url)} answered and has {s.ollama_model!r}"
         if probe.reachable:
             reason = (
-                f"using embedded SmolLM2 because Ollama at {probe.base_url} does not have "
+                f"using embedded SmolLM2 because Ollama at {without_credentials(probe.base_url)} does not have "
                 f"{s.ollama_model!r} (run `ollama pull {s.ollama_model}`)"
             )
         else:
             reason = (
-                f"using embedded SmolLM2 because Ollama at {probe.base_url} did not answer "
+                f"using embedded SmolLM2 because Ollama at {without_credentials(probe.base_url)} did not answer "
                 f"within {s.ollama_probe_timeout:g}s ({probe.error})"
             )
         log.warning("%s", reason)
@@ -486,7 +591,7 @@ class ModelProvider:
         base_url = await self._start_embedded()
         return _openai_model(
             base_url=base_url, api_key=LOCAL_API_KEY, model=EMBEDDED_MODEL_ALIAS,
-            settings=s, http_async_client=self._client(),
+            settings=s, http_async_client=self._client(), server_label="the embedded llama.cpp server",
         )
 
     def _client(self) -> httpx.AsyncClient:

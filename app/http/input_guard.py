@@ -29,6 +29,7 @@ from litestar import Request
 from litestar.exceptions import ValidationException
 
 from storage.models import MAX_ROW_ID
+from storage.storable import unstorable
 
 _UNSTORABLE = "must not contain NUL (U+0000) or unpaired surrogate characters"
 # Far deeper than any real payload (LangGraph state is a few levels), far shallower than the
@@ -55,16 +56,6 @@ def _refusal(field: str, message: str, kind: type[ValidationException] = UnsafeI
     return kind(detail=f"{field}: {message}", extra=[{"key": field, "message": message}])
 
 
-def _unstorable(text: str) -> bool:
-    if "\x00" in text:
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
 def _printable(name: str) -> str:
     """A field name fit for an error body (the name itself may be the bad text)."""
     return name.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\u0000")
@@ -73,11 +64,11 @@ def _printable(name: str) -> str:
 def _bad_field(value: Any, path: str) -> str | None:
     """The dotted path of the first key or string in ``value`` the database cannot store."""
     if isinstance(value, str):
-        return path if _unstorable(value) else None
+        return path if unstorable(value) else None
     if isinstance(value, dict):
         for key, item in value.items():
             child = f"{path}.{key}" if path else str(key)
-            if _unstorable(str(key)):
+            if unstorable(str(key)):
                 return child
             if found := _bad_field(item, child):
                 return found
@@ -123,7 +114,7 @@ def _body_refusal(raw: bytes, content_type: str) -> ValidationException | None:
         if not _SUSPECT_BODY.search(raw):
             return None
         pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
-        key = next((key for key, value in pairs if _unstorable(key) or _unstorable(value)), None)
+        key = next((key for key, value in pairs if unstorable(key) or unstorable(value)), None)
         return None if key is None else _refusal(key, _UNSTORABLE)
     # Any other content type may be JSON: the LangGraph routes read JSON sent as text/plain too.
     if not raw.isascii():
@@ -153,10 +144,10 @@ async def reject_unsafe_input(request: Request[Any, Any, Any]) -> None:
     the database cannot store, or a body nested too deeply to decode or not UTF-8, or an
     integer past 64 bits (422 on the LangGraph routes); see the module docstring."""
     for name, value in request.path_params.items():
-        if isinstance(value, str) and _unstorable(value):
+        if isinstance(value, str) and unstorable(value):
             raise _refusal(name, _UNSTORABLE)
     for name, value in request.query_params.multi_items():
-        if _unstorable(name) or _unstorable(value):
+        if unstorable(name) or unstorable(value):
             raise _refusal(name, _UNSTORABLE)
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         refusal = _body_refusal(await request.body(), request.content_type[0])

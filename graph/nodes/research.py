@@ -26,6 +26,7 @@ from graph.intent_rules import is_commercial
 from graph.research_plan import MAX_GAPS, Planner, clip_words, distinct
 from graph.sources import excerpt
 from graph.state import Image, QueryRecord, ResearchGap, Source, State, UsageRecord
+from storage.storable import storable
 from tools.errors import NotConfiguredError, ToolError
 from tools.pages import PageSource
 from tools.pexels import Photo
@@ -343,7 +344,9 @@ async def research(state: State, runtime: Runtime[DraftloopContext]) -> dict[str
     if critique.get("passed") is False:
         # A revision of this turn: what the draft cites stays; only the critique's gaps may add to it.
         if wants_revision_research(state):
-            return await _revision_research(state, deps, writer)
+            return storable(await _revision_research(state, deps, writer))
         return {"warnings": ["research: called for a revision without research gaps to fill, or after "
                              f"{MAX_REVISION_ROUNDS} rounds; the sources stay as they were"]}
-    return await _first_research(state, deps, writer)
+    # Search results and pages enter the state here, and from it every prompt and the stored
+    # result: text with NUL or a lone surrogate would fail the model call that quotes it.
+    return storable(await _first_research(state, deps, writer))

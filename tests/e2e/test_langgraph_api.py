@@ -324,7 +324,7 @@ async def test_approval_interrupt_shows_in_state_and_stream_and_a_resume_command
     assert (await client.threads.get(thread["thread_id"]))["status"] == "interrupted"
     done = await client.runs.wait(thread["thread_id"], ASSISTANT_ID,
                                   command={"resume": {"approved": True, "feedback": ""}})
-    assert done["result"]["approval"] == {"approved": True, "feedback": ""}
+    assert done["result"]["approval"] == {"approved": True, "feedback": "", "attempt": 1}
     assert (await client.threads.get(thread["thread_id"]))["status"] == "idle"
 
 

@@ -274,7 +274,7 @@ async def test_studio_context_requires_approval_then_resume_finalizes(
     )
     assert isinstance(final, dict), final
     assert final["result"]["passed"] is True
-    assert final["result"]["approval"] == {"approved": True, "feedback": ""}
+    assert final["result"]["approval"] == {"approved": True, "feedback": "", "attempt": 1}
     done = await client.threads.get_state(thread_id)
     assert done["next"] == []
     assert writer.calls.count("draft") == 1

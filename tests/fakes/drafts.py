@@ -102,10 +102,14 @@ def social_post(topic: str, words: int, keywords: list[str], platform: str) -> s
     hook = f"One lesson about {topic} worth sharing today."
     tag = "#" + re.sub(r"\W", "", topic.title())[:20]
     if platform == "x":
-        words_left = max(4, min(words, 40) - len(hook.split()) - 2)
-        body = " ".join(sentences(topic, 3)[0].split()[:words_left])
-        text = f"{hook}\n{body.rstrip('.')}." + (f" {keywords[0]}." if keywords else "")
-        return f"{text[:250].rstrip()}\n{tag} #Teams\n"
+        tags = f"{tag} #Teams"
+        lines = [hook] + ([f"It comes down to {keywords[0]}."] if keywords else [])
+        for sentence in sentences(topic, 8, 1):
+            candidate = " ".join([*lines, sentence])
+            if len(candidate.split()) + 2 > min(words, 45) or len(candidate) + len(tags) + 2 > 280:
+                break
+            lines.append(sentence)
+        return " ".join(lines) + "\n" + tags + "\n"
     paragraphs, index = [], 0
     for _ in range(3):
         text, index = _fill(topic, max((words - 20) // 3, 11), index)

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.ollama import generate_from_schema
+from tests.fakes.scripting import FaultQueue
 from tests.fakes.server import FakeHTTPServer, Request, Response
 
 
@@ -23,6 +24,7 @@ class FakeOpenAI(FakeHTTPServer):
         self.prompt_tokens = prompt_tokens
         self.completion_tokens = completion_tokens
         self.replies: deque[str] = deque()
+        self.faults = FaultQueue()
         self.route("POST", "/v1/chat/completions", self._chat)
         self.route("GET", "/v1/models", self._models)
 
@@ -37,6 +39,9 @@ class FakeOpenAI(FakeHTTPServer):
         return Response.json({"object": "list", "data": [{"id": "local-model", "object": "model"}]})
 
     async def _chat(self, request: Request) -> Response:
+        scripted = await self.faults.next()
+        if scripted is not None:
+            return scripted
         body = request.json()
         response_format = body.get("response_format") or {}
         if self.replies:

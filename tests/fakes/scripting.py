@@ -69,14 +69,25 @@ def reset() -> Reset:
 
 
 class FaultQueue:
-    """Replies consumed in order, one per request, before the fake's normal behaviour resumes."""
+    """Replies consumed in order, one per request, before the fake's normal behaviour resumes.
+
+    ``always``: what every request gets once the queue is empty (a provider that is down for
+    good, however many requests a run makes), until ``clear``.
+    """
 
     def __init__(self) -> None:
         self._items: deque[Scripted] = deque()
         self.latency = 0.0
+        self.always: Scripted | None = None
 
     def push(self, *items: Scripted) -> None:
         self._items.extend(items)
+
+    def clear(self) -> None:
+        """Back to normal answers: nothing queued, nothing always."""
+        self._items.clear()
+        self.always = None
+        self.latency = 0.0
 
     def __len__(self) -> int:
         return len(self._items)
@@ -85,9 +96,12 @@ class FaultQueue:
         """The scripted reply for ``request``, or None to answer normally; raises for hang/reset."""
         if self.latency:
             await asyncio.sleep(self.latency)
-        if not self._items:
+        if self._items:
+            item = self._items.popleft()
+        elif self.always is not None:
+            item = self.always
+        else:
             return None
-        item = self._items.popleft()
         if isinstance(item, (Hang, Reset)):
             # A fresh instance so tracebacks do not pile up on a shared exception object.
             raise type(item)()

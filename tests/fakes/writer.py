@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ from graph.configuration import GraphSettings
 from graph.context import Dependencies
 from graph.rubric import DIMENSIONS
 from tests.fakes.drafts import draft_for
-from tests.fakes.ollama import FakeOllama, OllamaReply
+from tests.fakes.ollama import Fault, FakeOllama, OllamaReply
 from tests.fakes.pexels import FAKE_PEXELS_KEY, FakePexels
 from tests.fakes.serper import FAKE_SERPER_KEY, FakeSerper
 from tools.llm import LLMSettings, ModelProvider
@@ -148,6 +149,51 @@ class GraphFakes:
         # No page reader unless a test brings one: the fake results link to real sites.
         return Dependencies(settings=settings or GraphSettings(), models=models, serper=serper, pexels=pexels,
                             save_outcome=clients.get("save_outcome"), pages=clients.get("pages"))
+
+
+    def reset(self, writer: ScriptedWriter | None = None) -> ScriptedWriter:
+        """Normal answers everywhere again, from a fresh scripted writer (returned): for fakes
+        that outlive one test (a module's shared server processes)."""
+        self.writer = writer or ScriptedWriter()
+        self.ollama.replies.clear()
+        self.ollama.responder = self.writer
+        self.serper.faults.clear()
+        self.pexels.faults.clear()
+        return self.writer
+
+
+@dataclass
+class FailingCalls:
+    """The scripted writer, except that every call of the given kinds (intent, plan, gaps, draft,
+    score, answer; None: every call) gets ``fault`` instead of its answer."""
+
+    writer: ScriptedWriter
+    fault: Fault
+    kinds: frozenset[str] | None = None
+
+    def __call__(self, body: dict[str, Any]) -> OllamaReply:
+        reply = self.writer(body)
+        if self.kinds is None or self.writer.calls[-1] in self.kinds:
+            return OllamaReply(fault=self.fault)
+        return reply
+
+
+@asynccontextmanager
+async def open_graph_fakes() -> AsyncIterator[GraphFakes]:
+    """The Ollama, Serper and Pexels fakes started on loopback, answered by a scripted writer,
+    with no fixture scope of their own: a module-scoped fixture can share them between tests."""
+    async with AsyncExitStack() as stack:
+        ollama = FakeOllama()
+        await ollama.start()
+        stack.push_async_callback(ollama.stop)
+        serper = await FakeSerper().start()
+        stack.push_async_callback(serper.stop)
+        pexels = await FakePexels().start()
+        stack.push_async_callback(pexels.stop)
+        http = await stack.enter_async_context(httpx.AsyncClient())
+        fakes = GraphFakes(ollama, serper, pexels, ScriptedWriter(), http)
+        fakes.reset()
+        yield fakes
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ records every model call, which is how "no finished node ran again" is checked.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections import Counter
@@ -15,16 +16,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from langchain_core.messages import HumanMessage
 from langgraph.types import Command
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.exc import OperationalError
 
 from app.events import Event, EventBus
-from app.executor import DecisionConflict, Executor, keep_running_outcome
+from app.executor import DecisionConflict, Executor, gave_up_message, keep_running_outcome
 from app.graph_runtime import GraphRuntime, outcome_saver
 from app.markdown_renderer import MarkdownRenderer
 from app.settings import ServiceSettings
@@ -405,7 +406,6 @@ async def test_approval_waits_then_approve_completes(harness: Harness) -> None:
     await worker.executor.submit_decision(task_id, approved=True, feedback="")
     task = await wait_for_status(worker, task_id, "completed")
 
-    # The approval records which attempt shipped: the one on offer.
     assert task.result["approval"] == {"approved": True, "feedback": "", "attempt": 1}
     assert task.pending_command is None
     statuses = [e.data["status"] for e in await worker.bus.history(task_id) if e.type == "status"]
@@ -500,7 +500,7 @@ async def test_crashed_run_with_expired_lease_resumes_from_its_checkpoint(harnes
     started = [e.data["node"] for e in await survivor.bus.history(task_id) if e.type == "node_started"]
     assert started == ["critique", "finalize"]
     assert await attempt_count(survivor, task_id) == 1
-    assert task.run_count == 2 and task.result["attempts"] == 1
+    assert task.run_count == 2 and task.resume_count == 1 and task.result["attempts"] == 1
     assert survivor.executor.stats.resumed_total == 1
 
 
@@ -527,17 +527,131 @@ async def test_run_that_loses_the_database_is_resumed_after_its_lease_not_failed
     assert Counter(harness.fakes.writer.calls) == {"intent": 1, "plan": 1, "gaps": 1, "draft": 1, "score": 1}
 
 
-async def test_a_task_every_worker_dies_on_is_failed_after_max_runs(harness: Harness) -> None:
-    worker = await harness.worker(start=False)
-    task_id = await queue_task(worker)
-    async with worker.runtime.sessions.begin() as session:
-        await session.execute(update(Task).where(Task.id == task_id).values(run_count=10))
+async def test_a_run_that_keeps_losing_the_database_is_failed_after_max_resumes(harness: Harness) -> None:
+    def always_broken(save: OutcomeSaver) -> OutcomeSaver:
+        async def save_broken(outcome: dict[str, Any]) -> None:
+            raise OperationalError("UPDATE tasks", {}, ConnectionResetError("connection lost"))
 
-    await worker.executor.start()
+        return save_broken
+
+    worker = await harness.worker(wrap_saver=always_broken, lease_seconds=1.0, heartbeat_seconds=0.1, max_resumes=1)
+    task_id = await queue_task(worker)
+
+    task = await wait_for_status(worker, task_id, "failed", timeout=30)
+
+    # The first run, one resume, then the claim that gives up instead of running it again.
+    assert (task.run_count, task.resume_count) == (3, 2)
+    assert task.error == gave_up_message(2, 1)
+    assert "MAX_RESUMES" in task.error and "UPDATE" not in task.error
+    # Only finalize ran again: the resume continued from the checkpoint.
+    assert Counter(harness.fakes.writer.calls) == {"intent": 1, "plan": 1, "gaps": 1, "draft": 1, "score": 1}
+
+
+async def test_runs_a_restarted_worker_finds_under_its_own_id_count_as_resumed(harness: Harness) -> None:
+    observer = await harness.worker("observer", start=False)
+    task_id = await queue_task(observer)
+    # What a worker killed mid-run leaves behind: the row running under its id, lease still valid.
+    await _set_lease(observer, task_id, owner="restarted", expires_in=60)
+
+    restarted = await harness.worker("restarted")
+    task = await wait_for_status(restarted, task_id, "completed")
+
+    assert (task.run_count, task.resume_count) == (2, 1)
+
+
+@pytest.mark.parametrize("fault", ["reset", "http_500"])
+async def test_a_model_failing_every_call_fails_the_task_after_the_node_retries_instead_of_resuming_it(
+    harness: Harness, fault: Literal["reset", "http_500"]
+) -> None:
+    writer = harness.fakes.writer
+
+    def failing_drafts(body: dict[str, Any]) -> OllamaReply:
+        reply = writer(body)
+        return OllamaReply(fault=fault) if writer.calls[-1] == "draft" else reply
+
+    harness.fakes.ollama.responder = failing_drafts
+    worker = await harness.worker()
+    task_id = await queue_task(worker)
+
     task = await wait_for_status(worker, task_id, "failed")
 
-    assert task.error and task.error.startswith("gave up after 10 runs")
-    assert harness.fakes.writer.calls == []
+    expected = {
+        "reset": "draft failed: the connection to Ollama broke off mid-answer after 3 tries; "
+                 "check that Ollama is running and reachable",
+        "http_500": "draft failed: Ollama answered HTTP 500 after 3 tries; check Ollama's log for why it failed",
+    }
+    assert task.error == expected[fault]
+    assert harness.fakes.ollama.base_url not in task.error
+    # The graph's retry policy, once: not a resume after every lease, each making three more calls.
+    assert writer.calls.count("draft") == 3
+    assert (task.run_count, task.resume_count) == (1, 0)
+
+
+async def test_model_output_with_nul_and_lone_surrogates_is_stored_clean_and_the_run_completes(
+    harness: Harness
+) -> None:
+    writer = harness.fakes.writer
+
+    def with_unstorable_text(body: dict[str, Any]) -> OllamaReply:
+        reply = writer(body)
+        if writer.calls[-1] == "draft" and isinstance(reply.content, str):
+            title, _, rest = reply.content.partition("\n")
+            reply.content = title + "\x00\n" + rest.replace(".", ".\ud800", 1)
+        if writer.calls[-1] == "score" and isinstance(reply.content, dict):
+            reply.content = {**reply.content, "issues": ["The intro\x00 repeats the title word for word\udc00."]}
+        return reply
+
+    harness.fakes.ollama.responder = with_unstorable_text
+    worker = await harness.worker()
+    task_id = await queue_task(worker)
+
+    task = await wait_for_status(worker, task_id, "completed", "failed")
+
+    assert task.status == "completed", task.error
+    stored = json.dumps([task.result, task.warnings])
+    assert "\\u0000" not in stored and "\\ud800" not in stored and "\\udc00" not in stored
+    assert task.result["title"] and "\ufffd" in task.result["markdown"]
+    async with worker.runtime.sessions() as session:
+        attempts = list(await session.scalars(select(Attempt).where(Attempt.task_id == task_id)))
+    assert attempts and all("\x00" not in a.markdown and "\x00" not in a.title for a in attempts)
+    assert "The intro repeats the title word for word\ufffd." in attempts[0].issues
+    tokens = "".join(e.data["text"] for e in await worker.bus.history(task_id) if e.type == "token")
+    assert tokens and "\x00" not in tokens
+
+
+async def test_search_results_with_nul_are_stored_clean_whatever_the_model_did(harness: Harness) -> None:
+    # Not model output: only the storage boundary stands between this text and the database.
+    web = harness.fakes.serper.web
+    web[0] = {**web[0], "title": "Async IO\x00 in Python", "snippet": "A firm grasp\ud800 of async IO."}
+    worker = await harness.worker()
+    task_id = await queue_task(worker)
+
+    task = await wait_for_status(worker, task_id, "completed", "failed")
+
+    assert task.status == "completed", task.error
+    first = task.result["sources"][0]
+    assert (first["title"], first["snippet"]) == ("Async IO in Python", "A firm grasp\ufffd of async IO.")
+
+
+async def test_a_statement_the_database_refuses_fails_the_task_without_showing_the_sql(harness: Harness) -> None:
+    def refused(save: OutcomeSaver) -> OutcomeSaver:
+        async def save_refused(outcome: dict[str, Any]) -> None:
+            async with harness_engine.connect() as connection:
+                await connection.execute(text("INSERT INTO slug_counters (base, last) VALUES (:secret, NULL)"),
+                                         {"secret": "not-a-number"})
+
+        return save_refused
+
+    harness_engine = create_engine(harness.database_url)
+    harness.stack.push_async_callback(harness_engine.dispose)
+    worker = await harness.worker(wrap_saver=refused)
+    task_id = await queue_task(worker)
+
+    task = await wait_for_status(worker, task_id, "failed")
+
+    assert task.error is not None and task.error.startswith("finalize failed: the database refused to store its work (")
+    assert "INSERT" not in task.error and "not-a-number" not in task.error
+    assert task.resume_count == 0
 
 
 async def test_graceful_stop_releases_leases_and_another_worker_finishes(harness: Harness) -> None:

@@ -101,7 +101,7 @@ async def test_reads_serve_the_stored_html_without_rendering_again(
 async def test_a_post_stored_without_its_rendering_gets_it_on_its_first_read(
     api: PostsApi, sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    # As a post from before renderings were stored (migration 0010), and one from an older renderer.
+    # As a post from before renderings were stored (migration 0011), and one from an older renderer.
     async with sessions.begin() as session:
         posts = PostRepository(session)
         unrendered = await posts.create(title="Old", generated_slug="old", markdown="Old *body*.", status="published")

@@ -85,7 +85,7 @@ async def test_approving_with_publish_publishes_the_tasks_post(served: Served) -
     response = await api.post(f"/api/tasks/{task_id}/approve", json={"approved": True, "publish": True})
     assert response.status_code == 200, response.text
     task = await wait_for_status(api, task_id, "completed")
-    assert task["result"]["approval"] == {"approved": True, "feedback": "", "publish": True, "attempt": 1}
+    assert task["result"]["approval"] == {"approved": True, "feedback": "", "attempt": 1, "publish": True}
     [post] = await posts_of(api, task_id)
     assert post["status"] == "published" and post["published_at"]
     public = await served.anonymous.get(f"/api/posts/by-slug/{post['slug']}")

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from tests.fakes.ollama import FakeOllama
 from tests.fakes.openai_compat import FakeOpenAI
+from tests.fakes.scripting import hang, reset, status
 from tools.embedded import EmbeddedConfig
 from tools.llm import (
     EmbeddedModelMissingError,
@@ -27,6 +28,7 @@ from tools.llm import (
     OllamaUnreachableError,
     ProviderConfigError,
     UnknownProviderError,
+    ollama_unreachable_message,
     structured,
 )
 
@@ -168,7 +170,9 @@ async def test_hanging_ollama_fails_with_a_timeout_instead_of_waiting_forever(
             with pytest.raises(ModelTimeoutError, match="LLM_TIMEOUT") as caught:
                 await model.ainvoke("hello")
 
-    assert isinstance(caught.value, TimeoutError)
+    assert caught.value.transient is True
+    assert caught.value.summary == "the model did not answer within 0.5 s (LLM_TIMEOUT)"
+    assert "Ollama" in caught.value.hint and fake_ollama.base_url not in caught.value.hint
 
 
 async def test_server_error_surfaces_as_a_transient_error_with_its_status(fake_ollama: FakeOllama) -> None:
@@ -190,7 +194,31 @@ async def test_connection_reset_surfaces_as_a_transient_transport_error(fake_oll
         with pytest.raises(ModelTransportError, match=fake_ollama.base_url) as caught:
             await model.ainvoke("hello")
 
-    assert isinstance(caught.value, (ModelCallError, ConnectionError))
+    assert caught.value.transient is True
+    assert fake_ollama.base_url not in caught.value.summary + caught.value.hint
+
+
+@pytest.mark.parametrize("fault", ["hang", "reset", "http_500"])
+async def test_model_call_failures_are_never_os_errors_that_could_pass_for_a_lost_database(
+    fake_ollama: FakeOllama, fault: Literal["hang", "reset", "http_500"]
+) -> None:
+    fake_ollama.fail(fault)
+    settings = ollama_settings(fake_ollama.base_url).with_overrides(timeout=0.5)
+    async with ModelProvider(settings) as provider:
+        model = await provider.chat_model()
+        async with asyncio.timeout(GUARD_SECONDS):
+            with pytest.raises(ModelCallError) as caught:
+                await model.ainvoke("hello")
+
+    assert not isinstance(caught.value, OSError)
+    assert caught.value.transient is True
+
+
+def test_server_addresses_in_messages_lose_their_credentials() -> None:
+    message = ollama_unreachable_message("http://proxy-user:s3cret@ollama.internal:11434", "refused")
+
+    assert "s3cret" not in message and "proxy-user" not in message
+    assert "http://ollama.internal:11434" in message
 
 
 async def test_unreachable_ollama_error_names_the_url_and_how_to_start_it(free_port: int) -> None:
@@ -404,3 +432,29 @@ async def test_openai_provider_without_a_server_or_key_says_what_to_set() -> Non
     async with ModelProvider(LLMSettings(provider="openai", openai_model="x")) as provider:
         with pytest.raises(ProviderConfigError, match="OPENAI_BASE_URL"):
             await provider.chat_model()
+
+
+@pytest.mark.parametrize(("fault", "error", "summary"), [
+    ("hang", ModelTimeoutError, "the model did not answer within 0.5 s (LLM_TIMEOUT)"),
+    ("reset", ModelTransportError, "the connection to the OpenAI-compatible server broke off mid-answer"),
+    ("http_500", ModelResponseError, "the OpenAI-compatible server answered HTTP 500"),
+])
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_openai_failures_say_what_happened_after_the_clients_own_retries(
+    fake_openai: FakeOpenAI, fault: str, error: type[ModelCallError], summary: str, streamed: bool
+) -> None:
+    fake_openai.faults.always = {"hang": hang(), "reset": reset(), "http_500": status(500)}[fault]
+    settings = openai_settings(fake_openai).with_overrides(timeout=0.5, max_retries=1)
+    async with ModelProvider(settings) as provider:
+        model = await provider.chat_model()
+        async with asyncio.timeout(GUARD_SECONDS):
+            with pytest.raises(error) as caught:
+                if streamed:
+                    _ = [chunk async for chunk in model.astream("hello")]
+                else:
+                    await model.ainvoke("hello")
+
+    assert caught.value.summary == summary
+    # The client retried once already: the graph must not multiply its tries.
+    assert (caught.value.client_tries, caught.value.transient) == (2, False)
+    assert len(fake_openai.chat_requests) == 2

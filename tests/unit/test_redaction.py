@@ -12,6 +12,7 @@ from tests.fakes.serper import FAKE_SERPER_KEY
 from tests.fakes.writer import GraphFakes
 from tests.unit.test_research import run
 from tools.errors import REDACTED, redact, summarise
+from tools.llm import ProviderConfigError
 
 KEY = "0f3a9c51d2e84b7fa6c0e91d3b5a7f28c4e6d1a9"  # the shape of a Serper key: 40 hex digits
 
@@ -44,7 +45,8 @@ def test_a_summary_is_one_line_of_at_most_the_limit() -> None:
 
 
 def test_a_task_error_quoting_a_key_past_its_cut_keeps_no_piece_of_it() -> None:
-    exc = RuntimeError("x" * (MAX_ERROR_CHARS - 30) + f"Bearer {KEY} was refused")
+    # A provider error's text is the one a task's error quotes (the others stay in the log).
+    exc = ProviderConfigError("x" * (MAX_ERROR_CHARS - 30) + f" the server refused Bearer {KEY} here")
 
     message = failure_message(exc, "draft", [KEY])
 

@@ -12,6 +12,11 @@ def test_a_plain_server_serves_http_and_runs_graphs_itself() -> None:
     assert (settings.role, settings.workers, settings.runs_graphs) == ("all", 0, True)
 
 
+def test_a_run_is_resumed_three_times_unless_max_resumes_says_otherwise() -> None:
+    assert ServiceSettings.from_env({}).max_resumes == 3
+    assert ServiceSettings.from_env({"MAX_RESUMES": "0"}).max_resumes == 0
+
+
 @pytest.mark.parametrize(("env", "runs_graphs"), [
     ({"DRAFTLOOP_ROLE": "api"}, False),
     ({"WORKERS": "2"}, False),
@@ -31,6 +36,7 @@ def test_an_api_role_or_supervised_workers_take_graph_runs_off_the_http_process(
     ({"WORKER_NICE": "20"}, "WORKER_NICE must be between 0 and 19"),
     ({"AUTH_CACHE_SECONDS": "-1"}, "AUTH_CACHE_SECONDS must be between 0 and 60"),
     ({"KEEP_ALIVE_SECONDS": "0"}, "KEEP_ALIVE_SECONDS must be between 1 and 3600"),
+    ({"MAX_RESUMES": "-1"}, "MAX_RESUMES must be between 0 and 100"),
 ])
 def test_bad_process_settings_are_refused_naming_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
