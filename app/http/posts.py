@@ -73,7 +73,7 @@ async def _rendered_for_write(renderer: MarkdownRenderer, markdown: str) -> Rend
 
 async def _bodies(posts: Sequence[Post], runtime: GraphRuntime, *, full: bool) -> list[dict[str, Any]]:
     """The posts as the API shows them, from their stored renderings. A post without a current
-    one (written before renderings were stored, or by a newer sanitiser's predecessor) is
+    one (stored before renderings were, or rendered by an earlier version of the renderer) is
     rendered now, within the budget, and stored for the reads after."""
     stored = [stored_rendering(post) for post in posts]
     stale = [post for post, rendering in zip(posts, stored, strict=True) if rendering is None]
