@@ -7,20 +7,22 @@ security boundary: every byte of HTML we serve has been through ``sanitise_html`
 bug or a later change of its options cannot let markup through. Raw HTML stays off for speed
 too: deeply nested tags cost the HTML parser quadratic time, markdown's own nesting is capped.
 
-Rendering is pure Python and some inputs are slow (tens of thousands of ``[``), so readers get
-it from a worker thread, and a bounded cache keeps a page of posts from rendering again.
+Rendering is pure Python and costs up to a couple of CPU seconds at the size cap, so it
+happens once, when a post is written, in a separate process with a CPU budget
+(app/markdown_renderer.py); readers get the stored result. ``RENDER_VERSION`` names this
+module's output: a post rendered by another version is rendered again on its next read, so a
+tightened sanitiser still covers old posts.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import html
-from collections import OrderedDict
-from collections.abc import Sequence
+from dataclasses import dataclass
 
 import nh3
 from markdown_it import MarkdownIt
+
+from graph import markdown as md
 
 ALLOWED_TAGS = frozenset({
     "a", "abbr", "b", "blockquote", "br", "caption", "code", "dd", "del", "dl", "dt", "em", "figcaption",
@@ -48,8 +50,9 @@ DROP_WITH_CONTENT = frozenset({
     "script", "style", "iframe", "frame", "frameset", "object", "embed", "applet", "noscript", "template",
     "svg", "math", "textarea", "select", "title",
 })
-# Total characters of HTML the cache may hold (about 2-4 bytes each).
-CACHE_BUDGET_CHARS = 8_000_000
+# Bump whenever the renderer's options, the allow-lists or the derived fields change: stored
+# bodies of an older version are rendered again when next read.
+RENDER_VERSION = 1
 
 _renderer = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
 
@@ -68,67 +71,35 @@ def sanitise_html(markup: str) -> str:
 
 
 def render_markdown(markdown: str) -> str:
-    """Sanitised HTML for a markdown body (CPU-bound: from async code use ``render_many``)."""
+    """Sanitised HTML for a markdown body. CPU-bound and unbounded in time: async code goes
+    through app/markdown_renderer.py."""
     return sanitise_html(_renderer.render(markdown))
 
 
-class RenderCache:
-    """Least recently used first out, bounded by the characters of HTML it holds. Keyed by a
-    digest so that large bodies are not kept twice. Used from the event loop only."""
+@dataclass(frozen=True, slots=True)
+class RenderedBody:
+    """What a post shows of its markdown, computed once per write: the sanitised HTML, the word
+    count and the excerpt derived from the body (used when the post has none of its own)."""
 
-    def __init__(self, budget_chars: int = CACHE_BUDGET_CHARS) -> None:
-        self.budget_chars = budget_chars
-        self.size_chars = 0
-        self._items: OrderedDict[bytes, str] = OrderedDict()
-
-    @staticmethod
-    def key(markdown: str) -> bytes:
-        return hashlib.blake2b(markdown.encode("utf-8", "surrogatepass"), digest_size=20).digest()
-
-    def get(self, key: bytes) -> str | None:
-        found = self._items.get(key)
-        if found is not None:
-            self._items.move_to_end(key)
-        return found
-
-    def put(self, key: bytes, rendered: str) -> None:
-        if len(rendered) > self.budget_chars or key in self._items:
-            return
-        self._items[key] = rendered
-        self.size_chars += len(rendered)
-        while self.size_chars > self.budget_chars:
-            _, dropped = self._items.popitem(last=False)
-            self.size_chars -= len(dropped)
+    html: str
+    word_count: int
+    excerpt: str
+    version: int = RENDER_VERSION
 
 
-_cache = RenderCache()
+def render_body(markdown: str) -> RenderedBody:
+    """Everything a read shows of ``markdown`` (CPU-bound, like ``render_markdown``)."""
+    return RenderedBody(render_markdown(markdown), md.word_count(markdown), md.excerpt_of(markdown))
 
 
-def _render_all(bodies: list[str]) -> list[str]:
-    return [render_markdown(body) for body in bodies]
-
-
-async def render_many(bodies: Sequence[str]) -> list[str]:
-    """Sanitised HTML for each markdown body, in order: cached ones at once, the others
-    rendered together in a worker thread so that a slow body does not stall the event loop."""
-    keys = [RenderCache.key(body) for body in bodies]
-    # Hits are taken now: the cache may evict them while the thread works.
-    found: dict[bytes, str] = {}
-    missing: dict[bytes, str] = {}
-    for key, body in zip(keys, bodies, strict=True):
-        if key in found or key in missing:
-            continue
-        hit = _cache.get(key)
-        if hit is None:
-            missing[key] = body
-        else:
-            found[key] = hit
-    if missing:
-        rendered = await asyncio.to_thread(_render_all, list(missing.values()))
-        for key, markup in zip(missing, rendered, strict=True):
-            found[key] = markup
-            _cache.put(key, markup)
-    return [found[key] for key in keys]
+def unrendered_body(markdown: str) -> RenderedBody:
+    """For a body that could not be rendered in its budget where nobody can be told (a run's
+    finalize, an old post's first read): the text itself, escaped, in a ``<pre>``. Linear time;
+    sanitised all the same, so that every byte served has been through the sanitiser."""
+    # Text the renderer failed on may hold what nh3 cannot take (lone surrogates): "?" instead.
+    text = markdown.encode("utf-8", "replace").decode("utf-8")
+    return RenderedBody(sanitise_html(f"<pre>{html.escape(text, quote=False)}</pre>\n"),
+                        md.word_count(text), md.excerpt_of(text))
 
 
 def escape_text(text: str) -> str:

@@ -20,7 +20,7 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import Any
@@ -72,6 +72,7 @@ from storage.repositories import (
 )
 from storage.run_end import end_run_in_one_statement
 from storage.task_queue import queue_new_task
+from tools.errors import summarise
 from tools.llm import ModelCallError, ModelProviderError
 
 log = logging.getLogger("draftloop.executor")
@@ -159,10 +160,11 @@ def keep_running_outcome(save: OutcomeSaver | None) -> OutcomeSaver | None:
     return save_keeping_running
 
 
-def failure_message(exc: BaseException, node: str | None) -> str:
+def failure_message(exc: BaseException, node: str | None, secrets: Sequence[str] = ()) -> str:
     """The task's ``error``, written for whoever reads the task (any viewer may): the step that
     failed, the kind of failure and what to do about it. The exception's own text (SQL and its
-    parameters, a driver's message, a server's address) goes to the log, never here."""
+    parameters, a driver's message, a server's address) goes to the log, never here. What is
+    quoted is redacted of ``secrets`` before it is cut (tools.errors.summarise)."""
     where = f"{node} failed" if node else "the run failed"
     if isinstance(exc, ModelCallError):
         # The node's tries times the client's own (openai's LLM_MAX_RETRIES; 1 for Ollama).
@@ -176,7 +178,7 @@ def failure_message(exc: BaseException, node: str | None) -> str:
                 "the service log has the details")
     else:
         text = f"{where}: an unexpected error ({type(exc).__name__}); the service log has the details"
-    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
+    return summarise(text, secrets, MAX_ERROR_CHARS)
 
 
 def gave_up_message(resumes: int, max_resumes: int) -> str:
@@ -731,7 +733,7 @@ class Executor:
                 log.warning("run of task %s failed in %s: %s", task.id, node or "executor", exc, exc_info=exc)
                 # No token batch may land after the terminal status event.
                 await publisher.aclose()
-                await self._fail(task, failure_message(exc, node), type(exc).__name__)
+                await self._fail(task, failure_message(exc, node, self._deps.secrets), type(exc).__name__)
         finally:
             await publisher.aclose()
             if self._runs.get(task.id) is asyncio.current_task():

@@ -13,6 +13,7 @@ import httpx
 from langgraph.graph.state import CompiledStateGraph
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.markdown_renderer import MarkdownRenderer
 from graph.builder import build_graph
 from graph.context import Dependencies, DraftloopContext, OutcomeSaver
 from storage.checkpoints import open_checkpointer
@@ -24,6 +25,8 @@ from storage.engine import (
     session_factory,
 )
 from storage.migrate import upgrade_database
+from storage.posts import draft_post_of
+from storage.storable import storable
 from storage.repositories import save_pending_approval, save_run_outcome
 from storage.run_outcome import save_first_run_outcome
 
@@ -37,6 +40,8 @@ class GraphRuntime:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     database_url: str
+    # Renders post bodies off the event loop, for finalize and for the posts API.
+    renderer: MarkdownRenderer
     # Transaction-less reads (storage.engine.read_session_factory); defaults to ``sessions``.
     read_sessions: async_sessionmaker[AsyncSession] | None = None
     # Postgres only (storage.engine.create_autocommit_engine): statements atomic on their own.
@@ -55,11 +60,19 @@ class GraphRuntime:
         return DraftloopContext(deps=self.deps, **overrides)
 
 
-def outcome_saver(sessions: async_sessionmaker[AsyncSession], autocommit_engine: AsyncEngine | None = None) -> OutcomeSaver:
+def outcome_saver(sessions: async_sessionmaker[AsyncSession], renderer: MarkdownRenderer,
+                  autocommit_engine: AsyncEngine | None = None) -> OutcomeSaver:
     """The finalize node's writer. On Postgres a run's first outcome is one statement
-    (storage/run_outcome.py); every other case, and SQLite, takes the session path."""
+    (storage/run_outcome.py); every other case, and SQLite, takes the session path. Both store
+    the post's body as rendered here, before any transaction opens; a body past the render
+    budget is stored as escaped text (nobody is there to be refused)."""
 
     async def save(outcome: dict[str, Any]) -> None:
+        # The markdown as both paths store it (cleaned of what the database refuses), so that
+        # the stored HTML is that markdown's.
+        draft = draft_post_of(storable(outcome.get("result") or {}))
+        rendered = await renderer.render_or_escape(draft.changes["markdown"]) if draft is not None else None
+        outcome = {**outcome, "rendered": rendered}
         if autocommit_engine is not None and outcome.get("task_id"):
             if await save_first_run_outcome(autocommit_engine, **outcome):
                 return
@@ -85,13 +98,14 @@ async def open_graph_runtime(database_url: str | None = None) -> AsyncIterator[G
     autocommit_engine = create_autocommit_engine(url)
     sessions = session_factory(engine)
     try:
-        async with httpx.AsyncClient() as http, open_checkpointer(url) as saver:
-            deps = Dependencies.from_env(http, save_outcome=outcome_saver(sessions, autocommit_engine),
+        async with (httpx.AsyncClient() as http, open_checkpointer(url) as saver,
+                    MarkdownRenderer.from_env() as renderer):
+            deps = Dependencies.from_env(http, save_outcome=outcome_saver(sessions, renderer, autocommit_engine),
                                          save_pending=pending_saver(sessions))
             try:
                 info = await deps.models.describe()
                 log.info("model provider: %s (%s) %s", info.provider, info.model, info.detail)
-                yield GraphRuntime(build_graph(saver), deps, engine, sessions, url,
+                yield GraphRuntime(build_graph(saver), deps, engine, sessions, url, renderer,
                                    read_session_factory(engine, autocommit_engine), autocommit_engine)
             finally:
                 await deps.aclose()

@@ -59,6 +59,15 @@ class Dependencies:
             save_pending=save_pending,
         )
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every API key these dependencies send upstream: redacted from any upstream text a
+        run shows (warnings, errors), since an upstream may echo the request's headers."""
+        keys = [self.models.settings.openai_api_key, *self.serper.secrets, *self.pexels.secrets]
+        if self.judge is not None:
+            keys.append(self.judge.settings.openai_api_key)
+        return tuple(dict.fromkeys(key for key in keys if key))
+
     async def aclose(self) -> None:
         """Close the model providers (HTTP clients, the embedded server's reference)."""
         await self.models.aclose()

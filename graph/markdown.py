@@ -8,7 +8,10 @@ import unicodedata
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’\-]*")
 _H1 = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
 _H2 = re.compile(r"^##\s+(.+?)\s*#*\s*$", re.MULTILINE)
-_MD_NOISE = re.compile(r"(!?\[([^\]]*)\]\([^)]*\))|[`*_>#]")
+# Link text without brackets and a destination with at most one level of parentheses: each
+# scan stops at the next bracket or parenthesis, so a long run of unclosed ``[`` or ``](`` costs
+# linear time (``[^\]]*`` and ``[^)]*`` rescanned the rest of the text from every ``[``).
+_MD_NOISE = re.compile(r"(!?\[([^\[\]]*)\]\([^()]*(?:\([^()]*\)[^()]*)*\))|[`*_>#]")
 _CONCLUSION_WORDS = ("conclusion", "summary", "wrapping up", "final thoughts", "takeaways", "in closing", "next steps")
 WORDS_PER_MINUTE = 230
 

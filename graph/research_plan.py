@@ -26,6 +26,7 @@ from graph.prompts import (
 )
 from graph.sources import numbered
 from graph.state import UsageRecord
+from tools.errors import summarise
 
 MIN_QUERIES = 3
 MAX_QUERIES = 5
@@ -33,6 +34,8 @@ MAX_GAPS = 2
 MAX_REVISION_QUERIES = 3
 QUERY_CHARS = 100
 GAP_CHARS = 160
+# What a warning quotes of a failed planning call's error.
+PROBLEM_DETAIL_CHARS = 200
 # A topic longer than this makes a poor search query; it is cut at a word.
 TOPIC_QUERY_CHARS = 80
 
@@ -146,7 +149,9 @@ class Planner:
                                                              provider=provider, model=model,
                                                              settings=self.deps.settings, turn=self.turn)
         except Exception as exc:  # noqa: BLE001 - planning is an aid: a model that fails here must not fail the run
-            return None, [], f"research: the model could not plan ({type(exc).__name__}: {str(exc)[:200]})"
+            # Redacted before it is cut: a key cut in half would no longer match.
+            detail = summarise(f"{type(exc).__name__}: {exc}", self.deps.secrets, PROBLEM_DETAIL_CHARS)
+            return None, [], f"research: the model could not plan ({detail})"
         return parsed, [usage], problem
 
     async def plan(self, request: dict[str, Any]) -> Planned:

@@ -19,6 +19,9 @@ INTENT_KINDS: tuple[str, ...] = ("content", "revise", "answer", "unsupported")
 MIN_WORDS = 20
 MAX_WORDS = 5000
 MAX_KEYWORDS = 10
+# The largest attempt number a decision may name: far past any run (each rejection adds one
+# attempt, each turn at most MAX_REVISIONS + 1), and a bound the API can state.
+MAX_ATTEMPT_NUMBER = 10_000
 # route_intent opens every turn's warnings with this marker, and add_turn_warnings then starts
 # the list afresh: a follow-up's result carries its own warnings, not the first turn's again.
 # Whoever reads a node's raw update (stream_mode="updates") sees it and should skip it.

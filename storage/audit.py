@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Select, and_, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import AuditEvent
+from storage.models import MAX_ROW_ID, AuditEvent
 from storage.repositories import MAX_PAGE_SIZE, decode_cursor, encode_keyset
 
 
@@ -59,9 +59,13 @@ class AuditPage:
 def _cursor_position(cursor: str) -> tuple[datetime, int]:
     occurred_at, key = decode_cursor(cursor)
     try:
-        return occurred_at, int(key)
+        position = int(key)
     except ValueError as exc:
         raise ValueError("invalid cursor") from exc
+    # A forged id past the column's range would overflow the driver: no cursor of ours holds one.
+    if not 0 <= position <= MAX_ROW_ID:
+        raise ValueError("invalid cursor")
+    return occurred_at, position
 
 
 def _filtered(stmt: Select[tuple[AuditEvent]], where: AuditFilter) -> Select[tuple[AuditEvent]]:

@@ -251,6 +251,10 @@ class Usage(Base):
 # SQLite only autoincrements a column declared exactly INTEGER PRIMARY KEY; Postgres gets a
 # 64-bit sequence because every token batch of every task takes an id.
 EventId = BigInteger().with_variant(Integer(), "sqlite")
+# The largest value a signed 64-bit column (BIGINT, SQLite's INTEGER) holds: an id, offset or
+# count from a client past it cannot name a row, and the drivers raise instead of matching
+# nothing, so the API refuses it first.
+MAX_ROW_ID = 2**63 - 1
 
 
 class TaskEvent(Base):
@@ -325,8 +329,12 @@ class PostStatus(enum.StrEnum):
 
 
 class Post(Base):
-    """A CMS post. Only markdown is stored: HTML is rendered and sanitised on every read, so a
-    tightened sanitiser covers old posts too. NULL excerpt/SEO fields mean "derive on read"."""
+    """A CMS post. NULL excerpt/SEO fields mean "derive on read".
+
+    The body's HTML, word count and derived excerpt are rendered once per write of its markdown
+    and stored with the version of the renderer that made them (app/content_html.py); a read
+    renders them again only when they are missing (a post from before they were stored, or
+    written by a path that could not render) or of another version (a tightened sanitiser)."""
 
     __tablename__ = "posts"
     __table_args__ = (
@@ -344,6 +352,11 @@ class Post(Base):
     # Set by a person: a title change no longer regenerates it.
     custom_slug: Mapped[bool] = mapped_column(Boolean, default=False)
     markdown: Mapped[str] = mapped_column(Text, default="")
+    # All four set together, from the markdown as it is; all NULL when they must be rendered.
+    html: Mapped[str | None] = mapped_column(Text, default=None)
+    word_count: Mapped[int | None] = mapped_column(Integer, default=None)
+    body_excerpt: Mapped[str | None] = mapped_column(Text, default=None)
+    rendered_version: Mapped[int | None] = mapped_column(Integer, default=None)
     excerpt: Mapped[str | None] = mapped_column(Text, default=None)
     featured_image: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     sources: Mapped[list[Any]] = mapped_column(default=list)

@@ -13,9 +13,9 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import case, delete, or_, select
+from sqlalchemy import case, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -34,6 +34,31 @@ PLAIN_FIELDS = ("title", "markdown", "excerpt", "featured_image", "sources", "se
 # the second comes after the run of taken numbers (storage/slugs.py); a third needs a race with
 # a person taking exactly that slug.
 GENERATED_SLUG_DRAWS = 3
+
+
+class RenderedBody(Protocol):
+    """A body rendered by app/content_html.py (this layer stores it and never renders)."""
+
+    @property
+    def html(self) -> str: ...
+
+    @property
+    def word_count(self) -> int: ...
+
+    @property
+    def excerpt(self) -> str: ...
+
+    @property
+    def version(self) -> int: ...
+
+
+def rendered_columns(rendered: RenderedBody | None) -> dict[str, Any]:
+    """The post columns a rendered body fills; None clears them, so that a markdown written
+    without its rendering is rendered on its next read instead of showing the old one."""
+    if rendered is None:
+        return {"html": None, "word_count": None, "body_excerpt": None, "rendered_version": None}
+    return {"html": rendered.html, "word_count": rendered.word_count, "body_excerpt": rendered.excerpt,
+            "rendered_version": rendered.version}
 
 
 class SlugTaken(ValueError):
@@ -167,13 +192,16 @@ class PostRepository:
         status: PostStatus | str = PostStatus.DRAFT,
         author_id: str | None = None,
         task_id: str | None = None,
+        rendered: RenderedBody | None = None,
         **fields: Any,
     ) -> Post:
         """A new post. ``slug`` is the caller's explicit choice (SlugTaken if used); without
-        one, ``generated_slug`` (from the title) gets the next numeric suffix (storage/slugs.py)."""
+        one, ``generated_slug`` (from the title) gets the next numeric suffix (storage/slugs.py).
+        ``rendered``: the markdown's rendering; without it the first read renders it."""
         now = utcnow()
         post = Post(id=new_id(), title=title, author_id=author_id, task_id=task_id, created_at=now, updated_at=now,
-                    status=PostStatus.DRAFT.value, custom_slug=False, sources=[], keywords=[])
+                    status=PostStatus.DRAFT.value, custom_slug=False, sources=[], keywords=[],
+                    **rendered_columns(rendered))
         for key, value in fields.items():
             if key not in PLAIN_FIELDS:
                 raise TypeError(f"unknown post field {key!r}")
@@ -184,10 +212,12 @@ class PostRepository:
         await self._flush(post)
         return post
 
-    async def update(self, post: Post, changes: Mapping[str, Any], *, generated_slug: str) -> Post:
+    async def update(self, post: Post, changes: Mapping[str, Any], *, generated_slug: str,
+                     rendered: RenderedBody | None = None) -> Post:
         """Apply a partial update: ``changes`` holds only the fields the caller gave. A string
         ``slug`` is explicit from then on; ``slug: None`` hands it back to the title.
-        ``generated_slug`` is what the (new) title would make."""
+        ``generated_slug`` is what the (new) title would make. ``rendered``: the new markdown's
+        rendering, when ``changes`` has markdown (without it the next read renders it)."""
         if "slug" in changes:
             explicit = changes["slug"]
             await self._assign_slug(post, explicit or generated_slug, explicit=explicit is not None)
@@ -196,6 +226,9 @@ class PostRepository:
         for key in PLAIN_FIELDS:
             if key in changes:
                 setattr(post, key, changes[key])
+        if "markdown" in changes:
+            for key, value in rendered_columns(rendered).items():
+                setattr(post, key, value)
         now = utcnow()
         if "status" in changes:
             self._set_status(post, PostStatus(changes["status"]), now)
@@ -203,13 +236,25 @@ class PostRepository:
         await self._flush(post)
         return post
 
+    async def store_rendered(self, post: Post, rendered: RenderedBody) -> None:
+        """Store a rendering made on read, unless the markdown changed meanwhile (a write brings
+        its own). The post's updated_at stays: nobody edited it."""
+        columns = rendered_columns(rendered)
+        await self.session.execute(
+            update(Post).where(Post.id == post.id, Post.markdown == post.markdown)
+            .values(**columns, updated_at=Post.updated_at).execution_options(synchronize_session=False))
+        for key, value in columns.items():
+            setattr(post, key, value)
+
     async def delete(self, post_id: str) -> bool:
         result = await self.session.execute(delete(Post).where(Post.id == post_id))
         return result.rowcount == 1
 
-    async def save_for_task(self, task: Task, result: Mapping[str, Any]) -> Post | None:
+    async def save_for_task(self, task: Task, result: Mapping[str, Any],
+                            rendered: RenderedBody | None = None) -> Post | None:
         """The draft post of a finished content run, created or brought up to date, in the
         caller's (the run outcome's) transaction; None for answers and unsupported requests.
+        ``rendered``: the rendering of the post's markdown (``draft_post_of``).
 
         Keyed on the task, so finalize running again after a crash or retry finds the post it
         made. A later turn on the same thread (a revision) updates the thread's post while it
@@ -228,9 +273,9 @@ class PostRepository:
             post = None
         if post is None:
             return await self.create(generated_slug=draft.generated_slug, status=draft.status, task_id=task.id,
-                                     **draft.changes)
+                                     rendered=rendered, **draft.changes)
         return await self.update(post, {**draft.changes, "status": draft.status.value},
-                                 generated_slug=draft.generated_slug)
+                                 generated_slug=draft.generated_slug, rendered=rendered)
 
     async def generated_slug(self, base: str, post: Post | None = None) -> str:
         """A free slug made from ``base``: ``base`` itself or ``base-N``. ``post`` keeps the slug

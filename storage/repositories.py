@@ -35,7 +35,7 @@ from storage.models import (
     new_id,
     utcnow,
 )
-from storage.posts import PostRepository
+from storage.posts import PostRepository, RenderedBody
 from storage.records import ATTEMPT_FIELDS, USAGE_FIELDS, AttemptRecord, UsageRecord, pick
 from storage.storable import storable, storable_text
 
@@ -883,6 +883,7 @@ async def save_run_outcome(
     task_id: str | None = None,
     error: str | None = None,
     numbers_engine: AsyncEngine | None = None,
+    rendered: RenderedBody | None = None,
 ) -> Task:
     """Persist a finished run in one transaction: the task row (found by thread_id, created if
     missing), its attempts and its usage, replaced wholesale so a re-run of finalize after a
@@ -891,7 +892,7 @@ async def save_run_outcome(
 
     Raises InvalidStatusTransition if the task already finished differently (e.g. it was
     cancelled while the graph ran); nothing is written then. ``numbers_engine``: see
-    PostRepository.
+    PostRepository. ``rendered``: the post's body rendered (PostRepository.save_for_task).
     """
     # Model output and search results may hold text the database refuses (storage/storable.py).
     request, params, intent, result, attempts, usage, warnings, model, provider, error = storable(
@@ -921,7 +922,7 @@ async def save_run_outcome(
         await UsageRepository(session).replace_all(task.id, usage)
         # Same transaction as the outcome: a run that is recorded always has its post, and a
         # re-run of finalize finds that post by task instead of adding a second one.
-        await PostRepository(session, numbers_engine).save_for_task(task, result or {})
+        await PostRepository(session, numbers_engine).save_for_task(task, result or {}, rendered)
     return task
 
 

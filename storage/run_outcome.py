@@ -26,7 +26,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.models import TERMINAL_STATUSES, PostStatus, TaskStatus, new_id, utcnow
-from storage.posts import DraftPost, draft_post_of, slug_base
+from storage.posts import DraftPost, RenderedBody, draft_post_of, rendered_columns, slug_base
 from storage.records import ATTEMPT_FIELDS, USAGE_FIELDS, AttemptRecord, UsageRecord, pick
 from storage.storable import storable
 from storage.slugs import numbered
@@ -102,11 +102,11 @@ WITH current AS (
         id text, node text, provider text, model text, input_tokens int, output_tokens int, duration_ms int,
         cost_usd numeric, created_at timestamptz)
 ), new_post AS (
-    INSERT INTO posts (id, title, slug, custom_slug, markdown, featured_image, sources, keywords, status,
-                       task_id, created_at, updated_at, published_at)
-    SELECT :post_id, :title, :slug, false, :markdown, CAST(:featured_image AS jsonb), CAST(:sources AS jsonb),
-           CAST(:keywords AS jsonb), :post_status, fresh.id, :now, :now,
-           CASE WHEN :published THEN CAST(:now AS timestamptz) END
+    INSERT INTO posts (id, title, slug, custom_slug, markdown, html, word_count, body_excerpt, rendered_version,
+                       featured_image, sources, keywords, status, task_id, created_at, updated_at, published_at)
+    SELECT :post_id, :title, :slug, false, :markdown, :html, :word_count, :body_excerpt, :rendered_version,
+           CAST(:featured_image AS jsonb), CAST(:sources AS jsonb), CAST(:keywords AS jsonb), :post_status, fresh.id,
+           :now, :now, CASE WHEN :published THEN CAST(:now AS timestamptz) END
     FROM fresh
     WHERE CAST(:slug AS text) IS NOT NULL
 )
@@ -150,10 +150,11 @@ def _usage_rows(usage: Sequence[UsageRecord], now: datetime) -> list[dict[str, A
     return rows
 
 
-def _post_values(draft: DraftPost | None, slug: str | None) -> dict[str, Any]:
+def _post_values(draft: DraftPost | None, slug: str | None, rendered: RenderedBody | None) -> dict[str, Any]:
     changes = draft.changes if draft is not None else {}
     return {
         "post_id": new_id(), "slug": slug, "title": changes.get("title"), "markdown": changes.get("markdown"),
+        **rendered_columns(rendered),
         "featured_image": _json(changes.get("featured_image")), "sources": _json(changes.get("sources", [])),
         "keywords": _json(changes.get("keywords", [])),
         "post_status": (draft.status if draft is not None else PostStatus.DRAFT).value,
@@ -177,10 +178,12 @@ async def save_first_run_outcome(
     provider: str | None,
     status: TaskStatus | str = TaskStatus.COMPLETED,
     error: str | None = None,
+    rendered: RenderedBody | None = None,
 ) -> bool:
     """Store a run's first outcome as save_run_outcome would, if it is the simple case (see the
     module docstring); False when nothing was written and the caller must take the session
-    path. ``engine`` must be in autocommit mode (storage.engine.create_autocommit_engine)."""
+    path. ``engine`` must be in autocommit mode (storage.engine.create_autocommit_engine).
+    ``rendered``: the post's body rendered, as for save_run_outcome."""
     # Model output and search results may hold text Postgres refuses (storage/storable.py).
     request, params, intent, result, attempts, usage, warnings, model, provider, error = storable(
         (request, params, intent, result, list(attempts), list(usage), list(warnings), model, provider, error))
@@ -208,7 +211,7 @@ async def save_first_run_outcome(
             "cost_usd": round(sum(record.get("cost_usd") or 0.0 for record in usage), 8),
             "attempts": json.dumps(_attempt_rows(attempts, now)),
             "usage": json.dumps(_usage_rows(usage, now)),
-            **_post_values(draft, slug),
+            **_post_values(draft, slug, rendered),
         }
         try:
             saved = (await connection.execute(_SAVE_FIRST_OUTCOME, values)).scalar_one()

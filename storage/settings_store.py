@@ -13,12 +13,12 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Setting, SettingChange, utcnow
+from storage.models import MAX_ROW_ID, Setting, SettingChange, utcnow
 
 MAX_HISTORY_PAGE = 200
 # History ids fit a signed 64-bit column; anything larger cannot name a row (and would overflow
 # the driver instead of matching nothing).
-MAX_HISTORY_ID = 2**63 - 1
+MAX_HISTORY_ID = MAX_ROW_ID
 # First key of the two-key advisory lock that serialises writes of one setting on Postgres
 # (the event log uses its own namespace, so the two cannot block each other).
 _SETTINGS_LOCK_NAMESPACE = 0x646C7374  # "dlst"

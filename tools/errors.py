@@ -6,6 +6,79 @@ what went wrong without a traceback — and none of them may ever carry an API k
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+REDACTED = "[redacted]"
+# A run of this many characters of a secret anywhere in a text is redacted as if the whole
+# secret were there: upstreams echo headers cut, masked or split across fields.
+MIN_FRAGMENT = 6
+# At either end of a text, which is where a cut falls, a shorter piece of a secret is redacted
+# too: the end that could begin a secret, the start that could finish one.
+MIN_EDGE_FRAGMENT = 3
+
+
+def _fragment_spans(text: str, secret: str) -> list[tuple[int, int]]:
+    """Where runs of at least MIN_FRAGMENT characters of ``secret`` appear in ``text``."""
+    pieces = {secret[i:i + MIN_FRAGMENT] for i in range(len(secret) - MIN_FRAGMENT + 1)}
+    spans: list[tuple[int, int]] = []
+    for start in range(len(text) - MIN_FRAGMENT + 1):
+        if text[start:start + MIN_FRAGMENT] in pieces:
+            spans.append((start, start + MIN_FRAGMENT))
+    return spans
+
+
+def _edge_spans(text: str, secret: str) -> list[tuple[int, int]]:
+    """A secret's beginning at the end of ``text``, and its ending at the start."""
+    spans = []
+    for size in range(min(len(secret), len(text)), MIN_EDGE_FRAGMENT - 1, -1):
+        if text.endswith(secret[:size]):
+            spans.append((len(text) - size, len(text)))
+            break
+    for size in range(min(len(secret), len(text)), MIN_EDGE_FRAGMENT - 1, -1):
+        if text.startswith(secret[-size:]):
+            spans.append((0, size))
+            break
+    return spans
+
+
+def redact(text: str, secrets: Iterable[str | None]) -> str:
+    """``text`` without any secret, whole or in part (see MIN_FRAGMENT, MIN_EDGE_FRAGMENT):
+    for text from an upstream that may end up in logs, task warnings or errors."""
+    keys = sorted({secret for secret in secrets if secret}, key=len, reverse=True)
+    for key in keys:
+        text = text.replace(key, REDACTED)
+    spans: list[tuple[int, int]] = []
+    for key in keys:
+        if len(key) >= MIN_FRAGMENT:
+            spans += _fragment_spans(text, key)
+        if len(key) >= MIN_EDGE_FRAGMENT:
+            spans += _edge_spans(text, key)
+    merged: list[list[int]] = []
+    for start, stop in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], stop)
+        else:
+            merged.append([start, stop])
+    parts, end = [], 0
+    for start, stop in merged:
+        parts += [text[end:start], REDACTED]
+        end = stop
+    parts.append(text[end:])
+    return "".join(parts)
+
+
+def summarise(text: str, secrets: Iterable[str | None], limit: int) -> str:
+    """Upstream text for a message: redacted first, then cut to ``limit`` characters. Cutting
+    first let the part of a key before the cut through, since only whole keys matched."""
+    keys = [secret for secret in secrets if secret]
+    # Only the head can be shown: a key that starts in it ends within the longest key's length.
+    window = text[: limit + 2 * max((len(key) for key in keys), default=0)]
+    cleaned = " ".join(redact(window, keys).split())
+    if len(cleaned) <= limit and len(window) == len(text):
+        return cleaned
+    return cleaned[: limit - 1] + "…"
+
+
 
 class ToolError(Exception):
     """Base for every failure an outbound client reports."""

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from tools.errors import BadResponseError, RateLimitedError, UpstreamError, UpstreamTimeoutError
+from tools.errors import BadResponseError, RateLimitedError, UpstreamError, UpstreamTimeoutError, redact, summarise
 
 SleepFn = Callable[[float], Awaitable[None]]
 
@@ -78,19 +78,11 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, seconds)
 
 
-def redact(text: str, secrets: Sequence[str]) -> str:
-    """Remove secrets from text that may end up in logs or in task warnings."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[redacted]")
-    return text
-
-
-def _detail(response: httpx.Response, streamed: bool) -> str:
+def _detail(response: httpx.Response, streamed: bool, secrets: Sequence[str]) -> str:
     # A streamed body may be huge (an image); only already-read bodies are quoted.
     if streamed:
         return ""
-    snippet = response.text[:_DETAIL_CHARS].strip()
+    snippet = summarise(response.text, secrets, _DETAIL_CHARS)
     return f": {snippet}" if snippet else ""
 
 
@@ -137,7 +129,7 @@ async def send_with_retry(
             status = response.status_code
             if status < 400:
                 return response
-            detail = redact(_detail(response, stream), secrets)
+            detail = _detail(response, stream, secrets)
             await response.aclose()
             if status == 429:
                 retry_after = parse_retry_after(response.headers.get("retry-after"))

@@ -178,6 +178,11 @@ class PexelsClient:
     def configured(self) -> bool:
         return self._api_key is not None
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What to redact from any text about this client's calls (tools.errors.redact)."""
+        return (self._api_key,) if self._api_key else ()
+
     async def search_images(
         self,
         query: str,

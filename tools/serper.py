@@ -125,6 +125,11 @@ class SerperClient:
     def configured(self) -> bool:
         return self._api_key is not None
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What to redact from any text about this client's calls (tools.errors.redact)."""
+        return (self._api_key,) if self._api_key else ()
+
     async def search_web(self, query: str, limit: int = 10) -> list[SearchResult]:
         return await self._search("web", query, limit)
 

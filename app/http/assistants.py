@@ -42,17 +42,20 @@ def assistant_dict() -> dict[str, Any]:
     }
 
 
+# Subgraph levels to draw: this graph has none, and 99 is far past any graph's nesting.
+MAX_XRAY_DEPTH = 99
+# The schema states the bound too, so that clients (and the fuzzer) see it.
+XRAY_PATTERN = r"^(?:|true|True|false|False|[1-9][0-9]?)$"
+
+
 def _xray(raw: str | None) -> bool | int:
     if raw in (None, "", "false", "False"):
         return False
     if raw in ("true", "True"):
         return True
-    try:
-        depth = int(str(raw))
-    except ValueError:
-        raise unprocessable("xray", "must be true, false or a positive integer") from None
-    if depth <= 0:
-        raise unprocessable("xray", "must be true, false or a positive integer")
+    depth = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 2 else 0
+    if not 1 <= depth <= MAX_XRAY_DEPTH:
+        raise unprocessable("xray", f"must be true, false or a depth from 1 to {MAX_XRAY_DEPTH}")
     return depth
 
 
@@ -101,7 +104,9 @@ class AssistantController(Controller):
     @get("/{assistant_id:str}/graph", summary="The graph's nodes and edges")
     async def get_graph(
         self, assistant_id: FromPath[str], runtime: NamedDependency[GraphRuntime],
-        xray: Annotated[str | None, QueryParameter(name="xray")] = None
+        xray: Annotated[str | None, QueryParameter(
+            name="xray", pattern=XRAY_PATTERN,
+            description=f"true, false or how many subgraph levels to draw (1-{MAX_XRAY_DEPTH})")] = None
     ) -> dict[str, Any]:
         require_assistant(assistant_id)
         return runtime.graph.get_graph(xray=_xray(xray)).to_json()

@@ -34,6 +34,9 @@ MAX_ID_LENGTH = 255
 MAX_HISTORY = 1000
 MAX_IDS = 1000
 MAX_RECURSION = 10_000
+# Pages of a search: far past any page a client shows, far below what overflows a query.
+MAX_PAGE = 1000
+MAX_OFFSET = 100_000
 # The SQLite checkpointer splices history filter keys into a JSON path: it refuses others
 # with a ValueError, and a key starting with "." is a JSON path error.
 _FILTER_KEY = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
@@ -149,8 +152,8 @@ class ThreadSearch(LangGraphBody):
     metadata: Metadata | None = None
     ids: list[Id] | None = Field(default=None, max_length=MAX_IDS)
     status: Literal["idle", "busy", "interrupted", "error"] | None = None
-    limit: int = Field(default=10, ge=0)
-    offset: int = Field(default=0, ge=0)
+    limit: int = Field(default=10, ge=0, le=MAX_PAGE)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
     sort_by: Literal["thread_id", "status", "created_at", "updated_at"] | None = None
     sort_order: Literal["asc", "desc"] | None = None
 
@@ -182,8 +185,8 @@ class AssistantSearch(LangGraphBody):
     graph_id: str | None = None
     metadata: Metadata | None = None
     name: str | None = None
-    limit: int = Field(default=10, ge=0)
-    offset: int | None = Field(default=None, ge=0)
+    limit: int = Field(default=10, ge=0, le=MAX_PAGE)
+    offset: int | None = Field(default=None, ge=0, le=MAX_OFFSET)
     sort_by: str | None = None
     sort_order: Literal["asc", "desc"] | None = None
     select: list[str] | None = None

@@ -6,22 +6,22 @@ both are safe to insert into a page. Other fields are plain text for the client 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from app.content_html import escape_text, render_many
+from app.content_html import RENDER_VERSION, RenderedBody, escape_text
 from graph import markdown as md
 from graph.state import MAX_KEYWORDS
-from storage.models import Post
+from storage.models import MAX_ROW_ID, Post
 from storage.posts import SLUG_MAX_CHARS, SLUG_PATTERN
 
 PostStatusName = Literal["draft", "published", "archived"]
 MAX_TITLE_CHARS = 300
-# A 5000-word draft is ~35k characters; the cap also bounds the worst-case render time.
+# A 5000-word draft is ~35k characters. The cap bounds the render's input; its CPU budget
+# (app/markdown_renderer.py) bounds what a body under the cap may cost.
 MAX_MARKDOWN_CHARS = 100_000
 MAX_SOURCES = 100
 
@@ -59,7 +59,12 @@ class FeaturedImage(BaseModel):
     width: int | None = Field(default=None, ge=1, le=100_000)
     height: int | None = Field(default=None, ge=1, le=100_000)
     credit: str | None = Field(default=None, max_length=300)
-    id: int | str | None = None
+    # Pexels ids are integers; other sources may name theirs.
+    id: Annotated[int, Field(ge=0, le=MAX_ROW_ID)] | Annotated[str, Field(max_length=100)] | None = Field(
+        default=None, description="the source's id of the photo",
+        # Litestar draws a union's members without their bounds: stated here instead.
+        json_schema_extra={"oneOf": [{"type": "integer", "minimum": 0, "maximum": MAX_ROW_ID},
+                                     {"type": "string", "maxLength": 100}, {"type": "null"}]})
 
 
 class Source(BaseModel):
@@ -132,20 +137,20 @@ def post_links(post: Post) -> dict[str, str]:
     return {"self": f"/api/posts/{post.id}", "by_slug": f"/api/posts/by-slug/{post.slug}"}
 
 
-async def post_bodies(posts: Sequence[Post], *, full: bool) -> list[dict[str, Any]]:
-    rendered = await render_many([post.markdown for post in posts])
-    return [post_body(post, rendered_html, full=full) for post, rendered_html in zip(posts, rendered, strict=True)]
+def stored_rendering(post: Post) -> RenderedBody | None:
+    """The post's stored rendering, when it has one made by this version of the renderer."""
+    if (post.rendered_version != RENDER_VERSION or post.html is None or post.word_count is None
+            or post.body_excerpt is None):
+        return None
+    return RenderedBody(post.html, post.word_count, post.body_excerpt, post.rendered_version)
 
 
-async def one_post_body(post: Post, *, full: bool) -> dict[str, Any]:
-    return (await post_bodies([post], full=full))[0]
-
-
-def post_body(post: Post, rendered_html: str, *, full: bool) -> dict[str, Any]:
+def post_body(post: Post, rendered: RenderedBody, *, full: bool) -> dict[str, Any]:
     """The post as the API shows it, with its body's sanitised HTML; ``full`` adds the
-    internal links (author and task ids) that anonymous readers have no use for."""
-    excerpt = post.excerpt if post.excerpt is not None else md.excerpt_of(post.markdown)
-    words = md.word_count(post.markdown)
+    internal links (author and task ids) that anonymous readers have no use for. Nothing here
+    reads the markdown: a page of long posts costs no more than a page of short ones."""
+    excerpt = post.excerpt if post.excerpt is not None else rendered.excerpt
+    words = rendered.word_count
     body: dict[str, Any] = {
         "id": post.id,
         "slug": post.slug,
@@ -153,7 +158,7 @@ def post_body(post: Post, rendered_html: str, *, full: bool) -> dict[str, Any]:
         "title": post.title,
         "title_html": escape_text(post.title),
         "markdown": post.markdown,
-        "html": rendered_html,
+        "html": rendered.html,
         "excerpt": excerpt,
         "word_count": words,
         "reading_minutes": md.reading_minutes(words),

@@ -33,8 +33,8 @@ from app.http.lg_common import (
     run_dict,
     unprocessable,
 )
-from app.http.lg_schemas import MAX_ID_LENGTH, RunCreate, SendTarget
-from app.http.sse import last_event_id, sse_comment, sse_event, sse_response
+from app.http.lg_schemas import MAX_ID_LENGTH, MAX_OFFSET, RunCreate, SendTarget
+from app.http.sse import LastEventIdHeader, resume_after, sse_comment, sse_event, sse_response
 from app.http.threads import thread_config, thread_or_404
 from app.runs import API_STREAM_MODES, DEFAULT_STREAM_MODES, END, RUN_STATUS, jsonable
 from app.settings import ServiceSettings
@@ -295,7 +295,8 @@ class RunController(Controller):
 
     @get("/threads/{thread_id:str}/runs", summary="A thread's runs, newest first")
     async def list_runs(self, thread_id: FromPath[str], sessions: NamedDependency[async_sessionmaker[AsyncSession]],
-                        limit: int = Parameter(default=10, ge=1, le=200), offset: int = Parameter(default=0, ge=0),
+                        limit: int = Parameter(default=10, ge=1, le=200),
+                        offset: int = Parameter(default=0, ge=0, le=MAX_OFFSET),
                         status: FromQuery[str | None] = None) -> list[dict[str, Any]]:
         await thread_or_404(sessions, thread_id)
         statuses = None
@@ -313,12 +314,13 @@ class RunController(Controller):
         return run_dict(await _get_run(sessions, thread_id, run_id))
 
     @get("/threads/{thread_id:str}/runs/{run_id:str}/stream", summary="Join a run's stream (Last-Event-ID resumes)")
-    async def join_stream(self, thread_id: FromPath[str], run_id: FromPath[str], request: Request[Any, Any, Any],
+    async def join_stream(self, thread_id: FromPath[str], run_id: FromPath[str],
                           sessions: NamedDependency[async_sessionmaker[AsyncSession]], bus: NamedDependency[EventBus],
                           settings: NamedDependency[ServiceSettings], executor: NamedDependency[Executor],
-                          cancel_on_disconnect: FromQuery[bool] = False) -> Stream:
+                          cancel_on_disconnect: FromQuery[bool] = False,
+                          last_event_header: LastEventIdHeader = None) -> Stream:
         run = await _get_run(sessions, thread_id, run_id)
-        return sse_response(_stream(run, bus, settings, executor, after=last_event_id(request),
+        return sse_response(_stream(run, bus, settings, executor, after=resume_after(last_event_header),
                                     cancel_on_disconnect=cancel_on_disconnect),
                             {**_links(run), "Location": f"/threads/{thread_id}/runs/{run.id}/stream"})
 

@@ -31,7 +31,7 @@ from app.settings_registry import (
     resolve,
     spec_of,
 )
-from storage.models import Role, Setting, SettingChange
+from storage.models import MAX_ROW_ID, Role, Setting, SettingChange
 from storage.settings_store import Actor, HistoryEntryNotFound, NothingToRollBack, SettingsRepository
 
 
@@ -44,8 +44,9 @@ class SettingUpdate(BaseModel):
 class Rollback(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    to: int | None = Field(default=None, ge=1, description="a history entry id: restore the value it set; "
-                                                           "without it, the value before the latest change")
+    to: int | None = Field(default=None, ge=1, le=MAX_ROW_ID,
+                           description="a history entry id: restore the value it set; "
+                                       "without it, the value before the latest change")
 
 
 def _spec(key: str) -> SettingSpec:

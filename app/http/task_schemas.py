@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Row
 
-from graph.state import MAX_KEYWORDS, MAX_WORDS, MIN_WORDS
+from graph.state import MAX_ATTEMPT_NUMBER, MAX_KEYWORDS, MAX_WORDS, MIN_WORDS
 from storage.models import Task
 
 # A task as an ORM object or as a plain row of its table (storage.repositories.fetch_task_row).
@@ -76,8 +76,9 @@ class Decision(BaseModel):
     approved: bool
     feedback: str = Field(default="", max_length=5_000)
     publish: bool = Field(default=False, description="with an approval: publish the post this task makes")
-    attempt: int | None = Field(default=None, ge=1, description="with an approval: which offered attempt ships "
-                                                                "(pending_approval.attempt or an alternative's)")
+    attempt: int | None = Field(default=None, ge=1, le=MAX_ATTEMPT_NUMBER,
+                                description="with an approval: which offered attempt ships "
+                                            "(pending_approval.attempt or an alternative's)")
 
     @model_validator(mode="after")
     def _publish_needs_approval(self) -> Decision:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
-from litestar.params import FromPath, JSONBody, Parameter, QueryParameter
+from litestar.params import FromPath, JSONBody, Parameter
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -20,7 +20,7 @@ from app.executor import DecisionConflict, Executor
 from app.graph_runtime import GraphRuntime
 from app.http.errors import ConflictError, NotFoundError
 from app.http.lg_common import unprocessable
-from app.http.sse import last_event_id, sse_comment, sse_event, sse_response
+from app.http.sse import LastEventIdHeader, LastEventIdQuery, resume_after, sse_comment, sse_event, sse_response
 from app.http.task_schemas import Decision, StatusName, TaskAccepted, TaskCreate, listed_task_summary, task_detail, task_links
 from app.settings import ServiceSettings
 from graph.nodes.approval import InvalidDecision
@@ -114,15 +114,15 @@ class TaskController(Controller):
     @get("/{task_id:str}/events", summary="Live progress as Server-Sent Events")
     async def task_events(
         self,
-        request: Request[Any, Any, Any],
         task_id: FromPath[str],
         sessions: NamedDependency[async_sessionmaker[AsyncSession]],
         bus: NamedDependency[EventBus],
         settings: NamedDependency[ServiceSettings],
-        last_event: Annotated[str | None, QueryParameter(name="last_event_id")] = None,
+        last_event_header: LastEventIdHeader = None,
+        last_event_id: LastEventIdQuery = None,
     ) -> Stream:
         task = await _task_or_404(sessions, _check_id(task_id))
-        after = last_event_id(request, last_event)
+        after = resume_after(last_event_header, last_event_id)
 
         async def body() -> AsyncIterator[bytes]:
             yield sse_comment("connected")

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from graph import markdown as md
 from graph.context import DraftloopContext, dependencies
 from graph.nodes.draft import failed_gates, turn_attempts
-from graph.state import State
+from graph.state import MAX_ATTEMPT_NUMBER, State
 
 QUESTION = ('Approve this draft? Resume with {"approved": true} to ship attempt {number}, '
             '{"approved": false, "feedback": "what to change"} to have it redrafted, and optionally '
@@ -34,7 +34,8 @@ class ApprovalDecision(BaseModel):
     approved: bool
     feedback: str = Field(default="", max_length=5_000)
     publish: bool = False
-    attempt: int | None = Field(default=None, ge=1, description="with an approval: the offered attempt to ship")
+    attempt: int | None = Field(default=None, ge=1, le=MAX_ATTEMPT_NUMBER,
+                                description="with an approval: the offered attempt to ship")
 
 
 class InvalidDecision(ValueError):

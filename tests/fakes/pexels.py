@@ -115,7 +115,7 @@ class FakePexels:
         return None
 
     async def _search(self, request: Request) -> Response:
-        scripted = await self.faults.next()
+        scripted = await self.faults.next(request)
         if scripted is not None:
             return scripted
         denied = self._unauthorised(request)
@@ -133,7 +133,7 @@ class FakePexels:
         })
 
     async def _photo(self, request: Request) -> Response:
-        scripted = await self.faults.next()
+        scripted = await self.faults.next(request)
         if scripted is not None:
             return scripted
         denied = self._unauthorised(request)
@@ -146,7 +146,7 @@ class FakePexels:
         return Response.json({"status": 404, "code": "Not Found"}, status=404)
 
     async def _image(self, request: Request) -> Response:
-        scripted = await self.faults.next()
+        scripted = await self.faults.next(request)
         if scripted is not None:
             return scripted
         if request.path in self.redirects:

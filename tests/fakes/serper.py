@@ -123,7 +123,7 @@ class FakeSerper:
 
     def _endpoint(self, search_type: str, key: str, results: Callable[[], list[dict[str, Any]]]) -> Handler:
         async def handle(request: Request) -> Response:
-            scripted = await self.faults.next()
+            scripted = await self.faults.next(request)
             if scripted is not None:
                 return scripted
             if request.headers.get("x-api-key") != self.api_key:

@@ -27,6 +27,7 @@ from sqlalchemy.exc import OperationalError
 from app.events import Event, EventBus
 from app.executor import DecisionConflict, Executor, gave_up_message, keep_running_outcome
 from app.graph_runtime import GraphRuntime, outcome_saver
+from app.markdown_renderer import MarkdownRenderer
 from app.settings import ServiceSettings
 from graph.builder import build_graph
 from graph.context import DraftloopContext, OutcomeSaver
@@ -84,11 +85,11 @@ async def _runtime(database_url: str, fakes: GraphFakes,
     autocommit_engine = create_autocommit_engine(database_url)
     sessions = session_factory(engine)
     try:
-        async with open_checkpointer(database_url) as saver:
-            save = outcome_saver(sessions, autocommit_engine)
+        async with open_checkpointer(database_url) as saver, MarkdownRenderer() as renderer:
+            save = outcome_saver(sessions, renderer, autocommit_engine)
             deps = fakes.dependencies(save_outcome=wrap_saver(save) if wrap_saver else save)
             try:
-                yield GraphRuntime(build_graph(saver), deps, engine, sessions, database_url,
+                yield GraphRuntime(build_graph(saver), deps, engine, sessions, database_url, renderer,
                                    autocommit_engine=autocommit_engine)
             finally:
                 await deps.models.aclose()
@@ -745,7 +746,7 @@ async def test_outcome_saver_used_by_runs_leaves_the_status_to_the_executor(harn
     worker = await harness.worker(start=False)
     task_id = await queue_task(worker)
     task = await load(worker, task_id)
-    save = keep_running_outcome(outcome_saver(worker.runtime.sessions))
+    save = keep_running_outcome(outcome_saver(worker.runtime.sessions, worker.runtime.renderer))
     assert save is not None
 
     await _set_lease(worker, task_id, owner="worker-a", expires_in=60)

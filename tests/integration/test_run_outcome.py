@@ -12,10 +12,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.content_html import render_body
 from app.graph_runtime import outcome_saver
+from app.markdown_renderer import MarkdownRenderer
 from storage.engine import create_autocommit_engine
 from storage.models import Attempt, Post, SlugCounter, Task, TaskStatus, Usage
-from storage.posts import PostRepository
+from storage.posts import PostRepository, draft_post_of
 from storage.repositories import TaskRepository, save_run_outcome
 from storage.run_outcome import save_first_run_outcome
 from tests.integration.test_save_run_outcome import ATTEMPTS, USAGE
@@ -29,7 +31,7 @@ ATTEMPT_COLUMNS = ("number", "title", "markdown", "word_count", "score", "passed
                    "suggestions", "feedback", "model", "provider", "input_tokens", "output_tokens", "duration_ms")
 USAGE_COLUMNS = ("node", "provider", "model", "input_tokens", "output_tokens", "duration_ms", "cost_usd")
 POST_COLUMNS = ("title", "markdown", "excerpt", "featured_image", "sources", "keywords", "status", "custom_slug",
-                "seo_title", "meta_description", "author_id")
+                "seo_title", "meta_description", "author_id", "html", "word_count", "body_excerpt", "rendered_version")
 
 
 @pytest.fixture
@@ -51,6 +53,7 @@ def _content(title: str = "Async Python", **result: Any) -> dict[str, Any]:
 
 
 def _outcome(task_id: str, thread_id: str, **overrides: Any) -> dict[str, Any]:
+    """The finalize node's outcome, with the post's body rendered as the outcome saver renders it."""
     outcome: dict[str, Any] = {
         "task_id": task_id, "thread_id": thread_id, "request": "write a post on async Python",
         "params": {"topic": "async Python", "target_words": 900}, "intent": {"kind": "content"},
@@ -58,6 +61,8 @@ def _outcome(task_id: str, thread_id: str, **overrides: Any) -> dict[str, Any]:
         "model": "gpt-4o-mini", "provider": "openai", "status": TaskStatus.RUNNING,
     }
     outcome.update(overrides)
+    draft = draft_post_of(outcome["result"] or {})
+    outcome["rendered"] = render_body(draft.changes["markdown"]) if draft is not None else None
     return outcome
 
 
@@ -182,7 +187,8 @@ async def test_a_slug_taken_by_hand_is_left_to_the_session_path_which_numbers_pa
     assert not await save_first_run_outcome(autocommit_engine, **outcome)
     assert (await _stored(sessions, task_id))["post"] is None
 
-    await outcome_saver(sessions, autocommit_engine)(outcome)
+    async with MarkdownRenderer() as renderer:
+        await outcome_saver(sessions, renderer, autocommit_engine)(outcome)
     assert (await _stored(sessions, task_id))["slug"] == "async-python-2"
 
 
@@ -203,12 +209,34 @@ async def test_the_outcome_saver_stores_a_repeated_finalize_once(
     sessions: async_sessionmaker[AsyncSession], autocommit_engine: AsyncEngine,
 ) -> None:
     task_id = await _queued(sessions, "again")
-    save = outcome_saver(sessions, autocommit_engine)
 
-    await save(_outcome(task_id, "again"))
-    await save(_outcome(task_id, "again"))
+    async with MarkdownRenderer() as renderer:
+        save = outcome_saver(sessions, renderer, autocommit_engine)
+        await save(_outcome(task_id, "again"))
+        await save(_outcome(task_id, "again"))
 
     stored = await _stored(sessions, task_id)
     assert [row["number"] for row in stored["attempts"]] == [1, 2]
     assert len(stored["usage"]) == 2
     assert await _rows(sessions, Post) == 1
+
+
+@pytest.mark.parametrize("path", ["one-statement", "session"])
+async def test_the_outcome_saver_stores_the_posts_body_rendered_on_either_path(
+    sessions: async_sessionmaker[AsyncSession], autocommit_engine: AsyncEngine, path: str,
+) -> None:
+    if path == "session":
+        async with sessions.begin() as session:  # a slug taken by hand sends the outcome the session way
+            await PostRepository(session).create(title="Mine", generated_slug="mine", slug="async-python")
+    task_id = await _queued(sessions, path)
+    body = "Intro with **bold** and [a link](https://a.example).\n\n## Part\n\nMore."
+    outcome = _outcome(task_id, path, result=_content(markdown=f"# Async Python\n\n{body}"))
+    del outcome["rendered"]  # the saver renders it
+
+    async with MarkdownRenderer() as renderer:
+        await outcome_saver(sessions, renderer, autocommit_engine)(outcome)
+
+    post = (await _stored(sessions, task_id))["post"]
+    expected = render_body(body)
+    assert (post["html"], post["word_count"], post["body_excerpt"], post["rendered_version"]) == (
+        expected.html, expected.word_count, expected.excerpt, expected.version)

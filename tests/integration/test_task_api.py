@@ -405,6 +405,29 @@ async def test_json_nested_past_the_decoders_limit_gets_a_400_not_a_500(api: htt
     assert response.json()["fields"][0]["field"] == "body"
 
 
+# Bytes that are not UTF-8 inside a JSON string made msgspec raise UnicodeDecodeError, which
+# Litestar's decoder lets through: a 500 on every JSON route.
+@pytest.mark.parametrize(("method", "path", "content_type"), [
+    ("post", "/api/tasks", "application/json"),
+    ("post", "/api/posts", "application/json"),
+    ("put", "/api/settings/max_revisions", "application/json"),
+    ("post", "/api/auth/token", "application/json"),
+    ("post", "/threads", "application/json"),
+    # Studio sends JSON as text/plain.
+    ("post", "/threads/search", "text/plain"),
+    ("post", "/threads/00000000-0000-4000-8000-000000000001/runs", "application/json"),
+    ("post", "/runs/wait", "application/json"),
+    ("post", "/assistants/search", "application/json"),
+])
+async def test_a_body_that_is_not_utf8_gets_a_400_naming_the_body(
+    api: httpx.AsyncClient, method: str, path: str, content_type: str
+) -> None:
+    for body, at in ((b'{"request": "caf\xe9 au lait"}', 16), (b'{"title": "cut \xc3"}', 15), (b"\xff\xfe{}", 0)):
+        response = await api.request(method, path, content=body, headers={"content-type": content_type})
+        assert response.status_code == 400, (body, response.text)
+        assert response.json()["fields"] == [{"field": "body", "message": f"is not valid UTF-8 (byte {at} of the body)"}]
+
+
 async def test_an_escaped_backslash_before_u0000_is_ordinary_text(api: httpx.AsyncClient) -> None:
     # JSON "\\u0000" is a backslash then "u0000": storable, so not refused.
     response = await api.post("/api/tasks", content=b'{"request": "explain the \\\\u0000 escape"}',

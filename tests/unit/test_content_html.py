@@ -6,7 +6,8 @@ import html
 
 import pytest
 
-from app.content_html import RenderCache, escape_text, render_many, render_markdown, sanitise_html
+from app.content_html import escape_text, render_body, render_markdown, sanitise_html, unrendered_body
+from graph import markdown as md
 from tests.html_safety import assert_inert, parse_tags, unsafe_parts
 
 XSS_PAYLOADS = [
@@ -108,21 +109,27 @@ def test_raw_html_in_the_body_is_shown_as_text() -> None:
     assert '&lt;b onclick="x()"&gt;bold&lt;/b&gt;' in rendered
 
 
-async def test_render_many_keeps_order_and_renders_repeats_once() -> None:
-    bodies = ["**one**", "two", "**one**", ""]
-    assert await render_many(bodies) == ["<p><strong>one</strong></p>\n", "<p>two</p>\n",
-                                         "<p><strong>one</strong></p>\n", ""]
-    assert await render_many([]) == []
+def test_a_rendered_body_carries_its_html_word_count_and_excerpt() -> None:
+    rendered = render_body("First **real** paragraph, cited [1].\n\n## Part\n\nMore words here.")
+    assert rendered.html == render_markdown("First **real** paragraph, cited [1].\n\n## Part\n\nMore words here.")
+    assert (rendered.word_count, rendered.excerpt) == (8, "First real paragraph, cited [1].")
 
 
-def test_the_render_cache_drops_the_least_recently_used_past_its_budget() -> None:
-    cache = RenderCache(budget_chars=10)
-    first, second, third = (RenderCache.key(text) for text in ("a", "b", "c"))
-    cache.put(first, "x" * 4)
-    cache.put(second, "y" * 4)
-    assert cache.get(first) == "xxxx"  # now the most recently used
-    cache.put(third, "z" * 4)
-    assert cache.get(second) is None and cache.get(first) == "xxxx" and cache.get(third) == "zzzz"
-    assert cache.size_chars == 8
-    cache.put(RenderCache.key("huge"), "h" * 11)
-    assert cache.size_chars == 8
+def test_a_link_whose_url_has_parentheses_counts_as_its_text() -> None:
+    body = "See [the article](https://en.wikipedia.org/wiki/Rust_(programming_language)) today."
+    assert md.plain_text(body) == "See the article today."
+    assert (md.word_count(body), md.excerpt_of(body)) == (4, "See the article today.")
+
+
+def test_unclosed_brackets_are_plain_text_to_the_word_count() -> None:
+    # Runs of unclosed "[" or "](" once made each of these scans rescan the rest of the body.
+    assert md.word_count("[a](" * 5 + "[b]") == 6
+    assert md.plain_text("[" * 5 + "x") == "[" * 5 + "x"
+
+
+@pytest.mark.parametrize("payload", XSS_PAYLOADS)
+def test_a_body_shown_as_text_is_inert(payload: str) -> None:
+    shown = unrendered_body(f"Before.\n\n{payload}\n\nAfter {payload}.")
+    assert_inert(shown.html)
+    assert [tag for tag, _ in parse_tags(shown.html)] == ["pre"]
+    assert html.unescape(shown.html) == f"<pre>Before.\n\n{payload}\n\nAfter {payload}.</pre>\n"

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.fakes.pexels import FAKE_PEXELS_KEY, JPEG_BYTES, FakeImage, FakePexels
-from tests.fakes.scripting import hang, junk, reset, status
+from tests.fakes.scripting import echo_headers, hang, junk, key_fragments, reset, status
 from tools.errors import (
     BadResponseError,
     ImageRejectedError,
@@ -596,3 +596,18 @@ def test_every_client_error_is_a_tool_error() -> None:
     for error in (UnsafeImageURLError, ImageTooLargeError, UnsupportedImageTypeError, UpstreamTimeoutError,
                   RateLimitedError, BadResponseError, NotConfiguredError):
         assert issubclass(error, ToolError)
+
+
+@pytest.mark.parametrize("value_at", [150, 190, 195, 199])
+async def test_a_key_echoed_across_the_quoted_part_of_a_4xx_leaves_no_piece_of_itself(
+    fake_pexels: FakePexels, http_client: httpx.AsyncClient, sleeps: SleepRecorder, value_at: int
+) -> None:
+    fake_pexels.faults.push(echo_headers(400, "Authorization", value_at))
+    client = make_client(fake_pexels, http_client, sleeps)
+
+    with pytest.raises(UpstreamError) as caught:
+        await client.search_images("mountains")
+
+    message = str(caught.value)
+    assert "request rejected" in message
+    assert key_fragments(message, FAKE_PEXELS_KEY) == []

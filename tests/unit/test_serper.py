@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from tests.fakes.scripting import hang, junk, reset, status
+from tests.fakes.scripting import echo_headers, hang, junk, key_fragments, reset, status
 from tests.fakes.serper import FAKE_SERPER_KEY, FakeSerper
 from tools.errors import (
     BadResponseError,
@@ -386,6 +386,23 @@ async def test_key_echoed_by_the_upstream_is_redacted_from_errors(
     assert FAKE_SERPER_KEY not in str(caught.value)
     assert "[redacted]" in str(caught.value)
     assert FAKE_SERPER_KEY not in repr(client)
+
+
+# Where the echoed key starts in the body, whose first 200 characters an error quotes: 184 cut
+# it after 16 of its 22 characters, as a Serper key leaked into task warnings.
+@pytest.mark.parametrize("value_at", [150, 184, 190, 197, 199, 200])
+async def test_a_key_echoed_across_the_quoted_part_of_a_4xx_leaves_no_piece_of_itself(
+    fake_serper: FakeSerper, http_client: httpx.AsyncClient, sleeps: SleepRecorder, value_at: int
+) -> None:
+    fake_serper.faults.push(echo_headers(400, "X-API-KEY", value_at))
+    client = make_client(fake_serper, http_client, sleeps)
+
+    with pytest.raises(UpstreamError) as caught:
+        await client.search_web("async python")
+
+    message = str(caught.value)
+    assert "request rejected" in message  # the upstream's words are still quoted
+    assert key_fragments(message, FAKE_SERPER_KEY) == []
 
 
 async def test_other_4xx_fails_immediately(
