@@ -1,6 +1,7 @@
-"""Every integer a client sends has an upper bound: one past it is a 4xx naming the field (400 on
-the task and admin API, 422 on the LangGraph routes), never a 500 or a broken stream; the bound
-itself is accepted. Typed fields have their own bounds; any other integer in a body (metadata,
+"""Every integer a client sends has an upper bound: one past it is a 4xx naming the field, never a
+500 or a broken stream; the bound itself is accepted. On the task and admin API a typed body field
+out of its range is a 422 like any other rule it breaks, and a number past the signed 64-bit range
+(or a query parameter past its bound) is a 400; the LangGraph routes answer 422 as langgraph-api does. Typed fields have their own bounds; any other integer in a body (metadata,
 graph input) may not pass the signed 64-bit range. On SQLite and Postgres, in the test's loop."""
 
 from __future__ import annotations
@@ -43,14 +44,14 @@ def names(response: httpx.Response, field: str) -> bool:
 PAST_THE_BOUND: list[tuple[str, str, dict[str, Any], str, int]] = [
     # tasks
     ("get", "/api/tasks", {"params": {"limit": 201}}, "limit", 400),
-    ("post", "/api/tasks", {"json": {**POST, "target_words": 5001}}, "target_words", 400),
+    ("post", "/api/tasks", {"json": {**POST, "target_words": 5001}}, "target_words", 422),
     ("post", "/api/tasks", {"json": {**POST, "target_words": PAST_INT64}}, "target_words", 400),
     # posts
     ("get", "/api/posts", {"params": {"limit": 201}}, "limit", 400),
     ("post", "/api/posts", {"json": {"title": "t", "featured_image": {"url": "https://i.example", "id": PAST_INT64}}},
      "featured_image.id", 400),
     ("post", "/api/posts", {"json": {"title": "t", "featured_image": {"url": "https://i.example", "width": 100_001}}},
-     "featured_image.width", 400),
+     "featured_image.width", 422),
     # settings
     ("get", "/api/settings/max_revisions/history", {"params": {"limit": 201}}, "limit", 400),
     ("get", "/api/settings/max_revisions/history", {"params": {"cursor": str(PAST_INT64)}}, "cursor", 400),
@@ -118,13 +119,13 @@ async def test_an_integer_at_its_bound_is_accepted(
     assert response.status_code == 200, response.text
 
 
-async def test_an_approval_naming_an_attempt_past_the_bound_is_a_400_naming_attempt(api: httpx.AsyncClient) -> None:
+async def test_an_approval_naming_an_attempt_past_the_bound_is_a_4xx_naming_attempt(api: httpx.AsyncClient) -> None:
     task_id = (await api.post("/api/tasks", json={**POST, "require_approval": True})).json()["id"]
     await wait_for_status(api, task_id, "awaiting_approval")
 
-    for attempt in (MAX_ATTEMPT_NUMBER + 1, PAST_INT64):
+    for attempt, status in ((MAX_ATTEMPT_NUMBER + 1, 422), (PAST_INT64, 400)):
         response = await api.post(f"/api/tasks/{task_id}/approve", json={"approved": True, "attempt": attempt})
-        assert response.status_code == 400, response.text
+        assert response.status_code == status, response.text
         assert names(response, "attempt")
     assert (await api.get(f"/api/tasks/{task_id}")).json()["status"] == "awaiting_approval"
 

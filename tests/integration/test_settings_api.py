@@ -220,7 +220,7 @@ async def test_rollback_to_an_entry_of_another_key_is_404(service: Service) -> N
     assert beyond.status_code == 400 and beyond.json()["fields"][0]["field"] == "to"
     bad = await service.client.post("/api/settings/quality_threshold/rollback", json={"to": "latest"})
     assert bad.status_code == 422
-    assert bad.json()["fields"] == [{"field": "to", "message": 'must be an integer of at least 1, got the string "latest"'}]
+    assert bad.json()["fields"] == [{"field": "to", "message": 'must be an integer between 1 and 9223372036854775807, got the string "latest"'}]
 
 
 async def test_reset_returns_to_the_default_and_is_recorded(service: Service) -> None:

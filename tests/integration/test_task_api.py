@@ -358,7 +358,7 @@ async def test_bad_requests_get_json_4xx_never_500(api: httpx.AsyncClient, metho
     ({"approved": "true"}, "approved", 'must be a JSON boolean (true or false), got the string "true"'),
     ({"approved": "false"}, "approved", 'must be a JSON boolean (true or false), got the string "false"'),
     ({"approved": 0}, "approved", "must be a JSON boolean (true or false), got 0"),
-    ({"approved": True, "attempt": "2"}, "attempt", 'must be an integer of at least 1, got the string "2"'),
+    ({"approved": True, "attempt": "2"}, "attempt", 'must be an integer between 1 and 10000, got the string "2"'),
     ({"feedback": "shorter"}, "approved", "is required"),
     ({"approved": True, "publish": "yes"}, "publish", 'must be a JSON boolean (true or false), got the string "yes"'),
 ])
