@@ -44,6 +44,7 @@ SQLITE_MEMORY = ":memory:"
 # part of the per-process budget the README gives for sizing max_connections.
 READ_POOL_MAX_SIZE = 5
 WRITE_POOL_MAX_SIZE = 5
+READ_POOL_TIMEOUT_SECONDS = 5.0
 _SETUP_LOCK_KEY = 0x636B7074  # "ckpt"
 
 
@@ -197,6 +198,14 @@ async def open_checkpointer(database_url: str) -> AsyncIterator[BaseCheckpointSa
         min_size=1,
         max_size=READ_POOL_MAX_SIZE,
         kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+        # One empty query per checkout: after an outage the pool still holds connections whose
+        # server end is gone, and a read on one failed although the database was back. Reads
+        # of state and history are rare next to the step writes, which stay on asyncpg (whose
+        # pool replaces a connection the server closed when it is acquired).
+        check=AsyncConnectionPool.check_connection,
+        # While the database is away, a request waits this long for a connection and then
+        # answers 503, instead of psycopg_pool's default of 30 s.
+        timeout=READ_POOL_TIMEOUT_SECONDS,
         open=False,
     )
     writer: asyncpg.Pool | None = None

@@ -1,19 +1,24 @@
 """The service in the test's loop (httpx.ASGITransport) on Postgres behind a loopback proxy
 (tests/db_proxy.py) that the test takes away: every database-backed route answers 503 with
-Retry-After while the database is unreachable, and /ready says which check failed.
+Retry-After while the database is unreachable, /ready says which check failed, and once it is
+back the same routes answer as usual, the first request included (no stale pooled connection).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.http.app import create_app
 from app.http.errors import DATABASE_UNAVAILABLE
 from app.settings import ServiceSettings
+from storage.engine import create_autocommit_engine, create_engine
 from tests.asgi import serve_in_loop
 from tests.auth import TEST_SECRET, admin_headers, ensure_user
 from tests.db_proxy import DatabaseProxy
@@ -29,6 +34,7 @@ FAST = dict(concurrency=2, lease_seconds=3.0, heartbeat_seconds=0.2, poll_second
             # The API process of `serve --workers N`: no run loop of its own whose polls would
             # notice a dead connection before a request does.
             role="api")
+OUTAGE_SECONDS = 1.0
 
 
 def database_routes(task_id: str, thread_id: str) -> list[tuple[str, str, dict[str, Any] | None]]:
@@ -91,3 +97,56 @@ async def test_every_database_route_answers_503_with_retry_after_while_postgres_
     ready = await client.get("/ready")
     assert ready.status_code == 503
     assert ready.json()["checks"]["database"]["ok"] is False
+
+
+async def test_the_first_requests_after_postgres_returns_succeed(
+    proxied_api: tuple[httpx.AsyncClient, DatabaseProxy]
+) -> None:
+    client, proxy = proxied_api
+    # Fill the pools with connections that the outage will cut.
+    for _ in range(3):
+        assert (await client.get("/api/tasks")).status_code == 200
+    thread = await client.post("/threads", json={})
+    assert thread.status_code == 200, thread.text
+
+    # Gone and back before any request notices: the pooled connections are dead, unknown to the pools.
+    await proxy.take_down()
+    await asyncio.sleep(OUTAGE_SECONDS)
+    await proxy.restore()
+
+    created = await client.post("/api/tasks", json=POST)
+    assert created.status_code == 202, created.text
+    routes = database_routes(created.json()["id"], thread.json()["thread_id"])
+    answers = {f"{method} {path}": await send(client, method, path, body) for method, path, body in routes}
+    failed = {route: (r.status_code, r.text[:200]) for route, r in answers.items() if r.status_code >= 400}
+    assert not failed
+
+
+@pytest.mark.parametrize("autocommit", [False, True], ids=["engine", "autocommit_engine"])
+async def test_a_pool_replaces_connections_that_an_outage_closed_before_handing_them_out(
+    migrated_database_url: str, autocommit: bool
+) -> None:
+    async with DatabaseProxy(migrated_database_url) as proxy:
+        engine = create_autocommit_engine(proxy.url) if autocommit else create_engine(proxy.url)
+        assert engine is not None
+        try:
+            await fill_pool(engine, 3)
+            await proxy.take_down()
+            await asyncio.sleep(OUTAGE_SECONDS)
+            await proxy.restore()
+
+            # Every pooled connection is dead; each checkout must get a live one.
+            assert await fill_pool(engine, 3) == [1, 1, 1]
+        finally:
+            await engine.dispose()
+
+
+async def fill_pool(engine: AsyncEngine, count: int) -> list[int]:
+    """Run SELECT 1 on ``count`` connections held at once, so that the pool keeps that many."""
+    async def one() -> int:
+        async with engine.connect() as connection:
+            value = int(await connection.scalar(text("SELECT 1")))
+            await asyncio.sleep(0.05)
+            return value
+
+    return list(await asyncio.gather(*(one() for _ in range(count))))
