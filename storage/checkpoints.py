@@ -40,10 +40,12 @@ from storage.engine import is_sqlite, normalize_database_url
 from storage.storable import storable_json
 
 SQLITE_MEMORY = ":memory:"
-# The checkpointer's connections per process, reads (psycopg) and writes (asyncpg): ten in all,
-# part of the per-process budget the README gives for sizing max_connections.
-READ_POOL_MAX_SIZE = 5
-WRITE_POOL_MAX_SIZE = 5
+# The checkpointer's connections per process, reads (psycopg) and writes (asyncpg): four in all,
+# part of the per-process budget (storage/connection_budget.py). Reads (state, history, a
+# run's resume) are rare; each write is one short statement, so two connections keep up with
+# WORKER_CONCURRENCY runs stepping at once.
+READ_POOL_MAX_SIZE = 2
+WRITE_POOL_MAX_SIZE = 2
 READ_POOL_TIMEOUT_SECONDS = 5.0
 _SETUP_LOCK_KEY = 0x636B7074  # "ckpt"
 

@@ -22,13 +22,17 @@ SQLITE_BUSY_TIMEOUT_MS = 30000
 POSTGRES_POOL_RECYCLE_SECONDS = 1800
 # Connections per process, opened on demand and then kept. Bounded: several processes share
 # one server (max_connections is often 100), and a full pool queues in asyncio, which is fair.
+# storage/connection_budget.py sums every pool of a process; the README sizes servers by it.
 # No overflow: SQLAlchemy closes an overflow connection as soon as it is returned to a full
 # pool, so every burst opened and closed backends again (13-19 per bench round, each a fork,
 # an authentication and a cold statement cache in Postgres and in asyncpg).
-POSTGRES_POOL_SIZE = 10
+# This pool serves transactions (writes, and reads that must see one moment).
+POSTGRES_POOL_SIZE = 4
 POSTGRES_POOL_OVERFLOW = 0
-# The autocommit pool (create_autocommit_engine) serves short single statements only.
-AUTOCOMMIT_POOL_SIZE = 5
+# The autocommit pool (create_autocommit_engine) serves short single statements: the API's
+# reads, queueing, claiming, event batches and run ends. As many as the transaction pool: most
+# requests are reads.
+AUTOCOMMIT_POOL_SIZE = 4
 AUTOCOMMIT_POOL_OVERFLOW = 0
 
 _EXAMPLE_URLS = "postgresql+asyncpg://user:password@host:5432/draftloop or sqlite:///path/to/draftloop.db"
