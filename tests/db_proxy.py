@@ -32,6 +32,9 @@ class DatabaseProxy:
         self.writers: set[asyncio.StreamWriter] = set()
         self.pipes: set[asyncio.Task[None]] = set()
         self.accepted = 0
+        # Proxied connections open now, and the most open at once since ``peak`` was last reset.
+        self.live = 0
+        self.peak = 0
 
     @property
     def url(self) -> str:
@@ -88,6 +91,8 @@ class DatabaseProxy:
             self.writers.discard(client_writer)
             return
         self.writers.add(upstream_writer)
+        self.live += 1
+        self.peak = max(self.peak, self.live)
         pipes = [asyncio.create_task(_pipe(client_reader, upstream_writer)),
                  asyncio.create_task(_pipe(upstream_reader, client_writer))]
         self.pipes.update(pipes)
@@ -95,6 +100,7 @@ class DatabaseProxy:
             # Either side closing ends the connection: a half-open pair would hold a backend.
             await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            self.live -= 1
             for pipe in pipes:
                 pipe.cancel()
                 self.pipes.discard(pipe)
