@@ -48,8 +48,11 @@ def database_routes(task_id: str, thread_id: str) -> list[tuple[str, str, dict[s
         ("GET", "/api/posts", None),
         ("GET", "/api/settings", None),
         ("GET", "/api/audit", None),
+        ("GET", f"/api/tasks/{task_id}/events", None),
         ("POST", "/threads", {}),
         ("GET", f"/threads/{thread_id}/state", None),
+        ("POST", f"/threads/{thread_id}/history", {}),
+        ("POST", "/threads/search", {}),
     ]
 
 
