@@ -47,6 +47,7 @@ SQLITE_MEMORY = ":memory:"
 READ_POOL_MAX_SIZE = 2
 WRITE_POOL_MAX_SIZE = 2
 READ_POOL_TIMEOUT_SECONDS = 5.0
+READ_POOL_RECONNECT_SECONDS = 2.0
 _SETUP_LOCK_KEY = 0x636B7074  # "ckpt"
 
 
@@ -208,6 +209,11 @@ async def open_checkpointer(database_url: str) -> AsyncIterator[BaseCheckpointSa
         # While the database is away, a request waits this long for a connection and then
         # answers 503, instead of psycopg_pool's default of 30 s.
         timeout=READ_POOL_TIMEOUT_SECONDS,
+        # psycopg_pool retries a failed connect with doubling delays until reconnect_timeout
+        # (5 min by default), so after a 10 s outage its next try could come 8 s after the
+        # database was back, and reads timed out meanwhile (a run lost its storage twice).
+        # Giving up early instead lets the next request start a fresh attempt at once.
+        reconnect_timeout=READ_POOL_RECONNECT_SECONDS,
         open=False,
     )
     writer: asyncpg.Pool | None = None
