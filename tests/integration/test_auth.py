@@ -214,8 +214,8 @@ async def test_login_failures_are_rate_limited_per_client_with_retry_after(api: 
     assert (await login(api)).status_code == 429
 
 
-async def test_another_users_correct_logins_do_not_reset_an_addresss_failures(api: httpx.AsyncClient,
-                                                                               migrated_database_url: str) -> None:
+async def test_another_users_correct_logins_do_not_reset_the_failures_of_their_address(
+        api: httpx.AsyncClient, migrated_database_url: str) -> None:
     # An attacker with an account of their own logs in between guesses at the viewer's password:
     # that used to clear the address's count, so all 16 guesses were checked.
     await ensure_user(migrated_database_url, name="other", role="viewer", user_id=OTHER_ID, password=OTHER_PASSWORD)
