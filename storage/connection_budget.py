@@ -2,8 +2,8 @@
 
 Several processes share one server (`serve --workers 2` is three: the API process and two
 workers), and max_connections is often 100, shared with whatever else uses that server. So
-every pool is bounded, and their sum here is what the README's Operations text gives for sizing
-max_connections. The pools open connections on demand and keep them: this is a ceiling, not
+every pool is bounded, and their sum here is what docs/deployment.md (Connection budget) gives
+for sizing max_connections. The pools open connections on demand and keep them: this is a ceiling, not
 what an idle process holds (about four: the listener and one for each pool that was used).
 """
 

@@ -22,7 +22,7 @@ SQLITE_BUSY_TIMEOUT_MS = 30000
 POSTGRES_POOL_RECYCLE_SECONDS = 1800
 # Connections per process, opened on demand and then kept. Bounded: several processes share
 # one server (max_connections is often 100), and a full pool queues in asyncio, which is fair.
-# storage/connection_budget.py sums every pool of a process; the README sizes servers by it.
+# storage/connection_budget.py sums every pool of a process; docs/deployment.md sizes servers by it.
 # No overflow: SQLAlchemy closes an overflow connection as soon as it is returned to a full
 # pool, so every burst opened and closed backends again (13-19 per bench round, each a fork,
 # an authentication and a cold statement cache in Postgres and in asyncpg).

@@ -14,7 +14,7 @@ MAX_CONNECTIONS = 100
 TEST_SUITE_CONNECTIONS = 46
 # Left free for psql sessions, monitoring and superuser_reserved_connections (3 by default).
 HEADROOM = 10
-README = Path(__file__).resolve().parents[2] / "README.md"
+DEPLOYMENT = Path(__file__).resolve().parents[2] / "docs" / "deployment.md"
 
 
 def test_serve_with_two_workers_and_the_test_suite_fit_in_100_connections_with_room() -> None:
@@ -30,8 +30,8 @@ def test_the_budget_is_the_sum_of_every_pool_and_the_listener() -> None:
     assert POSTGRES_CONNECTIONS_PER_PROCESS == sum(POSTGRES_CONNECTIONS.values())
 
 
-def test_the_readme_states_the_budget_the_code_enforces() -> None:
-    text = README.read_text(encoding="utf-8")
+def test_the_deployment_docs_state_the_budget_the_code_enforces() -> None:
+    text = DEPLOYMENT.read_text(encoding="utf-8")
     stated = re.search(r"at most (\d+)\s+Postgres\s+connections\s+per\s+process", text)
 
     assert stated is not None
