@@ -40,10 +40,14 @@ from storage.engine import is_sqlite, normalize_database_url
 from storage.storable import storable_json
 
 SQLITE_MEMORY = ":memory:"
-# The checkpointer's connections per process, reads (psycopg) and writes (asyncpg): ten in all,
-# part of the per-process budget docs/deployment.md gives for sizing max_connections.
-READ_POOL_MAX_SIZE = 5
-WRITE_POOL_MAX_SIZE = 5
+# The checkpointer's connections per process, reads (psycopg) and writes (asyncpg): four in all,
+# part of the per-process budget (storage/connection_budget.py). Reads (state, history, a
+# run's resume) are rare; each write is one short statement, so two connections keep up with
+# WORKER_CONCURRENCY runs stepping at once.
+READ_POOL_MAX_SIZE = 2
+WRITE_POOL_MAX_SIZE = 2
+READ_POOL_TIMEOUT_SECONDS = 5.0
+READ_POOL_RECONNECT_SECONDS = 2.0
 _SETUP_LOCK_KEY = 0x636B7074  # "ckpt"
 
 
@@ -197,6 +201,19 @@ async def open_checkpointer(database_url: str) -> AsyncIterator[BaseCheckpointSa
         min_size=1,
         max_size=READ_POOL_MAX_SIZE,
         kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+        # One empty query per checkout: after an outage the pool still holds connections whose
+        # server end is gone, and a read on one failed although the database was back. Reads
+        # of state and history are rare next to the step writes, which stay on asyncpg (whose
+        # pool replaces a connection the server closed when it is acquired).
+        check=AsyncConnectionPool.check_connection,
+        # While the database is away, a request waits this long for a connection and then
+        # answers 503, instead of psycopg_pool's default of 30 s.
+        timeout=READ_POOL_TIMEOUT_SECONDS,
+        # psycopg_pool retries a failed connect with doubling delays until reconnect_timeout
+        # (5 min by default), so after a 10 s outage its next try could come 8 s after the
+        # database was back, and reads timed out meanwhile (a run lost its storage twice).
+        # Giving up early instead lets the next request start a fresh attempt at once.
+        reconnect_timeout=READ_POOL_RECONNECT_SECONDS,
         open=False,
     )
     writer: asyncpg.Pool | None = None

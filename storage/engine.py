@@ -6,10 +6,12 @@ import asyncio
 import os
 from pathlib import Path
 
+import asyncpg
+
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -20,13 +22,17 @@ SQLITE_BUSY_TIMEOUT_MS = 30000
 POSTGRES_POOL_RECYCLE_SECONDS = 1800
 # Connections per process, opened on demand and then kept. Bounded: several processes share
 # one server (max_connections is often 100), and a full pool queues in asyncio, which is fair.
+# storage/connection_budget.py sums every pool of a process; docs/deployment.md sizes servers by it.
 # No overflow: SQLAlchemy closes an overflow connection as soon as it is returned to a full
 # pool, so every burst opened and closed backends again (13-19 per bench round, each a fork,
 # an authentication and a cold statement cache in Postgres and in asyncpg).
-POSTGRES_POOL_SIZE = 10
+# This pool serves transactions (writes, and reads that must see one moment).
+POSTGRES_POOL_SIZE = 4
 POSTGRES_POOL_OVERFLOW = 0
-# The autocommit pool (create_autocommit_engine) serves short single statements only.
-AUTOCOMMIT_POOL_SIZE = 5
+# The autocommit pool (create_autocommit_engine) serves short single statements: the API's
+# reads, queueing, claiming, event batches and run ends. As many as the transaction pool: most
+# requests are reads.
+AUTOCOMMIT_POOL_SIZE = 4
 AUTOCOMMIT_POOL_OVERFLOW = 0
 
 _EXAMPLE_URLS = "postgresql+asyncpg://user:password@host:5432/draftloop or sqlite:///path/to/draftloop.db"
@@ -85,14 +91,32 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         engine = create_async_engine(normalized, echo=echo)
         event.listen(engine.sync_engine, "connect", _configure_sqlite_connection)
         return engine
-    # No ping per checkout: it doubles the round trips of a simple read under load
-    # (bench/RESULTS.md). A connection cut by a Postgres restart fails its first use instead
-    # (a 503 to that request, a retried step for a run), and SQLAlchemy then recycles the whole
-    # pool; pool_recycle retires connections before proxies' idle timeouts cut them.
-    return create_async_engine(
+    engine = create_async_engine(
         normalized, echo=echo, pool_pre_ping=False, pool_recycle=POSTGRES_POOL_RECYCLE_SECONDS,
         pool_size=POSTGRES_POOL_SIZE, max_overflow=POSTGRES_POOL_OVERFLOW,
     )
+    event.listen(engine.sync_engine, "checkout", _discard_closed_connection)
+    return engine
+
+
+def _discard_closed_connection(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry,
+                               _proxy: object) -> None:
+    """Refuse a pooled connection that the server already closed, so that the pool opens a new
+    one instead of handing it out.
+
+    After an outage or a Postgres restart the pool still holds connections whose server end is
+    gone; without this the first request on each failed (a 500, later a 503) although the
+    database was back. asyncpg notices the server's close as soon as the event loop reads it,
+    so asking it costs nothing, where pool_pre_ping's round trip per checkout doubled the round
+    trips of a simple read under load (bench/RESULTS.md). A connection cut without a close (a
+    network partition) still fails its first use: a 503 to that request, after which
+    SQLAlchemy recycles the whole pool; pool_recycle retires connections before proxies' idle
+    timeouts cut them.
+    """
+    driver_connection = getattr(dbapi_connection, "driver_connection", None)
+    if isinstance(driver_connection, asyncpg.Connection) and driver_connection.is_closed():
+        # SQLAlchemy's documented signal: discard this connection and check out another.
+        raise DisconnectionError("the database closed this pooled connection")
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -115,10 +139,12 @@ def create_autocommit_engine(url: str) -> AsyncEngine | None:
     normalized = normalize_database_url(url)
     if not is_postgres(normalized):
         return None
-    return create_async_engine(
+    engine = create_async_engine(
         normalized, isolation_level="AUTOCOMMIT", pool_pre_ping=False, pool_recycle=POSTGRES_POOL_RECYCLE_SECONDS,
         pool_size=AUTOCOMMIT_POOL_SIZE, max_overflow=AUTOCOMMIT_POOL_OVERFLOW,
     )
+    event.listen(engine.sync_engine, "checkout", _discard_closed_connection)
+    return engine
 
 
 def read_session_factory(engine: AsyncEngine, autocommit_engine: AsyncEngine | None) -> async_sessionmaker[AsyncSession]:

@@ -59,6 +59,10 @@ async def notify_each(session: AsyncSession, channel: str, payloads: Sequence[st
         )
 
 
+# A process's LISTEN connection, outside every pool (storage/connection_budget.py counts it).
+LISTENER_CONNECTIONS = 1
+
+
 class NotificationListener:
     """One LISTEN connection per process that calls ``handlers[channel](payload)`` in the event
     loop for every notification; reconnects with back-off when the connection drops."""

@@ -17,9 +17,9 @@ from litestar import Request, Response
 from litestar._signature.types import ExtendedMsgSpecValidationError
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
-from sqlalchemy.exc import OperationalError
 
 from app.http.body_errors import body_model, field_errors
+from storage.errors import storage_unreachable
 
 log = logging.getLogger("draftloop.http")
 
@@ -93,14 +93,27 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) 
     return Response(error_body(status, str(exc.detail)), status_code=status, headers=exc.headers)
 
 
-def database_busy_handler(request: Request[Any, Any, Any], exc: OperationalError) -> Response[dict[str, Any]]:
-    """A locked or unreachable database is the server's temporary state, not a bug: 503, retry."""
-    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, type(exc.orig).__name__)
-    return Response(error_body(503, "the database is busy or unreachable; retry shortly"), status_code=503,
-                    headers={"Retry-After": "1"})
+# Seconds a client should wait before retrying while the database is out of reach: a pool
+# reconnects at the next checkout, so the first retry after the database is back succeeds.
+DATABASE_RETRY_AFTER_SECONDS = 2
+DATABASE_UNAVAILABLE = "the database is busy or unreachable; retry shortly"
+
+
+def database_unavailable_response(request: Request[Any, Any, Any], exc: BaseException) -> Response[dict[str, Any]]:
+    """A locked or unreachable database is the server's temporary state, not a bug: 503, retry.
+    The driver's words (addresses, SQL) stay in the log."""
+    log.warning("database unavailable on %s %s: %s: %s", request.method, request.url.path,
+                type(exc).__name__, exc)
+    return Response(error_body(503, DATABASE_UNAVAILABLE), status_code=503,
+                    headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
 
 
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    # Litestar picks a handler by the exception's type, and an unreachable database shows up as
+    # many types (the drivers' own, SQLAlchemy's, a bare OSError from a refused connect), so
+    # the one classifier storage uses for runs decides here too.
+    if storage_unreachable(exc):
+        return database_unavailable_response(request, exc)
     # The traceback goes to the log, never to the client.
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return Response(error_body(500, "internal error"), status_code=HTTP_500_INTERNAL_SERVER_ERROR)
@@ -108,6 +121,5 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
 
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     HTTPException: http_exception_handler,
-    OperationalError: database_busy_handler,
     Exception: internal_error_handler,
 }

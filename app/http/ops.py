@@ -17,6 +17,7 @@ from app.executor import Executor
 from app.graph_runtime import GraphRuntime
 from app.metrics import Metrics
 from app.supervisor import WorkerSupervisor
+from storage.connection_budget import pool_usage
 
 READY_CHECK_TIMEOUT = 3.0
 
@@ -54,7 +55,10 @@ class OpsController(Controller):
             # An api-only server with no live worker accepts tasks that nothing runs.
             checks["workers"] = {"ok": workers.alive > 0, "alive": workers.alive, "count": workers.count}
         ready = all(check["ok"] for check in checks.values())
-        return Response({"status": "ready" if ready else "not ready", "checks": checks},
+        # Not a check: how close each connection pool is to its share of the connection budget
+        # (storage/connection_budget.py), for whoever sizes max_connections or the pools.
+        pools = pool_usage(runtime.engine, runtime.autocommit_engine, runtime.graph.checkpointer)
+        return Response({"status": "ready" if ready else "not ready", "checks": checks, "pools": pools},
                         status_code=200 if ready else 503)
 
     @get("/metrics", opt={"public": "metrics"}, summary="Prometheus metrics", media_type="text/plain; version=0.0.4")

@@ -16,6 +16,7 @@ import pytest
 from app.http.app import create_app
 from app.settings import ServiceSettings
 from graph import formats
+from storage.connection_budget import POSTGRES_CONNECTIONS
 from tests.asgi import serve_in_loop
 from tests.auth import TEST_SECRET, admin_headers, ensure_user
 from tests.fakes.pexels import FAKE_PEXELS_KEY
@@ -456,6 +457,24 @@ async def test_health_ready_metrics_and_schema_answer(api: httpx.AsyncClient) ->
     assert task_id not in metrics
     schema = (await api.get("/schema/openapi.json")).json()
     assert "/api/tasks" in schema["paths"]
+
+
+async def test_ready_reports_each_connection_pools_use_against_its_size(
+    api: httpx.AsyncClient, backend: str
+) -> None:
+    ready = await api.get("/ready")
+
+    assert ready.status_code == 200
+    body = ready.json()
+    assert set(body) == {"status", "checks", "pools"}
+    pools = body["pools"]
+    if backend == "postgres":
+        # Every pool of the budget but the listener, which is one connection and no pool.
+        assert {name: pool["size"] for name, pool in pools.items()} == {
+            name: size for name, size in POSTGRES_CONNECTIONS.items() if name != "listener"}
+    else:
+        assert set(pools) == {"database"}
+    assert all(0 <= pool["checked_out"] <= pool["size"] for pool in pools.values())
 
 
 async def test_ready_is_503_when_the_model_server_is_down(graph_fakes: GraphFakes, migrated_database_url: str,
