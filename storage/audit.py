@@ -14,7 +14,7 @@ from sqlalchemy import Select, and_, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import MAX_ROW_ID, AuditEvent
-from storage.repositories import MAX_PAGE_SIZE, decode_cursor, encode_keyset
+from storage.pagination import MAX_PAGE_SIZE, decode_cursor, encode_keyset
 
 
 @dataclass(frozen=True, slots=True)
