@@ -37,8 +37,6 @@ class LeaseState:
     held: bool
 
 
-
-
 # A claim of a row that still says running takes over a run that stopped without ending (its
 # lease ran out): one more resume. SET reads the row as it was before the update.
 _RESUMED = Task.resume_count + case((Task.status == TaskStatus.RUNNING.value, 1), else_=0)
@@ -214,8 +212,10 @@ class LeaseRepository:
         error: str | None = None,
         now: datetime | None = None,
     ) -> bool:
-        """Record how ``worker_id``'s run of a task ended (completed, failed, awaiting approval,
-        or queued again), freeing the lease and any consumed pending command.
+        """The task row's part of end_run's session path, in the caller's transaction: how
+        ``worker_id``'s run of a task ended (completed, failed, awaiting approval, or queued
+        again), freeing the lease and any consumed pending command. Callers outside storage use
+        end_run, which also stores the run's events and its thread's status.
 
         Conditional on the worker still holding the task: False (nothing written) when it was
         cancelled or taken over meanwhile, so a late writer never overrides the newer state.

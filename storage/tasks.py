@@ -49,15 +49,12 @@ SUMMARY_COLUMNS = (
 )
 
 
-
-
 async def fetch_task_row(connection: AsyncConnection, task_id: str) -> Row[Any] | None:
     """A task's columns as a plain row (attribute access like a Task), or None: for read-only
     handlers on a connection without a session, it costs half the CPU of loading an ORM object
     (bench/ANALYSIS.md)."""
     table = Task.__table__
     return (await connection.execute(select(table).where(table.c.id == task_id))).first()
-
 
 
 class TaskRepository:
