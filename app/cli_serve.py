@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 from types import FrameType
+from typing import Any
 
 import uvicorn
 from litestar import Litestar
@@ -62,6 +63,16 @@ def check_database_url(settings: ServiceSettings) -> None:
         normalize_database_url(settings.database_url)
 
 
+def proxy_header_options(settings: ServiceSettings) -> dict[str, Any]:
+    """uvicorn's X-Forwarded-For handling. uvicorn believes the header from loopback by default:
+    then any local client, or anything a local reverse proxy passes on, picks the address the
+    login limit counts and the audit trail records. Only the proxies FORWARDED_ALLOW_IPS names
+    are believed, and with it unset none are."""
+    if not settings.forwarded_allow_ips:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": list(settings.forwarded_allow_ips)}
+
+
 def serve_command(args: argparse.Namespace) -> int:
     load_dotenv()
     settings = ServiceSettings.from_env()
@@ -79,7 +90,8 @@ def serve_command(args: argparse.Namespace) -> int:
     config = uvicorn.Config(app, host=settings.host, port=settings.port,
                             log_config=None, access_log=False, lifespan="on",
                             timeout_keep_alive=settings.keep_alive_seconds,
-                            timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5)
+                            timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
+                            **proxy_header_options(settings))
     DraftloopServer(config, app).run()
     return EXIT_OK
 

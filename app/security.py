@@ -8,6 +8,8 @@ iss, sub (the user id) and role; the role in a token is informational, the store
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import math
 import time
 import uuid
 from collections import deque
@@ -94,49 +96,157 @@ class TokenService:
                            expires_at=datetime.fromtimestamp(int(payload["exp"]), UTC))
 
 
+class LoginRateLimited(Exception):
+    """A login refused before its password is checked; ``retry_after`` in whole seconds (>= 1)."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"retry in {retry_after}s")
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class _Failure:
+    at: float
+    client: str
+    name: bytes
+
+
+@dataclass(eq=False)
+class LoginAttempt:
+    """The slot one login holds from the limit check until its password check has an outcome.
+    ``settled`` once it has been counted, cleared or released, so that only one of those happens."""
+
+    client: str
+    name: bytes
+    settled: bool = False
+
+
+_Key = tuple[str, str | bytes]
+
+
 class LoginRateLimiter:
-    """At most ``max_failures`` failed logins per client address in a sliding ``window``.
+    """At most ``max_failures`` failed logins in a sliding ``window``, counted twice: per client
+    address (whatever names it tries) and per user name (from whatever addresses).
+
+    A login takes a slot under both counts before its password is hashed (``begin``) and turns it
+    into a failure or gives it back after (``failed``, ``succeeded``, ``release``): the hash takes
+    ~0.2 s, and counting only finished failures let any number of concurrent guesses through the
+    check. A success clears only the failures of that same name from that same address, so that
+    logging in to one's own account does not reset the count of guesses at another's.
 
     In memory, per process: several server processes each allow that many, and a restart
     forgets. Good enough against online guessing at argon2's cost per attempt; a shared store
-    would be the next step.
+    would be the next step. Names are kept as digests: the memory a name takes is bounded, and a
+    password typed into the name field is not held in clear.
     """
 
     def __init__(self, max_failures: int = 5, window: float = 60.0, max_clients: int = 10_000) -> None:
         self.max_failures = max_failures
         self.window = window
+        # Bounds the keys (addresses and names) with failures on record, not only addresses.
         self.max_clients = max_clients
-        self._failures: dict[str, deque[float]] = {}
+        self._failures: dict[_Key, deque[_Failure]] = {}
+        self._in_flight: dict[_Key, int] = {}
 
-    def _recent(self, client: str, now: float) -> deque[float]:
-        failures = self._failures.get(client, deque())
-        while failures and failures[0] <= now - self.window:
+    @staticmethod
+    def _name(name: str) -> bytes:
+        return hashlib.blake2b(name.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+    def _recent(self, key: _Key, now: float) -> deque[_Failure]:
+        failures = self._failures.get(key, deque())
+        while failures and failures[0].at <= now - self.window:
             failures.popleft()
         return failures
 
-    def retry_after(self, client: str, now: float | None = None) -> int:
-        """Seconds the client must wait before trying again; 0 when it may try now."""
-        now = time.monotonic() if now is None else now
-        failures = self._recent(client, now)
-        if len(failures) < self.max_failures:
+    def _wait(self, key: _Key, now: float) -> int:
+        """Seconds until one more attempt fits under ``key``'s limit; 0 when it fits now."""
+        failures = self._recent(key, now)
+        in_flight = self._in_flight.get(key, 0)
+        excess = len(failures) + in_flight - self.max_failures + 1
+        if excess <= 0:
             return 0
-        return max(1, int(failures[0] + self.window - now + 0.999))
+        if excess > len(failures):
+            # Attempts in flight alone fill the limit: they end within a hash's time, so ask the
+            # client to come back in a second (it then learns the wait their failures cost).
+            return 1
+        return max(1, math.ceil(failures[excess - 1].at + self.window - now))
 
-    def failed(self, client: str, now: float | None = None) -> None:
+    def retry_after(self, client: str, name: str | None = None, now: float | None = None) -> int:
+        """Seconds the client must wait before trying again (as ``name``, when given); 0 when it
+        may try now."""
         now = time.monotonic() if now is None else now
-        if client not in self._failures and len(self._failures) >= self.max_clients:
-            self._prune(now)
-        failures = self._recent(client, now)
-        failures.append(now)
-        self._failures[client] = failures
+        wait = self._wait(("client", client), now)
+        return max(wait, self._wait(("name", self._name(name)), now)) if name is not None else wait
 
-    def succeeded(self, client: str) -> None:
-        self._failures.pop(client, None)
+    def begin(self, client: str, name: str, now: float | None = None) -> LoginAttempt:
+        """A slot for one login of ``name`` from ``client``, or LoginRateLimited when either count
+        is full. No await between the check and the reservation: concurrent logins in this
+        process see each other's slots."""
+        now = time.monotonic() if now is None else now
+        attempt = LoginAttempt(client, self._name(name))
+        keys = self._keys(attempt)
+        wait = max(self._wait(key, now) for key in keys)
+        if wait:
+            raise LoginRateLimited(wait)
+        for key in keys:
+            self._in_flight[key] = self._in_flight.get(key, 0) + 1
+        return attempt
+
+    def failed(self, attempt: LoginAttempt, now: float | None = None) -> None:
+        """The attempt's password was wrong (or its name unknown): its slot becomes a failure."""
+        if not self._settle(attempt):
+            return
+        now = time.monotonic() if now is None else now
+        failure = _Failure(now, attempt.client, attempt.name)
+        for key in self._keys(attempt):
+            if key not in self._failures and len(self._failures) >= self.max_clients:
+                self._prune(now)
+            failures = self._recent(key, now)
+            failures.append(failure)
+            self._failures[key] = failures
+
+    def succeeded(self, attempt: LoginAttempt) -> None:
+        """The attempt logged in: its slot is freed, and the failures of this name from this
+        address are forgotten (a user who mistyped is not held back by it). Failures of other
+        names from the address, and of this name from other addresses, stay counted."""
+        if not self._settle(attempt):
+            return
+        for key in self._keys(attempt):
+            failures = self._failures.get(key)
+            if failures is None:
+                continue
+            kept = deque(f for f in failures if not (f.client == attempt.client and f.name == attempt.name))
+            if kept:
+                self._failures[key] = kept
+            else:
+                del self._failures[key]
+
+    def release(self, attempt: LoginAttempt) -> None:
+        """Free the slot of an attempt that ended without an outcome (an error, a cancelled
+        request); does nothing once the attempt was counted or cleared."""
+        self._settle(attempt)
+
+    @staticmethod
+    def _keys(attempt: LoginAttempt) -> tuple[_Key, _Key]:
+        return ("client", attempt.client), ("name", attempt.name)
+
+    def _settle(self, attempt: LoginAttempt) -> bool:
+        """Give back the attempt's in-flight slots; False when it was settled already."""
+        if attempt.settled:
+            return False
+        attempt.settled = True
+        for key in self._keys(attempt):
+            left = self._in_flight.get(key, 0) - 1
+            if left > 0:
+                self._in_flight[key] = left
+            else:
+                self._in_flight.pop(key, None)
+        return True
 
     def _prune(self, now: float) -> None:
-        # Bounded memory under a spray from many addresses: drop clients with nothing recent,
-        # then the oldest entries if that was not enough.
-        for client in [c for c in self._failures if not self._recent(c, now)]:
-            del self._failures[client]
+        # Bounded memory under a spray from many addresses or names: drop keys with nothing
+        # recent, then the oldest entries if that was not enough.
+        for key in [k for k in self._failures if not self._recent(k, now)]:
+            del self._failures[key]
         while len(self._failures) >= self.max_clients:
             del self._failures[next(iter(self._failures))]

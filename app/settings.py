@@ -6,6 +6,7 @@ tools/llm.py, tools/serper.py, tools/pexels.py); this module holds what only the
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import uuid
@@ -81,6 +82,10 @@ class ServiceSettings:
     login_window_seconds: float = 60.0
     # Strict-Transport-Security max-age; 0 sends none (only turn on behind TLS).
     hsts_seconds: int = 0
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses, networks or *).
+    # Empty: none are, so a client cannot pick the address the login limit and the audit trail
+    # see by sending the header itself.
+    forwarded_allow_ips: tuple[str, ...] = ()
 
     @property
     def runs_graphs(self) -> bool:
@@ -131,4 +136,19 @@ class ServiceSettings:
             auth_cache_seconds=read_float(env, "AUTH_CACHE_SECONDS", 2.0, 0, 60),
             login_window_seconds=read_float(env, "LOGIN_WINDOW_SECONDS", 60.0, 1, 86400),
             hsts_seconds=read_int(env, "HSTS_SECONDS", 0, 0, 2 * 365 * 24 * 3600),
+            forwarded_allow_ips=read_forwarded_allow_ips(env),
         )
+
+
+def read_forwarded_allow_ips(env: Mapping[str, str]) -> tuple[str, ...]:
+    """FORWARDED_ALLOW_IPS as a tuple of addresses or networks (or "*"); a typo is a ValueError
+    naming it, because uvicorn would quietly trust nobody, or the wrong host."""
+    entries = tuple(e.strip() for e in env.get("FORWARDED_ALLOW_IPS", "").split(",") if e.strip())
+    for entry in entries:
+        if entry == "*":
+            continue
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ValueError(f"FORWARDED_ALLOW_IPS must list IP addresses, networks or *, got {entry!r}") from None
+    return entries

@@ -41,7 +41,7 @@ from storage.storable import storable_json
 
 SQLITE_MEMORY = ":memory:"
 # The checkpointer's connections per process, reads (psycopg) and writes (asyncpg): ten in all,
-# part of the per-process budget the README gives for sizing max_connections.
+# part of the per-process budget docs/deployment.md gives for sizing max_connections.
 READ_POOL_MAX_SIZE = 5
 WRITE_POOL_MAX_SIZE = 5
 _SETUP_LOCK_KEY = 0x636B7074  # "ckpt"

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit import AuditActor, audit_change
 from app.http.errors import not_json_message
-from app.security import InvalidToken, LoginRateLimiter, TokenService, verify_password
+from app.security import InvalidToken, LoginRateLimited, LoginRateLimiter, TokenService, verify_password
 from app.settings import ServiceSettings
 from storage.models import Role
 from storage.users import TokenOwner, UserRepository
@@ -241,6 +241,10 @@ async def _credentials(request: Request[Any, Any, Any]) -> tuple[str, str]:
     return values[0], values[1]
 
 
+def _too_many_logins(wait: int) -> TooManyRequestsException:
+    return TooManyRequestsException(detail=f"too many failed logins; retry in {wait}s", headers={"Retry-After": str(wait)})
+
+
 class AuthController(Controller):
     path = "/api/auth"
     tags = ["auth"]
@@ -254,22 +258,31 @@ class AuthController(Controller):
         # Whatever stops this request short of a token (rate limit, missing fields, wrong password)
         # is a failed login in the audit trail.
         audit_change(request, action="auth.login_failed")
-        wait = login_limiter.retry_after(client)
-        if wait:
-            raise TooManyRequestsException(detail=f"too many failed logins; retry in {wait}s",
-                                           headers={"Retry-After": str(wait)})
+        # An address already over its limit is refused before its body is even read.
+        if wait := login_limiter.retry_after(client):
+            raise _too_many_logins(wait)
         username, password = await _credentials(request)
-        async with sessions() as session:
-            user = await UserRepository(session).by_name(username)
-        if not await verify_password(user.password_hash if user else None, password) or user is None:
-            login_limiter.failed(client)
-            # Never the password, and an unknown name is not logged either: it is often a password
-            # typed into the wrong field. The client sees the same answer for both.
-            log.warning("failed login for %s from %s", repr(user.name) if user else "an unknown user name", client)
-            if user is not None:
-                audit_change(request, resource_id=user.id, user=user.name)
-            raise NotAuthorizedException(detail="wrong user name or password", headers={"WWW-Authenticate": _CHALLENGE})
-        login_limiter.succeeded(client)
+        try:
+            attempt = login_limiter.begin(client, username)
+        except LoginRateLimited as exc:
+            raise _too_many_logins(exc.retry_after) from None
+        try:
+            async with sessions() as session:
+                user = await UserRepository(session).by_name(username)
+            if not await verify_password(user.password_hash if user else None, password) or user is None:
+                login_limiter.failed(attempt)
+                # Never the password, and an unknown name is not logged either: it is often a
+                # password typed into the wrong field. The client sees the same answer for both.
+                log.warning("failed login for %s from %s", repr(user.name) if user else "an unknown user name", client)
+                if user is not None:
+                    audit_change(request, resource_id=user.id, user=user.name)
+                raise NotAuthorizedException(detail="wrong user name or password",
+                                             headers={"WWW-Authenticate": _CHALLENGE})
+            login_limiter.succeeded(attempt)
+        finally:
+            # A lookup that failed or a cancelled request has no outcome: its slot is freed, not
+            # counted (a no-op once failed or succeeded settled it).
+            login_limiter.release(attempt)
         token, claims = tokens.issue(user.id, user.role)
         log.info("login: %s (%s) from %s", user.name, user.role, client)
         audit_change(request, action="auth.login", resource_id=user.id, actor=AuditActor(user.id, user.name, user.role),

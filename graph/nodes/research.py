@@ -32,7 +32,7 @@ from tools.pages import PageSource
 from tools.pexels import Photo
 from tools.serper import KEY_ENV_VAR, SearchResult
 
-# The bounds of one research step (the README's "Research" section explains them).
+# The bounds of one research step (docs/content.md's "Research" section explains them).
 NEWS_QUERIES = 2  # the first planned queries also run as news searches
 MAX_SOURCES = 10  # handed to the writer, numbered in this order
 # Places kept for news and for shopping results when there are any: five web queries must not

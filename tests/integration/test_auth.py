@@ -35,6 +35,8 @@ from tests.integration.test_task_api import FAST, POST, point_env_at_fakes, wait
 
 DRAFTLOOP = Path(sys.executable).parent / "draftloop"
 VIEWER_ID = "00000000-0000-4000-8000-0000000000c1"
+OTHER_ID = "00000000-0000-4000-8000-0000000000c2"
+OTHER_PASSWORD = "another long passphrase"
 
 
 class LogSink(logging.Handler):
@@ -210,6 +212,34 @@ async def test_login_failures_are_rate_limited_per_client_with_retry_after(api: 
     assert 1 <= int(limited.headers["retry-after"]) <= 60
     # Even the right password waits: the limit stops guessing, not only wrong guesses.
     assert (await login(api)).status_code == 429
+
+
+async def test_another_users_correct_logins_do_not_reset_the_failures_of_their_address(
+        api: httpx.AsyncClient, migrated_database_url: str) -> None:
+    # An attacker with an account of their own logs in between guesses at the viewer's password:
+    # that used to clear the address's count, so all 16 guesses were checked.
+    await ensure_user(migrated_database_url, name="other", role="viewer", user_id=OTHER_ID, password=OTHER_PASSWORD)
+    own, guesses = [], []
+    for _ in range(16):
+        own.append((await login(api, username="other", password=OTHER_PASSWORD)).status_code)
+        guesses.append((await login(api, password="guess")).status_code)
+    assert guesses == [401] * 5 + [429] * 11
+    # Once limited, the address waits whatever it tries, its own account included.
+    assert own == [200] * 5 + [429] * 11
+
+
+async def test_concurrent_wrong_logins_beyond_the_limit_are_refused_before_their_password_is_checked(
+        api: httpx.AsyncClient) -> None:
+    # The limit used to be checked before the slow password hash and counted after it, so all
+    # 15 of these were checked.
+    responses = await asyncio.gather(*(login(api, password=f"guess {i}") for i in range(15)))
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses.count(401) <= 5 and statuses.count(429) >= 10, statuses
+    assert set(statuses) == {401, 429}
+    for response in responses:
+        if response.status_code == 429:
+            assert int(response.headers["retry-after"]) >= 1
+            assert response.json()["error"] == "rate_limited"
 
 
 # bad tokens -------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from app.cli_serve import proxy_header_options
 from app.settings import ServiceSettings
 
 
@@ -37,7 +38,18 @@ def test_an_api_role_or_supervised_workers_take_graph_runs_off_the_http_process(
     ({"AUTH_CACHE_SECONDS": "-1"}, "AUTH_CACHE_SECONDS must be between 0 and 60"),
     ({"KEEP_ALIVE_SECONDS": "0"}, "KEEP_ALIVE_SECONDS must be between 1 and 3600"),
     ({"MAX_RESUMES": "-1"}, "MAX_RESUMES must be between 0 and 100"),
+    ({"FORWARDED_ALLOW_IPS": "127.0.0.1, proxy.local"}, "FORWARDED_ALLOW_IPS must list IP addresses, networks or \\*"),
 ])
 def test_bad_process_settings_are_refused_naming_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ServiceSettings.from_env(env)
+
+
+def test_forwarded_headers_are_ignored_unless_forwarded_allow_ips_names_the_proxies() -> None:
+    # uvicorn's own default believes X-Forwarded-For from loopback: it must be turned off.
+    assert proxy_header_options(ServiceSettings.from_env({})) == {"proxy_headers": False}
+    assert proxy_header_options(ServiceSettings.from_env({"FORWARDED_ALLOW_IPS": " "})) == {"proxy_headers": False}
+    named = ServiceSettings.from_env({"FORWARDED_ALLOW_IPS": "127.0.0.1, 10.0.0.0/8,::1"})
+    assert proxy_header_options(named) == {"proxy_headers": True,
+                                           "forwarded_allow_ips": ["127.0.0.1", "10.0.0.0/8", "::1"]}
+    assert ServiceSettings.from_env({"FORWARDED_ALLOW_IPS": "*"}).forwarded_allow_ips == ("*",)
