@@ -17,8 +17,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from storage.leases import LeaseRepository, end_run
 from storage.models import TaskStatus
-from storage.repositories import TaskRepository
+from storage.notifications import TASK_CHANNEL
+from storage.tasks import TaskRepository
+from storage.write_paths import WritePaths
 
 
 class ThreadHeld(RuntimeError):
@@ -38,10 +41,9 @@ class CliTaskRow:
     async def start_turn(self, request: str, params: dict[str, Any]) -> str:
         """A new row for a new turn, created (and so dated) now, and leased to this process."""
         async with self.sessions.begin() as session:
-            tasks = TaskRepository(session)
-            task = await tasks.create(request=request, params=params, thread_id=self.thread_id,
-                                      status=TaskStatus.QUEUED)
-            await tasks.take(task.id, self.worker_id, self.lease_seconds)
+            task = await TaskRepository(session).create(request=request, params=params, thread_id=self.thread_id,
+                                                        status=TaskStatus.QUEUED)
+            await LeaseRepository(session).take(task.id, self.worker_id, self.lease_seconds)
         self.task_id = task.id
         return task.id
 
@@ -49,15 +51,15 @@ class CliTaskRow:
         """Take over the thread's newest row (to resume it, or to answer its approval); None
         when the thread has no row yet. Raises ThreadHeld when a live process runs it."""
         async with self.sessions.begin() as session:
-            tasks = TaskRepository(session)
-            task = await tasks.get_by_thread(self.thread_id)
+            task = await TaskRepository(session).get_by_thread(self.thread_id)
             if task is None:
                 return None
             if TaskStatus(task.status).is_terminal:
                 # The turn ended (a crash after the graph's end): resuming only prints it.
                 return None
-            taken = await tasks.take(task.id, self.worker_id, self.lease_seconds,
-                                     steal_from=task.lease_owner if self._dead_cli(task.lease_owner) else None)
+            steal_from = task.lease_owner if self._dead_cli(task.lease_owner) else None
+            taken = await LeaseRepository(session).take(task.id, self.worker_id, self.lease_seconds,
+                                                        steal_from=steal_from)
             if not taken:
                 raise ThreadHeld(f"thread {self.thread_id} is being run by {task.lease_owner}; wait for it to end")
         self.task_id = task.id
@@ -93,12 +95,13 @@ class CliTaskRow:
         while self.task_id is not None:
             await asyncio.sleep(self.heartbeat_seconds)
             async with self.sessions.begin() as session:
-                await TaskRepository(session).heartbeat(self.worker_id, [self.task_id], self.lease_seconds)
+                await LeaseRepository(session).heartbeat(self.worker_id, [self.task_id], self.lease_seconds)
 
     async def end(self, status: TaskStatus, error: str | None = None) -> None:
-        """Record how the run ended. A row the graph already finished (finalize writes
-        `completed` itself) is left as it is."""
+        """Record how the run ended (and its thread's status, when the thread is an API one). A
+        row the graph already finished (finalize writes `completed` itself) is left as it is."""
         if self.task_id is None:
             return
-        async with self.sessions.begin() as session:
-            await TaskRepository(session).end_run(self.task_id, self.worker_id, status, error=error)
+        # No events: the CLI prints its run's progress itself.
+        await end_run(WritePaths(self.sessions), task_id=self.task_id, thread_id=self.thread_id,
+                      worker_id=self.worker_id, status=status, error=error, events=[], channel=TASK_CHANNEL)

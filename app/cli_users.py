@@ -14,7 +14,7 @@ from app.security import MIN_PASSWORD_LENGTH, hash_password
 from app.settings import load_dotenv
 from storage.engine import adatabase_url_from_env, create_engine, normalize_database_url, session_factory
 from storage.migrate import upgrade_database
-from storage.repositories import UserExists, UserRepository
+from storage.users import UserExists, UserRepository
 
 
 NO_TERMINAL = ("there is no terminal to ask for the password on: pass it on stdin with --password-stdin, "

@@ -36,10 +36,11 @@ from typing import Any
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from storage.event_batches import append_event_batch
 from storage.models import TaskEvent, TaskStatus
-from storage.notifications import TASK_CHANNEL, notify, notify_each
-from storage.repositories import EVENT_PAGE_SIZE, EventRepository, TaskRepository
+from storage.notifications import TASK_CHANNEL, notify
+from storage.task_events import EVENT_PAGE_SIZE, EventRepository, append_events
+from storage.tasks import TaskRepository
+from storage.write_paths import WritePaths
 
 log = logging.getLogger("draftloop.events")
 
@@ -101,11 +102,11 @@ class EventBus:
         autocommit_engine: AsyncEngine | None = None,
     ) -> None:
         """``autocommit_engine`` (Postgres): the writer stores each batch in one statement
-        (storage/event_batches.py) instead of a transaction of five round trips."""
+        (storage.task_events.append_events) instead of a transaction of five round trips."""
         if poll_seconds <= 0:
             raise ValueError("poll_seconds must be positive")
         self.sessions = sessions
-        self.autocommit_engine = autocommit_engine
+        self.writes = WritePaths(sessions, autocommit_engine)
         # Followers' polling reads need no transaction (storage.engine.read_session_factory).
         self.read_sessions = read_sessions or sessions
         self.poll_seconds = poll_seconds
@@ -218,12 +219,7 @@ class EventBus:
         return stored
 
     async def _insert(self, batch: list[tuple[str, str, dict[str, Any]]]) -> None:
-        if self.autocommit_engine is not None:
-            await append_event_batch(self.autocommit_engine, batch, channel=TASK_CHANNEL)
-            return
-        async with self.sessions.begin() as session:
-            await EventRepository(session).append_many(batch)
-            await notify_each(session, TASK_CHANNEL, list(dict.fromkeys(task_id for task_id, _, _ in batch)))
+        await append_events(self.writes, batch, channel=TASK_CHANNEL)
 
     def _announce_written(self, batch: list[tuple[str, str, dict[str, Any]]]) -> None:
         for task_id, event_type, data in batch:

@@ -62,16 +62,11 @@ from graph.builder import tries_before_failure
 from graph.context import Dependencies, DraftloopContext, OutcomeSaver
 from graph.nodes.approval import InvalidDecision
 from storage.errors import storage_unreachable
+from storage.leases import LeaseRepository, LeaseState, end_run
 from storage.models import Task, TaskStatus, ThreadStatus
 from storage.notifications import QUEUE_CHANNEL, TASK_CHANNEL, notify
-from storage.repositories import (
-    LeaseState,
-    TaskNotFound,
-    TaskRepository,
-    ThreadRepository,
-)
-from storage.run_end import end_run_in_one_statement
-from storage.task_queue import queue_new_task
+from storage.tasks import TaskNotFound, TaskRepository, queue_new_task
+from storage.threads import ThreadRepository
 from tools.errors import summarise
 from tools.llm import ModelCallError, ModelProviderError
 
@@ -483,9 +478,9 @@ class Executor:
         metadata = {"graph_id": "draftloop"}
         queued = {"status": TaskStatus.QUEUED.value}
         if thread_id is None:
-            # The hot path of POST /api/tasks: one statement on Postgres (storage.task_queue).
+            # The hot path of POST /api/tasks: one statement on Postgres (storage.tasks).
             new = await queue_new_task(
-                self.runtime.engine, self.runtime.autocommit_engine, request=request, params=dict(params or {}),
+                self.runtime.writes, request=request, params=dict(params or {}),
                 thread_metadata=metadata, event_type=STATUS, event_data=queued, notify_channel=QUEUE_CHANNEL)
             task = new.task
             event = Event(id=new.event_id, task_id=task.id, type=STATUS, data=queued, created_at=task.created_at)
@@ -613,7 +608,7 @@ class Executor:
                 self._queue_may_have_work = False
                 try:
                     async with self.sessions.begin() as session:
-                        claimed = await TaskRepository(session).claim(self.worker_id, free, self.settings.lease_seconds)
+                        claimed = await LeaseRepository(session).claim(self.worker_id, free, self.settings.lease_seconds)
                 except (SQLAlchemyError, OSError) as exc:
                     # The database may be restarting; the queue is still there at the next poll.
                     self.stats.claim_errors_total += 1
@@ -637,7 +632,7 @@ class Executor:
                 continue
             try:
                 async with self.sessions.begin() as session:
-                    states = await TaskRepository(session).heartbeat(
+                    states = await LeaseRepository(session).heartbeat(
                         self.worker_id, task_ids, self.settings.lease_seconds
                     )
             except (SQLAlchemyError, OSError) as exc:
@@ -654,7 +649,7 @@ class Executor:
                 continue
             try:
                 async with self.sessions() as session:
-                    states = await TaskRepository(session).lease_states(self.worker_id, task_ids)
+                    states = await LeaseRepository(session).lease_states(self.worker_id, task_ids)
             except (SQLAlchemyError, OSError) as exc:
                 log.warning("cancel check failed: %s", exc)
                 continue
@@ -828,7 +823,7 @@ class Executor:
             # interrupt with a stale decision.
             log.info("dropping a stale decision for task %s", task.id)
             async with self.sessions.begin() as session:
-                await TaskRepository(session).clear_pending_command(task.id, self.worker_id)
+                await LeaseRepository(session).clear_pending_command(task.id, self.worker_id)
         if snapshot.next:
             self.stats.resumed_total += 1
             return None
@@ -851,20 +846,15 @@ class Executor:
             planned.append((END, {"payload": None}))
         # The run's queued progress events come first: followers stop at the terminal status.
         await self.bus.flush()
-        if self.runtime.autocommit_engine is not None:
-            ended = await end_run_in_one_statement(
-                self.runtime.autocommit_engine, task_id=task.id, worker_id=self.worker_id, status=status, error=error,
-                events=planned, channel=TASK_CHANNEL)
-            events = [Event(id=event_id, task_id=task.id, type=event_type, data=data, created_at=ended.created_at)
-                      for event_id, (event_type, data) in zip(ended.event_ids, planned)]
-            thread_status = ended.thread_status
-        else:
-            events, thread_status = await self._end_in_session(task, status, error, planned)
-        if not events:
+        ended = await end_run(self.runtime.writes, task_id=task.id, thread_id=task.thread_id, worker_id=self.worker_id,
+                              status=status, error=error, events=planned, channel=TASK_CHANNEL)
+        if not ended.ended:
             # Cancelled or taken over while finishing: the newer state stands.
             log.info("task %s changed hands before its run could record %s", task.id, status.value)
             return
-        if thread_status != ThreadStatus.BUSY:
+        events = [Event(id=event_id, task_id=task.id, type=event_type, data=data, created_at=ended.created_at)
+                  for event_id, (event_type, data) in zip(ended.event_ids, planned)]
+        if ended.thread_status != ThreadStatus.BUSY:
             self._ended_alone.add(task.id)
         self.bus.announce(events)
         if status == TaskStatus.COMPLETED:
@@ -873,16 +863,6 @@ class Executor:
             self.stats.failed_total += 1
         elif status == TaskStatus.AWAITING_APPROVAL:
             self.stats.awaiting_approval_total += 1
-
-    async def _end_in_session(
-        self, task: Task, status: TaskStatus, error: str | None, planned: list[tuple[str, dict[str, Any]]]
-    ) -> tuple[list[Event], ThreadStatus | None]:
-        """_end through a transaction (SQLite, which has no data-modifying CTEs)."""
-        async with self.sessions.begin() as session:
-            if not await TaskRepository(session).end_run(task.id, self.worker_id, status, error=error):
-                return [], None
-            events = [await self.bus.record(session, task.id, event_type, data) for event_type, data in planned]
-            return events, await ThreadRepository(session).after_run(task.thread_id, task.id, status)
 
     async def _fail(self, task: Task, message: str, error_type: str = "RunError") -> None:
         try:
@@ -899,12 +879,12 @@ class Executor:
 
     async def _release(self, task_ids: list[str] | None, *, interrupted: bool = False) -> None:
         """Hand this worker's running tasks back to the queue, each with a ``status`` event
-        (``interrupted``: their runs stopped without ending, see TaskRepository.release)."""
+        (``interrupted``: their runs stopped without ending, see LeaseRepository.release)."""
         events: list[Event] = []
         try:
             await self.bus.flush()
             async with self.sessions.begin() as session:
-                released = await TaskRepository(session).release(self.worker_id, task_ids, interrupted=interrupted)
+                released = await LeaseRepository(session).release(self.worker_id, task_ids, interrupted=interrupted)
                 for task_id in released:
                     events.append(await self.bus.record(session, task_id, STATUS, {"status": TaskStatus.QUEUED.value}))
                 if released:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.markdown_renderer import MarkdownRenderer
 from graph.builder import build_graph
 from graph.context import Dependencies, DraftloopContext, OutcomeSaver
+from graph.post import draft_post_of
 from storage.checkpoints import open_checkpointer
 from storage.engine import (
     adatabase_url_from_env,
@@ -25,10 +26,9 @@ from storage.engine import (
     session_factory,
 )
 from storage.migrate import upgrade_database
-from storage.posts import draft_post_of
+from storage.outcomes import save_outcome, save_pending_approval
 from storage.storable import storable
-from storage.repositories import save_pending_approval, save_run_outcome
-from storage.run_outcome import save_first_run_outcome
+from storage.write_paths import WritePaths
 
 log = logging.getLogger("draftloop")
 
@@ -52,6 +52,11 @@ class GraphRuntime:
             self.read_sessions = self.sessions
 
     @property
+    def writes(self) -> WritePaths:
+        """Where storage writes go; each write picks its own path from these."""
+        return WritePaths(self.sessions, self.autocommit_engine)
+
+    @property
     def read_engine(self) -> AsyncEngine:
         """For single reads on a bare connection: autocommit on Postgres, the engine on SQLite."""
         return self.autocommit_engine or self.engine
@@ -60,32 +65,26 @@ class GraphRuntime:
         return DraftloopContext(deps=self.deps, **overrides)
 
 
-def outcome_saver(sessions: async_sessionmaker[AsyncSession], renderer: MarkdownRenderer,
-                  autocommit_engine: AsyncEngine | None = None) -> OutcomeSaver:
-    """The finalize node's writer. On Postgres a run's first outcome is one statement
-    (storage/run_outcome.py); every other case, and SQLite, takes the session path. Both store
-    the post's body as rendered here, before any transaction opens; a body past the render
-    budget is stored as escaped text (nobody is there to be refused)."""
+def outcome_saver(paths: WritePaths, renderer: MarkdownRenderer) -> OutcomeSaver:
+    """The finalize node's writer (storage.outcomes.save_outcome, which picks its own path). The
+    post's body is rendered here, before any transaction opens; a body past the render budget
+    is stored as escaped text (nobody is there to be refused)."""
 
     async def save(outcome: dict[str, Any]) -> None:
-        # The markdown as both paths store it (cleaned of what the database refuses), so that
-        # the stored HTML is that markdown's.
+        # The markdown as storage stores it (cleaned of what the database refuses), so that the
+        # stored HTML is that markdown's.
         draft = draft_post_of(storable(outcome.get("result") or {}))
         rendered = await renderer.render_or_escape(draft.changes["markdown"]) if draft is not None else None
-        outcome = {**outcome, "rendered": rendered}
-        if autocommit_engine is not None and outcome.get("task_id"):
-            if await save_first_run_outcome(autocommit_engine, **outcome):
-                return
-        await save_run_outcome(sessions, numbers_engine=autocommit_engine, **outcome)
+        await save_outcome(paths, **{**outcome, "draft": draft, "rendered": rendered})
 
     return save
 
 
-def pending_saver(sessions: async_sessionmaker[AsyncSession]) -> OutcomeSaver:
+def pending_saver(paths: WritePaths) -> OutcomeSaver:
     """The approval node's writer: the draft on offer and the attempts so far."""
 
     async def save(pending: dict[str, Any]) -> None:
-        await save_pending_approval(sessions, **pending)
+        await save_pending_approval(paths, **pending)
 
     return save
 
@@ -97,11 +96,12 @@ async def open_graph_runtime(database_url: str | None = None) -> AsyncIterator[G
     engine = create_engine(url)
     autocommit_engine = create_autocommit_engine(url)
     sessions = session_factory(engine)
+    paths = WritePaths(sessions, autocommit_engine)
     try:
         async with (httpx.AsyncClient() as http, open_checkpointer(url) as saver,
                     MarkdownRenderer.from_env() as renderer):
-            deps = Dependencies.from_env(http, save_outcome=outcome_saver(sessions, renderer, autocommit_engine),
-                                         save_pending=pending_saver(sessions))
+            deps = Dependencies.from_env(http, save_outcome=outcome_saver(paths, renderer),
+                                         save_pending=pending_saver(paths))
             try:
                 info = await deps.models.describe()
                 log.info("model provider: %s (%s) %s", info.provider, info.model, info.detail)

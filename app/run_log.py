@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.events import ATTEMPT_SCORED, NODE_STARTED, STATUS, EventListener
 from storage.models import TaskStatus
-from storage.repositories import fetch_task_row
+from storage.tasks import fetch_task_row
 
 log = logging.getLogger("draftloop.runs")
 

@@ -10,11 +10,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, insert, or_, select
+from sqlalchemy import Select, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import MAX_ROW_ID, AuditEvent
-from storage.repositories import MAX_PAGE_SIZE, decode_cursor, encode_keyset
+from storage.pagination import decode_cursor, encode_keyset, older_than, page_limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,14 +95,11 @@ class AuditRepository:
     async def list(self, where: AuditFilter | None = None, *, limit: int = 50, cursor: str | None = None) -> AuditPage:
         """Newest first, keyset-paginated on (occurred_at, id); ValueError for a bad cursor.
         Pass ``next_cursor`` back unchanged with the same filters."""
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
-        limit = min(limit, MAX_PAGE_SIZE)
+        limit = page_limit(limit)
         stmt = _filtered(select(AuditEvent), where or AuditFilter())
         if cursor is not None:
             after_at, after_id = _cursor_position(cursor)
-            stmt = stmt.where(or_(AuditEvent.occurred_at < after_at,
-                                  and_(AuditEvent.occurred_at == after_at, AuditEvent.id < after_id)))
+            stmt = stmt.where(older_than(AuditEvent.occurred_at, AuditEvent.id, after_at, after_id))
         stmt = stmt.order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc()).limit(limit + 1)
         rows = list(await self.session.scalars(stmt))
         items = rows[:limit]

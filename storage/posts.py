@@ -6,9 +6,6 @@ the caller turns a title into a slug (graph/markdown.py) and this module keeps i
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,13 +17,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from storage.models import Post, PostStatus, Task, new_id, utcnow
+from storage.pagination import decode_cursor, next_cursor, older_than, page_limit
 from storage.slugs import SlugNumbers, numbered, slug_number
 
 SLUG_MAX_CHARS = 100
 # Room for a "-NNN" suffix under SLUG_MAX_CHARS when a generated slug collides.
 GENERATED_SLUG_MAX_CHARS = 90
 SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-MAX_PAGE_SIZE = 200
 # Fields a partial update may set as given; slug and status have rules of their own.
 PLAIN_FIELDS = ("title", "markdown", "excerpt", "featured_image", "sources", "seo_title", "meta_description",
                 "keywords")
@@ -79,33 +76,6 @@ def valid_slug(slug: str) -> bool:
     return len(slug) <= SLUG_MAX_CHARS and SLUG_PATTERN.fullmatch(slug) is not None
 
 
-def encode_cursor(post: Post) -> str:
-    payload = json.dumps([post.created_at.isoformat(), post.id]).encode()
-    return base64.urlsafe_b64encode(payload).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        created_at, post_id = json.loads(base64.urlsafe_b64decode(padded))
-        parsed = datetime.fromisoformat(created_at)
-    except (binascii.Error, ValueError, TypeError) as exc:
-        raise ValueError("invalid cursor") from exc
-    if parsed.tzinfo is None or not isinstance(post_id, str):
-        raise ValueError("invalid cursor")
-    return parsed, post_id
-
-
-def body_without_title(markdown: str, title: str) -> str:
-    """A draft's markdown minus its leading ``# Title`` line: a post carries its title in a
-    field of its own, and pages that show both would print it twice."""
-    first, _, rest = markdown.lstrip().partition("\n")
-    heading = first.strip()
-    if heading.startswith("# ") and heading[2:].strip().rstrip("#").strip() == title.strip():
-        return rest.lstrip("\n")
-    return markdown
-
-
 def slug_follows_title(post: Post) -> bool:
     """A title change renames the slug only while nobody chose one and the post was never
     published: a published URL may be linked from anywhere."""
@@ -119,31 +89,11 @@ def slug_base(base: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class DraftPost:
-    """What a finished content run's result puts in its post."""
+    """What a finished content run's result puts in its post (graph/post.py makes it)."""
 
     changes: dict[str, Any]  # title, markdown, featured_image, sources, keywords
     generated_slug: str  # from the result's SEO slug; numbered when taken (storage/slugs.py)
     status: PostStatus  # published when the approval said so
-
-
-def draft_post_of(result: Mapping[str, Any]) -> DraftPost | None:
-    """The post fields of a run's result; None for answers and unsupported requests."""
-    if result.get("kind") != "content":
-        return None
-    approval = result.get("approval") or {}
-    publish = bool(approval.get("approved")) and approval.get("publish") is True
-    seo = result.get("seo") or {}
-    title = str(result.get("title") or "").strip() or "Untitled"
-    changes: dict[str, Any] = {
-        "title": title,
-        "markdown": body_without_title(str(result.get("markdown") or ""), title),
-        "featured_image": result.get("featured_image") or None,
-        "sources": list(result.get("sources") or []),
-        "keywords": list(seo.get("keywords") or []),
-    }
-    generated = str(seo.get("slug") or "")
-    return DraftPost(changes=changes, generated_slug=generated if valid_slug(generated) else "post",
-                     status=PostStatus.PUBLISHED if publish else PostStatus.DRAFT)
 
 
 class PostRepository:
@@ -168,9 +118,7 @@ class PostRepository:
         cursor: str | None = None,
     ) -> PostPage:
         """Newest first, keyset-paginated on (created_at, id); raises ValueError on a bad cursor."""
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
-        limit = min(limit, MAX_PAGE_SIZE)
+        limit = page_limit(limit)
         stmt = select(Post)
         if statuses is not None:
             stmt = stmt.where(Post.status.in_([PostStatus(s).value for s in statuses]))
@@ -178,10 +126,10 @@ class PostRepository:
             stmt = stmt.where(Post.task_id == task_id)
         if cursor is not None:
             created_at, post_id = decode_cursor(cursor)
-            stmt = stmt.where(or_(Post.created_at < created_at, (Post.created_at == created_at) & (Post.id < post_id)))
+            stmt = stmt.where(older_than(Post.created_at, Post.id, created_at, post_id))
         rows = list(await self.session.scalars(stmt.order_by(Post.created_at.desc(), Post.id.desc()).limit(limit + 1)))
         items = rows[:limit]
-        return PostPage(items=items, next_cursor=encode_cursor(items[-1]) if len(rows) > limit else None)
+        return PostPage(items=items, next_cursor=next_cursor(rows, limit))
 
     async def create(
         self,
@@ -250,18 +198,17 @@ class PostRepository:
         result = await self.session.execute(delete(Post).where(Post.id == post_id))
         return result.rowcount == 1
 
-    async def save_for_task(self, task: Task, result: Mapping[str, Any],
+    async def save_for_task(self, task: Task, draft: DraftPost | None,
                             rendered: RenderedBody | None = None) -> Post | None:
         """The draft post of a finished content run, created or brought up to date, in the
-        caller's (the run outcome's) transaction; None for answers and unsupported requests.
-        ``rendered``: the rendering of the post's markdown (``draft_post_of``).
+        caller's (the run outcome's) transaction; None (nothing to store) for answers and
+        unsupported requests. ``rendered``: the rendering of the draft's markdown.
 
         Keyed on the task, so finalize running again after a crash or retry finds the post it
         made. A later turn on the same thread (a revision) updates the thread's post while it
         is still a draft; once it was published or archived, that turn gets a draft of its own
         and the live post is left alone. An approval with ``publish`` publishes the post.
         """
-        draft = draft_post_of(result)
         if draft is None:
             return None
         post = await self._post_of(task)

@@ -1,4 +1,4 @@
-"""Input record shapes for the repositories and save_run_outcome.
+"""Input record shapes for the repositories and storage.outcomes.save_outcome.
 
 Plain dicts from graph state fit these TypedDicts as they are; unknown keys are ignored.
 """

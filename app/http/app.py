@@ -44,7 +44,7 @@ from app.run_services import open_run_services
 from app.security import LoginRateLimiter, TokenService
 from app.settings import ServiceSettings
 from app.supervisor import WorkerSupervisor
-from storage.repositories import UserRepository
+from storage.users import UserRepository
 
 log = logging.getLogger("draftloop")
 

@@ -36,7 +36,7 @@ from app.http.errors import not_json_message
 from app.security import InvalidToken, LoginRateLimited, LoginRateLimiter, TokenService, verify_password
 from app.settings import ServiceSettings
 from storage.models import Role
-from storage.repositories import TokenOwner, UserRepository
+from storage.users import TokenOwner, UserRepository
 
 log = logging.getLogger("draftloop.auth")
 

@@ -41,7 +41,8 @@ from app.settings import ServiceSettings
 from graph.nodes.approval import InvalidDecision, parse_decision
 from graph.nodes.route_intent import message_text
 from storage.models import Task, TaskStatus
-from storage.repositories import TaskRepository, ThreadRepository
+from storage.tasks import TaskRepository
+from storage.threads import ThreadRepository
 
 log = logging.getLogger("draftloop.http.runs")
 

@@ -11,7 +11,7 @@ from sqlalchemy import Row
 from graph.state import MAX_ATTEMPT_NUMBER, MAX_KEYWORDS, MAX_WORDS, MIN_WORDS
 from storage.models import Task
 
-# A task as an ORM object or as a plain row of its table (storage.repositories.fetch_task_row).
+# A task as an ORM object or as a plain row of its table (storage.tasks.fetch_task_row).
 TaskLike = Task | Row[Any]
 
 ContentTypeName = Literal["blog_post", "social_post", "newsletter", "email", "research_brief"]
@@ -114,7 +114,7 @@ def task_summary(task: TaskLike) -> dict[str, Any]:
 
 
 def listed_task_summary(row: Row[Any]) -> dict[str, Any]:
-    """task_summary of a row of storage.repositories.SUMMARY_COLUMNS."""
+    """task_summary of a row of storage.tasks.SUMMARY_COLUMNS."""
     return summary_fields(row, row.title, row.score, row.passed)
 
 

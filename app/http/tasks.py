@@ -24,8 +24,9 @@ from app.http.sse import LastEventIdHeader, LastEventIdQuery, resume_after, sse_
 from app.http.task_schemas import Decision, StatusName, TaskAccepted, TaskCreate, listed_task_summary, task_detail, task_links
 from app.settings import ServiceSettings
 from graph.nodes.approval import InvalidDecision
+from storage.attempts import AttemptRepository
 from storage.models import Task, TaskStatus
-from storage.repositories import SUMMARY_COLUMNS, AttemptRepository, TaskRepository, fetch_task_row
+from storage.tasks import SUMMARY_COLUMNS, TaskRepository, fetch_task_row
 
 
 async def _task_or_404(sessions: async_sessionmaker[AsyncSession], task_id: str) -> Task:

@@ -25,7 +25,8 @@ from app.http.lg_common import (
 )
 from app.http.lg_schemas import HistoryQuery, StateAtCheckpoint, StateUpdate, ThreadCreate, ThreadSearch, ThreadUpdate
 from storage.models import Thread, ThreadStatus
-from storage.repositories import TaskRepository, ThreadRepository
+from storage.tasks import TaskRepository
+from storage.threads import ThreadRepository
 
 def thread_config(thread_id: str, checkpoint_id: str | None = None, checkpoint_ns: str = "") -> dict[str, Any]:
     configurable: dict[str, Any] = {"thread_id": thread_id}

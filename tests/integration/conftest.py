@@ -19,8 +19,9 @@ import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from storage.engine import create_engine, session_factory
+from storage.engine import create_autocommit_engine, create_engine, session_factory
 from storage.migrate import upgrade_database
+from storage.write_paths import WritePaths
 from tests.conftest import POSTGRES_ADMIN_URL, require_postgres
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -138,3 +139,20 @@ async def migrated_engine(migrated_database_url: str) -> AsyncIterator[AsyncEngi
 @pytest.fixture
 def sessions(migrated_engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return session_factory(migrated_engine)
+
+
+@pytest.fixture
+async def autocommit_engine(migrated_database_url: str) -> AsyncIterator[AsyncEngine | None]:
+    """The one-statement writes' engine on Postgres; None on SQLite, which has no such path."""
+    engine = create_autocommit_engine(migrated_database_url)
+    try:
+        yield engine
+    finally:
+        if engine is not None:
+            await engine.dispose()
+
+
+@pytest.fixture
+def write_paths(sessions: async_sessionmaker[AsyncSession], autocommit_engine: AsyncEngine | None) -> WritePaths:
+    """What the service's writes get: each picks the one-statement path on Postgres itself."""
+    return WritePaths(sessions, autocommit_engine)

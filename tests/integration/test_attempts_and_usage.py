@@ -7,9 +7,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from storage.attempts import AttemptRepository, UsageRepository
 from storage.models import Attempt, Task, Usage
 from storage.records import AttemptRecord, UsageRecord
-from storage.repositories import AttemptRepository, TaskRepository, UsageRepository
+from storage.tasks import TaskRepository
 
 DIMENSIONS = {"clarity": 80, "accuracy": 75, "completeness": 70, "relevance": 90, "seo": 60, "readability": 85, "engagement": 65}
 
@@ -45,12 +46,16 @@ async def _new_task(sessions: async_sessionmaker[AsyncSession]) -> str:
         return (await TaskRepository(session).create(request="r")).id
 
 
+async def _usage_of(sessions: async_sessionmaker[AsyncSession], task_id: str) -> list[Usage]:
+    async with sessions() as session:
+        return list(await session.scalars(
+            select(Usage).where(Usage.task_id == task_id).order_by(Usage.created_at, Usage.id)))
+
+
 async def test_attempts_list_in_number_order_with_all_fields(sessions: async_sessionmaker[AsyncSession]) -> None:
     task_id = await _new_task(sessions)
     async with sessions.begin() as session:
-        repo = AttemptRepository(session)
-        await repo.add(task_id, _attempt(2, 91.5, passed=True))
-        await repo.add(task_id, _attempt(1, 62.0))
+        await AttemptRepository(session).replace_all(task_id, [_attempt(2, 91.5, passed=True), _attempt(1, 62.0)])
     async with sessions() as session:
         attempts = await AttemptRepository(session).list_for_task(task_id)
     assert [a.number for a in attempts] == [1, 2]
@@ -64,10 +69,8 @@ async def test_attempts_list_in_number_order_with_all_fields(sessions: async_ses
 async def test_attempt_numbers_are_unique_per_task(sessions: async_sessionmaker[AsyncSession]) -> None:
     task_id = await _new_task(sessions)
     async with sessions() as session:
-        repo = AttemptRepository(session)
-        await repo.add(task_id, _attempt(1, 50.0))
         with pytest.raises(IntegrityError):
-            await repo.add(task_id, _attempt(1, 60.0))
+            await AttemptRepository(session).replace_all(task_id, [_attempt(1, 50.0), _attempt(1, 60.0)])
 
 
 async def test_replacing_attempts_twice_leaves_one_copy(sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -92,27 +95,24 @@ async def test_replacing_attempts_drops_ones_no_longer_listed(sessions: async_se
     assert [(a.number, a.score, a.passed) for a in attempts] == [(1, 95.0, True)]
 
 
-async def test_usage_totals_add_up_tokens_and_cost(sessions: async_sessionmaker[AsyncSession]) -> None:
+async def test_usage_lists_in_call_order(sessions: async_sessionmaker[AsyncSession]) -> None:
     task_id = await _new_task(sessions)
     async with sessions.begin() as session:
-        await UsageRepository(session).add_many(
+        await UsageRepository(session).replace_all(
             task_id,
             [_usage("route_intent", 120, 30, 0.0000375), _usage("draft", 900, 1400, 0.00097), _usage("critique", 1500, 200, 0.000345)],
         )
-    async with sessions() as session:
-        repo = UsageRepository(session)
-        totals = await repo.totals_for_task(task_id)
-        rows = await repo.list_for_task(task_id)
-    assert (totals.calls, totals.input_tokens, totals.output_tokens, totals.duration_ms) == (3, 2520, 1630, 750)
-    assert totals.cost_usd == pytest.approx(0.0013525, abs=1e-9)
+    rows = await _usage_of(sessions, task_id)
     assert [r.node for r in rows] == ["route_intent", "draft", "critique"]
+    assert [(r.input_tokens, r.output_tokens) for r in rows] == [(120, 30), (900, 1400), (1500, 200)]
 
 
-async def test_usage_totals_for_a_task_without_calls_are_zero(sessions: async_sessionmaker[AsyncSession]) -> None:
+async def test_replacing_usage_twice_leaves_one_copy(sessions: async_sessionmaker[AsyncSession]) -> None:
     task_id = await _new_task(sessions)
-    async with sessions() as session:
-        totals = await UsageRepository(session).totals_for_task(task_id)
-    assert (totals.calls, totals.input_tokens, totals.output_tokens, totals.cost_usd) == (0, 0, 0, 0.0)
+    for _ in range(2):
+        async with sessions.begin() as session:
+            await UsageRepository(session).replace_all(task_id, [_usage("draft", 1, 1, 0.0)])
+    assert [r.node for r in await _usage_of(sessions, task_id)] == ["draft"]
 
 
 async def test_usage_keeps_explicit_timestamps(sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -121,9 +121,8 @@ async def test_usage_keeps_explicit_timestamps(sessions: async_sessionmaker[Asyn
     record = _usage("draft", 1, 1, 0.0)
     record["created_at"] = when + timedelta(hours=2)
     async with sessions.begin() as session:
-        await UsageRepository(session).add_many(task_id, [record])
-    async with sessions() as session:
-        (row,) = await UsageRepository(session).list_for_task(task_id)
+        await UsageRepository(session).replace_all(task_id, [record])
+    (row,) = await _usage_of(sessions, task_id)
     assert row.created_at == when + timedelta(hours=2)
 
 
@@ -131,7 +130,7 @@ async def test_deleting_a_task_deletes_its_attempts_and_usage(sessions: async_se
     task_id = await _new_task(sessions)
     async with sessions.begin() as session:
         await AttemptRepository(session).replace_all(task_id, [_attempt(1, 50.0)])
-        await UsageRepository(session).add_many(task_id, [_usage("draft", 1, 1, 0.0)])
+        await UsageRepository(session).replace_all(task_id, [_usage("draft", 1, 1, 0.0)])
     async with sessions.begin() as session:
         await session.delete(await TaskRepository(session).require(task_id))
     async with sessions() as session:

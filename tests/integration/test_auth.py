@@ -25,7 +25,7 @@ from app.http.auth import TokenOwnerCache
 from app.security import TokenService
 from app.settings import ServiceSettings
 from storage.engine import create_engine, session_factory
-from storage.repositories import TokenOwner, UserRepository
+from storage.users import TokenOwner, UserRepository
 from tests.asgi import serve_in_loop
 from tests.auth import TEST_PASSWORD, TEST_SECRET, bearer, ensure_user, token_for
 from tests.fakes.pexels import FAKE_PEXELS_KEY

@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from storage.attempts import AttemptRepository
 from storage.engine import create_engine, session_factory
 from storage.models import Attempt, Task, Usage
-from storage.repositories import AttemptRepository, TaskRepository, UsageRepository
+from storage.tasks import TaskRepository
 from tests.fakes.ollama import OllamaReply
 from tests.fakes.pexels import FAKE_PEXELS_KEY
 from tests.fakes.serper import FAKE_SERPER_KEY
@@ -245,14 +247,15 @@ class StoredRun:
 
 
 async def stored_run(database_url: str, thread_id: str) -> StoredRun:
-    """What the CLI persisted for a thread, read back with the app's own repositories."""
+    """What the CLI persisted for a thread, read back as the task API reads it."""
     engine = create_engine(database_url)
     try:
         async with session_factory(engine)() as session:
             task = await TaskRepository(session).get_by_thread(thread_id)
             assert task is not None, f"no task row for thread {thread_id}"
             attempts = await AttemptRepository(session).list_for_task(task.id)
-            usage = await UsageRepository(session).list_for_task(task.id)
+            usage = list(await session.scalars(
+                select(Usage).where(Usage.task_id == task.id).order_by(Usage.created_at, Usage.id)))
             return StoredRun(task, attempts, usage)
     finally:
         await engine.dispose()

@@ -16,7 +16,7 @@ from storage.engine import (
     create_engine,
 )
 from storage.models import Attempt, Task
-from storage.repositories import TaskRepository
+from storage.tasks import TaskRepository
 
 
 async def test_sqlite_connections_use_wal_foreign_keys_and_a_busy_timeout(tmp_path: Path) -> None:

@@ -16,7 +16,8 @@ from app.events import STATUS, TOKEN, EventBus
 from storage.engine import create_autocommit_engine
 from storage.models import TaskStatus
 from storage.notifications import QUEUE_CHANNEL, TASK_CHANNEL, NotificationListener, notify
-from storage.repositories import TaskRepository
+from storage.leases import LeaseRepository
+from storage.tasks import TaskRepository
 
 
 async def _tasks(sessions: async_sessionmaker[AsyncSession], count: int) -> list[str]:
@@ -93,8 +94,9 @@ async def test_a_follower_sees_posted_events_live_up_to_the_terminal_status(
         bus.post(task_id, TOKEN, {"node": "draft", "text": "hello"})
         await bus.flush()
         async with sessions.begin() as session:
-            await TaskRepository(session).update_status(task_id, TaskStatus.RUNNING)
-            await TaskRepository(session).update_status(task_id, TaskStatus.COMPLETED)
+            leases = LeaseRepository(session)
+            assert await leases.take(task_id, "worker-a", 60.0)
+            assert await leases.end_run_row(task_id, "worker-a", TaskStatus.COMPLETED)
             event = await bus.record(session, task_id, STATUS, {"status": "completed"})
         bus.announce([event])
         await asyncio.wait_for(follower, 10)

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import pytest
 from langchain_core.messages import HumanMessage
 from langgraph.types import Command
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import OperationalError
 
 from app.events import Event, EventBus
@@ -34,7 +34,9 @@ from graph.context import DraftloopContext, OutcomeSaver
 from storage.checkpoints import open_checkpointer
 from storage.engine import create_autocommit_engine, create_engine, session_factory
 from storage.models import Attempt, Task, TaskStatus, utcnow
-from storage.repositories import TaskNotFound, TaskRepository
+from storage.leases import LeaseRepository
+from storage.tasks import TaskNotFound, TaskRepository
+from storage.write_paths import WritePaths
 from tests.fakes.ollama import OllamaReply
 from tests.fakes.writer import GraphFakes, ScriptedWriter
 
@@ -86,7 +88,7 @@ async def _runtime(database_url: str, fakes: GraphFakes,
     sessions = session_factory(engine)
     try:
         async with open_checkpointer(database_url) as saver, MarkdownRenderer() as renderer:
-            save = outcome_saver(sessions, renderer, autocommit_engine)
+            save = outcome_saver(WritePaths(sessions, autocommit_engine), renderer)
             deps = fakes.dependencies(save_outcome=wrap_saver(save) if wrap_saver else save)
             try:
                 yield GraphRuntime(build_graph(saver), deps, engine, sessions, database_url, renderer,
@@ -259,7 +261,9 @@ async def test_concurrency_setting_bounds_the_runs_in_flight(harness: Harness) -
     async def all_completed() -> bool:
         nonlocal peak_local, peak_db
         async with worker.runtime.sessions() as session:
-            counts = await TaskRepository(session).status_counts()
+            counts = dict.fromkeys(TaskStatus, 0) | {
+                TaskStatus(status): count
+                for status, count in await session.execute(select(Task.status, func.count()).group_by(Task.status))}
         peak_local = max(peak_local, worker.executor.running_count)
         peak_db = max(peak_db, counts[TaskStatus.RUNNING])
         return counts[TaskStatus.COMPLETED] == len(task_ids)
@@ -273,14 +277,14 @@ async def test_concurrency_setting_bounds_the_runs_in_flight(harness: Harness) -
 def count_claims(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """How many rows each claim query returned, in order."""
     claims: list[int] = []
-    original = TaskRepository.claim
+    original = LeaseRepository.claim
 
-    async def counting(self: TaskRepository, *args: Any, **kwargs: Any) -> list[Task]:
+    async def counting(self: LeaseRepository, *args: Any, **kwargs: Any) -> list[Task]:
         claimed = await original(self, *args, **kwargs)
         claims.append(len(claimed))
         return claimed
 
-    monkeypatch.setattr(TaskRepository, "claim", counting)
+    monkeypatch.setattr(LeaseRepository, "claim", counting)
     return claims
 
 
@@ -746,7 +750,7 @@ async def test_outcome_saver_used_by_runs_leaves_the_status_to_the_executor(harn
     worker = await harness.worker(start=False)
     task_id = await queue_task(worker)
     task = await load(worker, task_id)
-    save = keep_running_outcome(outcome_saver(worker.runtime.sessions, worker.runtime.renderer))
+    save = keep_running_outcome(outcome_saver(WritePaths(worker.runtime.sessions), worker.runtime.renderer))
     assert save is not None
 
     await _set_lease(worker, task_id, owner="worker-a", expires_in=60)

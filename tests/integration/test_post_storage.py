@@ -12,11 +12,14 @@ import pytest
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from graph.post import body_without_title, draft_post_of
 from storage.engine import create_autocommit_engine
 from storage.models import Post, SlugCounter
-from storage.posts import PostRepository, SlugTaken, body_without_title
-from storage.repositories import ThreadRepository, save_run_outcome
+from storage.outcomes import save_outcome
+from storage.posts import PostRepository, SlugTaken
 from storage.slugs import slug_number
+from storage.threads import ThreadRepository
+from storage.write_paths import WritePaths
 
 IMAGE = {"id": 7, "url": "https://www.pexels.com/photo/7/", "src": "https://images.pexels.com/7.jpeg",
          "photographer": "Ann", "photographer_url": "https://www.pexels.com/@ann", "alt": "a desk"}
@@ -45,6 +48,15 @@ async def numbers_engine(migrated_database_url: str) -> AsyncIterator[AsyncEngin
     yield engine
     if engine is not None:
         await engine.dispose()
+
+
+async def save_run_outcome(sessions: async_sessionmaker[AsyncSession], *, numbers_engine: AsyncEngine | None = None,
+                           **outcome: Any) -> None:
+    """A run's outcome with its post as finalize's saver reads it from the result.
+    ``numbers_engine`` (the service's autocommit engine) draws slug numbers outside the
+    outcome's transaction; these outcomes name no queued task, so they take the session path."""
+    assert numbers_engine is None or outcome.get("task_id") is None
+    await save_outcome(WritePaths(sessions, numbers_engine), draft=draft_post_of(outcome["result"]), **outcome)
 
 
 async def all_posts(sessions: async_sessionmaker[AsyncSession]) -> list[Post]:

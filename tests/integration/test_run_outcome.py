@@ -1,6 +1,6 @@
-"""The one-statement first outcome on Postgres (storage/run_outcome.py): it must store exactly
-what the session path (save_run_outcome) stores, and write nothing in every case it leaves to
-that path."""
+"""The one-statement first outcome on Postgres (storage/outcomes.py): it writes nothing in every
+case it leaves to the session path, and the outcome saver stores what either path stores.
+tests/integration/test_write_paths.py compares the rows the two paths store."""
 
 from __future__ import annotations
 
@@ -15,11 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.content_html import render_body
 from app.graph_runtime import outcome_saver
 from app.markdown_renderer import MarkdownRenderer
+from graph.post import draft_post_of
+from storage import outcomes
 from storage.engine import create_autocommit_engine
 from storage.models import Attempt, Post, SlugCounter, Task, TaskStatus, Usage
-from storage.posts import PostRepository, draft_post_of
-from storage.repositories import TaskRepository, save_run_outcome
-from storage.run_outcome import save_first_run_outcome
+from storage.posts import PostRepository
+from storage.tasks import TaskRepository
+from storage.write_paths import WritePaths
 from tests.integration.test_save_run_outcome import ATTEMPTS, USAGE
 
 pytestmark = pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)],
@@ -66,6 +68,21 @@ def _outcome(task_id: str, thread_id: str, **overrides: Any) -> dict[str, Any]:
     return outcome
 
 
+async def save_first_run_outcome(engine: AsyncEngine, **outcome: Any) -> bool:
+    """The one-statement path alone: save_outcome takes the session path whenever it declines,
+    so what it declines is only seen here."""
+    outcome = {"error": None, **outcome, "status": TaskStatus(outcome["status"]),
+               "draft": draft_post_of(outcome["result"] or {})}
+    return await outcomes._save_first_outcome(engine, **outcome)
+
+
+async def save_run_outcome(sessions: async_sessionmaker[AsyncSession], numbers_engine: AsyncEngine,
+                           **outcome: Any) -> None:
+    """The session path, with slug numbers drawn as the service draws them."""
+    paths = WritePaths(sessions, numbers_engine).session_only()
+    await outcomes.save_outcome(paths, **outcome, draft=draft_post_of(outcome["result"] or {}))
+
+
 async def _queued(sessions: async_sessionmaker[AsyncSession], thread_id: str, status: TaskStatus = TaskStatus.RUNNING,
                   ) -> str:
     async with sessions.begin() as session:
@@ -96,34 +113,6 @@ async def _stored(sessions: async_sessionmaker[AsyncSession], task_id: str) -> d
 async def _rows(sessions: async_sessionmaker[AsyncSession], model: type[Any]) -> int:
     async with sessions() as session:
         return int(await session.scalar(select(func.count()).select_from(model)) or 0)
-
-
-@pytest.mark.parametrize("status", [TaskStatus.RUNNING, TaskStatus.COMPLETED])
-@pytest.mark.parametrize("result", [
-    _content(),
-    _content(approval={"approved": True, "publish": True}),
-    _content(featured_image=None, sources=[], seo={"slug": "Not A Slug!"}),
-    {"kind": "answer", "answer": "42"},
-    None,
-], ids=["draft", "published", "no-image-bad-slug", "answer", "no-result"])
-async def test_first_outcome_stores_what_the_session_path_stores(
-    sessions: async_sessionmaker[AsyncSession], autocommit_engine: AsyncEngine, status: TaskStatus,
-    result: dict[str, Any] | None,
-) -> None:
-    fast_id = await _queued(sessions, "fast")
-    slow_id = await _queued(sessions, "slow")
-
-    assert await save_first_run_outcome(autocommit_engine, **_outcome(fast_id, "fast", result=result, status=status))
-    await save_run_outcome(sessions, numbers_engine=autocommit_engine,
-                           **_outcome(slow_id, "slow", result=result, status=status))
-
-    fast, slow = await _stored(sessions, fast_id), await _stored(sessions, slow_id)
-    # Both drew a number of the same base: the second post is numbered.
-    fast_slug, slow_slug = fast.pop("slug"), slow.pop("slug")
-    assert fast == slow
-    assert (fast_slug is None) == (result is None or result.get("kind") != "content")
-    if fast_slug is not None:
-        assert {fast_slug, slow_slug} == {fast_slug, f"{fast_slug}-2"} and fast_slug in ("async-python", "post")
 
 
 async def test_empty_request_and_params_keep_what_the_task_was_queued_with(
@@ -188,7 +177,7 @@ async def test_a_slug_taken_by_hand_is_left_to_the_session_path_which_numbers_pa
     assert (await _stored(sessions, task_id))["post"] is None
 
     async with MarkdownRenderer() as renderer:
-        await outcome_saver(sessions, renderer, autocommit_engine)(outcome)
+        await outcome_saver(WritePaths(sessions, autocommit_engine), renderer)(outcome)
     assert (await _stored(sessions, task_id))["slug"] == "async-python-2"
 
 
@@ -211,7 +200,7 @@ async def test_the_outcome_saver_stores_a_repeated_finalize_once(
     task_id = await _queued(sessions, "again")
 
     async with MarkdownRenderer() as renderer:
-        save = outcome_saver(sessions, renderer, autocommit_engine)
+        save = outcome_saver(WritePaths(sessions, autocommit_engine), renderer)
         await save(_outcome(task_id, "again"))
         await save(_outcome(task_id, "again"))
 
@@ -234,7 +223,7 @@ async def test_the_outcome_saver_stores_the_posts_body_rendered_on_either_path(
     del outcome["rendered"]  # the saver renders it
 
     async with MarkdownRenderer() as renderer:
-        await outcome_saver(sessions, renderer, autocommit_engine)(outcome)
+        await outcome_saver(WritePaths(sessions, autocommit_engine), renderer)(outcome)
 
     post = (await _stored(sessions, task_id))["post"]
     expected = render_body(body)

@@ -1,4 +1,4 @@
-"""storage.task_queue (the POST /api/tasks write) and storage.repositories.fetch_task_row (the
+"""storage.tasks.queue_new_task (the POST /api/tasks write) and storage.tasks.fetch_task_row (the
 GET /api/tasks/{id} read), on SQLite and on Postgres's one-statement autocommit path."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.http.task_schemas import task_detail
-from storage.engine import create_autocommit_engine, normalize_database_url
+from storage.engine import create_autocommit_engine, normalize_database_url, session_factory
 from storage.models import Task, TaskEvent, TaskStatus, Thread
 from storage.notifications import QUEUE_CHANNEL, NotificationListener
-from storage.repositories import TaskRepository, fetch_task_row
-from storage.task_queue import queue_new_task
+from storage.tasks import TaskRepository, fetch_task_row, queue_new_task
+from storage.write_paths import WritePaths
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ async def _queue(engine: AsyncEngine, autocommit_engine: AsyncEngine | None, **o
         "thread_metadata": {"graph_id": "draftloop"}, "event_type": "status",
         "event_data": {"status": "queued"}, "notify_channel": QUEUE_CHANNEL,
     }
-    return await queue_new_task(engine, autocommit_engine, **{**arguments, **overrides})
+    return await queue_new_task(WritePaths(session_factory(engine), autocommit_engine), **{**arguments, **overrides})
 
 
 async def _count(sessions: async_sessionmaker[AsyncSession], model: type) -> int:

@@ -5,15 +5,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.models import Task, TaskStatus
 from app.http.task_schemas import listed_task_summary, task_summary
-from storage.repositories import (
-    SUMMARY_COLUMNS,
-    ConcurrentStatusChange,
-    InvalidStatusTransition,
-    TaskNotFound,
-    TaskRepository,
-)
+from storage.leases import LeaseRepository, end_run
+from storage.models import Task, TaskStatus
+from storage.notifications import TASK_CHANNEL
+from storage.tasks import SUMMARY_COLUMNS, TaskNotFound, TaskRepository
+from storage.write_paths import WritePaths
 
 BASE_TIME = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -59,80 +56,67 @@ async def test_task_is_found_by_its_thread(sessions: async_sessionmaker[AsyncSes
     assert missing is None
 
 
-async def test_status_transitions_stamp_started_and_finished_times(
-    sessions: async_sessionmaker[AsyncSession],
-) -> None:
+async def _running(sessions: async_sessionmaker[AsyncSession], worker: str, now: datetime | None = None) -> str:
+    """A new task taken by ``worker``, as the CLI takes its own runs."""
     async with sessions.begin() as session:
         task_id = (await TaskRepository(session).create(request="r")).id
+        assert await LeaseRepository(session).take(task_id, worker, 60.0, now=now)
+    return task_id
+
+
+async def _end(paths: WritePaths, task_id: str, worker: str, status: TaskStatus, error: str | None = None) -> bool:
+    ended = await end_run(paths, task_id=task_id, thread_id=task_id, worker_id=worker, status=status, error=error,
+                          events=[], channel=TASK_CHANNEL)
+    return ended.ended
+
+
+async def test_status_changes_stamp_started_and_finished_times(write_paths: WritePaths) -> None:
+    sessions = write_paths.sessions
     started = BASE_TIME + timedelta(seconds=1)
-    paused = BASE_TIME + timedelta(seconds=2)
-    finished = BASE_TIME + timedelta(seconds=3)
+    task_id = await _running(sessions, "w1", now=started)
+    assert await _end(write_paths, task_id, "w1", TaskStatus.AWAITING_APPROVAL)
     async with sessions.begin() as session:
-        repo = TaskRepository(session)
-        await repo.update_status(task_id, TaskStatus.RUNNING, now=started)
-        await repo.update_status(task_id, TaskStatus.AWAITING_APPROVAL, now=paused)
-        await repo.update_status(task_id, TaskStatus.RUNNING, now=paused)
-        await repo.update_status(task_id, TaskStatus.COMPLETED, now=finished)
+        assert await LeaseRepository(session).take(task_id, "w1", 60.0)
+    assert await _end(write_paths, task_id, "w1", TaskStatus.COMPLETED)
     async with sessions() as session:
         task = await TaskRepository(session).require(task_id)
     assert task.status == TaskStatus.COMPLETED
     assert task.started_at == started
-    assert task.finished_at == finished
-    assert task.updated_at == finished
+    assert task.finished_at is not None and task.finished_at > started
+    assert task.updated_at == task.finished_at
+    assert (task.lease_owner, task.lease_expires_at) == (None, None)
 
 
-async def test_failing_a_task_records_the_error(sessions: async_sessionmaker[AsyncSession]) -> None:
-    async with sessions.begin() as session:
-        repo = TaskRepository(session)
-        task_id = (await repo.create(request="r", status=TaskStatus.RUNNING)).id
-        await repo.update_status(task_id, TaskStatus.FAILED, error="model unavailable")
-    async with sessions() as session:
+async def test_failing_a_run_records_the_error(write_paths: WritePaths) -> None:
+    task_id = await _running(write_paths.sessions, "w1")
+    assert await _end(write_paths, task_id, "w1", TaskStatus.FAILED, error="model unavailable")
+    async with write_paths.sessions() as session:
         task = await TaskRepository(session).require(task_id)
     assert (task.status, task.error) == (TaskStatus.FAILED, "model unavailable")
     assert task.finished_at is not None
 
 
-async def test_finished_task_cannot_be_restarted(sessions: async_sessionmaker[AsyncSession]) -> None:
-    async with sessions.begin() as session:
-        repo = TaskRepository(session)
-        task_id = (await repo.create(request="r", status=TaskStatus.RUNNING)).id
-        await repo.update_status(task_id, TaskStatus.COMPLETED)
-    async with sessions() as session:
-        with pytest.raises(InvalidStatusTransition):
-            await TaskRepository(session).update_status(task_id, TaskStatus.RUNNING)
+async def test_a_completed_task_cannot_be_taken_again(write_paths: WritePaths) -> None:
+    task_id = await _running(write_paths.sessions, "w1")
+    assert await _end(write_paths, task_id, "w1", TaskStatus.COMPLETED)
+    async with write_paths.sessions.begin() as session:
+        assert not await LeaseRepository(session).take(task_id, "w1", 60.0)
+    assert not await _end(write_paths, task_id, "w1", TaskStatus.FAILED)
 
 
-async def test_status_change_loses_to_a_concurrent_one(sessions: async_sessionmaker[AsyncSession]) -> None:
-    async with sessions.begin() as session:
-        task_id = (await TaskRepository(session).create(request="r")).id
-    async with sessions() as stale_session:
-        stale = TaskRepository(stale_session)
-        # Held so the session keeps its (soon outdated) copy instead of re-reading the row.
-        stale_copy = await stale.require(task_id)
-        async with sessions.begin() as other:
-            await TaskRepository(other).update_status(task_id, TaskStatus.CANCELLED)
-        with pytest.raises(ConcurrentStatusChange):
-            await stale.update_status(task_id, TaskStatus.RUNNING)
-        assert stale_copy.status == TaskStatus.CANCELLED
+async def test_the_end_of_a_run_loses_to_a_cancel_made_meanwhile(write_paths: WritePaths) -> None:
+    task_id = await _running(write_paths.sessions, "w1")
+    async with write_paths.sessions.begin() as session:
+        assert await TaskRepository(session).cancel(task_id)
+    assert not await _end(write_paths, task_id, "w1", TaskStatus.COMPLETED)
+    async with write_paths.sessions() as session:
+        assert (await TaskRepository(session).require(task_id)).status == TaskStatus.CANCELLED
 
 
-async def test_updating_a_missing_task_raises_not_found(sessions: async_sessionmaker[AsyncSession]) -> None:
+async def test_cancelling_a_missing_task_raises_not_found(sessions: async_sessionmaker[AsyncSession]) -> None:
     async with sessions() as session:
         with pytest.raises(TaskNotFound):
-            await TaskRepository(session).update_status("missing", TaskStatus.RUNNING)
-
-
-async def test_set_result_stores_result_and_warnings(sessions: async_sessionmaker[AsyncSession]) -> None:
-    result = {"title": "Async Python", "markdown": "# Async Python\n", "word_count": 3, "score": 88.5, "passed": True}
-    async with sessions.begin() as session:
-        repo = TaskRepository(session)
-        task_id = (await repo.create(request="r")).id
-        await repo.set_result(task_id, result, warnings=["pexels not configured"], model="m", provider="ollama")
-    async with sessions() as session:
-        task = await TaskRepository(session).require(task_id)
-    assert task.result == result
-    assert task.warnings == ["pexels not configured"]
-    assert (task.model, task.provider) == ("m", "ollama")
+            await TaskRepository(session).cancel("missing")
 
 
 async def test_list_filters_by_status_and_creation_window(sessions: async_sessionmaker[AsyncSession]) -> None:

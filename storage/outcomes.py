@@ -1,17 +1,18 @@
-"""A run's first outcome in one statement on Postgres (the finalize node's write, through
-app/graph_runtime.py's outcome saver).
+"""A run's outcome: the task's final row, its attempts and usage, and its draft post.
 
-Through a session (storage.repositories.save_run_outcome) the outcome took about a dozen round
-trips, each through the ORM: BEGIN, the task's row lock, the attempts and the usage (a delete and
-an insert each), the look for the thread's post, the slug's owner, the flush of the task and the
-post, COMMIT. Under load that was the largest storage cost left in the workers
-(bench/ANALYSIS.md). Most outcomes are a run's first: its task row is queued or running, it has
-no attempts or usage yet, and its thread has no post. That case is two statements here, on a
-connection in autocommit mode: the slug's number (drawn unsynced, as storage/slugs.py explains),
-then everything else, atomic on its own. Every other case (a re-run of finalize after a crash,
-a revision of a thread's post, a task that ended meanwhile, a missing task row, a slug someone
-took by hand) writes nothing here and returns False; the caller then takes the session path,
-which has the rules for them.
+``save_outcome`` is the one entry point (the finalize node's write, through
+app/graph_runtime.py's outcome saver) and picks its own path (storage/write_paths.py).
+
+Through a session the outcome took about a dozen round trips, each through the ORM: BEGIN, the
+task's row lock, the attempts and the usage (a delete and an insert each), the look for the
+thread's post, the slug's owner, the flush of the task and the post, COMMIT. Under load that was
+the largest storage cost left in the workers (bench/ANALYSIS.md). Most outcomes are a run's
+first: its task row is queued or running, it has no attempts or usage yet, and its thread has no
+post. On Postgres that case is two statements on a connection in autocommit mode: the slug's
+number (drawn unsynced, as storage/slugs.py explains), then everything else, atomic on its own.
+Every other case (a re-run of finalize after a crash, a revision of a thread's post, a task that
+ended meanwhile, a missing task row, a slug someone took by hand) writes nothing there, and the
+session path, which has the rules for them, stores it.
 """
 
 from __future__ import annotations
@@ -25,11 +26,137 @@ from sqlalchemy import text
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from storage.models import TERMINAL_STATUSES, PostStatus, TaskStatus, new_id, utcnow
-from storage.posts import DraftPost, RenderedBody, draft_post_of, rendered_columns, slug_base
+from storage.attempts import AttemptRepository, UsageRepository
+from storage.models import TERMINAL_STATUSES, PostStatus, Task, TaskStatus, new_id, utcnow
+from storage.posts import DraftPost, PostRepository, RenderedBody, rendered_columns, slug_base
 from storage.records import ATTEMPT_FIELDS, USAGE_FIELDS, AttemptRecord, UsageRecord, pick
-from storage.storable import storable
 from storage.slugs import numbered
+from storage.status import TERMINAL_VALUES, keeps_lease, outcome_status, sets_started, status_timestamps
+from storage.storable import storable
+from storage.tasks import TaskRepository
+from storage.write_paths import WritePaths
+
+
+def _usage_totals(usage: Sequence[UsageRecord]) -> dict[str, Any]:
+    """The task's token and cost totals, summed from its usage records."""
+    return {
+        "input_tokens": sum(record.get("input_tokens") or 0 for record in usage),
+        "output_tokens": sum(record.get("output_tokens") or 0 for record in usage),
+        "cost_usd": round(sum(record.get("cost_usd") or 0.0 for record in usage), 8),
+    }
+
+
+async def save_outcome(
+    paths: WritePaths,
+    *,
+    thread_id: str,
+    request: str,
+    params: dict[str, Any],
+    intent: dict[str, Any] | None,
+    result: dict[str, Any] | None,
+    attempts: Sequence[AttemptRecord],
+    usage: Sequence[UsageRecord],
+    warnings: Sequence[Any],
+    model: str | None,
+    provider: str | None,
+    draft: DraftPost | None = None,
+    status: TaskStatus | str = TaskStatus.COMPLETED,
+    task_id: str | None = None,
+    error: str | None = None,
+    rendered: RenderedBody | None = None,
+) -> str:
+    """Persist a finished run: the task row (found by thread_id, created if missing), its
+    attempts and usage, replaced wholesale so a re-run of finalize after a crash or retry leaves
+    exactly one copy, and for content (``draft``, graph/post.py) its draft post. Task token and
+    cost totals are summed from ``usage``. ``rendered``: the post's body rendered.
+
+    Raises InvalidStatusTransition if the task already finished differently (e.g. it was
+    cancelled while the graph ran); nothing is written then. Returns the task's id.
+    """
+    # Model output and search results may hold text the database refuses (storage/storable.py).
+    request, params, intent, result, attempts, usage, warnings, model, provider, error = storable(
+        (request, params, intent, result, list(attempts), list(usage), list(warnings), model, provider, error))
+    outcome: dict[str, Any] = dict(
+        thread_id=thread_id, request=request, params=params, intent=intent, result=result, attempts=attempts,
+        usage=usage, warnings=warnings, model=model, provider=provider, draft=draft, status=TaskStatus(status),
+        error=error, rendered=rendered)
+    if paths.one_statement is not None and task_id is not None:
+        if await _save_first_outcome(paths.one_statement, task_id=task_id, **outcome):
+            return task_id
+    return (await _save_in_session(paths, task_id=task_id, **outcome)).id
+
+
+async def _save_in_session(
+    paths: WritePaths,
+    *,
+    thread_id: str,
+    request: str,
+    params: dict[str, Any],
+    intent: dict[str, Any] | None,
+    result: dict[str, Any] | None,
+    attempts: Sequence[AttemptRecord],
+    usage: Sequence[UsageRecord],
+    warnings: Sequence[Any],
+    model: str | None,
+    provider: str | None,
+    draft: DraftPost | None,
+    status: TaskStatus,
+    task_id: str | None,
+    error: str | None,
+    rendered: RenderedBody | None,
+) -> Task:
+    """save_outcome in one transaction: every case, on either database."""
+    async with paths.sessions.begin() as session:
+        tasks = TaskRepository(session)
+        task, _created = await tasks.lock_or_create_for_thread(thread_id, task_id=task_id)
+        target = outcome_status(task.status, status)
+        for key, value in status_timestamps(task, target, utcnow()).items():
+            setattr(task, key, value)
+        # The executor may have stored the request when it queued the task; a graph state that
+        # lost it (empty text) must not wipe it.
+        task.request = request or task.request
+        task.params = dict(params) or task.params
+        task.intent = intent
+        task.result = result
+        task.warnings = list(warnings)
+        task.model = model
+        task.provider = provider
+        task.error = error
+        task.pending_approval = None
+        # Set before the first flush, so the task row is written by one UPDATE.
+        for key, value in _usage_totals(usage).items():
+            setattr(task, key, value)
+        await AttemptRepository(session).replace_all(task.id, attempts)
+        await UsageRepository(session).replace_all(task.id, usage)
+        # Same transaction as the outcome: a run that is recorded always has its post, and a
+        # re-run of finalize finds that post by task instead of adding a second one.
+        await PostRepository(session, paths.autocommit).save_for_task(task, draft, rendered)
+    return task
+
+
+async def save_pending_approval(
+    paths: WritePaths,
+    *,
+    thread_id: str,
+    pending: dict[str, Any],
+    attempts: Sequence[AttemptRecord],
+    usage: Sequence[UsageRecord],
+    task_id: str | None = None,
+) -> None:
+    """While a run waits for approval: the draft on offer and the attempts and usage so far, so
+    the task API shows them before the run ends. The status stays as the run's owner sets it;
+    a task that already ended is left alone."""
+    pending, attempts, usage = storable((pending, list(attempts), list(usage)))
+    async with paths.sessions.begin() as session:
+        task, _created = await TaskRepository(session).lock_or_create_for_thread(thread_id, task_id=task_id)
+        if TaskStatus(task.status).is_terminal:
+            return
+        task.pending_approval = pending
+        for key, value in _usage_totals(usage).items():
+            setattr(task, key, value)
+        await AttemptRepository(session).replace_all(task.id, attempts)
+        await UsageRepository(session).replace_all(task.id, usage)
+
 
 # A number only for a thread without a post: a revision updates the post it has instead (and
 # takes the session path), so drawing for it would leave a gap in the numbers.
@@ -52,7 +179,7 @@ WITH current AS (
     SELECT id, status FROM tasks WHERE id = :task_id AND thread_id = :thread_id FOR UPDATE
 ), fresh AS (
     SELECT current.id FROM current
-    WHERE (current.status NOT IN ('completed', 'failed', 'cancelled') OR current.status = :status)
+    WHERE (current.status <> ALL(CAST(:terminal_statuses AS text[])) OR current.status = :status)
       AND NOT EXISTS (SELECT 1 FROM attempts WHERE attempts.task_id = :task_id)
       AND NOT EXISTS (SELECT 1 FROM usage WHERE usage.task_id = :task_id)
       AND (CAST(:slug AS text) IS NULL OR (
@@ -131,7 +258,7 @@ _USAGE_DEFAULTS: dict[str, Any] = {
 
 
 def _attempt_rows(attempts: Sequence[AttemptRecord], now: datetime) -> list[dict[str, Any]]:
-    """Full rows, as AttemptRepository.replace_all would insert them."""
+    """Full rows, as AttemptRepository.replace_all inserts them."""
     rows = []
     for record in attempts:
         row = {"id": new_id(), "created_at": now, **_ATTEMPT_DEFAULTS, **pick(record, ATTEMPT_FIELDS)}
@@ -140,7 +267,7 @@ def _attempt_rows(attempts: Sequence[AttemptRecord], now: datetime) -> list[dict
 
 
 def _usage_rows(usage: Sequence[UsageRecord], now: datetime) -> list[dict[str, Any]]:
-    """Full rows as UsageRepository.add_many makes them: untimestamped records get distinct,
+    """Full rows as UsageRepository.replace_all makes them: untimestamped records get distinct,
     increasing times, so listing keeps the call order."""
     rows = []
     for offset, record in enumerate(usage):
@@ -162,7 +289,7 @@ def _post_values(draft: DraftPost | None, slug: str | None, rendered: RenderedBo
     }
 
 
-async def save_first_run_outcome(
+async def _save_first_outcome(
     engine: AsyncEngine,
     *,
     task_id: str,
@@ -176,19 +303,14 @@ async def save_first_run_outcome(
     warnings: Sequence[Any],
     model: str | None,
     provider: str | None,
-    status: TaskStatus | str = TaskStatus.COMPLETED,
-    error: str | None = None,
-    rendered: RenderedBody | None = None,
+    draft: DraftPost | None,
+    status: TaskStatus,
+    error: str | None,
+    rendered: RenderedBody | None,
 ) -> bool:
-    """Store a run's first outcome as save_run_outcome would, if it is the simple case (see the
-    module docstring); False when nothing was written and the caller must take the session
-    path. ``engine`` must be in autocommit mode (storage.engine.create_autocommit_engine).
-    ``rendered``: the post's body rendered, as for save_run_outcome."""
-    # Model output and search results may hold text Postgres refuses (storage/storable.py).
-    request, params, intent, result, attempts, usage, warnings, model, provider, error = storable(
-        (request, params, intent, result, list(attempts), list(usage), list(warnings), model, provider, error))
-    target = TaskStatus(status)
-    draft = draft_post_of(result or {})
+    """save_outcome's first-outcome case in one statement (the module docstring), on an engine
+    in autocommit mode; False when nothing was written and the session path must store it."""
+    target = status
     now = utcnow()
     async with engine.connect() as connection:
         slug = None
@@ -201,14 +323,12 @@ async def save_first_run_outcome(
             slug = numbered(base, int(number))
         values = {
             "task_id": task_id, "thread_id": thread_id, "status": target.value, "now": now,
-            "sets_started": target != TaskStatus.QUEUED, "terminal": target in TERMINAL_STATUSES,
-            "keeps_lease": target == TaskStatus.RUNNING,
+            "sets_started": sets_started(target), "terminal": target in TERMINAL_STATUSES,
+            "keeps_lease": keeps_lease(target), "terminal_statuses": list(TERMINAL_VALUES),
             "request": request, "params": _json(dict(params) or None), "intent": _json(intent),
             "result": _json(result), "warnings": _json(list(warnings)), "model": model, "provider": provider,
             "error": error,
-            "input_tokens": sum(record.get("input_tokens") or 0 for record in usage),
-            "output_tokens": sum(record.get("output_tokens") or 0 for record in usage),
-            "cost_usd": round(sum(record.get("cost_usd") or 0.0 for record in usage), 8),
+            **_usage_totals(usage),
             "attempts": json.dumps(_attempt_rows(attempts, now)),
             "usage": json.dumps(_usage_rows(usage, now)),
             **_post_values(draft, slug, rendered),

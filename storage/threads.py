@@ -1,0 +1,76 @@
+"""LangGraph API threads: the index of them (their state lives in the checkpointer)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Task, TaskStatus, Thread, ThreadStatus, new_id, utcnow
+from storage.status import ACTIVE_VALUES, THREAD_STATUS_AFTER_RUN, thread_status_after_run
+
+
+class ThreadRepository:
+    """LangGraph API threads. Their state lives in the checkpointer; this is the index."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def create(self, thread_id: str | None = None, metadata: dict[str, Any] | None = None,
+                     status: ThreadStatus = ThreadStatus.IDLE) -> Thread:
+        now = utcnow()
+        thread = Thread(thread_id=thread_id or new_id(), meta=dict(metadata or {}), status=status.value,
+                        created_at=now, updated_at=now)
+        self.session.add(thread)
+        await self.session.flush()
+        return thread
+
+    async def get(self, thread_id: str) -> Thread | None:
+        return await self.session.get(Thread, thread_id)
+
+    async def search(
+        self, *, ids: Sequence[str] | None = None, status: str | None = None,
+        sort_by: str = "updated_at", descending: bool = True,
+    ) -> list[Thread]:
+        """Threads matching ids/status, sorted; metadata filtering is the caller's (portable
+        JSON containment differs between SQLite and Postgres)."""
+        stmt = select(Thread)
+        if ids:
+            stmt = stmt.where(Thread.thread_id.in_(list(ids)))
+        if status is not None:
+            stmt = stmt.where(Thread.status == status)
+        column = {"thread_id": Thread.thread_id, "status": Thread.status, "created_at": Thread.created_at,
+                  "updated_at": Thread.updated_at}[sort_by]
+        stmt = stmt.order_by(column.desc() if descending else column.asc(), Thread.thread_id)
+        return list(await self.session.scalars(stmt))
+
+    async def delete(self, thread_id: str) -> bool:
+        """The thread and every run on it (their events, attempts and usage cascade)."""
+        await self.session.execute(delete(Task).where(Task.thread_id == thread_id))
+        result = await self.session.execute(delete(Thread).where(Thread.thread_id == thread_id))
+        return result.rowcount == 1
+
+    async def set_status(self, thread_id: str, status: ThreadStatus) -> None:
+        await self.session.execute(
+            update(Thread).where(Thread.thread_id == thread_id).values(status=status.value, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+
+    async def after_run(self, thread_id: str, run_id: str, run_status: TaskStatus) -> ThreadStatus:
+        """Set and return the thread's status once ``run_id`` reached ``run_status``: still busy
+        while other runs of it wait or run."""
+        # A run that leaves its thread busy anyway needs no look at the others.
+        others = THREAD_STATUS_AFTER_RUN[run_status] != ThreadStatus.BUSY and await self._other_runs_active(
+            thread_id, run_id)
+        status = thread_status_after_run(run_status, others)
+        await self.set_status(thread_id, status)
+        return status
+
+    async def _other_runs_active(self, thread_id: str, run_id: str) -> bool:
+        """Whether a run of the thread other than ``run_id`` is queued or running."""
+        other = await self.session.scalar(
+            select(Task.id).where(Task.thread_id == thread_id, Task.id != run_id, Task.status.in_(ACTIVE_VALUES)).limit(1)
+        )
+        return other is not None
