@@ -73,7 +73,7 @@ from storage.repositories import (
 from storage.run_end import end_run_in_one_statement
 from storage.task_queue import queue_new_task
 from tools.errors import summarise
-from tools.llm import ModelCallError, ModelProviderError
+from tools.llm.errors import ModelCallError, ModelProviderError
 
 log = logging.getLogger("draftloop.executor")
 

@@ -906,7 +906,7 @@ MAIN_CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
     ("storage: other SQLAlchemy/driver work (task + event rows, claims, leases, outcome)", ("sqlalchemy/", "aiosqlite/", "asyncpg/", "psycopg/",
                                                                   "storage/repositories.py")),
     ("model: per-token callbacks and stream handler", ("on_llm_new_token", "StreamMessagesHandler", "_messages.py")),
-    ("model: HTTP client and NDJSON parsing (ollama/httpx)", ("langchain_ollama/", "ollama/", "httpx/", "httpcore/", "tools/llm.py")),
+    ("model: HTTP client and NDJSON parsing (ollama/httpx)", ("langchain_ollama/", "ollama/", "httpx/", "httpcore/", "tools/llm/")),
     ("model: langchain_core message/generation objects", ("langchain_core/",)),
     ("HTTP API (litestar, uvicorn protocol, pydantic/msgspec)", ("litestar/", "uvicorn/protocols", "msgspec")),
     ("langgraph engine (pregel loop, channels, tasks)", ("langgraph/",)),

@@ -25,7 +25,8 @@ from tests.fakes.drafts import draft_for
 from tests.fakes.ollama import Fault, FakeOllama, OllamaReply
 from tests.fakes.pexels import FAKE_PEXELS_KEY, FakePexels
 from tests.fakes.serper import FAKE_SERPER_KEY, FakeSerper
-from tools.llm import LLMSettings, ModelProvider
+from tools.llm.provider import ModelProvider
+from tools.llm.settings import LLMSettings
 from tools.pexels import PexelsClient
 from tools.serper import SerperClient
 

@@ -16,7 +16,8 @@ from app.evaluation.metrics import compare, percentile, summarise
 from app.evaluation.report import judge_line, load_records, render_report
 from tests.fakes.eval_models import JUDGE_MODEL, ScriptedEvalModels
 from tests.fakes.ollama import FakeOllama
-from tools.llm import LLMSettings, ModelProviderError
+from tools.llm.errors import ModelProviderError
+from tools.llm.settings import LLMSettings
 
 REQUESTS = [
     {"id": "a-blog", "turns": ["Write a 300-word blog post about tea ceremonies"], "fixture": "tea",
