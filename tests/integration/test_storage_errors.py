@@ -12,9 +12,9 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 
+from devtools.fakes.ollama import FakeOllama
 from storage.engine import create_engine
 from storage.errors import storage_unreachable
-from tests.fakes.ollama import FakeOllama
 from tests.integration.conftest import PostgresTestDatabase
 from tools.llm.errors import ModelCallError
 from tools.llm.provider import ModelProvider

@@ -11,9 +11,9 @@ from langchain_core.exceptions import OutputParserException
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 from pydantic import BaseModel, Field
 
-from tests.fakes.ollama import FakeOllama
-from tests.fakes.openai_compat import FakeOpenAI
-from tests.fakes.scripting import hang, reset, status
+from devtools.fakes.ollama import FakeOllama
+from devtools.fakes.openai_compat import FakeOpenAI
+from devtools.fakes.scripting import hang, reset, status
 from tools.embedded import EmbeddedConfig
 from tools.llm.errors import (
     EmbeddedModelMissingError,

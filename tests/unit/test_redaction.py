@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from app.executor import MAX_ERROR_CHARS, failure_message
-from tests.fakes.pexels import FAKE_PEXELS_KEY
-from tests.fakes.scripting import echo_headers, key_fragments
-from tests.fakes.serper import FAKE_SERPER_KEY
-from tests.fakes.writer import GraphFakes
+from devtools.fakes.pexels import FAKE_PEXELS_KEY
+from devtools.fakes.scripting import echo_headers, key_fragments
+from devtools.fakes.serper import FAKE_SERPER_KEY
+from devtools.fakes.writer import GraphFakes
 from tests.unit.test_research import run
 from tools.errors import REDACTED, redact, summarise
 from tools.llm.errors import ProviderConfigError
