@@ -43,12 +43,12 @@ EVAL_ARGS ?=
 eval: setup
 	$(VENV)/bin/draftloop eval $(EVAL_ARGS)
 
-# The same instrument against a scripted writer and judge on loopback (tests/fakes/eval_models.py):
+# The same instrument against a scripted writer and judge on loopback (devtools/fakes/eval_models.py):
 # checks the plumbing and arithmetic in seconds, says nothing about quality.
 EVAL_FAKE_PORT ?= 11499
 EVAL_FAKE_OUT ?= .data/eval-fakes
 eval-fakes: setup
-	@$(PY) -m tests.fakes.eval_models --port $(EVAL_FAKE_PORT) > /dev/null & fake=$$!; \
+	@$(PY) -m devtools.fakes.eval_models --port $(EVAL_FAKE_PORT) > /dev/null & fake=$$!; \
 	trap 'kill $$fake 2>/dev/null' EXIT; \
 	for i in $$(seq 100); do $(PY) -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$(EVAL_FAKE_PORT)/api/tags', timeout=1)" 2>/dev/null && break; sleep 0.1; done; \
 	LLM_PROVIDER=ollama OLLAMA_BASE_URL=http://127.0.0.1:$(EVAL_FAKE_PORT) OLLAMA_MODEL=llama3.2 \

@@ -37,7 +37,9 @@ from app.evaluation.runner import EvalEnvironment, evaluate_request
 from app.settings import load_dotenv
 from graph.builder import build_graph
 from graph.configuration import GraphSettings
-from tools.llm import LLMSettings, ModelProvider, ModelProviderError, ProviderInfo, role_settings
+from tools.llm.errors import ModelProviderError
+from tools.llm.provider import ModelProvider, ProviderInfo
+from tools.llm.settings import LLMSettings, role_settings
 
 EXIT_REGRESSION = 3
 

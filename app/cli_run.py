@@ -23,7 +23,7 @@ from graph.nodes.finalize import usage_totals
 from graph.state import NEW_TURN
 from storage.engine import normalize_database_url
 from storage.models import TaskStatus
-from tools.llm import ModelCallError, ModelProviderError
+from tools.llm.errors import ModelCallError, ModelProviderError
 
 
 class Progress:

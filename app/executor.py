@@ -68,7 +68,7 @@ from storage.notifications import QUEUE_CHANNEL, TASK_CHANNEL, notify
 from storage.tasks import TaskNotFound, TaskRepository, queue_new_task
 from storage.threads import ThreadRepository
 from tools.errors import summarise
-from tools.llm import ModelCallError, ModelProviderError
+from tools.llm.errors import ModelCallError, ModelProviderError
 
 log = logging.getLogger("draftloop.executor")
 

@@ -23,7 +23,8 @@ from app.settings import ServiceSettings
 from app.settings_registry import EnvConfig, Resolved, resolve
 from graph.context import Dependencies, DraftloopContext
 from storage.settings_store import SettingsRepository
-from tools.llm import ModelProvider, RequestLimit
+from tools.llm.provider import ModelProvider
+from tools.llm.settings import RequestLimit
 
 log = logging.getLogger("draftloop.settings")
 

@@ -1,7 +1,7 @@
 """Service settings, read once at start-up from the environment and an optional `.env` file.
 
 Graph, model and client settings keep their own `from_env` readers (graph/configuration.py,
-tools/llm.py, tools/serper.py, tools/pexels.py); this module holds what only the service uses.
+tools/llm/settings.py, tools/serper.py, tools/pexels.py); this module holds what only the service uses.
 """
 
 from __future__ import annotations

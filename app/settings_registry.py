@@ -19,7 +19,7 @@ from typing import Any, Literal
 from app.settings import ServiceSettings
 from graph.configuration import GraphSettings
 from tools.embedded import EMBEDDED_MODEL_ALIAS
-from tools.llm import PROVIDERS, LLMSettings
+from tools.llm.settings import LLMSettings, PROVIDERS
 
 log = logging.getLogger("draftloop.settings")
 

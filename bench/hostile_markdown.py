@@ -35,9 +35,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests.auth import TEST_PASSWORD, TEST_SECRET, ensure_user, token_for  # noqa: E402 - after the path
-from tests.fakes.ollama import FakeOllama  # noqa: E402
-from tests.fakes.writer import ScriptedWriter  # noqa: E402
+from devtools.fakes.ollama import FakeOllama  # noqa: E402 - after the path
+from devtools.fakes.writer import ScriptedWriter  # noqa: E402
+from devtools.identities import TEST_PASSWORD, TEST_SECRET, ensure_user, token_for  # noqa: E402
 
 STARTUP_SECONDS = 60.0
 REQUEST_SECONDS = 600.0

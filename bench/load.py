@@ -3,8 +3,8 @@
 
 What it does, in order:
 
-1. Starts a fake Ollama (tests/fakes/ollama.py) in this process's event loop. A ScriptedWriter
-   (tests/fakes/writer.py) answers every call by what it asks for (intent JSON, a well-formed
+1. Starts a fake Ollama (devtools/fakes/ollama.py) in this process's event loop. A ScriptedWriter
+   (devtools/fakes/writer.py) answers every call by what it asks for (intent JSON, a well-formed
    draft, a passing score) after a fixed latency (default 200 ms). Tasks are posted with
    research=false and images=false, so a task is exactly 3 model calls: intent, draft, score.
 2. In-process yardstick: the same graph (graph.builder.build_graph, no checkpointer, no
@@ -228,8 +228,8 @@ class FakeModel:
 
 
 async def start_fake(latency: float) -> FakeModel:
-    from tests.fakes.ollama import FakeOllama
-    from tests.fakes.writer import ScriptedWriter
+    from devtools.fakes.ollama import FakeOllama
+    from devtools.fakes.writer import ScriptedWriter
 
     server = FakeOllama()
     writer = ScriptedWriter(scores=[85])
@@ -908,7 +908,7 @@ MAIN_CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
                                                                   "storage/task_events.py", "storage/attempts.py",
                                                                   "storage/outcomes.py")),
     ("model: per-token callbacks and stream handler", ("on_llm_new_token", "StreamMessagesHandler", "_messages.py")),
-    ("model: HTTP client and NDJSON parsing (ollama/httpx)", ("langchain_ollama/", "ollama/", "httpx/", "httpcore/", "tools/llm.py")),
+    ("model: HTTP client and NDJSON parsing (ollama/httpx)", ("langchain_ollama/", "ollama/", "httpx/", "httpcore/", "tools/llm/")),
     ("model: langchain_core message/generation objects", ("langchain_core/",)),
     ("HTTP API (litestar, uvicorn protocol, pydantic/msgspec)", ("litestar/", "uvicorn/protocols", "msgspec")),
     ("langgraph engine (pregel loop, channels, tasks)", ("langgraph/",)),

@@ -24,7 +24,7 @@ from graph.nodes.research import research
 from graph.nodes.route_intent import after_intent, route_intent
 from graph.state import InputState, State
 from tools.errors import UpstreamError
-from tools.llm import ModelProviderError
+from tools.llm.errors import ModelProviderError
 
 
 def _retryable(exc: Exception) -> bool:

@@ -21,7 +21,8 @@ from pydantic import InstanceOf
 from pydantic.json_schema import SkipJsonSchema
 
 from graph.configuration import GraphSettings
-from tools.llm import ModelProvider, role_settings
+from tools.llm.provider import ModelProvider
+from tools.llm.settings import role_settings
 from tools.pages import PageReader, PageSource
 from tools.pexels import PexelsClient
 from tools.serper import SerperClient

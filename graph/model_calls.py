@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 from graph.configuration import GraphSettings
 from graph.state import UsageRecord
 from storage.storable import storable, storable_text
-from tools.llm import with_output_limit, with_temperature
+from tools.llm.options import with_output_limit, with_temperature
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
 _JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)

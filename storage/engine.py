@@ -128,7 +128,7 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 def create_autocommit_engine(url: str) -> AsyncEngine | None:
     """Postgres: a second, smaller pool whose connections are born in autocommit mode, for
     reads that need no transaction around them and for statements that are atomic on their
-    own (storage.task_queue). Each then costs one round trip instead of BEGIN, statement and
+    own (the one-statement writes in storage.tasks, leases, task_events, outcomes). Each then costs one round trip instead of BEGIN, statement and
     COMMIT/ROLLBACK, which under load cost a cheap GET two thirds of its time (bench/RESULTS.md).
     Born so, because switching a pooled connection to autocommit per checkout and back per
     return costs CPU on every request.

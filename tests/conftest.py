@@ -10,8 +10,7 @@ import httpx
 import pytest
 from blockbuster import BlockBuster, blockbuster_ctx
 
-pytest_plugins = ["tests.fakes.ollama", "tests.fakes.openai_compat", "tests.fakes.serper", "tests.fakes.pexels",
-                  "tests.fakes.pages", "tests.fakes.writer"]
+pytest_plugins = ["tests.fake_servers"]
 
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/postgres")
 
@@ -70,7 +69,7 @@ def free_port() -> int:
 @pytest.fixture
 async def http_client() -> AsyncIterator[httpx.AsyncClient]:
     # No Authorization header: this client also makes the graph's outbound calls (Serper,
-    # Pexels), which must never carry our token. Tests of our API add it (tests/auth.py).
+    # Pexels), which must never carry our token. Tests of our API add it (devtools/identities.py).
     async with httpx.AsyncClient() as client:
         yield client
 

@@ -26,13 +26,13 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from devtools.fakes.ollama import OllamaReply
+from devtools.fakes.pexels import FAKE_PEXELS_KEY
+from devtools.fakes.serper import FAKE_SERPER_KEY
+from devtools.fakes.writer import GraphFakes, ScriptedWriter
+from devtools.identities import TEST_SECRET, ensure_user, service_database_url
 from storage.engine import create_engine, session_factory
 from storage.models import Attempt, Task
-from tests.auth import TEST_SECRET, ensure_user, service_database_url
-from tests.fakes.ollama import OllamaReply
-from tests.fakes.pexels import FAKE_PEXELS_KEY
-from tests.fakes.serper import FAKE_SERPER_KEY
-from tests.fakes.writer import GraphFakes, ScriptedWriter
 
 DRAFTLOOP = Path(sys.executable).parent / "draftloop"
 # Imports, migrations and the checkpointer's set-up take 2-3 s; the rest is slack for a busy box.
@@ -75,7 +75,7 @@ def service_env(fakes: GraphFakes | None, data_dir: Path, database_url: str | No
     env = {k: v for k, v in os.environ.items() if k not in _LEAKY_ENV}
     env.update(FAST_SERVICE_ENV)
     env.update({
-        # A known signing secret: tests mint their own tokens (tests/auth.py).
+        # A known signing secret: tests mint their own tokens (devtools/identities.py).
         "DRAFTLOOP_SECRET_KEY": TEST_SECRET,
         "DRAFTLOOP_DATA_DIR": str(data_dir),
         "LANGSMITH_TRACING": "false",
@@ -200,7 +200,7 @@ async def _drain(stream: asyncio.StreamReader, sink: list[str]) -> None:
 class ServiceLauncher:
     """Starts `draftloop serve` processes with one base environment; kills the rest at close.
 
-    Once a server is up (it has migrated the database) the test admin of tests/auth.py exists,
+    Once a server is up (it has migrated the database) the test admin of devtools/identities.py exists,
     so requests carrying ``admin_headers()`` are let in.
     """
 

@@ -20,7 +20,7 @@ from graph.configuration import GraphSettings
 from graph.model_calls import invoke_structured_retrying
 from graph.sources import numbered
 from graph.state import UsageRecord
-from tools.llm import ModelProvider
+from tools.llm.provider import ModelProvider
 
 MAX_CLAIMS = 6
 JUDGE_TRIES = 2

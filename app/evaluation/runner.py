@@ -24,7 +24,7 @@ from graph import formats, gates
 from graph.configuration import GraphSettings
 from graph.context import Dependencies, DraftloopContext
 from graph.sources import cited_numbers
-from tools.llm import ModelProvider
+from tools.llm.provider import ModelProvider
 from tools.pexels import PexelsClient
 from tools.serper import SerperClient
 

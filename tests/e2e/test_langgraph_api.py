@@ -17,11 +17,11 @@ from langgraph_sdk import get_client, get_sync_client
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.schema import StreamPart
 
-from tests.auth import admin_headers, service_database_url
-from tests.fakes.ollama import FakeOllama, OllamaReply
-from tests.fakes.pexels import FakePexels
-from tests.fakes.serper import FakeSerper
-from tests.fakes.writer import GraphFakes, ScriptedWriter
+from devtools.fakes.ollama import FakeOllama, OllamaReply
+from devtools.fakes.pexels import FakePexels
+from devtools.fakes.serper import FakeSerper
+from devtools.fakes.writer import GraphFakes, ScriptedWriter
+from devtools.identities import admin_headers, service_database_url
 from tests.integration.conftest import (  # noqa: F401 - fixtures: sqlite + postgres params
     BACKENDS,
     PostgresTestDatabase,

@@ -15,9 +15,9 @@ import httpx
 import pytest
 from langgraph_sdk import get_client
 
-from tests.auth import admin_headers
+from devtools.fakes.writer import GraphFakes
+from devtools.identities import admin_headers
 from tests.e2e.test_langgraph_api import ASSISTANT_ID, REQUEST, ChatWriter, human
-from tests.fakes.writer import GraphFakes
 from tests.integration.conftest import (  # noqa: F401 - fixtures: sqlite + postgres params
     backend,
     database_url,

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from langgraph_sdk.client import LangGraphClient
 
+from devtools.fakes.writer import GraphFakes
 from tests.e2e.test_langgraph_api import (  # noqa: F401 - the module-wide server and its fixtures
     ASSISTANT_ID,
     REQUEST,
@@ -22,7 +23,6 @@ from tests.e2e.test_langgraph_api import (  # noqa: F401 - the module-wide serve
     shared_fakes,
     shared_postgres,
 )
-from tests.fakes.writer import GraphFakes
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.asyncio(loop_scope="module")]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.writer import GraphFakes
+from devtools.fakes.writer import GraphFakes
 from tests.service_process import DRAFTLOOP, RUN_TIMEOUT, ServiceLauncher, service_env
 
 README = Path(__file__).resolve().parents[2] / "README.md"

@@ -30,7 +30,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.auth import TEST_ADMIN_ID, admin_headers, token_for
+from devtools.identities import TEST_ADMIN_ID, admin_headers, token_for
 from tests.e2e.conftest import report_line
 # The backend and server-launcher fixtures are test_service_process's.
 from tests.e2e.test_service_process import (  # noqa: F401 - fixtures

@@ -22,9 +22,9 @@ import httpx
 import pytest
 
 # Private, but the one way to line two servers up on the checkpointer's set-up deterministically.
+from devtools.fakes.writer import GraphFakes
+from devtools.identities import admin_headers
 from storage.checkpoints import _SETUP_LOCK_KEY as CHECKPOINT_SETUP_LOCK_KEY
-from tests.auth import admin_headers
-from tests.fakes.writer import GraphFakes
 from tests.integration import conftest as backend_fixtures
 from tests.integration.conftest import PostgresTestDatabase
 from tests.service_process import (

@@ -25,10 +25,10 @@ from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.schema import StreamPart
 
-from tests.fakes.ollama import FakeOllama
-from tests.fakes.pexels import FAKE_PEXELS_KEY, FakePexels
-from tests.fakes.serper import FAKE_SERPER_KEY, FakeSerper
-from tests.fakes.writer import ScriptedWriter
+from devtools.fakes.ollama import FakeOllama
+from devtools.fakes.pexels import FAKE_PEXELS_KEY, FakePexels
+from devtools.fakes.serper import FAKE_SERPER_KEY, FakeSerper
+from devtools.fakes.writer import ScriptedWriter
 
 pytestmark = [pytest.mark.studio, pytest.mark.asyncio(loop_scope="module")]
 

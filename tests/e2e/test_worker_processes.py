@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 # The backend, server-launcher and signed-in client fixtures are test_service_process's.
+from devtools.fakes.writer import GraphFakes
 from tests.e2e.test_service_process import (  # noqa: F401 - fixtures
     NODES,
     REQUEST,
@@ -26,7 +27,6 @@ from tests.e2e.test_service_process import (  # noqa: F401 - fixtures
     postgres_database,
     postgres_test_database,
 )
-from tests.fakes.writer import GraphFakes
 from tests.service_process import (
     RUN_TIMEOUT,
     STARTUP_TIMEOUT,

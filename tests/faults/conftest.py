@@ -22,10 +22,10 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.auth import TEST_SECRET, admin_headers
-from tests.fakes.pexels import FAKE_PEXELS_KEY
-from tests.fakes.serper import FAKE_SERPER_KEY
-from tests.fakes.writer import GraphFakes, ScriptedWriter, open_graph_fakes
+from devtools.fakes.pexels import FAKE_PEXELS_KEY
+from devtools.fakes.serper import FAKE_SERPER_KEY
+from devtools.fakes.writer import GraphFakes, ScriptedWriter, open_graph_fakes
+from devtools.identities import TEST_SECRET, admin_headers
 from tests.integration import conftest as backend_fixtures
 from tests.integration.conftest import BACKENDS, PostgresTestDatabase, reset_schema
 from tests.service_process import (

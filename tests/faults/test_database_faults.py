@@ -22,7 +22,7 @@ import pytest_asyncio
 from storage.connection_budget import MIGRATION_CONNECTIONS, POSTGRES_CONNECTIONS_PER_PROCESS
 from tests.db_proxy import DatabaseProxy
 from tests.faults.conftest import FAULT_ENV, ApiLog
-from tests.fakes.writer import GraphFakes
+from devtools.fakes.writer import GraphFakes
 from tests.integration.conftest import PostgresTestDatabase, reset_schema
 from tests.service_process import ServerProcess, SlowJudge, served, stored_tasks, wait_for_status
 

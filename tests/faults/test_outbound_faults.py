@@ -16,9 +16,9 @@ from typing import Literal
 
 import pytest
 
+from devtools.fakes.scripting import Scripted, hang, junk, status
+from devtools.fakes.writer import FailingCalls
 from tests.faults.conftest import FaultBench
-from tests.fakes.scripting import Scripted, hang, junk, status
-from tests.fakes.writer import FailingCalls
 
 pytestmark = [pytest.mark.faults, pytest.mark.asyncio(loop_scope="module")]
 

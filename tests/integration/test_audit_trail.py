@@ -20,11 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.audit import AuditLog
 from app.http.app import create_app
 from app.settings import ServiceSettings
+from devtools.fakes.writer import GraphFakes
+from devtools.identities import TEST_ADMIN_ID, TEST_ADMIN_NAME, TEST_PASSWORD, admin_headers, bearer, ensure_user
 from storage.audit import AuditRecord
 from storage.models import AuditEvent
 from tests.asgi import serve_in_loop
-from tests.auth import TEST_ADMIN_ID, TEST_ADMIN_NAME, TEST_PASSWORD, admin_headers, bearer, ensure_user
-from tests.fakes.writer import GraphFakes
 from tests.integration.test_task_api import FAST, POST, point_env_at_fakes
 
 EDITOR_ID = "00000000-0000-4000-8000-0000000000e1"

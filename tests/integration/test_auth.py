@@ -24,13 +24,13 @@ from app.http.app import FIRST_RUN_HINT, create_app
 from app.http.auth import TokenOwnerCache
 from app.security import TokenService
 from app.settings import ServiceSettings
+from devtools.fakes.pexels import FAKE_PEXELS_KEY
+from devtools.fakes.serper import FAKE_SERPER_KEY
+from devtools.fakes.writer import GraphFakes
+from devtools.identities import TEST_PASSWORD, TEST_SECRET, bearer, ensure_user, token_for
 from storage.engine import create_engine, session_factory
 from storage.users import TokenOwner, UserRepository
 from tests.asgi import serve_in_loop
-from tests.auth import TEST_PASSWORD, TEST_SECRET, bearer, ensure_user, token_for
-from tests.fakes.pexels import FAKE_PEXELS_KEY
-from tests.fakes.serper import FAKE_SERPER_KEY
-from tests.fakes.writer import GraphFakes
 from tests.integration.test_task_api import FAST, POST, point_env_at_fakes, wait_for_status
 
 DRAFTLOOP = Path(sys.executable).parent / "draftloop"

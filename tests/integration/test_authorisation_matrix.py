@@ -21,9 +21,9 @@ from litestar.routes import HTTPRoute
 
 from app.http.app import create_app
 from app.settings import ServiceSettings
-from tests.asgi import serve_in_loop
-from tests.auth import TEST_SECRET, bearer, ensure_user
+from devtools.identities import TEST_SECRET, bearer, ensure_user
 from storage.migrate import upgrade_database
+from tests.asgi import serve_in_loop
 
 # The async tests share one module-wide app (its fixture lives in the module's loop); the
 # sync ones only read the route table.

@@ -27,10 +27,10 @@ from storage.attempts import AttemptRepository
 from storage.engine import create_engine, session_factory
 from storage.models import Attempt, Task, Usage
 from storage.tasks import TaskRepository
-from tests.fakes.ollama import OllamaReply
-from tests.fakes.pexels import FAKE_PEXELS_KEY
-from tests.fakes.serper import FAKE_SERPER_KEY
-from tests.fakes.writer import GraphFakes, ScriptedWriter
+from devtools.fakes.ollama import OllamaReply
+from devtools.fakes.pexels import FAKE_PEXELS_KEY
+from devtools.fakes.serper import FAKE_SERPER_KEY
+from devtools.fakes.writer import GraphFakes, ScriptedWriter
 
 DRAFTLOOP = Path(sys.executable).parent / "draftloop"
 REQUEST = "Write a 300-word blog post about async Python for backend developers, with a cover photo"

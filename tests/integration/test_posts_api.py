@@ -14,9 +14,9 @@ import pytest
 
 from app.http.app import create_app
 from app.settings import ServiceSettings
+from devtools.fakes.writer import GraphFakes
+from devtools.identities import bearer, ensure_user
 from tests.asgi import serve_in_loop
-from tests.auth import bearer, ensure_user
-from tests.fakes.writer import GraphFakes
 from tests.html_safety import assert_inert, parse_tags
 from tests.integration.test_task_api import FAST, point_env_at_fakes
 from tests.unit.test_content_html import XSS_PAYLOADS

@@ -15,9 +15,9 @@ import pytest
 
 from app.http.app import create_app
 from app.settings import ServiceSettings
+from devtools.fakes.writer import GraphFakes
+from devtools.identities import admin_headers, ensure_user
 from tests.asgi import serve_in_loop
-from tests.auth import admin_headers, ensure_user
-from tests.fakes.writer import GraphFakes
 from tests.integration.test_task_api import FAST, point_env_at_fakes, wait_for_status
 
 CONTEXT_TOKENS = 3072

@@ -16,7 +16,7 @@ import pytest
 
 from app.logs import JsonFormatter, TaskIdFilter, TextFormatter, current_task_id
 from app.run_log import log_task
-from tests.fakes.writer import GraphFakes
+from devtools.fakes.writer import GraphFakes
 from tests.integration.test_task_api import POST, api, wait_for_status  # noqa: F401 - api: the app in this loop
 
 RUN_LOG = "draftloop.runs"

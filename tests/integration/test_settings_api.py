@@ -18,9 +18,9 @@ from app.executor import Executor
 from app.http.app import create_app
 from app.run_settings import RunSettings
 from app.settings import ServiceSettings
+from devtools.fakes.writer import GraphFakes
+from devtools.identities import TEST_ADMIN_ID, TEST_ADMIN_NAME, admin_headers, bearer, ensure_user
 from tests.asgi import serve_in_loop
-from tests.auth import TEST_ADMIN_ID, TEST_ADMIN_NAME, admin_headers, bearer, ensure_user
-from tests.fakes.writer import GraphFakes
 from tests.integration.test_task_api import FAST, POST, point_env_at_fakes, wait_for_status
 
 EDITOR_ID = "00000000-0000-4000-8000-0000000000d2"

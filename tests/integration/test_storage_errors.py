@@ -12,11 +12,13 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 
+from devtools.fakes.ollama import FakeOllama
 from storage.engine import create_engine
 from storage.errors import storage_unreachable
-from tests.fakes.ollama import FakeOllama
 from tests.integration.conftest import PostgresTestDatabase
-from tools.llm import LLMSettings, ModelCallError, ModelProvider
+from tools.llm.errors import ModelCallError
+from tools.llm.provider import ModelProvider
+from tools.llm.settings import LLMSettings
 
 
 async def test_a_refused_postgres_connection_counts_as_unreachable(free_port: int) -> None:

@@ -15,13 +15,13 @@ import pytest
 
 from app.http.app import create_app
 from app.settings import ServiceSettings
+from devtools.fakes.pexels import FAKE_PEXELS_KEY
+from devtools.fakes.serper import FAKE_SERPER_KEY
+from devtools.fakes.writer import GraphFakes
+from devtools.identities import TEST_SECRET, admin_headers, ensure_user
 from graph import formats
 from storage.connection_budget import POSTGRES_CONNECTIONS
 from tests.asgi import serve_in_loop
-from tests.auth import TEST_SECRET, admin_headers, ensure_user
-from tests.fakes.pexels import FAKE_PEXELS_KEY
-from tests.fakes.serper import FAKE_SERPER_KEY
-from tests.fakes.writer import GraphFakes
 
 POST = {"request": "Write a 300-word blog post about async Python for backend developers, with a cover photo"}
 FAST = dict(concurrency=4, lease_seconds=3.0, heartbeat_seconds=0.2, poll_seconds=0.05,

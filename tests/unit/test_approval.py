@@ -12,11 +12,11 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
+from devtools.fakes.writer import GraphFakes
 from graph.builder import build_graph
 from graph.configuration import GraphSettings
 from graph.context import DraftloopContext
 from graph.nodes.approval import InvalidDecision, parse_decision
-from tests.fakes.writer import GraphFakes
 
 REQUEST = "Write a 300-word blog post about async Python for backend developers"
 

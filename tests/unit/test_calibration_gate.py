@@ -16,11 +16,11 @@ import pytest
 from langgraph.runtime import Runtime
 
 from app.evaluation.dataset import CalibrationCase, load_calibration
+from devtools.fakes.ollama import OllamaReply
+from devtools.fakes.writer import GraphFakes
 from graph import gates, rubric
 from graph.context import DraftloopContext
 from graph.nodes.critique import critique
-from tests.fakes.ollama import OllamaReply
-from tests.fakes.writer import GraphFakes
 
 CALIBRATION = Path(__file__).resolve().parents[2] / "evals" / "calibration"
 CASES = load_calibration(CALIBRATION)

@@ -9,14 +9,14 @@ from typing import Any
 from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
+from devtools.fakes.drafts import blog_post
+from devtools.fakes.writer import GraphFakes
 from graph.builder import build_graph
 from graph.configuration import GraphSettings
 from graph.context import DraftloopContext
 from graph.model_calls import sentences_only
 from graph.nodes.finalize import with_sources
 from graph.prompts import REVISION_FRESH
-from tests.fakes.drafts import blog_post
-from tests.fakes.writer import GraphFakes
 
 REQUEST = "Write a 300-word blog post about async Python for backend developers"
 SOURCES = [{"url": "https://a.example/one", "title": "One"}, {"url": "https://b.example/two", "title": "Two [draft]"},

@@ -14,9 +14,10 @@ from app.cli import parse_args
 from app.cli_eval import EXIT_OK, EXIT_REGRESSION, judge_settings, load_inputs, run_eval, write_report
 from app.evaluation.metrics import compare, percentile, summarise
 from app.evaluation.report import judge_line, load_records, render_report
-from tests.fakes.eval_models import JUDGE_MODEL, ScriptedEvalModels
-from tests.fakes.ollama import FakeOllama
-from tools.llm import LLMSettings, ModelProviderError
+from devtools.fakes.eval_models import JUDGE_MODEL, ScriptedEvalModels
+from devtools.fakes.ollama import FakeOllama
+from tools.llm.errors import ModelProviderError
+from tools.llm.settings import LLMSettings
 
 REQUESTS = [
     {"id": "a-blog", "turns": ["Write a 300-word blog post about tea ceremonies"], "fixture": "tea",

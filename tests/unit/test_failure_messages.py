@@ -6,7 +6,12 @@ from __future__ import annotations
 from sqlalchemy.exc import DBAPIError
 
 from app.executor import MAX_ERROR_CHARS, failure_message, gave_up_message
-from tools.llm import ModelResponseError, ModelTimeoutError, ModelTransportError, OllamaModelNotFoundError
+from tools.llm.errors import (
+    ModelResponseError,
+    ModelTimeoutError,
+    ModelTransportError,
+    OllamaModelNotFoundError,
+)
 
 OLLAMA_URL = "http://127.0.0.1:11434"
 

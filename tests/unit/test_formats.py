@@ -9,11 +9,11 @@ import pytest
 from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
+from devtools.fakes.writer import GraphFakes
 from graph import gates
 from graph.builder import build_graph
 from graph.context import DraftloopContext
 from graph.prompts import FORMATS
-from tests.fakes.writer import GraphFakes
 
 
 async def run(fakes: GraphFakes, text: str) -> dict[str, Any]:

@@ -8,10 +8,11 @@ from typing import Literal
 
 import pytest
 
-from tests.fakes.gguf import ARRAY, BOOL, FLOAT32, STRING, UINT32, UINT64, Typed, write_gguf
+from devtools.fakes.gguf import ARRAY, BOOL, FLOAT32, STRING, UINT32, UINT64, Typed, write_gguf
 from tools.embedded import model_name
 from tools.gguf import GGUFError, read_string
-from tools.llm import LLMSettings, ModelProvider
+from tools.llm.provider import ModelProvider
+from tools.llm.settings import LLMSettings
 
 # What real files put before general.name, and the bulky tokenizer arrays after it.
 LEADING: list[tuple[str, Typed]] = [

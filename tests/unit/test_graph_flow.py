@@ -9,12 +9,12 @@ from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
+from devtools.fakes.scripting import status
+from devtools.fakes.writer import GraphFakes
 from graph.builder import build_graph
 from graph.configuration import GraphSettings
 from graph.context import DraftloopContext
 from graph.state import NEW_TURN, add_turn_warnings
-from tests.fakes.scripting import status
-from tests.fakes.writer import GraphFakes
 from tools.serper import SerperClient
 
 REQUEST = "Write a 300-word blog post about async Python for backend developers, with a cover photo"

@@ -1,4 +1,4 @@
-"""tools.llm against loopback fakes: provider choice, timeouts, errors, usage and structured output."""
+"""tools/llm/ against loopback fakes: provider choice, timeouts, errors, usage and structured output."""
 
 from __future__ import annotations
 
@@ -11,27 +11,26 @@ from langchain_core.exceptions import OutputParserException
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 from pydantic import BaseModel, Field
 
-from tests.fakes.ollama import FakeOllama
-from tests.fakes.openai_compat import FakeOpenAI
-from tests.fakes.scripting import hang, reset, status
+from devtools.fakes.ollama import FakeOllama
+from devtools.fakes.openai_compat import FakeOpenAI
+from devtools.fakes.scripting import hang, reset, status
 from tools.embedded import EmbeddedConfig
-from tools.llm import (
+from tools.llm.errors import (
     EmbeddedModelMissingError,
-    LLMSettings,
-    ModelProvider,
-    ModelProviderError,
     ModelCallError,
+    ModelProviderError,
     ModelResponseError,
     ModelTimeoutError,
     ModelTransportError,
     OllamaModelNotFoundError,
     OllamaUnreachableError,
     ProviderConfigError,
-    RequestLimit,
     UnknownProviderError,
-    ollama_unreachable_message,
-    structured,
 )
+from tools.llm.ollama import ollama_unreachable_message
+from tools.llm.options import structured
+from tools.llm.provider import ModelProvider
+from tools.llm.settings import LLMSettings, RequestLimit
 
 # A guard against a test hanging forever, far above the timeouts under test; not a timing goal.
 GUARD_SECONDS = 10
@@ -354,7 +353,7 @@ async def test_auto_picks_embedded_when_nothing_listens_and_says_why(
 ) -> None:
     base_url = f"http://127.0.0.1:{free_port}"
     async with ModelProvider(LLMSettings(ollama_base_url=base_url)) as provider:
-        with caplog.at_level("WARNING", logger="tools.llm"):
+        with caplog.at_level("WARNING", logger="tools.llm.provider"):
             assert await provider.resolve() == "embedded"
         info = await provider.describe()
 

@@ -9,11 +9,12 @@ import pytest
 from langchain_core.messages import HumanMessage
 from pydantic import BaseModel
 
+from devtools.fakes.ollama import FakeOllama
+from devtools.fakes.openai_compat import FakeOpenAI
 from graph.configuration import GraphSettings
 from graph.model_calls import invoke_structured, invoke_text
-from tests.fakes.ollama import FakeOllama
-from tests.fakes.openai_compat import FakeOpenAI
-from tools.llm import LLMSettings, ModelProvider
+from tools.llm.provider import ModelProvider
+from tools.llm.settings import LLMSettings
 
 WRITER_TEMPERATURE = 0.7
 

@@ -7,9 +7,9 @@ import ipaddress
 import httpx
 import pytest
 
-from tests.fakes.pages import FakePages
-from tests.fakes.scripting import hang
-from tests.fakes.server import Response
+from devtools.fakes.pages import FakePages
+from devtools.fakes.scripting import hang
+from devtools.fakes.server import Response
 from tools.errors import PageRejectedError, UnsafePageURLError, UpstreamError, UpstreamTimeoutError
 from tools.pages import PageReader, html_text, is_public_address
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fakes.pexels import FAKE_PEXELS_KEY, JPEG_BYTES, FakeImage, FakePexels
-from tests.fakes.scripting import echo_headers, hang, junk, key_fragments, reset, status
+from devtools.fakes.pexels import FAKE_PEXELS_KEY, JPEG_BYTES, FakeImage, FakePexels
+from devtools.fakes.scripting import echo_headers, hang, junk, key_fragments, reset, status
 from tools.errors import (
     BadResponseError,
     ImageRejectedError,

@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 
 from app.executor import MAX_ERROR_CHARS, failure_message
-from tests.fakes.pexels import FAKE_PEXELS_KEY
-from tests.fakes.scripting import echo_headers, key_fragments
-from tests.fakes.serper import FAKE_SERPER_KEY
-from tests.fakes.writer import GraphFakes
+from devtools.fakes.pexels import FAKE_PEXELS_KEY
+from devtools.fakes.scripting import echo_headers, key_fragments
+from devtools.fakes.serper import FAKE_SERPER_KEY
+from devtools.fakes.writer import GraphFakes
 from tests.unit.test_research import run
 from tools.errors import REDACTED, redact, summarise
-from tools.llm import ProviderConfigError
+from tools.llm.errors import ProviderConfigError
 
 KEY = "0f3a9c51d2e84b7fa6c0e91d3b5a7f28c4e6d1a9"  # the shape of a Serper key: 40 hex digits
 

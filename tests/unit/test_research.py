@@ -14,16 +14,16 @@ from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.runtime import Runtime
 
+from devtools.fakes.ollama import OllamaReply
+from devtools.fakes.pages import FakePages
+from devtools.fakes.scripting import hang
+from devtools.fakes.writer import GraphFakes
 from graph.builder import build_graph
 from graph.configuration import GraphSettings
 from graph.context import DraftloopContext
 from graph.nodes.research import MAX_REVISION_ROUNDS, research, wants_revision_research
 from graph.research_plan import fallback_queries
 from graph.sources import EVIDENCE_CHARS
-from tests.fakes.ollama import OllamaReply
-from tests.fakes.pages import FakePages
-from tests.fakes.scripting import hang
-from tests.fakes.writer import GraphFakes
 from tools.pages import PageReader
 from tools.serper import SerperClient
 

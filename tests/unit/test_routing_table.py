@@ -17,12 +17,12 @@ from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.runtime import Runtime
 
+from devtools.fakes.writer import GraphFakes, well_formed_draft
 from graph import formats, gates, intent_rules
 from graph.builder import build_graph
 from graph.context import DraftloopContext
 from graph.nodes.route_intent import MIN_CONFIDENCE, after_intent, revised_request, route_intent
 from graph.state import MIN_WORDS, NEW_TURN, ContentRequest, Piece, State
-from tests.fakes.writer import GraphFakes, well_formed_draft
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ import time
 import httpx
 import pytest
 
-from tests.fakes.scripting import echo_headers, hang, junk, key_fragments, reset, status
-from tests.fakes.serper import FAKE_SERPER_KEY, FakeSerper
+from devtools.fakes.scripting import echo_headers, hang, junk, key_fragments, reset, status
+from devtools.fakes.serper import FAKE_SERPER_KEY, FakeSerper
 from tools.errors import (
     BadResponseError,
     NotConfiguredError,

@@ -16,16 +16,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import pytest
 
+from devtools.fakes.drafts import draft_for
+from devtools.fakes.ollama import Fault, FakeOllama, OllamaReply
+from devtools.fakes.pexels import FAKE_PEXELS_KEY, FakePexels
+from devtools.fakes.serper import FAKE_SERPER_KEY, FakeSerper
 from graph.configuration import GraphSettings
 from graph.context import Dependencies
 from graph.rubric import DIMENSIONS
-from tests.fakes.drafts import draft_for
-from tests.fakes.ollama import Fault, FakeOllama, OllamaReply
-from tests.fakes.pexels import FAKE_PEXELS_KEY, FakePexels
-from tests.fakes.serper import FAKE_SERPER_KEY, FakeSerper
-from tools.llm import LLMSettings, ModelProvider
+from tools.llm.provider import ModelProvider
+from tools.llm.settings import LLMSettings
 from tools.pexels import PexelsClient
 from tools.serper import SerperClient
 
@@ -194,11 +194,3 @@ async def open_graph_fakes() -> AsyncIterator[GraphFakes]:
         fakes = GraphFakes(ollama, serper, pexels, ScriptedWriter(), http)
         fakes.reset()
         yield fakes
-
-
-@pytest.fixture
-async def graph_fakes(fake_ollama: FakeOllama, fake_serper: FakeSerper, fake_pexels: FakePexels,
-                      http_client: httpx.AsyncClient) -> AsyncIterator[GraphFakes]:
-    writer = ScriptedWriter()
-    fake_ollama.responder = writer
-    yield GraphFakes(fake_ollama, fake_serper, fake_pexels, writer, http_client)

@@ -17,9 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import pytest
-
-from tests.fakes.server import FakeHTTPServer, Hang, Request, Reset, Response
+from devtools.fakes.server import FakeHTTPServer, Hang, Request, Reset, Response
 
 Fault = Literal["http_500", "hang", "hang_mid_stream", "reset", "junk", "schema_violation", "not_found"]
 
@@ -276,14 +274,3 @@ def _string(schema: dict[str, Any]) -> str:
     if max_length is not None:
         text = text[: int(max_length)]
     return text
-
-
-@pytest.fixture
-async def fake_ollama() -> AsyncIterator[FakeOllama]:
-    """A started FakeOllama on a free loopback port."""
-    server = FakeOllama()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()

@@ -11,10 +11,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
-
-from tests.fakes.scripting import FaultQueue
-from tests.fakes.server import FakeHTTPServer, Request, Response
+from devtools.fakes.scripting import FaultQueue
+from devtools.fakes.server import FakeHTTPServer, Request, Response
 
 FAKE_PEXELS_KEY = "pexels-test-key-8a41d7"
 
@@ -157,12 +155,3 @@ class FakePexels:
             headers["content-type"] = image.content_type
         body: bytes | AsyncIterator[bytes] = _chunks(image) if image.stream or image.endless else image.body
         return Response(200, body, headers)
-
-
-@pytest.fixture
-async def fake_pexels() -> AsyncIterator[FakePexels]:
-    fake = await FakePexels().start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()

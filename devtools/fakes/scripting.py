@@ -10,7 +10,7 @@ import asyncio
 from collections import deque
 from dataclasses import dataclass
 
-from tests.fakes.server import Hang, Request, Reset, Response
+from devtools.fakes.server import Hang, Request, Reset, Response
 from tools.errors import MIN_FRAGMENT
 
 

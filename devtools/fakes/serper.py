@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
-import pytest
-
-from tests.fakes.scripting import FaultQueue
-from tests.fakes.server import FakeHTTPServer, Handler, Request, Response
+from devtools.fakes.scripting import FaultQueue
+from devtools.fakes.server import FakeHTTPServer, Handler, Request, Response
 
 FAKE_SERPER_KEY = "serper-test-key-5f2c9e"
 
@@ -142,12 +140,3 @@ class FakeSerper:
             })
 
         return handle
-
-
-@pytest.fixture
-async def fake_serper() -> AsyncIterator[FakeSerper]:
-    fake = await FakeSerper().start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()

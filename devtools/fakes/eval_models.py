@@ -6,7 +6,7 @@ says which take it is, and scores attempts from a script. The judge scores a dra
 (take 1 → all 3s, later takes → all 4s), prefers the later take in a blind comparison, and finds
 a scripted share of claims supported. So every figure in the report can be computed by hand.
 
-`python -m tests.fakes.eval_models --port N` serves it on its own (what `make eval-fakes` runs).
+`python -m devtools.fakes.eval_models --port N` serves it on its own (what `make eval-fakes` runs).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.fakes.ollama import FakeOllama, OllamaReply
-from tests.fakes.writer import ScriptedWriter
+from devtools.fakes.ollama import FakeOllama, OllamaReply
+from devtools.fakes.writer import ScriptedWriter
 
 _TAKE = re.compile(r"This is take (\d+)\.")
 FIRST_TAKE_SCORE = 3

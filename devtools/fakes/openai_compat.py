@@ -11,11 +11,9 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-
-from tests.fakes.ollama import generate_from_schema
-from tests.fakes.scripting import FaultQueue
-from tests.fakes.server import FakeHTTPServer, Request, Response
+from devtools.fakes.ollama import generate_from_schema
+from devtools.fakes.scripting import FaultQueue
+from devtools.fakes.server import FakeHTTPServer, Request, Response
 
 
 class FakeOpenAI(FakeHTTPServer):
@@ -82,14 +80,3 @@ class FakeOpenAI(FakeHTTPServer):
         yield f"data: {json.dumps(done)}\n\n".encode()
         yield f"data: {json.dumps({**base, 'choices': [], 'usage': usage})}\n\n".encode()
         yield b"data: [DONE]\n\n"
-
-
-@pytest.fixture
-async def fake_openai() -> AsyncIterator[FakeOpenAI]:
-    """A started FakeOpenAI on a free loopback port."""
-    server = FakeOpenAI()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()

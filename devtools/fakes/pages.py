@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import html
-from collections.abc import AsyncIterator
 
-import pytest
-
-from tests.fakes.scripting import FaultQueue
-from tests.fakes.server import FakeHTTPServer, Request, Response
+from devtools.fakes.scripting import FaultQueue
+from devtools.fakes.server import FakeHTTPServer, Request, Response
 
 
 def article_html(title: str, paragraphs: list[str]) -> str:
@@ -79,12 +76,3 @@ class FakePages:
 
     async def stop(self) -> None:
         await self.server.stop()
-
-
-@pytest.fixture
-async def fake_pages() -> AsyncIterator[FakePages]:
-    fake = await FakePages().start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
