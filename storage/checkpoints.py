@@ -74,11 +74,17 @@ async def keep_session(connection: asyncpg.Connection) -> None:
 
 
 # One statement per checkpoint: its new channel blobs and its row, atomic without a transaction.
+# Versions arrive as one JSON array ($4) and each becomes text through ->>, as the read side
+# renders them (checkpoint -> 'channel_versions' ->> channel, in the stock saver's SELECT). A
+# version may be a str, int or float (ChannelVersions); a text[] bind refused ints, and str() in
+# Python would not match what jsonb renders for every float (1e+20), so the blob would not be read.
+# Rows are the stock saver's for str and int versions; for a float such as 1.0 the stock saver
+# stores '1' against a checkpoint naming 1.0 and then misses the blob on read, this one does not.
 PUT_CHECKPOINT_SQL = """
 WITH blobs AS (
     INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)
-    SELECT $1, $2, b.channel, b.version, b.type, b.blob
-    FROM unnest($3::text[], $4::text[], $5::text[], $6::bytea[]) AS b(channel, version, type, blob)
+    SELECT $1, $2, b.channel, $4::jsonb ->> (b.position - 1)::int, b.type, b.blob
+    FROM unnest($3::text[], $5::text[], $6::bytea[]) WITH ORDINALITY AS b(channel, type, blob, position)
     ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING
 )
 INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, metadata)
@@ -137,11 +143,17 @@ class PooledPostgresSaver(AsyncPostgresSaver):
         blob_values = {key: value for key, value in values.items() if key not in inline}
         blob_versions = {key: version for key, version in new_versions.items() if key in blob_values}
         blobs = self._dump_blobs(thread_id, checkpoint_ns, blob_values, blob_versions)
+        channels, versions, types, blob_bytes = _columns(blobs, 2, 4)
         await self.writer.execute(
             PUT_CHECKPOINT_SQL,
             thread_id,
             checkpoint_ns,
-            *_columns(blobs, 2, 4),  # channel, version, type, blob
+            channels,
+            # The same serialiser as the checkpoint row's channel_versions, so each blob's
+            # version is the text the read joins it on.
+            storable_json(versions),
+            types,
+            blob_bytes,
             checkpoint["id"],
             configurable.get("checkpoint_id"),
             # jsonb: a string channel or metadata holding NUL would fail the step (storage/storable.py).

@@ -25,10 +25,11 @@ from langgraph.checkpoint.base import (
     CheckpointTuple,
     empty_checkpoint,
 )
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.types import ERROR, INTERRUPT
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-from storage.checkpoints import PooledPostgresSaver, open_checkpointer
+from storage.checkpoints import PooledPostgresSaver, open_checkpointer, postgres_conninfo
 
 CHILD_NS = "child:1"
 POSTGRES_ONLY = pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
@@ -371,19 +372,33 @@ async def test_adelete_thread_removes_its_checkpoints_and_writes_in_every_namesp
 
 
 @POSTGRES_ONLY
-@pytest.mark.xfail(strict=True, raises=asyncpg.DataError,
-                   reason="PooledPostgresSaver binds channel versions as text[] and asyncpg refuses ints; "
-                          "the stock saver stores them (storage/checkpoints.py, aput)")
 async def test_integer_channel_versions_are_stored_as_the_stock_saver_stores_them(
-    saver: BaseCheckpointSaver[Any]
+    saver: BaseCheckpointSaver[Any], database_url: str
 ) -> None:
     # The contract allows int versions (ChannelVersions, langgraph's own conformance data uses
-    # them). Graphs on this saver never make them (its get_next_version returns strings), so
-    # this is a gap in the contract, not a failing run; strict, so a fix shows up here.
-    values = {"doc": {"title": "T"}}
-    stored = await put(saver, new_thread(), checkpoint=checkpoint_with(saver, values, versions={"doc": 1}))
+    # them). Graphs on this saver never make them (its get_next_version returns strings), but
+    # PooledPostgresSaver once bound them as text[] and asyncpg refused them.
+    values = {"doc": {"title": "T"}, "notes": ["a"], "count": 3}
+    checkpoint = checkpoint_with(saver, values, versions={"doc": 1, "notes": 10**20, "count": 2})
+    pooled_thread, stock_thread = new_thread(), new_thread()
 
-    found = await saver.aget_tuple(stored)
+    pooled = await put(saver, pooled_thread, checkpoint=checkpoint)
+    found = await saver.aget_tuple(pooled)
+    async with AsyncPostgresSaver.from_conn_string(postgres_conninfo(database_url)) as stock_saver:
+        stock = await put(stock_saver, stock_thread, checkpoint=checkpoint)
+        stock_found = await stock_saver.aget_tuple(stock)
+        read_by_stock = await stock_saver.aget_tuple(pooled)
+    connection = await asyncpg.connect(postgres_conninfo(database_url))
+    try:
+        rows = {thread_id: {tuple(row) for row in await connection.fetch(
+            "SELECT channel, version, type FROM checkpoint_blobs WHERE thread_id = $1", thread_id)}
+            for thread_id in (pooled_thread, stock_thread)}
+    finally:
+        await connection.close()
 
-    assert found is not None
+    assert found is not None and stock_found is not None and read_by_stock is not None
     assert found.checkpoint["channel_values"] == values
+    assert found.checkpoint["channel_versions"] == {"doc": 1, "notes": 10**20, "count": 2}
+    assert (found.checkpoint, found.metadata) == (stock_found.checkpoint, stock_found.metadata)
+    assert (read_by_stock.checkpoint, read_by_stock.metadata) == (found.checkpoint, found.metadata)
+    assert rows[pooled_thread] == rows[stock_thread] == {("doc", "1", "msgpack"), ("notes", str(10**20), "msgpack")}
