@@ -45,6 +45,7 @@ from app.events import (
 )
 from app.graph_runtime import GraphRuntime
 from app.logs import current_task_id
+from app.run_settings import RunSettings
 from app.runs import (
     API_ERROR,
     END,
@@ -56,7 +57,6 @@ from app.runs import (
     run_input,
     wanted_modes,
 )
-from app.run_settings import RunSettings
 from app.settings import ServiceSettings
 from graph.builder import tries_before_failure
 from graph.context import Dependencies, DraftloopContext, OutcomeSaver

@@ -32,6 +32,7 @@ import pytest
 
 from devtools.identities import TEST_ADMIN_ID, admin_headers, token_for
 from tests.e2e.conftest import report_line
+
 # The backend and server-launcher fixtures are test_service_process's.
 from tests.e2e.test_service_process import (  # noqa: F401 - fixtures
     backend,
