@@ -853,7 +853,7 @@ class Executor:
             log.info("task %s changed hands before its run could record %s", task.id, status.value)
             return
         events = [Event(id=event_id, task_id=task.id, type=event_type, data=data, created_at=ended.created_at)
-                  for event_id, (event_type, data) in zip(ended.event_ids, planned)]
+                  for event_id, (event_type, data) in zip(ended.event_ids, planned, strict=True)]
         if ended.thread_status != ThreadStatus.BUSY:
             self._ended_alone.add(task.id)
         self.bus.announce(events)
