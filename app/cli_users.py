@@ -16,7 +16,6 @@ from storage.engine import adatabase_url_from_env, create_engine, normalize_data
 from storage.migrate import upgrade_database
 from storage.users import UserExists, UserRepository
 
-
 NO_TERMINAL = ("there is no terminal to ask for the password on: pass it on stdin with --password-stdin, "
                "e.g. printf '%s\\n' \"$PASSWORD\" | draftloop create-user NAME --password-stdin")
 

@@ -45,6 +45,7 @@ from app.events import (
 )
 from app.graph_runtime import GraphRuntime
 from app.logs import current_task_id
+from app.run_settings import RunSettings
 from app.runs import (
     API_ERROR,
     END,
@@ -56,7 +57,6 @@ from app.runs import (
     run_input,
     wanted_modes,
 )
-from app.run_settings import RunSettings
 from app.settings import ServiceSettings
 from graph.builder import tries_before_failure
 from graph.context import Dependencies, DraftloopContext, OutcomeSaver
@@ -853,7 +853,7 @@ class Executor:
             log.info("task %s changed hands before its run could record %s", task.id, status.value)
             return
         events = [Event(id=event_id, task_id=task.id, type=event_type, data=data, created_at=ended.created_at)
-                  for event_id, (event_type, data) in zip(ended.event_ids, planned)]
+                  for event_id, (event_type, data) in zip(ended.event_ids, planned, strict=True)]
         if ended.thread_status != ThreadStatus.BUSY:
             self._ended_alone.add(task.id)
         self.bus.announce(events)

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from app.settings import ServiceSettings
 from graph.configuration import GraphSettings
 from tools.embedded import EMBEDDED_MODEL_ALIAS
-from tools.llm.settings import LLMSettings, PROVIDERS
+from tools.llm.settings import PROVIDERS, LLMSettings
 
 log = logging.getLogger("draftloop.settings")
 

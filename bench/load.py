@@ -58,9 +58,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-import httpx
+import httpx  # noqa: E402 - after the sys.path insert above
 
-from app import event_loop, gc_tuning
+from app import event_loop, gc_tuning  # noqa: E402
 
 BENCH_DIR = REPO / "bench"
 PROBE_HOOK_DIR = BENCH_DIR / "_serverprobe"
@@ -386,7 +386,7 @@ async def _yardstick(settings: dict[str, Any]) -> dict[str, Any]:
                 data["cpu_all_s"].append(time.process_time() - cpu_alone)
                 data.setdefault("gather_cpu_s", []).append(time.process_time() - cpu0)
                 data["runs"] += 3 + tasks
-        for mode, data in out.items():
+        for data in out.values():
             best = min(range(len(data["makespans_s"])), key=data["makespans_s"].__getitem__)
             data["makespan_s"] = data["makespans_s"][best]
             data["cpu_s"] = data["gather_cpu_s"][best]
@@ -1060,7 +1060,7 @@ async def run_backend(args: argparse.Namespace, name: str, database_url: str, fa
         windows = [(r["t_accepted"], r["t_observed"]) for r in result.get("rounds", [])]
         loaded = [r["t0"] for r in result.get("rounds", [])]
         result["inside_lag_inflight"] = [v for w, v in lag if any(a <= w <= b for a, b in windows)]
-        result["inside_lag_load"] = [v for w, v in lag if any(t0 <= w <= b for t0, (_, b) in zip(loaded, windows))]
+        result["inside_lag_load"] = [v for w, v in lag if any(t0 <= w <= b for t0, (_, b) in zip(loaded, windows, strict=True))]
         result["inside_lag_available"] = bool(lag)
         worker_files = sorted(server.lag_path.parent.glob(server.lag_path.name + ".worker-*"))
         if worker_files:

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
+
 # typing_extensions' TypedDict: pydantic (and so LangGraph Studio's schemas) rejects typing's on 3.11.
 from typing_extensions import TypedDict
 

@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import asyncpg
-
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection

@@ -112,7 +112,8 @@ class NotificationListener:
             try:
                 connection = await asyncpg.connect(postgres_conninfo(self.database_url), timeout=CONNECT_TIMEOUT_SECONDS)
                 lost = asyncio.Event()
-                connection.add_termination_listener(lambda _conn: lost.set())
+                # Bound now: asyncpg calls the listener later (call_soon), and `lost` is rebound on each reconnect.
+                connection.add_termination_listener(lambda _conn, lost=lost: lost.set())
                 for channel in self.handlers:
                     await connection.add_listener(channel, self._deliver)
                 self.connected.set()

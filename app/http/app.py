@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from dataclasses import replace
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 from litestar import Litestar
@@ -20,6 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit import AuditLog, database_sink
 from app.graph_runtime import open_graph_runtime
+from app.http.assistants import AssistantController, InfoController
+from app.http.audit import AuditController
+from app.http.audit_middleware import audit_middleware
 from app.http.auth import (
     AuthController,
     TokenOwnerCache,
@@ -27,15 +30,12 @@ from app.http.auth import (
     authentication_middleware,
     security_headers,
 )
-from app.http.assistants import AssistantController, InfoController
-from app.http.audit import AuditController
-from app.http.audit_middleware import audit_middleware
 from app.http.errors import EXCEPTION_HANDLERS
 from app.http.input_guard import reject_unsafe_input
 from app.http.ops import OpsController
 from app.http.posts import PostController
-from app.http.schema_docs import openapi_config, schema_assets_router
 from app.http.runs import RunController
+from app.http.schema_docs import openapi_config, schema_assets_router
 from app.http.settings import SettingsController
 from app.http.tasks import TaskController
 from app.http.threads import ThreadController

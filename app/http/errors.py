@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from litestar import Request, Response
+
 # Private, but the one carrier of a body model's pydantic errors whole (type, input, bounds):
 # the ValidationException Litestar raises keeps only their messages.
 from litestar._signature.types import ExtendedMsgSpecValidationError

@@ -7,7 +7,6 @@ import sqlite3
 from typing import Any
 
 import psycopg
-
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 from sqlalchemy import text

@@ -82,10 +82,10 @@ async def _bodies(posts: Sequence[Post], runtime: GraphRuntime, *, full: bool) -
                      strict=True))
     await _store_renderings(runtime, [(post, rendering) for post in stale if (rendering := fresh[post.id]) is not None])
     bodies = []
-    for post, rendering in zip(posts, stored, strict=True):
+    for one, rendering in zip(posts, stored, strict=True):
         # No render process answered: shown as text this once, rendered again on the next read.
-        shown = rendering or fresh[post.id] or unrendered_body(post.markdown)
-        bodies.append(post_body(post, shown, full=full))
+        shown = rendering or fresh[one.id] or unrendered_body(one.markdown)
+        bodies.append(post_body(one, shown, full=full))
     return bodies
 
 

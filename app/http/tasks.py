@@ -21,7 +21,15 @@ from app.graph_runtime import GraphRuntime
 from app.http.errors import ConflictError, NotFoundError
 from app.http.lg_common import unprocessable
 from app.http.sse import LastEventIdHeader, LastEventIdQuery, resume_after, sse_comment, sse_event, sse_response
-from app.http.task_schemas import Decision, StatusName, TaskAccepted, TaskCreate, listed_task_summary, task_detail, task_links
+from app.http.task_schemas import (
+    Decision,
+    StatusName,
+    TaskAccepted,
+    TaskCreate,
+    listed_task_summary,
+    task_detail,
+    task_links,
+)
 from app.settings import ServiceSettings
 from graph.nodes.approval import InvalidDecision
 from storage.attempts import AttemptRepository

@@ -28,6 +28,7 @@ from storage.models import Thread, ThreadStatus
 from storage.tasks import TaskRepository
 from storage.threads import ThreadRepository
 
+
 def thread_config(thread_id: str, checkpoint_id: str | None = None, checkpoint_ns: str = "") -> dict[str, Any]:
     configurable: dict[str, Any] = {"thread_id": thread_id}
     if checkpoint_id:

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from devtools.fakes.drafts import draft_for
-from devtools.fakes.ollama import Fault, FakeOllama, OllamaReply
+from devtools.fakes.ollama import FakeOllama, Fault, OllamaReply
 from devtools.fakes.pexels import FAKE_PEXELS_KEY, FakePexels
 from devtools.fakes.serper import FAKE_SERPER_KEY, FakeSerper
 from graph.configuration import GraphSettings

@@ -25,8 +25,8 @@ from devtools.identities import admin_headers, service_database_url
 from tests.integration.conftest import (  # noqa: F401 - fixtures: sqlite + postgres params
     BACKENDS,
     PostgresTestDatabase,
-    reset_schema,
     postgres_test_database,
+    reset_schema,
 )
 from tests.service_process import ServerProcess, _drain, free_port, service_env
 

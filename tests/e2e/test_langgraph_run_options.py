@@ -27,7 +27,7 @@ from tests.e2e.test_langgraph_api import (  # noqa: F401 - the module-wide serve
 pytestmark = [pytest.mark.timeout(180), pytest.mark.asyncio(loop_scope="module")]
 
 
-async def _status(client: LangGraphClient, thread_id: str) -> str:
+async def _status(client: LangGraphClient, thread_id: str) -> str:  # noqa: F811 - a helper's parameter named like the imported fixture
     return (await client.threads.get(thread_id))["status"]
 
 
@@ -35,7 +35,7 @@ async def _status(client: LangGraphClient, thread_id: str) -> str:
 
 
 async def test_interrupt_before_draft_stops_there_and_a_run_without_input_continues(
-    client: LangGraphClient, graph_fakes: GraphFakes
+    client: LangGraphClient, graph_fakes: GraphFakes  # noqa: F811 - the imported fixture
 ) -> None:
     thread = await client.threads.create()
     tid = thread["thread_id"]
@@ -57,7 +57,7 @@ async def test_interrupt_before_draft_stops_there_and_a_run_without_input_contin
 
 
 async def test_interrupt_after_research_stops_before_draft_and_a_run_without_input_continues(
-    client: LangGraphClient, graph_fakes: GraphFakes
+    client: LangGraphClient, graph_fakes: GraphFakes  # noqa: F811 - the imported fixture
 ) -> None:
     thread = await client.threads.create()
     tid = thread["thread_id"]
@@ -79,7 +79,7 @@ async def test_interrupt_after_research_stops_before_draft_and_a_run_without_inp
 
 
 async def test_a_run_from_an_earlier_checkpoint_re_executes_from_that_point(
-    client: LangGraphClient, graph_fakes: GraphFakes
+    client: LangGraphClient, graph_fakes: GraphFakes  # noqa: F811 - the imported fixture
 ) -> None:
     thread = await client.threads.create()
     tid = thread["thread_id"]
@@ -110,7 +110,7 @@ async def test_a_run_from_an_earlier_checkpoint_re_executes_from_that_point(
 
 
 async def test_a_command_with_update_and_goto_finalize_is_honoured(
-    client: LangGraphClient, graph_fakes: GraphFakes
+    client: LangGraphClient, graph_fakes: GraphFakes  # noqa: F811 - the imported fixture
 ) -> None:
     thread = await client.threads.create()
     tid = thread["thread_id"]
@@ -133,7 +133,7 @@ async def test_a_command_with_update_and_goto_finalize_is_honoured(
 # listing runs ----------------------------------------------------------------------------------
 
 
-async def test_runs_list_filters_by_status(client: LangGraphClient) -> None:
+async def test_runs_list_filters_by_status(client: LangGraphClient) -> None:  # noqa: F811 - the imported fixture
     thread = await client.threads.create()
     tid = thread["thread_id"]
     await client.runs.wait(tid, ASSISTANT_ID, input=human(REQUEST))

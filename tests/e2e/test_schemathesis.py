@@ -32,6 +32,7 @@ import pytest
 
 from devtools.identities import TEST_ADMIN_ID, admin_headers, token_for
 from tests.e2e.conftest import report_line
+
 # The backend and server-launcher fixtures are test_service_process's.
 from tests.e2e.test_service_process import (  # noqa: F401 - fixtures
     backend,
@@ -140,7 +141,7 @@ async def run_schemathesis(command: list[str], cwd: Path) -> tuple[int, str]:
 
 
 async def test_no_generated_request_gets_a_server_error(
-    launcher: ServiceLauncher, schemathesis_config: Path, tmp_path: Path, http_client: httpx.AsyncClient,
+    launcher: ServiceLauncher, schemathesis_config: Path, tmp_path: Path, http_client: httpx.AsyncClient,  # noqa: F811 - the imported fixture
     record_property: pytest.RecordProperty, request: pytest.FixtureRequest,
 ) -> None:
     server = await launcher.start("schemathesis")

@@ -70,7 +70,7 @@ async def is_alive(pid: int) -> bool:
     return await asyncio.to_thread(_alive, pid)
 
 
-async def start_with_workers(launcher: ServiceLauncher, name: str, workers: int) -> tuple[ServerProcess, list[int]]:
+async def start_with_workers(launcher: ServiceLauncher, name: str, workers: int) -> tuple[ServerProcess, list[int]]:  # noqa: F811 - a helper's parameter named like the imported fixture
     server = await launcher.start(name, WORKERS=str(workers))
     for _ in range(int(STARTUP_TIMEOUT / 0.1)):
         pids = await child_pids(server.pid)
@@ -81,7 +81,7 @@ async def start_with_workers(launcher: ServiceLauncher, name: str, workers: int)
 
 
 async def test_an_api_server_with_workers_runs_every_task_in_its_worker_processes_and_streams_their_events(
-    launcher: ServiceLauncher, graph_fakes: GraphFakes, http: httpx.AsyncClient, database_url: str
+    launcher: ServiceLauncher, graph_fakes: GraphFakes, http: httpx.AsyncClient, database_url: str  # noqa: F811 - the imported fixture
 ) -> None:
     graph_fakes.writer.draft_latency = 0.5
     server, workers = await start_with_workers(launcher, "split", 2)
@@ -123,7 +123,7 @@ async def test_an_api_server_with_workers_runs_every_task_in_its_worker_processe
 
 
 async def test_workers_start_a_queued_task_at_once_not_at_their_next_poll(
-    launcher: ServiceLauncher, http: httpx.AsyncClient,
+    launcher: ServiceLauncher, http: httpx.AsyncClient,  # noqa: F811 - the imported fixture
 ) -> None:
     # A poll this far apart cannot be what starts the task: a NOTIFY (Postgres) or the
     # supervisor's wake pipe (SQLite) must.
@@ -138,7 +138,7 @@ async def test_workers_start_a_queued_task_at_once_not_at_their_next_poll(
 
 
 async def test_a_killed_worker_is_restarted_and_its_task_resumes_from_the_checkpoint(
-    launcher: ServiceLauncher, graph_fakes: GraphFakes, http: httpx.AsyncClient, database_url: str
+    launcher: ServiceLauncher, graph_fakes: GraphFakes, http: httpx.AsyncClient, database_url: str  # noqa: F811 - the imported fixture
 ) -> None:
     writer = graph_fakes.writer
     slow = SlowJudge(writer, latency=30.0)

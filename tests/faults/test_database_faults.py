@@ -19,10 +19,10 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from devtools.fakes.writer import GraphFakes
 from storage.connection_budget import MIGRATION_CONNECTIONS, POSTGRES_CONNECTIONS_PER_PROCESS
 from tests.db_proxy import DatabaseProxy
 from tests.faults.conftest import FAULT_ENV, ApiLog
-from devtools.fakes.writer import GraphFakes
 from tests.integration.conftest import PostgresTestDatabase, reset_schema
 from tests.service_process import ServerProcess, SlowJudge, served, stored_tasks, wait_for_status
 

@@ -13,7 +13,13 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, interrupt
 
-from storage.checkpoints import READ_POOL_MAX_SIZE, WRITE_POOL_MAX_SIZE, PooledPostgresSaver, open_checkpointer, postgres_conninfo
+from storage.checkpoints import (
+    READ_POOL_MAX_SIZE,
+    WRITE_POOL_MAX_SIZE,
+    PooledPostgresSaver,
+    open_checkpointer,
+    postgres_conninfo,
+)
 
 POSTGRES_ONLY = pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
 

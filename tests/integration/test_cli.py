@@ -23,14 +23,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from storage.attempts import AttemptRepository
-from storage.engine import create_engine, session_factory
-from storage.models import Attempt, Task, Usage
-from storage.tasks import TaskRepository
 from devtools.fakes.ollama import OllamaReply
 from devtools.fakes.pexels import FAKE_PEXELS_KEY
 from devtools.fakes.serper import FAKE_SERPER_KEY
 from devtools.fakes.writer import GraphFakes, ScriptedWriter
+from storage.attempts import AttemptRepository
+from storage.engine import create_engine, session_factory
+from storage.models import Attempt, Task, Usage
+from storage.tasks import TaskRepository
 
 DRAFTLOOP = Path(sys.executable).parent / "draftloop"
 REQUEST = "Write a 300-word blog post about async Python for backend developers, with a cover photo"

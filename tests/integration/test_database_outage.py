@@ -18,11 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.http.app import create_app
 from app.http.errors import DATABASE_UNAVAILABLE
 from app.settings import ServiceSettings
+from devtools.fakes.writer import GraphFakes
+from devtools.identities import TEST_SECRET, admin_headers, ensure_user
 from storage.engine import create_autocommit_engine, create_engine
 from tests.asgi import serve_in_loop
-from devtools.identities import TEST_SECRET, admin_headers, ensure_user
 from tests.db_proxy import DatabaseProxy
-from devtools.fakes.writer import GraphFakes
 from tests.integration.test_task_api import POST, point_env_at_fakes
 
 pytestmark = pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)

@@ -41,7 +41,7 @@ async def test_postgres_pools_keep_their_connections_across_bursts(database_url:
         assert engine is not None
 
         async def backend_pid() -> int:
-            async with engine.connect() as conn:
+            async with engine.connect() as conn:  # noqa: B023 - awaited in this iteration, before engine is rebound
                 pid = int(await conn.scalar(text("SELECT pg_backend_pid()")))
                 await asyncio.sleep(0.02)
                 return pid

@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.events import STATUS, TOKEN, EventBus
 from storage.engine import create_autocommit_engine
+from storage.leases import LeaseRepository
 from storage.models import TaskStatus
 from storage.notifications import QUEUE_CHANNEL, TASK_CHANNEL, NotificationListener, notify
-from storage.leases import LeaseRepository
 from storage.tasks import TaskRepository
 
 

@@ -29,16 +29,16 @@ from app.executor import DecisionConflict, Executor, gave_up_message, keep_runni
 from app.graph_runtime import GraphRuntime, outcome_saver
 from app.markdown_renderer import MarkdownRenderer
 from app.settings import ServiceSettings
+from devtools.fakes.ollama import OllamaReply
+from devtools.fakes.writer import GraphFakes, ScriptedWriter
 from graph.builder import build_graph
 from graph.context import DraftloopContext, OutcomeSaver
 from storage.checkpoints import open_checkpointer
 from storage.engine import create_autocommit_engine, create_engine, session_factory
-from storage.models import Attempt, Task, TaskStatus, utcnow
 from storage.leases import LeaseRepository
+from storage.models import Attempt, Task, TaskStatus, utcnow
 from storage.tasks import TaskNotFound, TaskRepository
 from storage.write_paths import WritePaths
-from devtools.fakes.ollama import OllamaReply
-from devtools.fakes.writer import GraphFakes, ScriptedWriter
 
 REQUEST = "Write a 300-word blog post about async Python for backend developers"
 PARAMS = {"research": True, "images": True, "require_approval": False}

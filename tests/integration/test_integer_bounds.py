@@ -96,7 +96,7 @@ PAST_THE_BOUND: list[tuple[str, str, dict[str, Any], str, int]] = [
 @pytest.mark.parametrize(("method", "path", "kwargs", "field", "status"), PAST_THE_BOUND,
                          ids=[f"{m} {p} {f}" for m, p, _, f, _ in PAST_THE_BOUND])
 async def test_an_integer_past_its_bound_is_a_4xx_naming_the_field(
-    api: httpx.AsyncClient, thread: str, method: str, path: str, kwargs: dict[str, Any], field: str, status: int,
+    api: httpx.AsyncClient, thread: str, method: str, path: str, kwargs: dict[str, Any], field: str, status: int,  # noqa: F811 - the imported fixture
 ) -> None:
     response = await api.request(method.upper(), path.format(thread=thread), **kwargs)
     assert response.status_code == status, response.text
@@ -113,13 +113,13 @@ async def test_an_integer_past_its_bound_is_a_4xx_naming_the_field(
     ("get", "/api/audit", {"params": {"cursor": _forged_audit_cursor(MAX_ROW_ID)}}),
 ])
 async def test_an_integer_at_its_bound_is_accepted(
-    api: httpx.AsyncClient, thread: str, method: str, path: str, kwargs: dict[str, Any],
+    api: httpx.AsyncClient, thread: str, method: str, path: str, kwargs: dict[str, Any],  # noqa: F811 - the imported fixture
 ) -> None:
     response = await api.request(method.upper(), path.format(thread=thread), **kwargs)
     assert response.status_code == 200, response.text
 
 
-async def test_an_approval_naming_an_attempt_past_the_bound_is_a_4xx_naming_attempt(api: httpx.AsyncClient) -> None:
+async def test_an_approval_naming_an_attempt_past_the_bound_is_a_4xx_naming_attempt(api: httpx.AsyncClient) -> None:  # noqa: F811 - the imported fixture
     task_id = (await api.post("/api/tasks", json={**POST, "require_approval": True})).json()["id"]
     await wait_for_status(api, task_id, "awaiting_approval")
 
@@ -132,7 +132,7 @@ async def test_an_approval_naming_an_attempt_past_the_bound_is_a_4xx_naming_atte
 
 @pytest.mark.parametrize("header", [str(PAST_INT64), "-1", "12abc", "1" * 40])
 async def test_a_last_event_id_that_is_no_event_id_is_a_4xx_before_the_stream_starts(
-    api: httpx.AsyncClient, thread: str, header: str,
+    api: httpx.AsyncClient, thread: str, header: str,  # noqa: F811 - the imported fixture
 ) -> None:
     task_id = (await api.post("/api/tasks", json=POST)).json()["id"]
     await wait_for_status(api, task_id, "completed")
@@ -147,7 +147,7 @@ async def test_a_last_event_id_that_is_no_event_id_is_a_4xx_before_the_stream_st
     assert names(query, "last_event_id")
 
 
-async def test_a_last_event_id_within_the_bound_resumes_after_it(api: httpx.AsyncClient) -> None:
+async def test_a_last_event_id_within_the_bound_resumes_after_it(api: httpx.AsyncClient) -> None:  # noqa: F811 - the imported fixture
     task_id = (await api.post("/api/tasks", json=POST)).json()["id"]
     await wait_for_status(api, task_id, "completed")
     whole = (await api.get(f"/api/tasks/{task_id}/events")).text

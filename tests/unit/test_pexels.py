@@ -23,7 +23,7 @@ from tools.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
-from tools.pexels import Photo, PexelsClient
+from tools.pexels import PexelsClient, Photo
 
 GUARD_SECONDS = 10
 GENERATED_NAME = re.compile(r"^[0-9a-f]{32}\.(jpg|png|webp|gif)$")
