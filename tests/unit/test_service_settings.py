@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.cli_serve import proxy_header_options
+from app.cli.serve import proxy_header_options
 from app.settings import ServiceSettings
 
 
