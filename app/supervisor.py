@@ -16,7 +16,7 @@ import signal
 import sys
 from types import TracebackType
 
-from app.settings import ServiceSettings
+from app.service_settings import ServiceSettings
 from storage.engine import is_sqlite
 
 log = logging.getLogger("draftloop.supervisor")
