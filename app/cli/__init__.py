@@ -1,8 +1,8 @@
 """The `draftloop` command line: `run`, `serve`, `worker`, `create-user` and `eval`.
 
-Each command lives in a module of its own in this package (run.py, serve.py, users.py, eval.py),
-imported once it is chosen: `create-user` needs neither the graph nor the web stack, and
-importing them costs seconds of start-up. So this module imports none of them at the top, and
+Each command lives in a module of its own in this package (run.py, serve.py, create_user.py,
+eval.py), imported once it is chosen: `create-user` needs neither the graph nor the web stack,
+and importing them costs seconds of start-up. So this module imports none of them at the top, and
 they import their exit codes from here. `python -m app.cli` runs __main__.py.
 """
 
@@ -18,7 +18,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 # The module whose ``main(args)`` runs each command.
 COMMAND_MODULES = {"run": "app.cli.run", "serve": "app.cli.serve", "worker": "app.cli.serve",
-                   "create-user": "app.cli.users", "eval": "app.cli.eval"}
+                   "create-user": "app.cli.create_user", "eval": "app.cli.eval"}
 EVAL_GROUPS = ("blog_post", "social_post", "email", "newsletter", "research_brief", "answer", "unsupported")
 
 
