@@ -57,7 +57,7 @@ from app.runs import (
     run_input,
     wanted_modes,
 )
-from app.settings import ServiceSettings
+from app.service_settings import ServiceSettings
 from graph.builder import tries_before_failure
 from graph.context import Dependencies, DraftloopContext, OutcomeSaver
 from graph.nodes.approval import InvalidDecision

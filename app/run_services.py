@@ -12,7 +12,7 @@ from app.events import EventBus, EventListener
 from app.executor import Executor
 from app.graph_runtime import GraphRuntime
 from app.run_log import RunLog
-from app.settings import ServiceSettings
+from app.service_settings import ServiceSettings
 from storage.notifications import QUEUE_CHANNEL, TASK_CHANNEL, Handler, NotificationListener
 
 log = logging.getLogger("draftloop")

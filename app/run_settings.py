@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.settings import ServiceSettings
+from app.service_settings import ServiceSettings
 from app.settings_registry import EnvConfig, Resolved, resolve
 from graph.context import Dependencies, DraftloopContext
 from storage.settings_store import SettingsRepository

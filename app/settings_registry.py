@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from app.settings import ServiceSettings
+from app.service_settings import ServiceSettings
 from graph.configuration import GraphSettings
 from tools.embedded import EMBEDDED_MODEL_ALIAS
 from tools.llm.settings import PROVIDERS, LLMSettings

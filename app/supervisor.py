@@ -16,7 +16,7 @@ import signal
 import sys
 from types import TracebackType
 
-from app.settings import ServiceSettings
+from app.service_settings import ServiceSettings
 from storage.engine import is_sqlite
 
 log = logging.getLogger("draftloop.supervisor")
@@ -26,7 +26,7 @@ MAX_RESTART_DELAY_SECONDS = 30.0
 # A worker that lived this long before dying was healthy: its next restart starts quick again.
 STABLE_SECONDS = 60.0
 KILL_AFTER_EXTRA_SECONDS = 5.0
-# Tells a worker which process started it, so it can notice being orphaned (app/cli.py).
+# Tells a worker which process started it, so it can notice being orphaned (app/cli/serve.py).
 SUPERVISOR_PID_ENV = "DRAFTLOOP_SUPERVISOR_PID"
 # "stdin": the supervisor writes a byte to the worker's stdin whenever it queued work (wake).
 WAKE_PIPE_ENV = "DRAFTLOOP_WAKE_PIPE"

@@ -1,10 +1,10 @@
 """`draftloop serve` without the CLI's argument parser, for bench/load.py.
 
-While this bench was written, app/cli.py's parse_args read ``args.approve`` for every
-sub-command (only ``run`` defines it), so ``draftloop serve`` exited with AttributeError. That is
-fixed now; bench/load.py uses the real ``draftloop serve`` whenever its parser works and falls
-back to this shim only otherwise: the same ``serve_command`` (settings from env, uvicorn,
-lifespan), only the argument parsing differs.
+While this bench was written, the CLI's parse_args (then app/cli.py, now app/cli/__init__.py) read
+``args.approve`` for every sub-command (only ``run`` defines it), so ``draftloop serve`` exited
+with AttributeError. That is fixed now; bench/load.py uses the real ``draftloop serve`` whenever
+its parser works and falls back to this shim only otherwise: the same ``serve_command``
+(settings from env, uvicorn, lifespan), only the argument parsing differs.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from app.cli_serve import serve_command
+from app.cli.serve import serve_command
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="bench/_serve.py")

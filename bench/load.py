@@ -527,7 +527,7 @@ def server_command() -> list[str]:
         if cli_serve_works():
             _LAUNCHER.extend([str(VENV_BIN / "draftloop"), "serve"])
         else:
-            print("  note: `draftloop serve` fails in its argument parser (app/cli.py parse_args reads "
+            print("  note: `draftloop serve` fails in its argument parser (app/cli/__init__.py parse_args reads "
                   "args.approve); using bench/_serve.py, which calls the same serve_command", flush=True)
             _LAUNCHER.extend([sys.executable, str(BENCH_DIR / "_serve.py")])
     return _LAUNCHER

@@ -18,11 +18,11 @@ from litestar.plugins.pydantic import PydanticPlugin
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.audit import AuditLog, database_sink
+from app.audit_log import AuditLog, database_sink
 from app.graph_runtime import open_graph_runtime
 from app.http.assistants import AssistantController, InfoController
-from app.http.audit import AuditController
 from app.http.audit_middleware import audit_middleware
+from app.http.audit_routes import AuditController
 from app.http.auth import (
     AuthController,
     TokenOwnerCache,
@@ -36,13 +36,13 @@ from app.http.ops import OpsController
 from app.http.posts import PostController
 from app.http.runs import RunController
 from app.http.schema_docs import openapi_config, schema_assets_router
-from app.http.settings import SettingsController
+from app.http.settings_routes import SettingsController
 from app.http.tasks import TaskController
 from app.http.threads import ThreadController
 from app.metrics import Metrics
 from app.run_services import open_run_services
 from app.security import LoginRateLimiter, TokenService
-from app.settings import ServiceSettings
+from app.service_settings import ServiceSettings
 from app.supervisor import WorkerSupervisor
 from storage.users import UserRepository
 

@@ -4,7 +4,7 @@ App-level and generic, so that a route added later is audited without anyone rem
 every request other than GET/HEAD/OPTIONS (and POSTs marked ``read_only``, which only query) is
 recorded when its response starts, with the caller from the auth scope, the resource and id
 read off the route's path template, the status, and any enrichment the handler left with
-``app.audit.audit_change``. A route may name its action (``opt={"audit_action": "run.create"}``)
+``app.audit_log.audit_change``. A route may name its action (``opt={"audit_action": "run.create"}``)
 where the path alone would not say it. Denied (401/403) and invalid (4xx) attempts are recorded
 too, with their status, so that probing shows up. Requests matching no route (404/405 from the
 router) never reach a route's middleware and are not recorded.
@@ -18,7 +18,7 @@ from typing import Any
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.audit import AUDIT_SCOPE_KEY, AuditActor, AuditLog
+from app.audit_log import AUDIT_SCOPE_KEY, AuditActor, AuditLog
 from app.http.auth import SCOPE_KEY, AuthOutcome
 from storage.audit import AuditRecord
 from storage.models import utcnow

@@ -31,10 +31,10 @@ from litestar.serialization import decode_json
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.audit import AuditActor, audit_change
+from app.audit_log import AuditActor, audit_change
 from app.http.errors import not_json_message
 from app.security import InvalidToken, LoginRateLimited, LoginRateLimiter, TokenService, verify_password
-from app.settings import ServiceSettings
+from app.service_settings import ServiceSettings
 from storage.models import Role
 from storage.users import TokenOwner, UserRepository
 

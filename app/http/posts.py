@@ -21,7 +21,7 @@ from litestar.params import FromPath, JSONBody, Parameter
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.audit import audit_change
+from app.audit_log import audit_change
 from app.content_html import RenderedBody, unrendered_body
 from app.graph_runtime import GraphRuntime
 from app.http.auth import optional_principal, principal_of

@@ -20,7 +20,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.audit import audit_change
+from app.audit_log import audit_change
 from app.events import STATUS, EventBus
 from app.executor import Executor, ThreadBusy
 from app.graph_runtime import GraphRuntime
@@ -37,7 +37,7 @@ from app.http.lg_schemas import MAX_ID_LENGTH, MAX_OFFSET, RunCreate, SendTarget
 from app.http.sse import LastEventIdHeader, resume_after, sse_comment, sse_event, sse_response
 from app.http.threads import thread_config, thread_or_404
 from app.runs import API_STREAM_MODES, DEFAULT_STREAM_MODES, END, RUN_STATUS, jsonable
-from app.settings import ServiceSettings
+from app.service_settings import ServiceSettings
 from graph.nodes.approval import InvalidDecision, parse_decision
 from graph.nodes.route_intent import message_text
 from storage.models import Task, TaskStatus

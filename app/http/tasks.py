@@ -14,7 +14,7 @@ from litestar.params import FromPath, JSONBody, Parameter
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.audit import audit_change
+from app.audit_log import audit_change
 from app.events import EventBus
 from app.executor import DecisionConflict, Executor
 from app.graph_runtime import GraphRuntime
@@ -30,7 +30,7 @@ from app.http.task_schemas import (
     task_detail,
     task_links,
 )
-from app.settings import ServiceSettings
+from app.service_settings import ServiceSettings
 from graph.nodes.approval import InvalidDecision
 from storage.attempts import AttemptRepository
 from storage.models import Task, TaskStatus

@@ -11,7 +11,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.audit import audit_change
+from app.audit_log import audit_change
 from app.executor import Executor
 from app.graph_runtime import GraphRuntime
 from app.http.errors import ConflictError, NotFoundError

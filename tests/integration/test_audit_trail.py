@@ -17,9 +17,9 @@ from litestar import Litestar
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.audit import AuditLog
+from app.audit_log import AuditLog
 from app.http.app import create_app
-from app.settings import ServiceSettings
+from app.service_settings import ServiceSettings
 from devtools.fakes.writer import GraphFakes
 from devtools.identities import TEST_ADMIN_ID, TEST_ADMIN_NAME, TEST_PASSWORD, admin_headers, bearer, ensure_user
 from storage.audit import AuditRecord

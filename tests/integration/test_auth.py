@@ -23,7 +23,7 @@ import pytest
 from app.http.app import FIRST_RUN_HINT, create_app
 from app.http.auth import TokenOwnerCache
 from app.security import TokenService
-from app.settings import ServiceSettings
+from app.service_settings import ServiceSettings
 from devtools.fakes.pexels import FAKE_PEXELS_KEY
 from devtools.fakes.serper import FAKE_SERPER_KEY
 from devtools.fakes.writer import GraphFakes

@@ -19,7 +19,7 @@ import pytest_asyncio
 from litestar.routes import HTTPRoute
 
 from app.http.app import create_app
-from app.settings import ServiceSettings
+from app.service_settings import ServiceSettings
 from devtools.identities import TEST_SECRET, bearer, ensure_user
 from storage.migrate import upgrade_database
 from tests.asgi import serve_in_loop

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.http.app import create_app
 from app.http.errors import DATABASE_UNAVAILABLE
-from app.settings import ServiceSettings
+from app.service_settings import ServiceSettings
 from devtools.fakes.writer import GraphFakes
 from devtools.identities import TEST_SECRET, admin_headers, ensure_user
 from storage.engine import create_autocommit_engine, create_engine

@@ -23,7 +23,7 @@ from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
 from app.cli import parse_args
-from app.cli_eval import load_inputs, run_eval
+from app.cli.eval import load_inputs, run_eval
 from app.evaluation.report import load_records
 from graph.builder import build_graph
 from graph.configuration import GraphSettings

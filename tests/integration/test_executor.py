@@ -28,7 +28,7 @@ from app.events import Event, EventBus
 from app.executor import DecisionConflict, Executor, gave_up_message, keep_running_outcome
 from app.graph_runtime import GraphRuntime, outcome_saver
 from app.markdown_renderer import MarkdownRenderer
-from app.settings import ServiceSettings
+from app.service_settings import ServiceSettings
 from devtools.fakes.ollama import OllamaReply
 from devtools.fakes.writer import GraphFakes, ScriptedWriter
 from graph.builder import build_graph

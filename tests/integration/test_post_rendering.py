@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.content_html import RENDER_VERSION, render_body, unrendered_body
 from app.http.app import create_app
-from app.settings import ServiceSettings
+from app.service_settings import ServiceSettings
 from devtools.fakes.writer import GraphFakes
 from devtools.identities import bearer, ensure_user
 from storage.models import Post

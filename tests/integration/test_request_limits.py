@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from app.http.app import create_app
-from app.settings import ServiceSettings
+from app.service_settings import ServiceSettings
 from devtools.fakes.writer import GraphFakes
 from devtools.identities import admin_headers, ensure_user
 from tests.asgi import serve_in_loop

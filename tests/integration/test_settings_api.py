@@ -17,7 +17,7 @@ from litestar import Litestar
 from app.executor import Executor
 from app.http.app import create_app
 from app.run_settings import RunSettings
-from app.settings import ServiceSettings
+from app.service_settings import ServiceSettings
 from devtools.fakes.writer import GraphFakes
 from devtools.identities import TEST_ADMIN_ID, TEST_ADMIN_NAME, admin_headers, bearer, ensure_user
 from tests.asgi import serve_in_loop

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from app.http.app import create_app
-from app.settings import ServiceSettings
+from app.service_settings import ServiceSettings
 from devtools.fakes.pexels import FAKE_PEXELS_KEY
 from devtools.fakes.serper import FAKE_SERPER_KEY
 from devtools.fakes.writer import GraphFakes

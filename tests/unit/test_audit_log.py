@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from app.audit import MAX_SUMMARY_CHARS, REDACTED, AuditLog, clip_summary
+from app.audit_log import MAX_SUMMARY_CHARS, REDACTED, AuditLog, clip_summary
 from app.http.audit_middleware import describe_route
 from storage.audit import AuditRecord
 

@@ -27,7 +27,7 @@ DISPATCHER = "app.executor"
 KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset({
     ("app.http.ops", DISPATCHER),
     ("app.http.runs", DISPATCHER),
-    ("app.http.settings", DISPATCHER),
+    ("app.http.settings_routes", DISPATCHER),
     ("app.http.tasks", DISPATCHER),
     ("app.http.threads", DISPATCHER),
 })

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from app.cli import parse_args
-from app.cli_eval import EXIT_OK, EXIT_REGRESSION, judge_settings, load_inputs, run_eval, write_report
+from app.cli.eval import EXIT_OK, EXIT_REGRESSION, judge_settings, load_inputs, run_eval, write_report
 from app.evaluation.metrics import compare, percentile, summarise
 from app.evaluation.report import judge_line, load_records, render_report
 from devtools.fakes.eval_models import JUDGE_MODEL, ScriptedEvalModels

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.cli_serve import proxy_header_options
-from app.settings import ServiceSettings
+from app.cli.serve import proxy_header_options
+from app.service_settings import ServiceSettings
 
 
 def test_a_plain_server_serves_http_and_runs_graphs_itself() -> None:

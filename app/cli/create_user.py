@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, database_source
 from app.security import MIN_PASSWORD_LENGTH, hash_password
-from app.settings import load_dotenv
+from app.service_settings import load_dotenv
 from storage.engine import adatabase_url_from_env, create_engine, normalize_database_url, session_factory
 from storage.migrate import upgrade_database
 from storage.users import UserExists, UserRepository

@@ -34,7 +34,7 @@ from app.evaluation.metrics import compare
 from app.evaluation.replay import ReplayServer
 from app.evaluation.report import load_records, render_chart, render_report
 from app.evaluation.runner import EvalEnvironment, evaluate_request
-from app.settings import load_dotenv
+from app.service_settings import load_dotenv
 from graph.builder import build_graph
 from graph.configuration import GraphSettings
 from tools.llm.errors import ModelProviderError

@@ -16,7 +16,7 @@ from litestar.params import FromPath, JSONBody, Parameter
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.audit import audit_change
+from app.audit_log import audit_change
 from app.executor import Executor
 from app.http.auth import principal_of
 from app.http.errors import ConflictError, NotFoundError

@@ -24,7 +24,7 @@ from app.graph_runtime import open_graph_runtime
 from app.http.app import create_app
 from app.logs import configure_logging
 from app.run_services import RunServices, open_run_services
-from app.settings import ServiceSettings, load_dotenv
+from app.service_settings import ServiceSettings, load_dotenv
 from app.supervisor import SUPERVISOR_PID_ENV, WAKE_PIPE_ENV
 from storage.engine import normalize_database_url
 

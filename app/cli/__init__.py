@@ -1,14 +1,15 @@
 """The `draftloop` command line: `run`, `serve`, `worker`, `create-user` and `eval`.
 
-Each command lives in a module of its own, imported once it is chosen: `create-user` needs
-neither the graph nor the web stack, and importing them costs seconds of start-up.
+Each command lives in a module of its own in this package (run.py, serve.py, create_user.py,
+eval.py), imported once it is chosen: `create-user` needs neither the graph nor the web stack,
+and importing them costs seconds of start-up. So this module imports none of them at the top, and
+they import their exit codes from here. `python -m app.cli` runs __main__.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 
 from storage.models import Role
 
@@ -16,8 +17,8 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 # The module whose ``main(args)`` runs each command.
-COMMAND_MODULES = {"run": "app.cli_run", "serve": "app.cli_serve", "worker": "app.cli_serve",
-                   "create-user": "app.cli_users", "eval": "app.cli_eval"}
+COMMAND_MODULES = {"run": "app.cli.run", "serve": "app.cli.serve", "worker": "app.cli.serve",
+                   "create-user": "app.cli.create_user", "eval": "app.cli.eval"}
 EVAL_GROUPS = ("blog_post", "social_post", "email", "newsletter", "research_brief", "answer", "unsupported")
 
 
@@ -104,6 +105,3 @@ def main(argv: list[str] | None = None) -> int:
     command = importlib.import_module(COMMAND_MODULES[args.command])
     return int(command.main(args))
 
-
-if __name__ == "__main__":
-    sys.exit(main())

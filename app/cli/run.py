@@ -16,9 +16,9 @@ from langgraph.types import Command
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, database_source
-from app.cli_task import CliTaskRow, ThreadHeld
+from app.cli.task_row import CliTaskRow, ThreadHeld
 from app.graph_runtime import GraphRuntime, open_graph_runtime
-from app.settings import ServiceSettings, load_dotenv
+from app.service_settings import ServiceSettings, load_dotenv
 from graph.nodes.finalize import usage_totals
 from graph.state import NEW_TURN
 from storage.engine import normalize_database_url
