@@ -257,15 +257,6 @@ class TaskRepository:
         )
         return result.rowcount == 1
 
-    async def clear_pending_command(self, task_id: str, worker_id: str) -> None:
-        """Forget a decision the graph has taken in (or that no longer applies)."""
-        await self.session.execute(
-            update(Task)
-            .where(Task.id == task_id, Task.lease_owner == worker_id)
-            .values(pending_command=None, updated_at=Task.updated_at)
-            .execution_options(synchronize_session=False)
-        )
-
 
 # -- the queue's entry point ------------------------------------------------------------------
 # Putting a new task on the queue (its row, its thread and its ``queued`` event, atomically) is
