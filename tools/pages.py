@@ -22,6 +22,7 @@ from typing import Protocol
 import httpx
 
 from tools._env import env_float, env_int
+from tools.checked_redirects import follow_checked_redirects
 from tools.errors import PageRejectedError, UnsafePageURLError, UpstreamError, UpstreamTimeoutError
 from tools.http_retry import RetryPolicy, SleepFn, send_with_retry
 
@@ -272,35 +273,27 @@ class PageReader:
         target = self.check_url(url)
         try:
             async with asyncio.timeout(self._timeout):
-                for _hop in range(_MAX_REDIRECTS + 1):
-                    connect, headers, extensions = await self._pinned(target)
-                    response = await send_with_retry(
-                        self._http,
-                        "GET",
-                        str(connect),
-                        service="page",
-                        timeout=self._request_timeout,
-                        policy=self._policy,
-                        headers=headers,
-                        extensions=extensions,
-                        stream=True,
-                        follow_redirects=False,
-                        sleep=self._sleep,
-                    )
-                    try:
-                        if response.is_redirect:
-                            location = response.headers.get("location")
-                            if not location:
-                                raise UpstreamError("page redirect without a Location", response.status_code)
-                            # Relative to the name the page was asked by, not the address it was fetched from.
-                            target = self.check_url(str(target.join(location)))
-                            continue
-                        return await self._page(response, target)
-                    finally:
-                        await response.aclose()
-                raise UpstreamError(f"page exceeded {_MAX_REDIRECTS} redirects")
+                return await follow_checked_redirects(target, send=self._send, check=self.check_url,
+                                                      handle=self._page, what="page", max_redirects=_MAX_REDIRECTS)
         except TimeoutError:
             raise UpstreamTimeoutError(f"page did not arrive within {self._timeout:g}s") from None
+
+    async def _send(self, target: httpx.URL) -> httpx.Response:
+        """One hop, streamed, to the pinned address of ``target``'s host."""
+        connect, headers, extensions = await self._pinned(target)
+        return await send_with_retry(
+            self._http,
+            "GET",
+            str(connect),
+            service="page",
+            timeout=self._request_timeout,
+            policy=self._policy,
+            headers=headers,
+            extensions=extensions,
+            stream=True,
+            follow_redirects=False,
+            sleep=self._sleep,
+        )
 
     async def _page(self, response: httpx.Response, target: httpx.URL) -> Page:
         if response.status_code != 200:

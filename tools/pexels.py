@@ -15,6 +15,7 @@ from typing import Any, BinaryIO
 import httpx
 
 from tools._env import env_float, env_int, env_str
+from tools.checked_redirects import follow_checked_redirects
 from tools.errors import (
     BadResponseError,
     ImageRejectedError,
@@ -258,37 +259,35 @@ class PexelsClient:
         """
         target = self.check_image_url(url)
         dest = Path(dest_dir)
+
+        async def store(response: httpx.Response, _target: httpx.URL) -> Path:
+            return await self._store(response, dest)
+
         try:
             async with asyncio.timeout(self._download_timeout):
-                for _hop in range(_MAX_REDIRECTS + 1):
-                    response = await send_with_retry(
-                        self._http,
-                        "GET",
-                        str(target),
-                        service="Pexels image",
-                        timeout=self._timeout,
-                        policy=self._policy,
-                        headers={"Accept": ", ".join(_IMAGE_EXTENSIONS)},
-                        stream=True,
-                        # Each hop is re-validated below instead of trusting the server's Location.
-                        follow_redirects=False,
-                        sleep=self._sleep,
-                    )
-                    try:
-                        if response.is_redirect:
-                            location = response.headers.get("location")
-                            if not location:
-                                raise UpstreamError("image redirect without a Location", response.status_code)
-                            target = self.check_image_url(str(target.join(location)))
-                            continue
-                        return await self._store(response, dest)
-                    finally:
-                        await response.aclose()
-                raise UpstreamError(f"image download exceeded {_MAX_REDIRECTS} redirects")
+                return await follow_checked_redirects(target, send=self._send_image_request,
+                                                      check=self.check_image_url, handle=store,
+                                                      what="image download", max_redirects=_MAX_REDIRECTS)
         except TimeoutError:
             raise UpstreamTimeoutError(
                 f"image download did not finish within {self._download_timeout:g}s"
             ) from None
+
+    async def _send_image_request(self, target: httpx.URL) -> httpx.Response:
+        """One hop of an image download, streamed."""
+        return await send_with_retry(
+            self._http,
+            "GET",
+            str(target),
+            service="Pexels image",
+            timeout=self._timeout,
+            policy=self._policy,
+            headers={"Accept": ", ".join(_IMAGE_EXTENSIONS)},
+            stream=True,
+            # Each hop is re-validated (follow_checked_redirects) instead of trusting the server's Location.
+            follow_redirects=False,
+            sleep=self._sleep,
+        )
 
     async def _store(self, response: httpx.Response, dest: Path) -> Path:
         if response.status_code != 200:
