@@ -27,6 +27,7 @@ from tools.errors import (
     UpstreamTimeoutError,
 )
 from tools.http_retry import RetryPolicy, SleepFn, read_json, send_with_retry
+from tools.keyed_client import KeyedClient
 
 DEFAULT_BASE_URL = "https://api.pexels.com/v1"
 DEFAULT_IMAGE_HOSTS = frozenset({"images.pexels.com"})
@@ -126,7 +127,7 @@ def _normalise_hosts(hosts: Iterable[str] | None) -> frozenset[str]:
     return frozenset(h.strip().lower().rstrip(".") for h in hosts or () if h.strip())
 
 
-class PexelsClient:
+class PexelsClient(KeyedClient):
     """Async Pexels client on a caller-owned httpx.AsyncClient."""
 
     def __init__(
@@ -170,19 +171,6 @@ class PexelsClient:
             timeout=env_float("PEXELS_TIMEOUT", 15.0),
             max_image_bytes=env_int("PEXELS_MAX_IMAGE_BYTES", 10 * 1024 * 1024),
         )
-
-    def __repr__(self) -> str:
-        # Never show the key, even in a debugger or a log of the runtime context.
-        return f"PexelsClient(base_url={self._base_url!r}, configured={self.configured})"
-
-    @property
-    def configured(self) -> bool:
-        return self._api_key is not None
-
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        """What to redact from any text about this client's calls (tools.errors.redact)."""
-        return (self._api_key,) if self._api_key else ()
 
     async def search_images(
         self,
