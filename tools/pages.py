@@ -22,7 +22,7 @@ from typing import Protocol
 import httpx
 
 from tools._env import env_float, env_int
-from tools.checked_redirects import follow_checked_redirects
+from tools.checked_urls import check_https_url, follow_checked_redirects, normalise_hosts
 from tools.errors import PageRejectedError, UnsafePageURLError, UpstreamError, UpstreamTimeoutError
 from tools.http_retry import RetryPolicy, SleepFn, send_with_retry
 
@@ -166,10 +166,6 @@ def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) ->
     )
 
 
-def _normalise_hosts(hosts: Iterable[str] | None) -> frozenset[str]:
-    return frozenset(h.strip().lower().rstrip(".") for h in hosts or () if h.strip())
-
-
 def _decode(body: bytes, charset: str | None) -> str:
     encoding = "utf-8"
     if charset:
@@ -208,7 +204,7 @@ class PageReader:
         self._max_bytes = max_bytes
         self._max_chars = max_chars
         self._policy = RetryPolicy(max_retries=max_retries, base_delay=backoff_base, max_delay=backoff_max)
-        self._insecure_hosts = _normalise_hosts(allow_insecure_hosts)
+        self._insecure_hosts = normalise_hosts(allow_insecure_hosts)
         self._sleep = sleep
 
     @classmethod
@@ -225,18 +221,8 @@ class PageReader:
 
     def check_url(self, url: str) -> httpx.URL:
         """Accept only https URLs without credentials (plain http only for test hosts)."""
-        try:
-            parsed = httpx.URL(url)
-        except (httpx.InvalidURL, TypeError):
-            raise UnsafePageURLError("page URL is not a valid URL") from None
-        scheme = parsed.scheme.lower()
-        host = parsed.host.lower().rstrip(".")
-        if not host:
-            raise UnsafePageURLError("page URL has no host")
-        if parsed.userinfo:
-            raise UnsafePageURLError("page URL must not carry credentials")
-        if scheme != "https" and not (scheme == "http" and host in self._insecure_hosts):
-            raise UnsafePageURLError(f"page URL must use https, got {scheme or 'no'} scheme")
+        parsed, _host = check_https_url(url, what="page", refusal=UnsafePageURLError,
+                                        insecure_hosts=self._insecure_hosts)
         return parsed.copy_with(fragment=None)
 
     async def _pinned(self, target: httpx.URL) -> tuple[httpx.URL, dict[str, str], dict[str, str]]:

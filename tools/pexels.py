@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 import httpx
 
 from tools._env import env_float, env_int, env_str
-from tools.checked_redirects import follow_checked_redirects
+from tools.checked_urls import check_https_url, follow_checked_redirects, normalise_hosts
 from tools.errors import (
     BadResponseError,
     ImageRejectedError,
@@ -123,10 +123,6 @@ def _discard(handle: BinaryIO, tmp: Path) -> None:
         tmp.unlink()
 
 
-def _normalise_hosts(hosts: Iterable[str] | None) -> frozenset[str]:
-    return frozenset(h.strip().lower().rstrip(".") for h in hosts or () if h.strip())
-
-
 class PexelsClient(KeyedClient):
     """Async Pexels client on a caller-owned httpx.AsyncClient."""
 
@@ -156,8 +152,8 @@ class PexelsClient(KeyedClient):
         self._timeout = httpx.Timeout(timeout)
         self._policy = RetryPolicy(max_retries=max_retries, base_delay=backoff_base, max_delay=backoff_max)
         self._max_image_bytes = max_image_bytes
-        self._image_hosts = DEFAULT_IMAGE_HOSTS | _normalise_hosts(allowed_image_hosts)
-        self._insecure_hosts = _normalise_hosts(allow_insecure_hosts)
+        self._image_hosts = DEFAULT_IMAGE_HOSTS | normalise_hosts(allowed_image_hosts)
+        self._insecure_hosts = normalise_hosts(allow_insecure_hosts)
         self._download_timeout = download_timeout
         self._sleep = sleep
 
@@ -224,18 +220,8 @@ class PexelsClient(KeyedClient):
 
     def check_image_url(self, url: str) -> httpx.URL:
         """Accept only https URLs on an allowed image host (plain http only for test hosts)."""
-        try:
-            parsed = httpx.URL(url)
-        except (httpx.InvalidURL, TypeError):
-            raise UnsafeImageURLError("image URL is not a valid URL") from None
-        scheme = parsed.scheme.lower()
-        host = parsed.host.lower().rstrip(".")
-        if not host:
-            raise UnsafeImageURLError("image URL has no host")
-        if parsed.userinfo:
-            raise UnsafeImageURLError("image URL must not carry credentials")
-        if scheme != "https" and not (scheme == "http" and host in self._insecure_hosts):
-            raise UnsafeImageURLError(f"image URL must use https, got {scheme or 'no'} scheme")
+        parsed, host = check_https_url(url, what="image", refusal=UnsafeImageURLError,
+                                       insecure_hosts=self._insecure_hosts)
         if host not in self._image_hosts:
             raise UnsafeImageURLError(f"image host {host!r} is not an allowed Pexels image host")
         return parsed
