@@ -1,6 +1,6 @@
 """The shape of each content type Draftloop writes: platforms, limits, default lengths.
 
-The writer's prompts describe these shapes and graph/gates.py checks them, so both read the
+The writer's prompts describe these shapes and graph/gates/format_checks.py checks them, so both read the
 numbers from here (evals/README.md documents them for people).
 """
 

@@ -13,8 +13,9 @@ from typing import Annotated, Any, TypeVar
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
-from graph import gates
+from graph import draft_text
 from graph.context import Dependencies, active_model
+from graph.gates.on_topic import topic_coverage
 from graph.model_calls import invoke_structured
 from graph.prompts import (
     RESEARCH_GAPS_SYSTEM,
@@ -96,9 +97,9 @@ def distinct(queries: list[str], already: list[str] | None = None) -> list[str]:
 def on_topic(query: str, request: dict[str, Any]) -> bool:
     """Shares a term with the topic, or names a keyword: a query about something else is junk."""
     topic = str(request.get("topic") or request.get("text") or "")
-    if gates.topic_coverage(query, topic)[0] > 0:
+    if topic_coverage(query, topic)[0] > 0:
         return True
-    return any(gates.has_phrase(k, query) for k in request.get("keywords") or [] if str(k).strip())
+    return any(draft_text.has_phrase(k, query) for k in request.get("keywords") or [] if str(k).strip())
 
 
 def fallback_queries(request: dict[str, Any], today: date) -> list[str]:

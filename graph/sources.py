@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from graph import gates
+from graph import draft_text
 
 SNIPPET_CHARS = 400
 EVIDENCE_CHARS = 900
@@ -32,8 +32,8 @@ def excerpt(text: str, query: str, limit: int = EVIDENCE_CHARS) -> str:
     `limit` characters; the page's opening when none shares a term."""
     paragraphs = [" ".join(p.split()) for p in text.split("\n\n")]
     paragraphs = [p for p in paragraphs if p]
-    wanted = set(gates.topic_terms(query))
-    shared = [len(wanted & set(gates.topic_terms(p))) for p in paragraphs]
+    wanted = set(draft_text.topic_terms(query))
+    shared = [len(wanted & set(draft_text.topic_terms(p))) for p in paragraphs]
     ranked = sorted(range(len(paragraphs)), key=lambda i: (-shared[i], i))
     relevant = any(shared)
     chosen: list[int] = []
@@ -55,9 +55,9 @@ def excerpt(text: str, query: str, limit: int = EVIDENCE_CHARS) -> str:
 
 def cited_numbers(text: str, sources: list[dict[str, Any]]) -> list[int]:
     """The 1-based numbers of the sources a text cites, as [n] or by linking the source's URL."""
-    cited = [n for n in gates.citation_numbers(text) if 1 <= n <= len(sources)]
-    linked = {gates.normalise_url(u) for u in gates.urls_in(text)}
+    cited = [n for n in draft_text.citation_numbers(text) if 1 <= n <= len(sources)]
+    linked = {draft_text.normalise_url(u) for u in draft_text.urls_in(text)}
     for index, source in enumerate(sources, 1):
-        if source.get("url") and gates.normalise_url(str(source["url"])) in linked and index not in cited:
+        if source.get("url") and draft_text.normalise_url(str(source["url"])) in linked and index not in cited:
             cited.append(index)
     return cited

@@ -132,18 +132,23 @@ class Piece(TypedDict, total=False):
     markdown: str
 
 
-class AttemptRecord(TypedDict, total=False):
-    turn: int
-    number: int
-    title: str
-    markdown: str
-    word_count: int
+class Verdict(TypedDict, total=False):
+    """The critique's verdict on one attempt: what the critique reports and the attempt's record keeps."""
+
     score: float
     passed: bool
     dimensions: dict[str, float]
     checks: dict[str, Any]
     issues: list[str]
     suggestions: list[str]
+
+
+class AttemptRecord(Verdict, total=False):
+    turn: int
+    number: int
+    title: str
+    markdown: str
+    word_count: int
     feedback: str
     model: str
     provider: str
@@ -163,13 +168,7 @@ class UsageRecord(TypedDict, total=False):
     cost_usd: float
 
 
-class Critique(TypedDict, total=False):
-    score: float
-    passed: bool
-    dimensions: dict[str, float]
-    checks: dict[str, Any]
-    issues: list[str]
-    suggestions: list[str]
+class Critique(Verdict, total=False):
     research_gaps: list[str]  # what the sources lack for the next revision; research may fill it
 
 

@@ -22,6 +22,7 @@ from typing import Protocol
 import httpx
 
 from tools._env import env_float, env_int
+from tools.checked_urls import check_https_url, follow_checked_redirects, normalise_hosts
 from tools.errors import PageRejectedError, UnsafePageURLError, UpstreamError, UpstreamTimeoutError
 from tools.http_retry import RetryPolicy, SleepFn, send_with_retry
 
@@ -165,10 +166,6 @@ def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) ->
     )
 
 
-def _normalise_hosts(hosts: Iterable[str] | None) -> frozenset[str]:
-    return frozenset(h.strip().lower().rstrip(".") for h in hosts or () if h.strip())
-
-
 def _decode(body: bytes, charset: str | None) -> str:
     encoding = "utf-8"
     if charset:
@@ -207,7 +204,7 @@ class PageReader:
         self._max_bytes = max_bytes
         self._max_chars = max_chars
         self._policy = RetryPolicy(max_retries=max_retries, base_delay=backoff_base, max_delay=backoff_max)
-        self._insecure_hosts = _normalise_hosts(allow_insecure_hosts)
+        self._insecure_hosts = normalise_hosts(allow_insecure_hosts)
         self._sleep = sleep
 
     @classmethod
@@ -224,18 +221,8 @@ class PageReader:
 
     def check_url(self, url: str) -> httpx.URL:
         """Accept only https URLs without credentials (plain http only for test hosts)."""
-        try:
-            parsed = httpx.URL(url)
-        except (httpx.InvalidURL, TypeError):
-            raise UnsafePageURLError("page URL is not a valid URL") from None
-        scheme = parsed.scheme.lower()
-        host = parsed.host.lower().rstrip(".")
-        if not host:
-            raise UnsafePageURLError("page URL has no host")
-        if parsed.userinfo:
-            raise UnsafePageURLError("page URL must not carry credentials")
-        if scheme != "https" and not (scheme == "http" and host in self._insecure_hosts):
-            raise UnsafePageURLError(f"page URL must use https, got {scheme or 'no'} scheme")
+        parsed, _host = check_https_url(url, what="page", refusal=UnsafePageURLError,
+                                        insecure_hosts=self._insecure_hosts)
         return parsed.copy_with(fragment=None)
 
     async def _pinned(self, target: httpx.URL) -> tuple[httpx.URL, dict[str, str], dict[str, str]]:
@@ -272,35 +259,27 @@ class PageReader:
         target = self.check_url(url)
         try:
             async with asyncio.timeout(self._timeout):
-                for _hop in range(_MAX_REDIRECTS + 1):
-                    connect, headers, extensions = await self._pinned(target)
-                    response = await send_with_retry(
-                        self._http,
-                        "GET",
-                        str(connect),
-                        service="page",
-                        timeout=self._request_timeout,
-                        policy=self._policy,
-                        headers=headers,
-                        extensions=extensions,
-                        stream=True,
-                        follow_redirects=False,
-                        sleep=self._sleep,
-                    )
-                    try:
-                        if response.is_redirect:
-                            location = response.headers.get("location")
-                            if not location:
-                                raise UpstreamError("page redirect without a Location", response.status_code)
-                            # Relative to the name the page was asked by, not the address it was fetched from.
-                            target = self.check_url(str(target.join(location)))
-                            continue
-                        return await self._page(response, target)
-                    finally:
-                        await response.aclose()
-                raise UpstreamError(f"page exceeded {_MAX_REDIRECTS} redirects")
+                return await follow_checked_redirects(target, send=self._send, check=self.check_url,
+                                                      handle=self._page, what="page", max_redirects=_MAX_REDIRECTS)
         except TimeoutError:
             raise UpstreamTimeoutError(f"page did not arrive within {self._timeout:g}s") from None
+
+    async def _send(self, target: httpx.URL) -> httpx.Response:
+        """One hop, streamed, to the pinned address of ``target``'s host."""
+        connect, headers, extensions = await self._pinned(target)
+        return await send_with_retry(
+            self._http,
+            "GET",
+            str(connect),
+            service="page",
+            timeout=self._request_timeout,
+            policy=self._policy,
+            headers=headers,
+            extensions=extensions,
+            stream=True,
+            follow_redirects=False,
+            sleep=self._sleep,
+        )
 
     async def _page(self, response: httpx.Response, target: httpx.URL) -> Page:
         if response.status_code != 200:

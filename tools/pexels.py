@@ -15,6 +15,7 @@ from typing import Any, BinaryIO
 import httpx
 
 from tools._env import env_float, env_int, env_str
+from tools.checked_urls import check_https_url, follow_checked_redirects, normalise_hosts
 from tools.errors import (
     BadResponseError,
     ImageRejectedError,
@@ -26,6 +27,7 @@ from tools.errors import (
     UpstreamTimeoutError,
 )
 from tools.http_retry import RetryPolicy, SleepFn, read_json, send_with_retry
+from tools.keyed_client import KeyedClient
 
 DEFAULT_BASE_URL = "https://api.pexels.com/v1"
 DEFAULT_IMAGE_HOSTS = frozenset({"images.pexels.com"})
@@ -121,11 +123,7 @@ def _discard(handle: BinaryIO, tmp: Path) -> None:
         tmp.unlink()
 
 
-def _normalise_hosts(hosts: Iterable[str] | None) -> frozenset[str]:
-    return frozenset(h.strip().lower().rstrip(".") for h in hosts or () if h.strip())
-
-
-class PexelsClient:
+class PexelsClient(KeyedClient):
     """Async Pexels client on a caller-owned httpx.AsyncClient."""
 
     def __init__(
@@ -154,8 +152,8 @@ class PexelsClient:
         self._timeout = httpx.Timeout(timeout)
         self._policy = RetryPolicy(max_retries=max_retries, base_delay=backoff_base, max_delay=backoff_max)
         self._max_image_bytes = max_image_bytes
-        self._image_hosts = DEFAULT_IMAGE_HOSTS | _normalise_hosts(allowed_image_hosts)
-        self._insecure_hosts = _normalise_hosts(allow_insecure_hosts)
+        self._image_hosts = DEFAULT_IMAGE_HOSTS | normalise_hosts(allowed_image_hosts)
+        self._insecure_hosts = normalise_hosts(allow_insecure_hosts)
         self._download_timeout = download_timeout
         self._sleep = sleep
 
@@ -169,19 +167,6 @@ class PexelsClient:
             timeout=env_float("PEXELS_TIMEOUT", 15.0),
             max_image_bytes=env_int("PEXELS_MAX_IMAGE_BYTES", 10 * 1024 * 1024),
         )
-
-    def __repr__(self) -> str:
-        # Never show the key, even in a debugger or a log of the runtime context.
-        return f"PexelsClient(base_url={self._base_url!r}, configured={self.configured})"
-
-    @property
-    def configured(self) -> bool:
-        return self._api_key is not None
-
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        """What to redact from any text about this client's calls (tools.errors.redact)."""
-        return (self._api_key,) if self._api_key else ()
 
     async def search_images(
         self,
@@ -235,18 +220,8 @@ class PexelsClient:
 
     def check_image_url(self, url: str) -> httpx.URL:
         """Accept only https URLs on an allowed image host (plain http only for test hosts)."""
-        try:
-            parsed = httpx.URL(url)
-        except (httpx.InvalidURL, TypeError):
-            raise UnsafeImageURLError("image URL is not a valid URL") from None
-        scheme = parsed.scheme.lower()
-        host = parsed.host.lower().rstrip(".")
-        if not host:
-            raise UnsafeImageURLError("image URL has no host")
-        if parsed.userinfo:
-            raise UnsafeImageURLError("image URL must not carry credentials")
-        if scheme != "https" and not (scheme == "http" and host in self._insecure_hosts):
-            raise UnsafeImageURLError(f"image URL must use https, got {scheme or 'no'} scheme")
+        parsed, host = check_https_url(url, what="image", refusal=UnsafeImageURLError,
+                                       insecure_hosts=self._insecure_hosts)
         if host not in self._image_hosts:
             raise UnsafeImageURLError(f"image host {host!r} is not an allowed Pexels image host")
         return parsed
@@ -258,37 +233,35 @@ class PexelsClient:
         """
         target = self.check_image_url(url)
         dest = Path(dest_dir)
+
+        async def store(response: httpx.Response, _target: httpx.URL) -> Path:
+            return await self._store(response, dest)
+
         try:
             async with asyncio.timeout(self._download_timeout):
-                for _hop in range(_MAX_REDIRECTS + 1):
-                    response = await send_with_retry(
-                        self._http,
-                        "GET",
-                        str(target),
-                        service="Pexels image",
-                        timeout=self._timeout,
-                        policy=self._policy,
-                        headers={"Accept": ", ".join(_IMAGE_EXTENSIONS)},
-                        stream=True,
-                        # Each hop is re-validated below instead of trusting the server's Location.
-                        follow_redirects=False,
-                        sleep=self._sleep,
-                    )
-                    try:
-                        if response.is_redirect:
-                            location = response.headers.get("location")
-                            if not location:
-                                raise UpstreamError("image redirect without a Location", response.status_code)
-                            target = self.check_image_url(str(target.join(location)))
-                            continue
-                        return await self._store(response, dest)
-                    finally:
-                        await response.aclose()
-                raise UpstreamError(f"image download exceeded {_MAX_REDIRECTS} redirects")
+                return await follow_checked_redirects(target, send=self._send_image_request,
+                                                      check=self.check_image_url, handle=store,
+                                                      what="image download", max_redirects=_MAX_REDIRECTS)
         except TimeoutError:
             raise UpstreamTimeoutError(
                 f"image download did not finish within {self._download_timeout:g}s"
             ) from None
+
+    async def _send_image_request(self, target: httpx.URL) -> httpx.Response:
+        """One hop of an image download, streamed."""
+        return await send_with_retry(
+            self._http,
+            "GET",
+            str(target),
+            service="Pexels image",
+            timeout=self._timeout,
+            policy=self._policy,
+            headers={"Accept": ", ".join(_IMAGE_EXTENSIONS)},
+            stream=True,
+            # Each hop is re-validated (follow_checked_redirects) instead of trusting the server's Location.
+            follow_redirects=False,
+            sleep=self._sleep,
+        )
 
     async def _store(self, response: httpx.Response, dest: Path) -> Path:
         if response.status_code != 200:

@@ -11,6 +11,7 @@ import httpx
 from tools._env import env_float, env_str
 from tools.errors import BadResponseError, NotConfiguredError
 from tools.http_retry import RetryPolicy, SleepFn, read_json, send_with_retry
+from tools.keyed_client import KeyedClient
 
 SearchKind = Literal["web", "news", "shopping"]
 
@@ -85,7 +86,7 @@ def parse_results(payload: Any, kind: SearchKind, limit: int, label: str) -> lis
     return [_parse_item(item, i, kind, label) for i, item in enumerate(items[:limit])]
 
 
-class SerperClient:
+class SerperClient(KeyedClient):
     """Async Serper client on a caller-owned httpx.AsyncClient."""
 
     def __init__(
@@ -116,19 +117,6 @@ class SerperClient:
             base_url=env_str("SERPER_BASE_URL") or DEFAULT_BASE_URL,
             timeout=env_float("SERPER_TIMEOUT", 15.0),
         )
-
-    def __repr__(self) -> str:
-        # Never show the key, even in a debugger or a log of the runtime context.
-        return f"SerperClient(base_url={self._base_url!r}, configured={self.configured})"
-
-    @property
-    def configured(self) -> bool:
-        return self._api_key is not None
-
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        """What to redact from any text about this client's calls (tools.errors.redact)."""
-        return (self._api_key,) if self._api_key else ()
 
     async def search_web(self, query: str, limit: int = 10) -> list[SearchResult]:
         return await self._search("web", query, limit)

@@ -20,9 +20,10 @@ from langgraph.graph.state import CompiledStateGraph
 from app.evaluation.dataset import EvalRequest
 from app.evaluation.judge import Judge, JudgeInput, RubricScore
 from app.evaluation.replay import ReplayPageReader, ReplayServer
-from graph import formats, gates
+from graph import draft_text, formats
 from graph.configuration import GraphSettings
 from graph.context import Dependencies, DraftloopContext
+from graph.gates import defects, format_checks, grounding
 from graph.sources import cited_numbers
 from tools.llm.provider import ModelProvider
 from tools.pexels import PexelsClient
@@ -72,7 +73,7 @@ async def _run_turns(env: EvalEnvironment, request: EvalRequest, key: str) -> tu
                 timings.append({"node": name, "ms": round((time.perf_counter() - began) * 1000)})
         snapshot = await env.graph.aget_state(config)
         result = snapshot.values.get("result") or {}
-        words_after.append(gates.count_words(str(result.get("markdown") or ""), str(result.get("content_type") or
+        words_after.append(draft_text.count_words(str(result.get("markdown") or ""), str(result.get("content_type") or
                                                                                      "blog_post")))
     snapshot = await env.graph.aget_state(config)
     return dict(snapshot.values), timings, words_after
@@ -95,7 +96,7 @@ def shipped_checks(markdown: str, request: EvalRequest, routed: dict[str, Any], 
     """The deterministic measures of a shipped piece, judged by what the request expected."""
     content_type = str(request.expect.get("content_type") or routed.get("content_type") or "blog_post")
     platform = formats.platform_for(content_type, request.expect.get("platform") or routed.get("platform"))
-    words = gates.count_words(markdown, content_type)
+    words = draft_text.count_words(markdown, content_type)
     target = request.expect.get("target_words")
     relative = request.expect.get("relative_length")
     if target:
@@ -113,14 +114,14 @@ def shipped_checks(markdown: str, request: EvalRequest, routed: dict[str, Any], 
         "target_words": target,
         "words_before": words_before,
         "length_ok": length_ok,
-        "format_problems": gates.format_problems(markdown, content_type, platform, len(sources)),
-        "invented_urls": gates.invented_urls(markdown, sources, text),
+        "format_problems": format_checks.format_problems(markdown, content_type, platform, len(sources)),
+        "invented_urls": grounding.invented_urls(markdown, sources, text),
         "citations": len(cited),
         "cited": cited,
-        "repetition": gates.find_repetition(markdown) is not None,
-        "truncation": gates.find_truncation(markdown, content_type) is not None,
-        "preamble": gates.find_preamble(markdown) is not None,
-        "placeholders": bool(gates.find_placeholders(markdown)),
+        "repetition": defects.find_repetition(markdown) is not None,
+        "truncation": defects.find_truncation(markdown, content_type) is not None,
+        "preamble": defects.find_preamble(markdown) is not None,
+        "placeholders": bool(defects.find_placeholders(markdown)),
     }
 
 

@@ -44,6 +44,16 @@ def _post_id(post_id: str) -> str | None:
         return None
 
 
+async def _existing_post(posts: PostRepository, post_id: str) -> Post:
+    """The post the path's id names, for a change; 404 when there is none (an id that is not a
+    UUID names none)."""
+    checked = _post_id(post_id)
+    found = await posts.get(checked) if checked else None
+    if found is None:
+        raise NotFoundError(detail=f"post {post_id} not found")
+    return found
+
+
 def _visible(post: Post | None, signed_in: bool) -> bool:
     # Anonymous readers get the same 404 for a draft as for nothing: no hint that it exists.
     return post is not None and (signed_in or post.status == PostStatus.PUBLISHED.value)
@@ -176,15 +186,12 @@ class PostController(Controller):
     async def update_post(self, request: Request[Any, Any, Any], post_id: FromPath[str], data: JSONBody[PostUpdate],
                           sessions: NamedDependency[async_sessionmaker[AsyncSession]],
                           runtime: NamedDependency[GraphRuntime]) -> dict[str, Any]:
-        checked = _post_id(post_id)
         changes = data.changes()
         rendered = await _rendered_for_write(runtime.renderer, changes["markdown"]) if "markdown" in changes else None
         try:
             async with sessions.begin() as session:
                 posts = PostRepository(session)
-                found = await posts.get(checked) if checked else None
-                if found is None:
-                    raise NotFoundError(detail=f"post {post_id} not found")
+                found = await _existing_post(posts, post_id)
                 before = _summary(found)
                 title = changes.get("title") or found.title
                 updated = await posts.update(found, changes, generated_slug=md.slugify(title), rendered=rendered)
@@ -196,12 +203,9 @@ class PostController(Controller):
     @delete("/{post_id:str}", status_code=204, summary="Delete a post (editor)")
     async def delete_post(self, request: Request[Any, Any, Any], post_id: FromPath[str],
                           sessions: NamedDependency[async_sessionmaker[AsyncSession]]) -> None:
-        checked = _post_id(post_id)
         async with sessions.begin() as session:
             posts = PostRepository(session)
-            found = await posts.get(checked) if checked else None
-            if found is None:
-                raise NotFoundError(detail=f"post {post_id} not found")
+            found = await _existing_post(posts, post_id)
             before = _summary(found)
             await posts.delete(found.id)
         audit_change(request, before=before)

@@ -1,6 +1,6 @@
 """critique: hard gates, then a judge on an anchored rubric; it fails closed and bounds the loop.
 
-An attempt passes only when no hard gate fails (graph/gates.py), the judge's answer was
+An attempt passes only when no hard gate fails (graph/gates/), the judge's answer was
 usable, no rubric dimension is at or below the floor, and the judge's score reaches the
 quality threshold. Whatever a judge says cannot ship a loop, a placeholder or an invented URL;
 a judge whose answer is junk twice leaves the attempt unjudged, and unjudged does not pass.

@@ -9,7 +9,7 @@ from typing import Any
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 
-from graph import formats, gates
+from graph import draft_text, formats
 from graph import markdown as md
 from graph.context import DraftloopContext, active_model, dependencies
 from graph.model_calls import invoke_text
@@ -155,7 +155,7 @@ async def draft(state: State, runtime: Runtime[DraftloopContext]) -> dict[str, A
             "title": draft_title(text, content_type),
             "markdown": text,
             "excerpt": md.excerpt_of(text),
-            "word_count": gates.count_words(text, content_type),
+            "word_count": draft_text.count_words(text, content_type),
             "number": number,
             "feedback": state.get("feedback") or "",
             "model": model_name,
@@ -171,7 +171,7 @@ async def draft(state: State, runtime: Runtime[DraftloopContext]) -> dict[str, A
 def draft_title(text: str, content_type: str) -> str:
     """The '# ' title; an email's subject; a social post's first line."""
     if content_type == "email":
-        return gates.email_parts(text)["subject"]
+        return draft_text.email_parts(text)["subject"]
     if content_type == "social_post":
         first = next((line.strip() for line in text.splitlines() if line.strip()), "")
         return md.clip(first, 80)

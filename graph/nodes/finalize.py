@@ -8,7 +8,7 @@ from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
-from graph import formats, gates
+from graph import draft_text, formats
 from graph import markdown as md
 from graph.context import DraftloopContext, dependencies
 from graph.nodes.draft import turn_attempts
@@ -43,7 +43,7 @@ def sources_section(sources: list[dict[str, Any]], cited: list[int]) -> str:
 def with_sources(markdown: str, content_type: str, sources: list[dict[str, Any]]) -> tuple[str, list[int]]:
     """The shipped text (with its Sources list where the type carries one) and the numbers of
     the sources it cites. A list the writer added anyway is replaced by the true one."""
-    body = gates.strip_sources_section(markdown.strip())
+    body = draft_text.strip_sources_section(markdown.strip())
     cited = cited_numbers(body, sources)
     if content_type in formats.CITING_TYPES and cited:
         return f"{body}\n\n{sources_section(sources, cited)}\n", cited
@@ -59,8 +59,8 @@ def build_result(state: State) -> dict[str, Any]:
     all_sources = list(research.get("sources") or [])
     markdown, cited = with_sources(draft.get("markdown", ""), content_type, all_sources)
     title = draft.get("title") or md.title_of(markdown) or str(request.get("topic", "")).strip().capitalize()
-    excerpt = md.excerpt_of(gates.body_of(markdown, content_type))
-    words = gates.count_words(markdown, content_type)
+    excerpt = md.excerpt_of(draft_text.body_of(markdown, content_type))
+    words = draft_text.count_words(markdown, content_type)
     images = research.get("images") or []
     featured = images[0] if images and request.get("images") else None
     usage = turn_usage(state)

@@ -20,7 +20,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 from langgraph.types import StreamWriter
 
-from graph import gates
+from graph import draft_text
 from graph.context import Dependencies, DraftloopContext, dependencies
 from graph.intent_rules import is_commercial
 from graph.research_plan import MAX_GAPS, Planner, clip_words, distinct
@@ -139,12 +139,12 @@ def _rank_major(searches: list[_Search]) -> Iterator[tuple[SearchResult, str]]:
 def merge(searches: list[_Search], existing: list[Source], cap: int) -> tuple[list[Source], dict[str, str]]:
     """New sources, deduplicated by normalised URL (against `existing` too), web then news then
     shopping, at most `cap`; and the query that found each (by normalised URL)."""
-    seen = {gates.normalise_url(str(s.get("url") or "")) for s in existing}
+    seen = {draft_text.normalise_url(str(s.get("url") or "")) for s in existing}
     found: dict[str, list[tuple[SearchResult, str]]] = {}
     for kind in _KINDS:
         found[kind] = []
         for result, query in _rank_major([s for s in searches if s.kind == kind]):
-            key = gates.normalise_url(result.url)
+            key = draft_text.normalise_url(result.url)
             if result.url and key not in seen:
                 seen.add(key)
                 found[kind].append((result, query))
@@ -156,7 +156,7 @@ def merge(searches: list[_Search], existing: list[Source], cap: int) -> tuple[li
     news_n += more_news
     shopping_n += min(len(shopping) - shopping_n, max(0, spare - more_news))
     chosen = (web[:web_n] + news[:news_n] + shopping[:shopping_n])[:cap]
-    return [_source(r) for r, _ in chosen], {gates.normalise_url(r.url): q for r, q in chosen}
+    return [_source(r) for r, _ in chosen], {draft_text.normalise_url(r.url): q for r, q in chosen}
 
 
 async def add_evidence(pages: PageSource, chosen: list[Source], query_of: dict[str, str], context: str,
@@ -182,7 +182,7 @@ async def add_evidence(pages: PageSource, chosen: list[Source], query_of: dict[s
         except (ToolError, ValueError) as exc:
             warnings.append(f"research: page {source['url']} was not read: {exc}")
             continue
-        evidence = excerpt(page.text, f"{query_of.get(gates.normalise_url(str(source['url'])), '')} {context}")
+        evidence = excerpt(page.text, f"{query_of.get(draft_text.normalise_url(str(source['url'])), '')} {context}")
         if evidence:
             source["evidence"] = evidence
 

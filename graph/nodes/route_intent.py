@@ -24,7 +24,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
-from graph import formats, gates, intent_rules
+from graph import draft_text, formats, intent_rules
 from graph.context import DraftloopContext, active_model, dependencies
 from graph.model_calls import invoke_structured
 from graph.prompts import ROUTE_INTENT_SYSTEM
@@ -209,7 +209,7 @@ def revised_request(
 
     stated = _first("target_words", given, explicit)
     factor = intent_rules.relative_length(text)
-    actual = gates.count_words(str(piece.get("markdown") or ""), old_type) or int(
+    actual = draft_text.count_words(str(piece.get("markdown") or ""), old_type) or int(
         previous.get("target_words") or formats.default_target_words(old_type, old_platform, fallback_words))
     if stated:
         words = float(stated)

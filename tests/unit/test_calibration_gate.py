@@ -18,7 +18,7 @@ from langgraph.runtime import Runtime
 from app.evaluation.dataset import CalibrationCase, load_calibration
 from devtools.fakes.ollama import OllamaReply
 from devtools.fakes.writer import GraphFakes
-from graph import gates, rubric
+from graph import draft_text, gates, rubric
 from graph.context import DraftloopContext
 from graph.nodes.critique import critique
 
@@ -85,7 +85,7 @@ def scripted_judge(case: CalibrationCase) -> Any:
 async def critique_verdict(case: CalibrationCase, fakes: GraphFakes) -> dict[str, Any]:
     fakes.ollama.responder = scripted_judge(case)
     deps = fakes.dependencies()
-    draft = {"markdown": case.markdown, "title": "", "word_count": gates.count_words(
+    draft = {"markdown": case.markdown, "title": "", "word_count": draft_text.count_words(
         case.markdown, str(case.request.get("content_type"))), "number": 1}
     state: dict[str, Any] = {"request": case.request, "draft": draft, "research": {"sources": case.sources},
                              "attempts": [], "revision": 0, "turn": 1, "messages": []}

@@ -122,9 +122,10 @@ def test_every_known_violation_still_exists() -> None:
 
 
 def test_the_scan_sees_lazy_imports_inside_functions() -> None:
-    # bench/load.py imports the fakes inside a function; a scan of module level alone would
-    # miss it, and every rule would pass without looking.
-    lazy = [i for i in scanned_imports() if i.importer == "bench.load" and i.imported == "devtools.fakes.ollama"]
+    # bench/load_harness/fake_model.py imports the fakes inside a function; a scan of module level
+    # alone would miss it, and every rule would pass without looking.
+    lazy = [i for i in scanned_imports()
+            if i.importer == "bench.load_harness.fake_model" and i.imported == "devtools.fakes.ollama"]
     assert lazy
 
 

@@ -10,9 +10,10 @@ from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
 from devtools.fakes.writer import GraphFakes
-from graph import gates
+from graph import draft_text
 from graph.builder import build_graph
 from graph.context import DraftloopContext
+from graph.gates import format_checks
 from graph.prompts import FORMATS
 
 
@@ -48,7 +49,7 @@ async def test_each_type_is_written_from_its_own_format_and_ships_in_it(
     assert FORMATS[format_key] in system and "Today is 20" in system
     result = state["result"]
     assert result["content_type"] == content_type and result["passed"] is True
-    assert gates.format_problems(result["markdown"], content_type, state["request"].get("platform"),
+    assert format_checks.format_problems(result["markdown"], content_type, state["request"].get("platform"),
                                  len(result["sources"])) == []
     if content_type in ("blog_post", "research_brief"):
         assert "\n## Sources\n" in result["markdown"]
@@ -67,6 +68,6 @@ async def test_a_tweet_ships_without_headings_within_280_characters(graph_fakes:
 async def test_an_email_ships_with_its_subject_preview_and_call_to_action(graph_fakes: GraphFakes) -> None:
     graph_fakes.writer.intent = {"kind": "content", "content_type": "email", "confidence": 90, "reason": "x"}
     state = await run(graph_fakes, "Write an email to customers about passkeys replacing passwords")
-    parts = gates.email_parts(state["result"]["markdown"])
+    parts = draft_text.email_parts(state["result"]["markdown"])
     assert parts["subject"] and parts["preview"] and state["result"]["title"] == parts["subject"]
     assert state["request"]["images"] is False

@@ -18,7 +18,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.runtime import Runtime
 
 from devtools.fakes.writer import GraphFakes, well_formed_draft
-from graph import formats, gates, intent_rules
+from graph import draft_text, formats, intent_rules
 from graph.builder import build_graph
 from graph.context import DraftloopContext
 from graph.nodes.route_intent import MIN_CONFIDENCE, after_intent, revised_request, route_intent
@@ -387,7 +387,7 @@ async def test_content_blocks_reach_the_model_as_plain_text(graph_fakes: GraphFa
 
 def test_shorter_aims_at_sixty_percent_of_the_previous_drafts_actual_length() -> None:
     piece = piece_for(LINKEDIN_PIECE, target=200)
-    actual = gates.count_words(piece["markdown"], SOCIAL)
+    actual = draft_text.count_words(piece["markdown"], SOCIAL)
     request = revised_request("make it shorter and more casual", {}, intent_rules.explicit_fields(
         "make it shorter and more casual"), piece, 600, None)
     assert request["target_words"] == round(actual * intent_rules.SHRINK)
@@ -435,7 +435,7 @@ async def test_shorter_and_more_casual_keeps_the_linkedin_post_and_shrinks_it(gr
     request = second["request"]
     assert second["intent"]["kind"] == "revise"
     assert (request["content_type"], request["platform"], request["tone"]) == ("social_post", "linkedin", "casual")
-    actual = gates.count_words(first["result"]["markdown"], "social_post")
+    actual = draft_text.count_words(first["result"]["markdown"], "social_post")
     assert request["target_words"] == round(actual * intent_rules.SHRINK)
     assert request["topic"] == first["request"]["topic"]
     assert first["result"]["markdown"] in graph_fakes.writer.prompts[-1]
@@ -474,4 +474,4 @@ async def test_a_thread_from_before_pieces_revises_its_last_result(graph_fakes: 
     assert update["intent"]["kind"] == "revise"
     assert (update["request"]["content_type"], update["request"]["platform"]) == ("social_post", "linkedin")
     assert update["draft"]["markdown"] == markdown
-    assert update["request"]["target_words"] == round(gates.count_words(markdown, "social_post") * intent_rules.GROW)
+    assert update["request"]["target_words"] == round(draft_text.count_words(markdown, "social_post") * intent_rules.GROW)
