@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -252,13 +253,13 @@ def find_placeholders(text: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def allowed_urls(sources: list[dict[str, Any]], request_text: str = "") -> set[str]:
+def allowed_urls(sources: Sequence[Mapping[str, Any]], request_text: str = "") -> set[str]:
     urls = {normalise_url(str(s.get("url") or "")) for s in sources if s.get("url")}
     urls |= {normalise_url(u) for u in urls_in(request_text)}
     return urls
 
 
-def invented_urls(text: str, sources: list[dict[str, Any]], request_text: str = "") -> list[str]:
+def invented_urls(text: str, sources: Sequence[Mapping[str, Any]], request_text: str = "") -> list[str]:
     """URLs in the text that are neither a source's nor given in the request."""
     allowed = allowed_urls(sources, request_text)
     return [u for u in urls_in(text) if normalise_url(u) not in allowed]
@@ -381,7 +382,7 @@ def _clip(text: str, limit: int = 70) -> str:
 
 # all gates ----------------------------------------------------------------------------------
 
-def run_gates(markdown: str, request: dict[str, Any], sources: list[dict[str, Any]]) -> list[Gate]:
+def run_gates(markdown: str, request: Mapping[str, Any], sources: Sequence[Mapping[str, Any]]) -> list[Gate]:
     """Every hard gate for this draft, passed or not, in a stable order."""
     content_type = str(request.get("content_type") or "blog_post")
     platform = formats.platform_for(content_type, request.get("platform"))
