@@ -16,6 +16,7 @@ import logging
 import re
 from typing import Any
 
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.audit_log import AUDIT_SCOPE_KEY, AuditActor, AuditLog
@@ -86,7 +87,8 @@ def _header(scope: Scope, name: bytes) -> str | None:
 def audit_record(scope: Scope, status: int) -> AuditRecord:
     """The entry for a finished (or failed) request, from its scope."""
     template = scope.get("path_template") or scope.get("path", "")
-    method = scope.get("method", "")
+    # Only HTTP requests are audited (_audited); a WebSocket scope has no method.
+    method = scope["method"] if scope["type"] == ScopeType.HTTP else ""
     resource, resource_id, action = describe_route(template, method, scope.get("path_params") or {})
     note: dict[str, Any] = scope.get(AUDIT_SCOPE_KEY) or {}  # type: ignore[assignment]
     handler = scope.get("route_handler")
@@ -115,7 +117,7 @@ def audit_record(scope: Scope, status: int) -> AuditRecord:
 
 
 def _audited(scope: Scope) -> bool:
-    if scope["type"] != "http" or scope.get("method") in UNAUDITED_METHODS:
+    if scope["type"] != ScopeType.HTTP or scope["method"] in UNAUDITED_METHODS:
         return False
     handler = scope.get("route_handler")
     return handler is None or not handler.opt.get("read_only")

@@ -19,6 +19,7 @@ from typing import Any
 from litestar import Controller, Request, Response, post
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
+from litestar.enums import ScopeType
 from litestar.exceptions import (
     NotAuthorizedException,
     PermissionDeniedException,
@@ -160,7 +161,9 @@ def required_role(handler: BaseRouteHandler, method: str, path_template: str, pu
 def access_guard(public_metrics: bool) -> Any:
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
         scope = connection.scope
-        needed = required_role(handler, scope.get("method", "GET"), scope.get("path_template", ""), public_metrics)
+        # A WebSocket scope has no method; its handshake is a GET.
+        method = scope["method"] if scope["type"] == ScopeType.HTTP else "GET"
+        needed = required_role(handler, method, scope.get("path_template", ""), public_metrics)
         if needed is None:
             return
         outcome: AuthOutcome = connection.scope.get(SCOPE_KEY) or AuthOutcome()  # type: ignore[assignment]
