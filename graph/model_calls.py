@@ -123,6 +123,8 @@ async def invoke_structured(
     # ChatOpenAI validates inside the SDK and raises instead of reporting a parsing error.
     bound = limited.with_structured_output(schema.model_json_schema(), method="json_schema", include_raw=True)
     try:
+        # With include_raw=True the reply is always {"raw", "parsed", "parsing_error"}; langchain's
+        # signature says dict | BaseModel whatever include_raw is.
         reply: dict[str, Any] = await bound.ainvoke(messages)  # type: ignore[assignment]
     except _BAD_OUTPUT as exc:
         empty = AIMessage(content="", usage_metadata=_usage_from_completion(exc))
