@@ -173,7 +173,8 @@ class Planner:
         topped = planned + distinct(fallback, planned)[: max(0, MIN_QUERIES - len(planned))]
         return Planned(topped[:MAX_QUERIES], usage)
 
-    async def gaps(self, request: Mapping[str, Any], queries: list[str], found: Sequence[Mapping[str, Any]]) -> FoundGaps:
+    async def gaps(self, request: Mapping[str, Any], queries: list[str],
+                   found: Sequence[Mapping[str, Any]]) -> FoundGaps:
         """At most MAX_GAPS gaps in what the first round found, each with a new query."""
         human = RESEARCH_GAPS_TEMPLATE.format(
             topic=request.get("topic") or "",

@@ -78,7 +78,8 @@ class Progress:
                 self.line(f"  ! {warning}")
 
 
-async def choose_input(args: argparse.Namespace, runtime: GraphRuntime, config: RunnableConfig) -> tuple[Any, str | None]:
+async def choose_input(args: argparse.Namespace, runtime: GraphRuntime,
+                       config: RunnableConfig) -> tuple[Any, str | None]:
     """(graph input, problem). None input means: continue from the last checkpoint."""
     snapshot = await runtime.graph.aget_state(config)
     waiting = bool(snapshot.interrupts)

@@ -84,7 +84,8 @@ def _summary(attempt: Mapping[str, Any]) -> dict[str, Any]:
 def offer(state: State) -> tuple[Mapping[str, Any], list[AttemptRecord]]:
     """(the attempt that ships if approved, rejected attempts that scored above it)."""
     draft = state.get("draft") or {}
-    offered: Mapping[str, Any] = _attempt(state, draft.get("number")) or {**draft, "score": (state.get("critique") or {}).get("score")}
+    offered: Mapping[str, Any] = (_attempt(state, draft.get("number"))
+                                  or {**draft, "score": (state.get("critique") or {}).get("score")})
     rejected = set((state.get("approval") or {}).get("rejected") or [])
     better = [a for a in turn_attempts(state) if a.get("number") in rejected
               and float(a.get("score") or 0) > float(offered.get("score") or 0)]
