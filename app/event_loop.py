@@ -12,17 +12,20 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+_new_uvloop: Callable[[], asyncio.AbstractEventLoop] | None
 try:
     import uvloop
+
+    _new_uvloop = uvloop.new_event_loop
 except ImportError:  # Windows: uvloop does not build there
-    uvloop = None
+    _new_uvloop = None
 
 T = TypeVar("T")
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """A new-loop factory for ``asyncio.Runner``; None means asyncio's default loop."""
-    return uvloop.new_event_loop if uvloop is not None else None
+    return _new_uvloop
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:

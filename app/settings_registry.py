@@ -206,7 +206,8 @@ def resolve(env: EnvConfig, stored: Mapping[str, Any]) -> dict[str, Resolved]:
     result: dict[str, Resolved] = {}
     for spec in SPECS:
         default = spec.default(env, resolved)
-        value, source = default, "env"
+        source: Literal["env", "stored"] = "env"
+        value = default
         if stored.get(spec.key) is not None:
             try:
                 value, source = spec.validate(stored[spec.key]), "stored"

@@ -53,16 +53,23 @@ def tries_before_failure(node: str | None, exc: BaseException) -> int:
     return policy.max_attempts
 
 
-def build_graph(checkpointer: Any = None) -> CompiledStateGraph:
+# The compiled content graph: its state, its runtime context, what a caller sends, what it returns.
+ContentGraph = CompiledStateGraph[State, DraftloopContext, InputState, State]
+
+
+def build_graph(checkpointer: Any = None) -> ContentGraph:
     builder = StateGraph(State, context_schema=DraftloopContext, input_schema=InputState)
     builder.add_node("route_intent", route_intent, retry_policy=RETRY_POLICIES["route_intent"])
     builder.add_node("research", research)
     builder.add_node("draft", draft, retry_policy=RETRY_POLICIES["draft"])
     builder.add_node("critique", critique, retry_policy=RETRY_POLICIES["critique"])
-    builder.add_node("approval", approval, destinations=("finalize", "draft"))
-    builder.add_node("finalize", finalize, retry_policy=RETRY_POLICIES["finalize"])
-    builder.add_node("answer", answer, retry_policy=RETRY_POLICIES["answer"])
-    builder.add_node("unsupported", unsupported)
+    # LangGraph's node protocols (langgraph/graph/_node.py) have no variant for a node taking both
+    # `config` and `runtime`, though LangGraph passes both by name: these nodes need the run's config
+    # (its task and thread ids) as well as its context.
+    builder.add_node("approval", approval, destinations=("finalize", "draft"))  # type: ignore[call-overload]
+    builder.add_node("finalize", finalize, retry_policy=RETRY_POLICIES["finalize"])  # type: ignore[call-overload]
+    builder.add_node("answer", answer, retry_policy=RETRY_POLICIES["answer"])  # type: ignore[call-overload]
+    builder.add_node("unsupported", unsupported)  # type: ignore[call-overload]
 
     builder.add_edge(START, "route_intent")
     builder.add_conditional_edges(

@@ -343,9 +343,9 @@ def conversion_target(text: str) -> tuple[str | None, str | None]:
         for content_type, pattern in _TYPE_NAMES:
             if pattern.match(text, cue.end()):
                 return content_type, None
-    content_type = stated_content_type(text)
-    if content_type and _REFERS_BACK.search(text):
-        return content_type, platform_in(text) if content_type == "social_post" else None
+    stated = stated_content_type(text)
+    if stated and _REFERS_BACK.search(text):
+        return stated, platform_in(text) if stated == "social_post" else None
     return None, None
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -49,7 +50,7 @@ def usage_record(
     settings: GraphSettings,
     turn: int,
 ) -> UsageRecord:
-    meta = message.usage_metadata or {}
+    meta: Mapping[str, Any] = message.usage_metadata or {}
     tokens_in = int(meta.get("input_tokens", 0) or 0)
     tokens_out = int(meta.get("output_tokens", 0) or 0)
     return UsageRecord(
@@ -66,7 +67,7 @@ def usage_record(
 
 async def invoke_text(
     chat: BaseChatModel,
-    messages: list[BaseMessage],
+    messages: Sequence[BaseMessage],
     *,
     node: str,
     provider: str,
@@ -105,7 +106,7 @@ def parse_json_reply(text: str, schema: type[SchemaT]) -> SchemaT | None:
 async def invoke_structured(
     chat: BaseChatModel,
     schema: type[SchemaT],
-    messages: list[BaseMessage],
+    messages: Sequence[BaseMessage],
     *,
     node: str,
     provider: str,
@@ -122,6 +123,8 @@ async def invoke_structured(
     # ChatOpenAI validates inside the SDK and raises instead of reporting a parsing error.
     bound = limited.with_structured_output(schema.model_json_schema(), method="json_schema", include_raw=True)
     try:
+        # With include_raw=True the reply is always {"raw", "parsed", "parsing_error"}; langchain's
+        # signature says dict | BaseModel whatever include_raw is.
         reply: dict[str, Any] = await bound.ainvoke(messages)  # type: ignore[assignment]
     except _BAD_OUTPUT as exc:
         empty = AIMessage(content="", usage_metadata=_usage_from_completion(exc))
@@ -148,7 +151,7 @@ async def invoke_structured(
 async def invoke_structured_retrying(
     chat: BaseChatModel,
     schema: type[SchemaT],
-    messages: list[BaseMessage],
+    messages: Sequence[BaseMessage],
     *,
     tries: int,
     node: str,

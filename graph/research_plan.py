@@ -6,6 +6,7 @@ whenever the model's answer is junk or the model fails.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, TypeVar
@@ -94,7 +95,7 @@ def distinct(queries: list[str], already: list[str] | None = None) -> list[str]:
     return kept
 
 
-def on_topic(query: str, request: dict[str, Any]) -> bool:
+def on_topic(query: str, request: Mapping[str, Any]) -> bool:
     """Shares a term with the topic, or names a keyword: a query about something else is junk."""
     topic = str(request.get("topic") or request.get("text") or "")
     if topic_coverage(query, topic)[0] > 0:
@@ -102,7 +103,7 @@ def on_topic(query: str, request: dict[str, Any]) -> bool:
     return any(draft_text.has_phrase(k, query) for k in request.get("keywords") or [] if str(k).strip())
 
 
-def fallback_queries(request: dict[str, Any], today: date) -> list[str]:
+def fallback_queries(request: Mapping[str, Any], today: date) -> list[str]:
     """Queries built from the request alone, for when the model's plan is unusable."""
     topic = clip_words(str(request.get("topic") or request.get("text") or ""), TOPIC_QUERY_CHARS)
     if not _usable(topic):
@@ -155,7 +156,7 @@ class Planner:
             return None, [], f"research: the model could not plan ({detail})"
         return parsed, [usage], problem
 
-    async def plan(self, request: dict[str, Any]) -> Planned:
+    async def plan(self, request: Mapping[str, Any]) -> Planned:
         """3-5 queries for the request; the fallback queries top up or replace a poor plan."""
         human = RESEARCH_PLAN_TEMPLATE.format(
             topic=request.get("topic") or "",
@@ -173,7 +174,8 @@ class Planner:
         topped = planned + distinct(fallback, planned)[: max(0, MIN_QUERIES - len(planned))]
         return Planned(topped[:MAX_QUERIES], usage)
 
-    async def gaps(self, request: dict[str, Any], queries: list[str], found: list[dict[str, Any]]) -> FoundGaps:
+    async def gaps(self, request: Mapping[str, Any], queries: list[str],
+                   found: Sequence[Mapping[str, Any]]) -> FoundGaps:
         """At most MAX_GAPS gaps in what the first round found, each with a new query."""
         human = RESEARCH_GAPS_TEMPLATE.format(
             topic=request.get("topic") or "",
@@ -192,7 +194,7 @@ class Planner:
                 kept.append(Gap(gap=clip_words(gap.gap, GAP_CHARS), query=query[0]))
         return FoundGaps(kept[:MAX_GAPS], usage)
 
-    async def for_gaps(self, request: dict[str, Any], gaps: list[str], already: list[str]) -> Planned:
+    async def for_gaps(self, request: Mapping[str, Any], gaps: list[str], already: list[str]) -> Planned:
         """1-3 queries for a critique's gaps; the gaps themselves are the fallback queries."""
         human = REVISION_RESEARCH_TEMPLATE.format(
             topic=request.get("topic") or "",

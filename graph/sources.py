@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from graph import draft_text
@@ -10,7 +11,7 @@ SNIPPET_CHARS = 400
 EVIDENCE_CHARS = 900
 
 
-def numbered(sources: list[dict[str, Any]], *, evidence: bool = True) -> str:
+def numbered(sources: Sequence[Mapping[str, Any]], *, evidence: bool = True) -> str:
     """`[n] Title (date) — url` with the snippet, and page evidence when it was fetched."""
     if not sources:
         return "(no sources: write nothing that needs one)"
@@ -53,7 +54,7 @@ def excerpt(text: str, query: str, limit: int = EVIDENCE_CHARS) -> str:
     return "\n\n".join(paragraphs[i] for i in sorted(chosen))
 
 
-def cited_numbers(text: str, sources: list[dict[str, Any]]) -> list[int]:
+def cited_numbers(text: str, sources: Sequence[Mapping[str, Any]]) -> list[int]:
     """The 1-based numbers of the sources a text cites, as [n] or by linking the source's URL."""
     cited = [n for n in draft_text.citation_numbers(text) if 1 <= n <= len(sources)]
     linked = {draft_text.normalise_url(u) for u in draft_text.urls_in(text)}

@@ -120,6 +120,14 @@ class Draft(TypedDict, total=False):
     markdown: str
     excerpt: str
     word_count: int
+    # Which attempt this is and how it was written: critique copies these into its AttemptRecord.
+    number: int
+    feedback: str
+    model: str
+    provider: str
+    input_tokens: int
+    output_tokens: int
+    duration_ms: int
 
 
 class Piece(TypedDict, total=False):

@@ -68,7 +68,7 @@ def _cursor_position(cursor: str) -> tuple[datetime, int]:
     return occurred_at, position
 
 
-def _filtered(stmt: Select[tuple[AuditEvent]], where: AuditFilter) -> Select[tuple[AuditEvent]]:
+def _filtered(stmt: Select[AuditEvent], where: AuditFilter) -> Select[AuditEvent]:
     if where.actor is not None:
         # People know each other by name; scripts hold ids. Either finds the actor.
         stmt = stmt.where(or_(AuditEvent.actor_name == where.actor, AuditEvent.actor_id == where.actor))

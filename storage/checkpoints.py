@@ -204,9 +204,9 @@ def postgres_conninfo(database_url: str) -> str:
 async def open_checkpointer(database_url: str) -> AsyncIterator[BaseCheckpointSaver[Any]]:
     """A set-up LangGraph saver for ``database_url``; connections close on exit."""
     if is_sqlite(normalize_database_url(database_url)):
-        async with AsyncSqliteSaver.from_conn_string(sqlite_checkpoint_path(database_url)) as saver:
-            await saver.setup()
-            yield saver
+        async with AsyncSqliteSaver.from_conn_string(sqlite_checkpoint_path(database_url)) as sqlite_saver:
+            await sqlite_saver.setup()
+            yield sqlite_saver
         return
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         postgres_conninfo(database_url),

@@ -17,6 +17,7 @@ from sqlalchemy import Integer, Update, and_, bindparam, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from storage.affected_rows import affected_rows
 from storage.models import TERMINAL_STATUSES, Task, TaskStatus, ThreadStatus, utcnow
 from storage.notifications import notify
 from storage.status import ACTIVE_VALUES, THREAD_STATUS_AFTER_RUN, WAITING_VALUES, check_transition
@@ -201,7 +202,7 @@ class LeaseRepository:
                     updated_at=now)
             .execution_options(synchronize_session=False)
         )
-        return result.rowcount == 1
+        return affected_rows(result) == 1
 
     async def end_run_row(
         self,
@@ -237,7 +238,7 @@ class LeaseRepository:
             .values(**values)
             .execution_options(synchronize_session=False)
         )
-        return result.rowcount == 1
+        return affected_rows(result) == 1
 
     async def clear_pending_command(self, task_id: str, worker_id: str) -> None:
         """Forget a decision the graph has taken in (or that no longer applies)."""

@@ -16,6 +16,7 @@ from sqlalchemy import case, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from storage.affected_rows import affected_rows
 from storage.models import Post, PostStatus, Task, new_id, utcnow
 from storage.pagination import decode_cursor, next_cursor, older_than, page_limit
 from storage.slugs import SlugNumbers, numbered, slug_number
@@ -196,7 +197,7 @@ class PostRepository:
 
     async def delete(self, post_id: str) -> bool:
         result = await self.session.execute(delete(Post).where(Post.id == post_id))
-        return result.rowcount == 1
+        return affected_rows(result) == 1
 
     async def save_for_task(self, task: Task, draft: DraftPost | None,
                             rendered: RenderedBody | None = None) -> Post | None:

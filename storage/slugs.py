@@ -48,7 +48,7 @@ def slug_number(base: str, slug: str) -> int | None:
     return None
 
 
-def _bump(dialect: str) -> ReturningInsert[tuple[int]]:
+def _bump(dialect: str) -> ReturningInsert[int]:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(SlugCounter).values(base=bindparam("base"), last=1)
     return statement.on_conflict_do_update(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -42,14 +42,16 @@ def storable_text(text: str) -> str:
 def storable(value: T) -> T:
     """``value`` with every string in it, dictionary keys included, made storable. Dicts, lists
     and tuples are copied; anything else is returned as it is."""
+    # Each copy has the shape of ``value`` (a subclass comes back as its base type): the casts
+    # say so, as mypy does not carry an isinstance check on a TypeVar over to the return type.
     if isinstance(value, str):
-        return storable_text(value)  # type: ignore[return-value]
+        return cast(T, storable_text(value))
     if isinstance(value, dict):
-        return {storable(key): storable(item) for key, item in value.items()}  # type: ignore[return-value]
+        return cast(T, {storable(key): storable(item) for key, item in value.items()})
     if isinstance(value, list):
-        return [storable(item) for item in value]  # type: ignore[return-value]
+        return cast(T, [storable(item) for item in value])
     if isinstance(value, tuple):
-        return tuple(storable(item) for item in value)  # type: ignore[return-value]
+        return cast(T, tuple(storable(item) for item in value))
     return value
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import BindParameter, Row, Select, String, Table, bindparam, fun
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from storage.affected_rows import affected_rows
 from storage.models import Task, TaskEvent, TaskStatus, Thread, ThreadStatus, new_id, utcnow
 from storage.pagination import decode_cursor, next_cursor, older_than, page_limit
 from storage.status import ACTIVE_VALUES, TERMINAL_VALUES, check_transition, status_timestamps
@@ -213,7 +214,7 @@ class TaskRepository:
         if task is None:
             raise TaskNotFound(task_id)
         self._check_thread(task, thread_id)
-        return task, inserted.rowcount == 1
+        return task, affected_rows(inserted) == 1
 
     @staticmethod
     def _check_thread(task: Task, thread_id: str) -> None:
@@ -240,7 +241,7 @@ class TaskRepository:
             )
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount == 1:
+        if affected_rows(result) == 1:
             return True
         await self.require(task_id)
         return False
@@ -255,7 +256,7 @@ class TaskRepository:
             .values(status=TaskStatus.QUEUED.value, pending_command=command, updated_at=now or utcnow())
             .execution_options(synchronize_session=False)
         )
-        return result.rowcount == 1
+        return affected_rows(result) == 1
 
 
 # -- the queue's entry point ------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.affected_rows import affected_rows
 from storage.models import Task, TaskStatus, Thread, ThreadStatus, new_id, utcnow
 from storage.status import ACTIVE_VALUES, THREAD_STATUS_AFTER_RUN, thread_status_after_run
 
@@ -50,7 +51,7 @@ class ThreadRepository:
         """The thread and every run on it (their events, attempts and usage cascade)."""
         await self.session.execute(delete(Task).where(Task.thread_id == thread_id))
         result = await self.session.execute(delete(Thread).where(Thread.thread_id == thread_id))
-        return result.rowcount == 1
+        return affected_rows(result) == 1
 
     async def set_status(self, thread_id: str, status: ThreadStatus) -> None:
         await self.session.execute(

@@ -101,7 +101,8 @@ class ReplayServer:
                 query = str(data.get("q") or "")
                 if not query:
                     raise HTTPException(status_code=400, detail="Missing query parameter")
-                num = data.get("num") if isinstance(data.get("num"), int) else 10
+                requested = data.get("num")
+                num = requested if isinstance(requested, int) else 10
                 replay.log.queries[name].append((endpoint, query))
                 attribute, key = _RESULT_KEYS[endpoint]
                 items = rank(getattr(fixture, attribute), query, num)

@@ -11,20 +11,22 @@ import asyncio
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from langchain_core.messages import HumanMessage
-from langgraph.graph.state import CompiledStateGraph
+from langchain_core.runnables import RunnableConfig
 
 from app.evaluation.dataset import EvalRequest
 from app.evaluation.judge import Judge, JudgeInput, RubricScore
 from app.evaluation.replay import ReplayPageReader, ReplayServer
 from graph import draft_text, formats
+from graph.builder import ContentGraph
 from graph.configuration import GraphSettings
 from graph.context import Dependencies, DraftloopContext
 from graph.gates import defects, format_checks, grounding
 from graph.sources import cited_numbers
+from graph.state import ContentRequest, InputState
 from tools.llm.provider import ModelProvider
 from tools.pexels import PexelsClient
 from tools.serper import SerperClient
@@ -37,7 +39,7 @@ RELATIVE_CHANGE = 0.1
 
 @dataclass
 class EvalEnvironment:
-    graph: CompiledStateGraph
+    graph: ContentGraph
     writer: ModelProvider
     settings: GraphSettings
     http: httpx.AsyncClient
@@ -56,14 +58,15 @@ class EvalEnvironment:
 async def _run_turns(env: EvalEnvironment, request: EvalRequest, key: str) -> tuple[dict[str, Any], list[dict[str, Any]],
                                                                               list[int]]:
     """(final state, node timings, shipped word count after each turn)."""
-    config: dict[str, Any] = {"configurable": {"thread_id": str(uuid.uuid4())}}
+    config: RunnableConfig = {"configurable": {"thread_id": str(uuid.uuid4())}}
     context = DraftloopContext(deps=env.dependencies(key), require_approval=False)
     timings: list[dict[str, Any]] = []
     words_after: list[int] = []
     for index, text in enumerate(request.turns):
-        graph_input: dict[str, Any] = {"messages": [HumanMessage(text)]}
+        graph_input: InputState = {"messages": [HumanMessage(text)]}
         if index == 0 and request.fields:
-            graph_input["request"] = dict(request.fields)
+            # The set's structured fields as a caller would send them; route_intent validates them.
+            graph_input["request"] = cast(ContentRequest, dict(request.fields))
         started: dict[str, tuple[str, float]] = {}
         async for chunk in env.graph.astream(graph_input, config, context=context, stream_mode="tasks"):
             if "input" in chunk:
@@ -214,8 +217,8 @@ async def _describe(env: EvalEnvironment, request: EvalRequest, key: str, state:
     sources = list((state.get("research") or {}).get("sources") or [])
     shipped_number = (state.get("draft") or {}).get("number") or (attempts[-1]["number"] if attempts else None)
     first_attempt = attempts[0] if attempts else {}
-    shipped = {"number": shipped_number, "markdown": str(result.get("markdown") or ""),
-               "score": result.get("score"), "passed": bool(result.get("passed"))}
+    shipped: dict[str, Any] = {"number": shipped_number, "markdown": str(result.get("markdown") or ""),
+                               "score": result.get("score"), "passed": bool(result.get("passed"))}
     first = {"number": first_attempt.get("number"), "markdown": str(first_attempt.get("markdown") or ""),
              "score": first_attempt.get("score"), "passed": bool(first_attempt.get("passed"))}
     words_before = words_after[-2] if len(words_after) > 1 else None

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import Any, cast
 
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.audit_log import AUDIT_SCOPE_KEY, AuditActor, AuditLog
-from app.http.auth import SCOPE_KEY, AuthOutcome
+from app.http.auth import auth_outcome
 from storage.audit import AuditRecord
 from storage.models import utcnow
 
@@ -86,13 +87,15 @@ def _header(scope: Scope, name: bytes) -> str | None:
 def audit_record(scope: Scope, status: int) -> AuditRecord:
     """The entry for a finished (or failed) request, from its scope."""
     template = scope.get("path_template") or scope.get("path", "")
-    method = scope.get("method", "")
+    # Only HTTP requests are audited (_audited); a WebSocket scope has no method.
+    method = scope["method"] if scope["type"] == ScopeType.HTTP else ""
     resource, resource_id, action = describe_route(template, method, scope.get("path_params") or {})
-    note: dict[str, Any] = scope.get(AUDIT_SCOPE_KEY) or {}  # type: ignore[assignment]
+    # ASGI lets middleware add keys to the scope; Litestar's scope TypedDicts name only its own.
+    note: dict[str, Any] = cast("dict[str, Any]", scope).get(AUDIT_SCOPE_KEY) or {}
     handler = scope.get("route_handler")
     # A handler's own word wins, then its route's declared action, then the path's.
     action = note.get("action") or (handler.opt.get("audit_action") if handler is not None else None) or action
-    outcome: AuthOutcome = scope.get(SCOPE_KEY) or AuthOutcome()  # type: ignore[assignment]
+    outcome = auth_outcome(scope)
     principal = outcome.principal
     actor: AuditActor | None = note.get("actor") or (
         AuditActor(principal.user_id, principal.name, principal.role.value) if principal else None)
@@ -115,7 +118,7 @@ def audit_record(scope: Scope, status: int) -> AuditRecord:
 
 
 def _audited(scope: Scope) -> bool:
-    if scope["type"] != "http" or scope.get("method") in UNAUDITED_METHODS:
+    if scope["type"] != ScopeType.HTTP or scope["method"] in UNAUDITED_METHODS:
         return False
     handler = scope.get("route_handler")
     return handler is None or not handler.opt.get("read_only")

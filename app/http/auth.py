@@ -14,11 +14,12 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from litestar import Controller, Request, Response, post
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
+from litestar.enums import ScopeType
 from litestar.exceptions import (
     NotAuthorizedException,
     PermissionDeniedException,
@@ -62,6 +63,18 @@ class AuthOutcome:
 
     principal: Principal | None = None
     error: str | None = None
+
+
+def _scope_entries(scope: Scope) -> dict[str, Any]:
+    """The scope as the plain dict it is at runtime: ASGI lets middleware add keys to it, but
+    Litestar's scope TypedDicts name only Litestar's own."""
+    return cast("dict[str, Any]", scope)
+
+
+def auth_outcome(scope: Scope) -> AuthOutcome:
+    """What authentication_middleware found for this request: anonymous when it did not run."""
+    outcome: AuthOutcome | None = _scope_entries(scope).get(SCOPE_KEY)
+    return outcome or AuthOutcome()
 
 
 def _bearer(scope: Scope) -> str | None:
@@ -133,7 +146,7 @@ def authentication_middleware(tokens: TokenService, cache: TokenOwnerCache | Non
                 else:
                     sessions = scope["app"].state["runtime"].sessions
                     outcome = await authenticate(token, tokens, sessions, cache)
-                scope[SCOPE_KEY] = outcome  # type: ignore[literal-required]
+                _scope_entries(scope)[SCOPE_KEY] = outcome
             await app(scope, receive, send)
 
         return middleware
@@ -160,10 +173,12 @@ def required_role(handler: BaseRouteHandler, method: str, path_template: str, pu
 def access_guard(public_metrics: bool) -> Any:
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
         scope = connection.scope
-        needed = required_role(handler, scope.get("method", "GET"), scope.get("path_template", ""), public_metrics)
+        # A WebSocket scope has no method; its handshake is a GET.
+        method = scope["method"] if scope["type"] == ScopeType.HTTP else "GET"
+        needed = required_role(handler, method, scope.get("path_template", ""), public_metrics)
         if needed is None:
             return
-        outcome: AuthOutcome = connection.scope.get(SCOPE_KEY) or AuthOutcome()  # type: ignore[assignment]
+        outcome = auth_outcome(connection.scope)
         if outcome.principal is None:
             if outcome.error is None:
                 raise NotAuthorizedException(detail="authentication required: send Authorization: Bearer <token>",
@@ -178,7 +193,7 @@ def access_guard(public_metrics: bool) -> Any:
 
 
 def principal_of(request: Request[Any, Any, Any]) -> Principal:
-    outcome: AuthOutcome = request.scope.get(SCOPE_KEY) or AuthOutcome()  # type: ignore[assignment]
+    outcome = auth_outcome(request.scope)
     if outcome.principal is None:  # the guard lets no such request through; belt and braces
         raise NotAuthorizedException(detail="authentication required", headers={"WWW-Authenticate": _CHALLENGE})
     return outcome.principal
@@ -188,7 +203,7 @@ def optional_principal(request: Request[Any, Any, Any]) -> Principal | None:
     """On a public route: the caller, or None for an anonymous one. A token that was sent but
     is bad still gets a 401, so a client with an expired token learns it instead of silently
     seeing the anonymous view."""
-    outcome: AuthOutcome = request.scope.get(SCOPE_KEY) or AuthOutcome()  # type: ignore[assignment]
+    outcome = auth_outcome(request.scope)
     if outcome.error is not None:
         raise NotAuthorizedException(detail=outcome.error,
                                      headers={"WWW-Authenticate": f'{_CHALLENGE}, error="invalid_token"'})

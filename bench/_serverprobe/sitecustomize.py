@@ -13,6 +13,10 @@ is measurement scaffolding like py-spy, not part of the service.
 from __future__ import annotations
 
 import os
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 _PATH = os.environ.get("DRAFTLOOP_BENCH_LAG_FILE", "").strip()
 _MAX_SAMPLES = 2_000_000  # ~5.5 h at 100 Hz; a bound, not a target
@@ -20,6 +24,8 @@ _MAX_SAMPLES = 2_000_000  # ~5.5 h at 100 Hz; a bound, not a target
 
 def _install() -> None:
     import asyncio
+    import contextvars
+    import socket
     import threading
     import time
 
@@ -30,6 +36,8 @@ def _install() -> None:
 
     interval = float(os.environ.get("DRAFTLOOP_BENCH_LAG_INTERVAL", "0.01") or 0.01)
     samples: list[tuple[float, float]] = []
+    # The loop only holds tasks weakly: this keeps the monitor alive.
+    monitors: list[asyncio.Task[None]] = []
     original = uvicorn_server.Server.startup
 
     async def monitor() -> None:
@@ -49,13 +57,13 @@ def _install() -> None:
                     out.flush()
                     written = end
 
-    async def startup(self, sockets=None):  # type: ignore[no-untyped-def]
+    async def startup(self: uvicorn_server.Server, sockets: list[socket.socket] | None = None) -> None:
         await original(self, sockets=sockets)
         loop = asyncio.get_running_loop()
-        # Keep a reference: the loop only holds tasks weakly.
-        startup.task = loop.create_task(monitor(), name="bench-loop-lag")  # type: ignore[attr-defined]
+        monitors.append(loop.create_task(monitor(), name="bench-loop-lag"))
         threading.Thread(target=flusher, name="bench-lag-flush", daemon=True).start()
 
+    # Replacing a method is the point of this hook; mypy refuses method assignment on principle.
     uvicorn_server.Server.startup = startup  # type: ignore[method-assign]
 
     if os.environ.get("DRAFTLOOP_ROLE") == "worker":
@@ -66,17 +74,18 @@ def _install() -> None:
         _PATH = f"{_PATH}.worker-{os.getpid()}"
         original_run = asyncio.Runner.run
 
-        def run(self, main, **kwargs):  # type: ignore[no-untyped-def]
-            async def wrapped():  # type: ignore[no-untyped-def]
+        def run(self: asyncio.Runner, coro: Coroutine[Any, Any, T], *, context: contextvars.Context | None = None) -> T:
+            async def wrapped() -> T:
                 task = asyncio.get_running_loop().create_task(monitor(), name="bench-loop-lag")
                 threading.Thread(target=flusher, name="bench-lag-flush", daemon=True).start()
                 try:
-                    return await main
+                    return await coro
                 finally:
                     task.cancel()
 
-            return original_run(self, wrapped(), **kwargs)
+            return original_run(self, wrapped(), context=context)
 
+        # As above: replacing the method is the hook.
         asyncio.Runner.run = run  # type: ignore[method-assign]
 
 

@@ -66,7 +66,8 @@ class ScriptedEvalModels:
         # Everything else is the writer's: its critique scores come from `writer.scores`, in order.
         reply = self.writer(body)
         if title is None and isinstance(reply.content, str) and "Question:" not in prompt:
-            topic = (re.search(r"about: (.+)", prompt) or [None, "the topic"])[1]
+            about = re.search(r"about: (.+)", prompt)
+            topic = about.group(1) if about else "the topic"
             self.takes[topic] += 1
             reply.content = reply.content.rstrip() + f"\n\nThis is take {self.takes[topic]}.\n"
         return reply

@@ -125,10 +125,10 @@ class FakeOllama(FakeHTTPServer):
         pieces = _pieces(content)
         # Unpaced, the whole stream is ready at once: one write, so the fake's own CPU (it shares
         # the machine with what the bench measures) does not grow with one system call per token.
-        body: list[bytes] | AsyncIterator[bytes] = (
+        stream: list[bytes] | AsyncIterator[bytes] = (
             self._stream(model, pieces, final, hang=hang) if hang or self.piece_delay
             else [*(_line(model, piece) for piece in pieces), (json.dumps(final) + "\n").encode()])
-        return Response(status=200, body=body, headers={"content-type": "application/x-ndjson"})
+        return Response(status=200, body=stream, headers={"content-type": "application/x-ndjson"})
 
     async def _stream(
         self, model: str, pieces: list[str], final: dict[str, Any], *, hang: bool

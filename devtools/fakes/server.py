@@ -12,7 +12,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -86,7 +86,7 @@ class FakeHTTPServer:
     def route_prefix(self, method: str, prefix: str, handler: Handler) -> None:
         self.prefix_routes.append((method.upper(), prefix, handler))
 
-    async def start(self, port: int = 0) -> FakeHTTPServer:
+    async def start(self, port: int = 0) -> Self:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", port)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
@@ -175,23 +175,23 @@ class FakeHTTPServer:
         reason = _REASONS.get(response.status, "Status")
         head = [f"HTTP/1.1 {response.status} {reason}"]
         headers = {k.lower(): v for k, v in response.headers.items()}
-        streaming = not isinstance(response.body, bytes)
-        if streaming:
-            headers["transfer-encoding"] = "chunked"
+        body = response.body
+        if isinstance(body, bytes):
+            headers["content-length"] = str(len(body))
         else:
-            headers["content-length"] = str(len(response.body))  # type: ignore[arg-type]
+            headers["transfer-encoding"] = "chunked"
         head += [f"{k}: {v}" for k, v in headers.items()]
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
-        if not streaming:
-            writer.write(response.body)  # type: ignore[arg-type]
+        if isinstance(body, bytes):
+            writer.write(body)
             await writer.drain()
             return
-        if isinstance(response.body, list):
+        if isinstance(body, list):
             # The same bytes as chunk by chunk, in one system call instead of one per chunk.
-            writer.write(b"".join(_chunk_frame(chunk) for chunk in response.body if chunk) + b"0\r\n\r\n")
+            writer.write(b"".join(_chunk_frame(chunk) for chunk in body if chunk) + b"0\r\n\r\n")
             await writer.drain()
             return
-        async for chunk in response.body:  # type: ignore[union-attr]
+        async for chunk in body:
             if chunk:
                 writer.write(_chunk_frame(chunk))
                 await writer.drain()

@@ -77,7 +77,8 @@ class ScriptedWriter:
         prompt = str(messages[-1].get("content", "")) if messages else ""
         system = str(messages[0].get("content", "")) if messages else ""
         fmt = body.get("format")
-        title = fmt.get("title") if isinstance(fmt, dict) else None
+        schema: dict[str, Any] = fmt if isinstance(fmt, dict) else {}
+        title = schema.get("title")
         if title == "IntentChoice":
             self.calls.append("intent")
             return OllamaReply(fault="junk") if self.junk_intent else OllamaReply(content=self.intent)
@@ -86,7 +87,7 @@ class ScriptedWriter:
             if self.junk_scores:
                 return OllamaReply(fault="junk")
             score = self.scores.pop(0) if len(self.scores) > 1 else self.scores[0]
-            names = [n for n in fmt.get("properties", {}) if n in DIMENSION_NAMES]
+            names = [n for n in schema.get("properties", {}) if n in DIMENSION_NAMES]
             scored = {**rubric_scores(score, names), **{k: v for k, v in self.dimensions.items() if k in names}}
             return OllamaReply(content={"reasoning": f"scripted verdict of {score}", **scored,
                                         "issues": [f"The judge found an issue at score {score}."],
@@ -108,7 +109,8 @@ class ScriptedWriter:
         kind, topic = (kind_match.group(1), kind_match.group(2).strip()) if kind_match else ("blog post", "the topic")
         platform = "x" if kind.endswith("for x") else "linkedin" if kind.endswith("for linkedin") else None
         content_type = _KINDS.get(kind.removesuffix(" for x").removesuffix(" for linkedin"), "blog_post")
-        words = int((_LENGTH.search(prompt) or [None, "300"])[1])
+        length_match = _LENGTH.search(prompt)
+        words = int(length_match.group(1)) if length_match else 300
         keywords_match = _KEYWORDS.search(prompt)
         keywords = [] if not keywords_match or keywords_match.group(1) == "none given" else [
             k.strip() for k in keywords_match.group(1).split(",")]
@@ -121,7 +123,8 @@ class ScriptedWriter:
             self.calls.append("plan")
             if self.junk_plan:
                 return OllamaReply(fault="junk")
-            topic = (_PLAN_TOPIC.search(prompt) or [None, "the topic"])[1].strip()
+            topic_match = _PLAN_TOPIC.search(prompt)
+            topic = topic_match.group(1).strip() if topic_match else "the topic"
             return OllamaReply(content={"queries": self.plan if self.plan is not None else [
                 topic, f"{topic} tutorial", f"{topic} common pitfalls"]})
         if title == "ResearchGaps":

@@ -12,6 +12,7 @@ and format_checks.py (the shape each content type must have); this module runs t
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +37,7 @@ class Gate:
         return {"ok": self.ok, "detail": self.detail, **self.data}
 
 
-def run_gates(markdown: str, request: dict[str, Any], sources: list[dict[str, Any]]) -> list[Gate]:
+def run_gates(markdown: str, request: Mapping[str, Any], sources: Sequence[Mapping[str, Any]]) -> list[Gate]:
     """Every hard gate for this draft, passed or not, in a stable order."""
     content_type = str(request.get("content_type") or "blog_post")
     platform = formats.platform_for(content_type, request.get("platform"))

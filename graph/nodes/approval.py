@@ -9,6 +9,7 @@ JSON boolean (a bare boolean is accepted as the whole answer); anything else is 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -19,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from graph import markdown as md
 from graph.context import DraftloopContext, dependencies
 from graph.nodes.draft import failed_gates, turn_attempts
-from graph.state import MAX_ATTEMPT_NUMBER, State
+from graph.state import MAX_ATTEMPT_NUMBER, AttemptRecord, State
 
 QUESTION = ('Approve this draft? Resume with {"approved": true} to ship attempt {number}, '
             '{"approved": false, "feedback": "what to change"} to have it redrafted, and optionally '
@@ -69,21 +70,22 @@ def parse_decision(value: Any) -> ApprovalDecision:
     return decision
 
 
-def _attempt(state: State, number: Any) -> dict[str, Any] | None:
+def _attempt(state: State, number: Any) -> AttemptRecord | None:
     return next((a for a in state.get("attempts") or [] if a.get("number") == number), None)
 
 
-def _summary(attempt: dict[str, Any]) -> dict[str, Any]:
+def _summary(attempt: Mapping[str, Any]) -> dict[str, Any]:
     return {"attempt": attempt.get("number"), "title": attempt.get("title", ""),
             "markdown": attempt.get("markdown", ""), "word_count": attempt.get("word_count", 0),
             "score": attempt.get("score"), "passed": bool(attempt.get("passed")),
             "issues": list(attempt.get("issues") or []), "failed_checks": failed_gates(attempt)}
 
 
-def offer(state: State) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def offer(state: State) -> tuple[Mapping[str, Any], list[AttemptRecord]]:
     """(the attempt that ships if approved, rejected attempts that scored above it)."""
     draft = state.get("draft") or {}
-    offered = _attempt(state, draft.get("number")) or {**draft, "score": (state.get("critique") or {}).get("score")}
+    offered: Mapping[str, Any] = (_attempt(state, draft.get("number"))
+                                  or {**draft, "score": (state.get("critique") or {}).get("score")})
     rejected = set((state.get("approval") or {}).get("rejected") or [])
     better = [a for a in turn_attempts(state) if a.get("number") in rejected
               and float(a.get("score") or 0) > float(offered.get("score") or 0)]
@@ -155,8 +157,8 @@ async def approval(state: State, config: RunnableConfig, runtime: Runtime[Draftl
             "feedback": decision.feedback or "The reviewer rejected the draft; improve it.",
             "revision": int(state.get("revision") or 0) + 1,
         })
-    chosen = _attempt(state, chosen_number) if chosen_number is not None else None
-    chosen = chosen or _attempt(state, offered.get("number")) or offered
+    picked = _attempt(state, chosen_number) if chosen_number is not None else None
+    chosen = picked or _attempt(state, offered.get("number")) or offered
     record: dict[str, Any] = {"approved": True, "feedback": decision.feedback, "attempt": chosen.get("number")}
     if rejected:
         record["rejected"] = rejected

@@ -8,6 +8,7 @@ a judge whose answer is junk twice leaves the attempt unjudged, and unjudged doe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,7 +51,7 @@ def judge_messages(state: State, markdown: str, today: str) -> list[SystemMessag
     ))]
 
 
-def best_attempt(attempts: list[dict[str, Any]]) -> dict[str, Any]:
+def best_attempt(attempts: Sequence[AttemptRecord]) -> AttemptRecord:
     """What ships when the revisions run out: an attempt without failed gates beats one with,
     a judged one beats an unjudged one, then the higher score."""
     return max(attempts, key=lambda a: (not failed_gates(a), bool(a.get("dimensions")), float(a.get("score") or 0)))

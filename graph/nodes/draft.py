@@ -3,6 +3,7 @@ the last critique's findings."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +27,7 @@ from graph.prompts import (
     REVISION_TEMPLATE,
 )
 from graph.sources import numbered
-from graph.state import State
+from graph.state import AttemptRecord, State
 
 # Gates whose failure means the text itself is broken: such a draft is never shown to the
 # writer again as "the previous draft" (it would copy the loop or the cut-off).
@@ -39,21 +40,21 @@ def research_notes(state: State) -> str:
     return f"Research notes (cite the URLs you use):\n{numbered(sources)}\n" if sources else ""
 
 
-def turn_attempts(state: State) -> list[dict[str, Any]]:
+def turn_attempts(state: State) -> list[AttemptRecord]:
     turn = int(state.get("turn") or 1)
     return [a for a in state.get("attempts") or [] if int(a.get("turn", 1)) == turn]
 
 
-def failed_gates(attempt: dict[str, Any]) -> list[str]:
+def failed_gates(attempt: Mapping[str, Any]) -> list[str]:
     checks = attempt.get("checks") or {}
     return [name for name, check in checks.items() if isinstance(check, dict) and check.get("ok") is False]
 
 
-def is_degenerate(attempt: dict[str, Any]) -> bool:
+def is_degenerate(attempt: Mapping[str, Any]) -> bool:
     return bool(DEGENERATE_GATES & set(failed_gates(attempt)))
 
 
-def revision_base(state: State) -> dict[str, Any] | None:
+def revision_base(state: State) -> Mapping[str, Any] | None:
     """The draft to revise: the best attempt of this turn whose text is not broken, or, on a
     follow-up turn's first draft, the piece the thread delivered (route_intent put it in
     `draft`). None means: write afresh."""

@@ -12,7 +12,7 @@ be read all become warnings in state, never a failed run.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -192,7 +192,7 @@ def _readable(sources: list[Source]) -> list[Source]:
     return [s for s in sources if s.get("kind") != "shopping"][:PAGES]
 
 
-def _context_terms(request: dict[str, Any]) -> str:
+def _context_terms(request: Mapping[str, Any]) -> str:
     return " ".join([str(request.get("topic") or ""), *(str(k) for k in request.get("keywords") or [])])
 
 
@@ -295,7 +295,7 @@ async def _first_research(state: State, deps: Dependencies, writer: StreamWriter
 
 async def _revision_research(state: State, deps: Dependencies, writer: StreamWriter) -> dict[str, Any]:
     request = dict(state.get("request") or {})
-    previous = dict(state.get("research") or {})
+    previous: dict[str, Any] = dict(state.get("research") or {})
     # Copies: the sources in state belong to the checkpoint, and their numbers are cited.
     existing = [Source(**s) for s in previous.get("sources") or []]
     revision = revision_rounds(state) + 1

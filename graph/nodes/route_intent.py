@@ -253,6 +253,7 @@ def decide_kind(
     if has_previous and rule_kind == "revise":
         # A small model reads "make it shorter" as a new request about "it"; the thread says otherwise.
         return "revise", rule_reason, "rules"
+    kind: str
     if model is not None:
         kind, reason, source = model.kind, model.reason or "model classification", "model"
     else:

@@ -10,6 +10,7 @@ import httpx
 import openai
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_openai import ChatOpenAI
+from pydantic import SecretStr
 
 from tools.llm.errors import (
     ModelCallError,
@@ -87,10 +88,11 @@ def openai_chat_model(
     return GuardedChatOpenAI(
         server_label=server_label,
         base_url=base_url,
-        api_key=api_key,
+        api_key=SecretStr(api_key),
         model=model,
         temperature=settings.temperature,
-        max_tokens=settings.max_tokens,
+        # The alias of ChatOpenAI's max_tokens field, the name its typed signature takes.
+        max_completion_tokens=settings.max_tokens,
         timeout=settings.timeout,
         max_retries=settings.max_retries,
         # Local servers do report usage in streams when asked; without it, streamed drafts
