@@ -14,7 +14,6 @@ from typing import Any, BinaryIO
 
 import httpx
 
-from tools._env import env_float, env_int, env_str
 from tools.errors import (
     BadResponseError,
     ImageRejectedError,
@@ -158,17 +157,6 @@ class PexelsClient:
         self._insecure_hosts = _normalise_hosts(allow_insecure_hosts)
         self._download_timeout = download_timeout
         self._sleep = sleep
-
-    @classmethod
-    def from_env(cls, http: httpx.AsyncClient) -> PexelsClient:
-        """Build from PEXELS_API_KEY, PEXELS_BASE_URL, PEXELS_TIMEOUT, PEXELS_MAX_IMAGE_BYTES."""
-        return cls(
-            http,
-            env_str(KEY_ENV_VAR),
-            base_url=env_str("PEXELS_BASE_URL") or DEFAULT_BASE_URL,
-            timeout=env_float("PEXELS_TIMEOUT", 15.0),
-            max_image_bytes=env_int("PEXELS_MAX_IMAGE_BYTES", 10 * 1024 * 1024),
-        )
 
     def __repr__(self) -> str:
         # Never show the key, even in a debugger or a log of the runtime context.
