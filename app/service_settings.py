@@ -18,9 +18,11 @@ from tools.settings_reader import (
     Setting,
     bool_setting,
     choice_setting,
+    declared,
     float_setting,
     int_setting,
     optional_str_setting,
+    read_declared,
     str_setting,
 )
 
@@ -129,56 +131,59 @@ SERVICE_SETTINGS: tuple[Setting[Any], ...] = (
 
 @dataclass(frozen=True)
 class ServiceSettings:
-    host: str = "127.0.0.1"
-    port: int = 8000
+    host: str = declared(HOST)
+    port: int = declared(PORT)
     # How many graph runs one process drives at once; the rest wait in the database queue.
-    concurrency: int = 8
-    role: str = "all"
+    concurrency: int = declared(WORKER_CONCURRENCY)
+    role: str = declared(DRAFTLOOP_ROLE)
     # Worker processes `draftloop serve` starts and supervises; > 0 makes the server itself api-only.
-    workers: int = 0
+    workers: int = declared(WORKERS)
     # Niceness `draftloop worker` gives itself: graph steps then yield the CPU to the API process,
     # whose requests are short bursts, instead of sharing it evenly (bench/RESULTS.md).
-    worker_nice: int = 10
-    lease_seconds: float = 30.0
-    heartbeat_seconds: float = 5.0
-    poll_seconds: float = 1.0
-    sse_heartbeat_seconds: float = 15.0
-    shutdown_grace_seconds: float = 10.0
+    worker_nice: int = declared(WORKER_NICE)
+    lease_seconds: float = declared(LEASE_SECONDS)
+    heartbeat_seconds: float = declared(HEARTBEAT_SECONDS)
+    poll_seconds: float = declared(QUEUE_POLL_SECONDS)
+    sse_heartbeat_seconds: float = declared(SSE_HEARTBEAT_SECONDS)
+    shutdown_grace_seconds: float = declared(SHUTDOWN_GRACE_SECONDS)
     # How often a run may be resumed after it stopped without ending (its worker died, or its
     # lease ran out while the database was away) before its task is failed: a task that kills
     # every worker that runs it, or a database that never stays up, must not loop for ever.
-    max_resumes: int = 3
+    max_resumes: int = declared(MAX_RESUMES)
     # How long an idle keep-alive connection stays open. Longer than the clients' and proxies'
     # own idle timeouts (httpx 5 s, load balancers often 60 s), so that the client, not the
     # server, closes it: when both close at about the same moment, a request the client just
     # sent on the connection is lost (uvicorn's default is also 5 s).
-    keep_alive_seconds: int = 75
-    log_format: str = "text"
-    log_level: str = "INFO"
+    keep_alive_seconds: int = declared(KEEP_ALIVE_SECONDS)
+    log_format: str = declared(LOG_FORMAT)
+    # LOG_LEVEL, in upper case.
+    log_level: str = LOG_LEVEL.default
+    # WORKER_ID, or host-pid-random when it is unset.
     worker_id: str = ""
+    # Resolved by storage.engine.database_url_from_env (app/configuration.py sets it).
     database_url: str | None = None
     # Browser origins allowed to call the API (LangGraph Studio runs in smith.langchain.com).
     cors_origins: tuple[str, ...] = (DEFAULT_CORS_ORIGIN,)
     # JWT signing secret (DRAFTLOOP_SECRET_KEY). repr=False: settings may be logged, this may not.
     secret_key: str = field(default="", repr=False)
     # DRAFTLOOP_DEV_MODE=1 allows starting without a secret: a random one is made per process.
-    dev_mode: bool = False
-    token_ttl_seconds: int = 3600
+    dev_mode: bool = declared(DRAFTLOOP_DEV_MODE)
+    token_ttl_seconds: int = declared(TOKEN_TTL_SECONDS)
     # /metrics without a token (Prometheus scrapers); PUBLIC_METRICS=0 makes it need a viewer.
-    public_metrics: bool = True
-    login_max_failures: int = 5
+    public_metrics: bool = declared(PUBLIC_METRICS)
+    login_max_failures: int = declared(LOGIN_MAX_FAILURES)
     # How long a token's owner (role, revocation) is cached per process; 0 asks the database
     # on every request. Logouts in the same process apply at once.
-    auth_cache_seconds: float = 2.0
-    login_window_seconds: float = 60.0
+    auth_cache_seconds: float = declared(AUTH_CACHE_SECONDS)
+    login_window_seconds: float = declared(LOGIN_WINDOW_SECONDS)
     # Strict-Transport-Security max-age; 0 sends none (only turn on behind TLS).
-    hsts_seconds: int = 0
+    hsts_seconds: int = declared(HSTS_SECONDS)
     # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses, networks or *).
     # Empty: none are, so a client cannot pick the address the login limit and the audit trail
     # see by sending the header itself.
     forwarded_allow_ips: tuple[str, ...] = ()
     # CPU seconds a post body may take to render (app/markdown_renderer.py).
-    markdown_render_seconds: float = DEFAULT_BUDGET_SECONDS
+    markdown_render_seconds: float = declared(MARKDOWN_RENDER_SECONDS)
 
     @property
     def runs_graphs(self) -> bool:
@@ -188,42 +193,20 @@ class ServiceSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ServiceSettings:
         """Every setting but the database URL, which storage.engine.database_url_from_env resolves."""
+        values = read_declared(cls, env)
+        if values["heartbeat_seconds"] >= values["lease_seconds"]:
+            raise ValueError("HEARTBEAT_SECONDS must be shorter than LEASE_SECONDS")
         secret = DRAFTLOOP_SECRET_KEY.read(env)
         if secret and len(secret) < MIN_SECRET_LENGTH:
             raise ValueError(f"DRAFTLOOP_SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters")
-        heartbeat = HEARTBEAT_SECONDS.read(env)
-        lease = LEASE_SECONDS.read(env)
-        if heartbeat >= lease:
-            raise ValueError("HEARTBEAT_SECONDS must be shorter than LEASE_SECONDS")
         return cls(
-            host=HOST.read(env),
-            port=PORT.read(env),
-            concurrency=WORKER_CONCURRENCY.read(env),
-            role=DRAFTLOOP_ROLE.read(env),
-            workers=WORKERS.read(env),
-            worker_nice=WORKER_NICE.read(env),
-            lease_seconds=lease,
-            heartbeat_seconds=heartbeat,
-            poll_seconds=QUEUE_POLL_SECONDS.read(env),
-            sse_heartbeat_seconds=SSE_HEARTBEAT_SECONDS.read(env),
-            shutdown_grace_seconds=SHUTDOWN_GRACE_SECONDS.read(env),
-            max_resumes=MAX_RESUMES.read(env),
-            keep_alive_seconds=KEEP_ALIVE_SECONDS.read(env),
-            log_format=LOG_FORMAT.read(env),
+            **values,
             log_level=LOG_LEVEL.read(env).upper(),
             worker_id=WORKER_ID.read(env) or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}",
             cors_origins=tuple(o.strip().rstrip("/") for o in CORS_ORIGINS.read(env).split(",") if o.strip())
             or (DEFAULT_CORS_ORIGIN,),
             secret_key=secret,
-            dev_mode=DRAFTLOOP_DEV_MODE.read(env),
-            token_ttl_seconds=TOKEN_TTL_SECONDS.read(env),
-            public_metrics=PUBLIC_METRICS.read(env),
-            login_max_failures=LOGIN_MAX_FAILURES.read(env),
-            auth_cache_seconds=AUTH_CACHE_SECONDS.read(env),
-            login_window_seconds=LOGIN_WINDOW_SECONDS.read(env),
-            hsts_seconds=HSTS_SECONDS.read(env),
             forwarded_allow_ips=parse_forwarded_allow_ips(FORWARDED_ALLOW_IPS.read(env) or ""),
-            markdown_render_seconds=MARKDOWN_RENDER_SECONDS.read(env),
         )
 
 

@@ -10,7 +10,16 @@ from typing import Any
 
 from tools.client_settings import ClientSettings
 from tools.llm.settings import JUDGE, LLMSettings, role_settings
-from tools.settings_reader import Placement, Setting, bool_setting, float_setting, int_setting, optional_str_setting
+from tools.settings_reader import (
+    Placement,
+    Setting,
+    bool_setting,
+    declared,
+    float_setting,
+    int_setting,
+    optional_str_setting,
+    read_declared,
+)
 
 # USD per million tokens (input, output). Local providers are free but their tokens still count.
 DEFAULT_PRICES: dict[str, tuple[float, float]] = {
@@ -67,29 +76,19 @@ def parse_price_table(raw: str | None) -> dict[str, tuple[float, float]]:
 
 @dataclass(frozen=True)
 class GraphSettings:
-    quality_threshold: int = 70
-    max_revisions: int = 2
-    research_enabled: bool = True
-    images_enabled: bool = True
-    default_target_words: int = 600
-    search_results: int = 5
-    research_timeout: float = 30.0
-    research_fetch_pages: bool = True
+    quality_threshold: int = declared(QUALITY_THRESHOLD)
+    max_revisions: int = declared(MAX_REVISIONS)
+    research_enabled: bool = declared(RESEARCH_ENABLED)
+    images_enabled: bool = declared(IMAGES_ENABLED)
+    default_target_words: int = declared(DEFAULT_TARGET_WORDS)
+    search_results: int = declared(SEARCH_RESULTS)
+    research_timeout: float = declared(RESEARCH_TIMEOUT)
+    research_fetch_pages: bool = declared(RESEARCH_FETCH_PAGES)
     prices: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_PRICES))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> GraphSettings:
-        return cls(
-            quality_threshold=QUALITY_THRESHOLD.read(env),
-            max_revisions=MAX_REVISIONS.read(env),
-            research_enabled=RESEARCH_ENABLED.read(env),
-            images_enabled=IMAGES_ENABLED.read(env),
-            default_target_words=DEFAULT_TARGET_WORDS.read(env),
-            search_results=SEARCH_RESULTS.read(env),
-            research_timeout=RESEARCH_TIMEOUT.read(env),
-            research_fetch_pages=RESEARCH_FETCH_PAGES.read(env),
-            prices=parse_price_table(MODEL_PRICES.read(env)),
-        )
+        return cls(**read_declared(cls, env), prices=parse_price_table(MODEL_PRICES.read(env)))
 
     def cost(self, provider: str, model: str, input_tokens: int, output_tokens: int) -> float:
         """Most specific price wins: provider/model, then model, then provider; unknown is free."""

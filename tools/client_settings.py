@@ -4,7 +4,7 @@ through tools/settings_reader.py; it builds the clients from them."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -13,7 +13,16 @@ from tools import pages, pexels, serper
 from tools.pages import PageReader
 from tools.pexels import PexelsClient
 from tools.serper import SerperClient
-from tools.settings_reader import Placement, Setting, float_setting, int_setting, optional_str_setting, str_setting
+from tools.settings_reader import (
+    Placement,
+    Setting,
+    declared,
+    float_setting,
+    int_setting,
+    optional_str_setting,
+    read_declared,
+    str_setting,
+)
 
 _RESEARCH: Placement = {"section": "Research", "read_by": "ClientSettings"}
 SERPER_API_KEY = optional_str_setting(
@@ -44,30 +53,24 @@ CLIENT_SETTINGS: tuple[Setting[Any], ...] = (
 
 @dataclass(frozen=True)
 class ClientSettings:
-    # repr=False: settings may be logged, keys may not.
-    serper_api_key: str | None = field(default=None, repr=False)
-    serper_base_url: str = serper.DEFAULT_BASE_URL
-    serper_timeout: float = 15.0
-    pexels_api_key: str | None = field(default=None, repr=False)
-    pexels_base_url: str = pexels.DEFAULT_BASE_URL
-    pexels_timeout: float = 15.0
-    pexels_max_image_bytes: int = 10 * 1024 * 1024
-    page_timeout: float = pages.DEFAULT_TIMEOUT
-    page_max_bytes: int = pages.DEFAULT_MAX_BYTES
+    serper_api_key: str | None = declared(SERPER_API_KEY)
+    serper_base_url: str = declared(SERPER_BASE_URL)
+    serper_timeout: float = declared(SERPER_TIMEOUT)
+    pexels_api_key: str | None = declared(PEXELS_API_KEY)
+    pexels_base_url: str = declared(PEXELS_BASE_URL)
+    pexels_timeout: float = declared(PEXELS_TIMEOUT)
+    pexels_max_image_bytes: int = declared(PEXELS_MAX_IMAGE_BYTES)
+    page_timeout: float = declared(PAGE_TIMEOUT)
+    page_max_bytes: int = declared(PAGE_MAX_BYTES)
+
+    def __repr__(self) -> str:
+        # Settings may be logged, keys may not.
+        return (f"ClientSettings(serper_configured={self.serper_api_key is not None}, "
+                f"pexels_configured={self.pexels_api_key is not None})")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ClientSettings:
-        return cls(
-            serper_api_key=SERPER_API_KEY.read(env),
-            serper_base_url=SERPER_BASE_URL.read(env),
-            serper_timeout=SERPER_TIMEOUT.read(env),
-            pexels_api_key=PEXELS_API_KEY.read(env),
-            pexels_base_url=PEXELS_BASE_URL.read(env),
-            pexels_timeout=PEXELS_TIMEOUT.read(env),
-            pexels_max_image_bytes=PEXELS_MAX_IMAGE_BYTES.read(env),
-            page_timeout=PAGE_TIMEOUT.read(env),
-            page_max_bytes=PAGE_MAX_BYTES.read(env),
-        )
+        return cls(**read_declared(cls, env))
 
     def serper_client(self, http: httpx.AsyncClient) -> SerperClient:
         """A Serper client; without a key it is there but not configured."""

