@@ -8,7 +8,6 @@ It lives in tools/ because every layer reads settings through it and tools/ is t
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field, fields
@@ -88,7 +87,8 @@ def format_value(value: object) -> str:
 
 def _number_in_range(name: str, value: float, low: float | None, high: float | None,
                      *, positive: bool) -> None:
-    if math.isnan(value) or (positive and not value > 0):
+    # Written so that NaN fails both checks: it compares false with everything.
+    if positive and not value > 0:
         raise SettingError(f"{name} must be positive, got {value!r}")
     if low is not None and high is not None and not low <= value <= high:
         raise SettingError(f"{name} must be between {format_value(low)} and {format_value(high)}, "
@@ -131,8 +131,7 @@ def float_setting(name: str, default: float, description: str, *, section: str, 
             value = float(raw)
         except ValueError:
             raise SettingError(f"{var} must be a number, got {raw!r}") from None
-        if low is not None or positive:
-            _number_in_range(var, value, low, high, positive=positive)
+        _number_in_range(var, value, low, high, positive=positive)
         return value
 
     return Setting(name, default, description, section, read_by, parse, shown_default)

@@ -3,6 +3,7 @@ the .env file under the shell's variables."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -12,11 +13,13 @@ from tools.settings_reader import (
     SettingError,
     bool_setting,
     choice_setting,
+    declared,
     float_setting,
     int_setting,
     load_dotenv,
     optional_int_setting,
     optional_str_setting,
+    read_declared,
 )
 
 WHERE = Placement(section="Test", read_by="the test")
@@ -51,6 +54,12 @@ def test_a_positive_number_refuses_zero_negatives_and_nan(raw: str) -> None:
     setting = float_setting("WAIT", 15.0, "Seconds.", positive=True, **WHERE)
     with pytest.raises(SettingError, match="WAIT must be positive"):
         setting.read({"WAIT": raw})
+
+
+def test_nan_is_outside_every_range() -> None:
+    setting = float_setting("WAIT", 15.0, "Seconds.", low=0.1, high=600, **WHERE)
+    with pytest.raises(SettingError, match="WAIT must be between 0.1 and 600, got nan"):
+        setting.read({"WAIT": "nan"})
 
 
 def test_a_float_reads_decimals_and_refuses_words() -> None:
@@ -104,3 +113,23 @@ def test_a_missing_dotenv_changes_nothing(tmp_path: Path) -> None:
     environ: dict[str, str] = {}
     load_dotenv(tmp_path / "absent.env", environ)
     assert environ == {}
+
+
+RETRIES = int_setting("RETRIES", 2, "Retries.", low=0, high=5, **WHERE)
+VERBOSE = bool_setting("VERBOSE", False, "Chatty.", **WHERE)
+
+
+@dataclass(frozen=True)
+class ExampleSettings:
+    retries: int = declared(RETRIES)
+    verbose: bool = declared(VERBOSE)
+    name: str = "plain"
+
+
+def test_a_declared_field_defaults_to_its_settings_default() -> None:
+    assert ExampleSettings() == ExampleSettings(retries=2, verbose=False, name="plain")
+
+
+def test_read_declared_reads_declared_fields_only_by_field_name() -> None:
+    assert read_declared(ExampleSettings, {"RETRIES": "4", "VERBOSE": "yes", "NAME": "ignored"}) == {
+        "retries": 4, "verbose": True}
