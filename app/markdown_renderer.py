@@ -16,14 +16,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import sys
-from collections.abc import Mapping
 from types import TracebackType
 
 from app.content_html import RenderedBody, unrendered_body
 from app.render_process import OK, OVER_BUDGET, READY, REPLY, REQUEST
-from graph.configuration import read_float
 
 log = logging.getLogger("draftloop.render")
 
@@ -93,11 +90,6 @@ class MarkdownRenderer:
         self._slots = asyncio.Semaphore(processes)
         self._idle: list[_Child] = []
         self._closed = False
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> MarkdownRenderer:
-        env = os.environ if env is None else env
-        return cls(budget_seconds=read_float(env, "MARKDOWN_RENDER_SECONDS", DEFAULT_BUDGET_SECONDS, 0.01, 60))
 
     async def __aenter__(self) -> MarkdownRenderer:
         return self

@@ -1,8 +1,6 @@
-"""Service settings, read once at start-up from the environment and an optional `.env` file.
-
-Graph, model and client settings keep their own `from_env` readers (graph/configuration.py,
-tools/llm/settings.py, tools/serper.py, tools/pexels.py); this module holds what only the service uses.
-"""
+"""Service settings: what only the service (HTTP, workers, security, post rendering) uses,
+declared once and read through tools/settings_reader.py. app/configuration.py builds them at
+start-up together with the graph's, the models' and the database's."""
 
 from __future__ import annotations
 
@@ -12,80 +10,180 @@ import socket
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any
 
-from graph.configuration import read_bool, read_float, read_int
+from app.markdown_renderer import DEFAULT_BUDGET_SECONDS
+from tools.settings_reader import (
+    Placement,
+    Setting,
+    bool_setting,
+    choice_setting,
+    declared,
+    float_setting,
+    int_setting,
+    optional_str_setting,
+    read_declared,
+    str_setting,
+)
 
 MIN_SECRET_LENGTH = 32
 # all: serve HTTP and run graphs in one process. api: HTTP only, the graph runs in worker
 # processes (`draftloop worker`, or `serve --workers N`), so requests never wait behind graph
 # steps on one event loop. worker: runs graphs only (set by `draftloop worker`).
 ROLES = ("all", "api", "worker")
+DEFAULT_CORS_ORIGIN = "https://smith.langchain.com"
 
 
-def load_dotenv(path: Path = Path(".env")) -> None:
-    """KEY=VALUE lines into os.environ; variables already set win, so the shell overrides."""
-    if not path.is_file():
-        return
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        key = key.removeprefix("export ").strip()
-        os.environ.setdefault(key, value.strip().strip('"').strip("'"))
+_SERVICE: Placement = {"section": "Service", "read_by": "ServiceSettings"}
+_RUNS: Placement = {"section": "Workers and runs", "read_by": "ServiceSettings"}
+_SECURITY: Placement = {"section": "Security", "read_by": "ServiceSettings"}
+HOST = str_setting("HOST", "127.0.0.1", "Address `draftloop serve` binds (`--host` overrides).", **_SERVICE)
+PORT = int_setting("PORT", 8000, "Port `draftloop serve` binds (`--port` overrides).", low=0, high=65535, **_SERVICE)
+KEEP_ALIVE_SECONDS = int_setting(
+    "KEEP_ALIVE_SECONDS", 75, "How long an idle HTTP keep-alive connection stays open. Keep it above the idle "
+    "timeout of the clients and proxies in front (httpx 5 s, load balancers often 60 s): when the server closes "
+    "first, a request sent at that moment is lost.", low=1, high=3600, **_SERVICE)
+SSE_HEARTBEAT_SECONDS = float_setting(
+    "SSE_HEARTBEAT_SECONDS", 15.0, "Idle time before an SSE stream sends a heartbeat comment.", low=0.05, high=300,
+    **_SERVICE)
+LOG_FORMAT = choice_setting("LOG_FORMAT", "text", ("text", "json"),
+                            "`text` or `json`; every record of a run carries its task id.", **_SERVICE)
+LOG_LEVEL = str_setting("LOG_LEVEL", "INFO", "Python logging level.", **_SERVICE)
+
+WORKER_CONCURRENCY = int_setting(
+    "WORKER_CONCURRENCY", 8, "Graph runs one process drives at once; the rest wait in the database queue.",
+    low=1, high=1000, **_RUNS)
+WORKERS = int_setting(
+    "WORKERS", 0, "Worker processes `draftloop serve` starts and supervises (`--workers`); more than 0 makes the "
+    "server itself HTTP only. See [Worker processes](deployment.md#worker-processes).", low=0, high=64, **_RUNS)
+WORKER_NICE = int_setting(
+    "WORKER_NICE", 10, "Niceness a `draftloop worker` gives itself, so that on a shared machine the API process "
+    "gets the CPU first for its short requests. `0` leaves it alone.", low=0, high=19, **_RUNS)
+DRAFTLOOP_ROLE = choice_setting(
+    "DRAFTLOOP_ROLE", "all", ROLES, "`api`: serve HTTP only and leave graph runs to separately started "
+    "`draftloop worker` processes (`--role api`).", **_RUNS)
+WORKER_ID = str_setting("WORKER_ID", "", "Lease owner name; must be unique among live processes.",
+                        shown_default="host-pid-random", **_RUNS)
+LEASE_SECONDS = float_setting(
+    "LEASE_SECONDS", 30.0, "How long a claimed task stays owned without a heartbeat; after that another process "
+    "may resume it.", low=0.2, high=3600, **_RUNS)
+HEARTBEAT_SECONDS = float_setting(
+    "HEARTBEAT_SECONDS", 5.0, "How often a worker renews its leases (must be shorter than `LEASE_SECONDS`).",
+    low=0.05, high=600, **_RUNS)
+MAX_RESUMES = int_setting(
+    "MAX_RESUMES", 3, "How many times (0–100) a run that stopped without ending (its worker died, or it lost the "
+    "database) is resumed. At the next takeover its task fails with an error that says so. Graceful hand-backs "
+    "and approvals do not count.", low=0, high=100, **_RUNS)
+QUEUE_POLL_SECONDS = float_setting(
+    "QUEUE_POLL_SECONDS", 1.0, "How often a worker looks for queued tasks and SSE followers poll for events "
+    "written by other processes. Tasks and events of the same process wake them at once, and on Postgres so do "
+    "other processes' (`LISTEN`/`NOTIFY`); on SQLite, `serve --workers` wakes its own workers for queued tasks. "
+    "Lower it on SQLite with workers.", low=0.01, high=60, **_RUNS)
+SHUTDOWN_GRACE_SECONDS = float_setting(
+    "SHUTDOWN_GRACE_SECONDS", 10.0, "On shutdown, how long in-flight runs may finish their current node before "
+    "they are stopped and handed back to the queue.", low=0, high=600, **_RUNS)
+
+DRAFTLOOP_SECRET_KEY = str_setting(
+    "DRAFTLOOP_SECRET_KEY", "", f"Token signing secret, at least {MIN_SECRET_LENGTH} characters. Required unless "
+    "dev mode is on.", shown_default="none", **_SECURITY)
+DRAFTLOOP_DEV_MODE = bool_setting(
+    "DRAFTLOOP_DEV_MODE", False, "`true` lets the service start without a secret, on a random per-process one "
+    "(`make run` sets it).", **_SECURITY)
+TOKEN_TTL_SECONDS = int_setting("TOKEN_TTL_SECONDS", 3600, "Lifetime of an access token, in seconds.",
+                                low=60, high=7 * 24 * 3600, **_SECURITY)
+AUTH_CACHE_SECONDS = float_setting(
+    "AUTH_CACHE_SECONDS", 2.0, "How long a process caches what a token resolves to (role, revoked). A logout "
+    "applies at once in the process that took it and within this time in the others; `0` asks the database on "
+    "every request.", low=0, high=60, **_SECURITY)
+PUBLIC_METRICS = bool_setting("PUBLIC_METRICS", True, "`false` makes `/metrics` need a viewer token.", **_SECURITY)
+LOGIN_MAX_FAILURES = int_setting(
+    "LOGIN_MAX_FAILURES", 5, "Failed logins allowed per client address, and per user name, in "
+    "`LOGIN_WINDOW_SECONDS` before 429; logins being checked count. See "
+    "[Login rate limit](security.md#login-rate-limit).", low=1, high=1000, **_SECURITY)
+LOGIN_WINDOW_SECONDS = float_setting(
+    "LOGIN_WINDOW_SECONDS", 60.0, "The window, in seconds, in which `LOGIN_MAX_FAILURES` count.",
+    low=1, high=86400, **_SECURITY)
+FORWARDED_ALLOW_IPS = optional_str_setting(
+    "FORWARDED_ALLOW_IPS", "Comma-separated addresses or networks of the reverse proxies whose `X-Forwarded-For` "
+    "gives the client's address (for the login limit and the audit trail), e.g. `127.0.0.1`. Unset: the header "
+    "is ignored and the connection's address counts. `*` trusts every client. See "
+    "[Behind a proxy](security.md#behind-a-proxy).", **_SECURITY)
+HSTS_SECONDS = int_setting(
+    "HSTS_SECONDS", 0, "`Strict-Transport-Security` max-age; 0 sends none. Set it only behind TLS.",
+    low=0, high=2 * 365 * 24 * 3600, **_SECURITY)
+CORS_ORIGINS = str_setting(
+    "CORS_ORIGINS", DEFAULT_CORS_ORIGIN, "Comma-separated browser origins allowed to call the API (Studio, a chat "
+    "UI); `Location` and `Content-Location` are exposed to them.", **_SECURITY)
+
+MARKDOWN_RENDER_SECONDS = float_setting(
+    "MARKDOWN_RENDER_SECONDS", DEFAULT_BUDGET_SECONDS, "CPU seconds (0.01–60) a post body may take to render; past "
+    "it a write is a 400 naming `markdown` (see [Posts](http-api.md#posts)). Rendering runs in up to two child "
+    "processes per server or worker process.", low=0.01, high=60, section="Posts", read_by="ServiceSettings")
+
+SERVICE_SETTINGS: tuple[Setting[Any], ...] = (
+    HOST, PORT, KEEP_ALIVE_SECONDS, SSE_HEARTBEAT_SECONDS, LOG_FORMAT, LOG_LEVEL,
+    WORKER_CONCURRENCY, WORKERS, WORKER_NICE, DRAFTLOOP_ROLE, WORKER_ID, LEASE_SECONDS, HEARTBEAT_SECONDS,
+    MAX_RESUMES, QUEUE_POLL_SECONDS, SHUTDOWN_GRACE_SECONDS,
+    DRAFTLOOP_SECRET_KEY, DRAFTLOOP_DEV_MODE, TOKEN_TTL_SECONDS, AUTH_CACHE_SECONDS, PUBLIC_METRICS,
+    LOGIN_MAX_FAILURES, LOGIN_WINDOW_SECONDS, FORWARDED_ALLOW_IPS, HSTS_SECONDS, CORS_ORIGINS,
+    MARKDOWN_RENDER_SECONDS)
 
 
 @dataclass(frozen=True)
 class ServiceSettings:
-    host: str = "127.0.0.1"
-    port: int = 8000
+    host: str = declared(HOST)
+    port: int = declared(PORT)
     # How many graph runs one process drives at once; the rest wait in the database queue.
-    concurrency: int = 8
-    role: str = "all"
+    concurrency: int = declared(WORKER_CONCURRENCY)
+    role: str = declared(DRAFTLOOP_ROLE)
     # Worker processes `draftloop serve` starts and supervises; > 0 makes the server itself api-only.
-    workers: int = 0
+    workers: int = declared(WORKERS)
     # Niceness `draftloop worker` gives itself: graph steps then yield the CPU to the API process,
     # whose requests are short bursts, instead of sharing it evenly (bench/RESULTS.md).
-    worker_nice: int = 10
-    lease_seconds: float = 30.0
-    heartbeat_seconds: float = 5.0
-    poll_seconds: float = 1.0
-    sse_heartbeat_seconds: float = 15.0
-    shutdown_grace_seconds: float = 10.0
+    worker_nice: int = declared(WORKER_NICE)
+    lease_seconds: float = declared(LEASE_SECONDS)
+    heartbeat_seconds: float = declared(HEARTBEAT_SECONDS)
+    poll_seconds: float = declared(QUEUE_POLL_SECONDS)
+    sse_heartbeat_seconds: float = declared(SSE_HEARTBEAT_SECONDS)
+    shutdown_grace_seconds: float = declared(SHUTDOWN_GRACE_SECONDS)
     # How often a run may be resumed after it stopped without ending (its worker died, or its
     # lease ran out while the database was away) before its task is failed: a task that kills
     # every worker that runs it, or a database that never stays up, must not loop for ever.
-    max_resumes: int = 3
+    max_resumes: int = declared(MAX_RESUMES)
     # How long an idle keep-alive connection stays open. Longer than the clients' and proxies'
     # own idle timeouts (httpx 5 s, load balancers often 60 s), so that the client, not the
     # server, closes it: when both close at about the same moment, a request the client just
     # sent on the connection is lost (uvicorn's default is also 5 s).
-    keep_alive_seconds: int = 75
-    log_format: str = "text"
-    log_level: str = "INFO"
+    keep_alive_seconds: int = declared(KEEP_ALIVE_SECONDS)
+    log_format: str = declared(LOG_FORMAT)
+    # LOG_LEVEL, in upper case.
+    log_level: str = LOG_LEVEL.default
+    # WORKER_ID, or host-pid-random when it is unset.
     worker_id: str = ""
+    # Resolved by storage.engine.database_url_from_env (app/configuration.py sets it).
     database_url: str | None = None
     # Browser origins allowed to call the API (LangGraph Studio runs in smith.langchain.com).
-    cors_origins: tuple[str, ...] = ("https://smith.langchain.com",)
+    cors_origins: tuple[str, ...] = (DEFAULT_CORS_ORIGIN,)
     # JWT signing secret (DRAFTLOOP_SECRET_KEY). repr=False: settings may be logged, this may not.
     secret_key: str = field(default="", repr=False)
     # DRAFTLOOP_DEV_MODE=1 allows starting without a secret: a random one is made per process.
-    dev_mode: bool = False
-    token_ttl_seconds: int = 3600
+    dev_mode: bool = declared(DRAFTLOOP_DEV_MODE)
+    token_ttl_seconds: int = declared(TOKEN_TTL_SECONDS)
     # /metrics without a token (Prometheus scrapers); PUBLIC_METRICS=0 makes it need a viewer.
-    public_metrics: bool = True
-    login_max_failures: int = 5
+    public_metrics: bool = declared(PUBLIC_METRICS)
+    login_max_failures: int = declared(LOGIN_MAX_FAILURES)
     # How long a token's owner (role, revocation) is cached per process; 0 asks the database
     # on every request. Logouts in the same process apply at once.
-    auth_cache_seconds: float = 2.0
-    login_window_seconds: float = 60.0
+    auth_cache_seconds: float = declared(AUTH_CACHE_SECONDS)
+    login_window_seconds: float = declared(LOGIN_WINDOW_SECONDS)
     # Strict-Transport-Security max-age; 0 sends none (only turn on behind TLS).
-    hsts_seconds: int = 0
+    hsts_seconds: int = declared(HSTS_SECONDS)
     # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses, networks or *).
     # Empty: none are, so a client cannot pick the address the login limit and the audit trail
     # see by sending the header itself.
     forwarded_allow_ips: tuple[str, ...] = ()
+    # CPU seconds a post body may take to render (app/markdown_renderer.py).
+    markdown_render_seconds: float = declared(MARKDOWN_RENDER_SECONDS)
 
     @property
     def runs_graphs(self) -> bool:
@@ -93,57 +191,29 @@ class ServiceSettings:
         return self.role != "api" and self.workers == 0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ServiceSettings:
-        env = os.environ if env is None else env
-        log_format = env.get("LOG_FORMAT", "text").strip().lower() or "text"
-        if log_format not in {"text", "json"}:
-            raise ValueError(f"LOG_FORMAT must be text or json, got {log_format!r}")
-        secret = env.get("DRAFTLOOP_SECRET_KEY", "").strip()
+    def from_env(cls, env: Mapping[str, str]) -> ServiceSettings:
+        """Every setting but the database URL, which storage.engine.database_url_from_env resolves."""
+        values = read_declared(cls, env)
+        if values["heartbeat_seconds"] >= values["lease_seconds"]:
+            raise ValueError("HEARTBEAT_SECONDS must be shorter than LEASE_SECONDS")
+        secret = DRAFTLOOP_SECRET_KEY.read(env)
         if secret and len(secret) < MIN_SECRET_LENGTH:
             raise ValueError(f"DRAFTLOOP_SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters")
-        heartbeat = read_float(env, "HEARTBEAT_SECONDS", 5.0, 0.05, 600)
-        lease = read_float(env, "LEASE_SECONDS", 30.0, 0.2, 3600)
-        if heartbeat >= lease:
-            raise ValueError("HEARTBEAT_SECONDS must be shorter than LEASE_SECONDS")
-        role = env.get("DRAFTLOOP_ROLE", "all").strip().lower() or "all"
-        if role not in ROLES:
-            raise ValueError(f"DRAFTLOOP_ROLE must be one of {', '.join(ROLES)}, got {role!r}")
         return cls(
-            host=env.get("HOST", "127.0.0.1").strip() or "127.0.0.1",
-            port=read_int(env, "PORT", 8000, 0, 65535),
-            concurrency=read_int(env, "WORKER_CONCURRENCY", 8, 1, 1000),
-            role=role,
-            workers=read_int(env, "WORKERS", 0, 0, 64),
-            worker_nice=read_int(env, "WORKER_NICE", 10, 0, 19),
-            lease_seconds=lease,
-            heartbeat_seconds=heartbeat,
-            poll_seconds=read_float(env, "QUEUE_POLL_SECONDS", 1.0, 0.01, 60),
-            sse_heartbeat_seconds=read_float(env, "SSE_HEARTBEAT_SECONDS", 15.0, 0.05, 300),
-            shutdown_grace_seconds=read_float(env, "SHUTDOWN_GRACE_SECONDS", 10.0, 0, 600),
-            max_resumes=read_int(env, "MAX_RESUMES", 3, 0, 100),
-            keep_alive_seconds=read_int(env, "KEEP_ALIVE_SECONDS", 75, 1, 3600),
-            log_format=log_format,
-            log_level=(env.get("LOG_LEVEL", "INFO").strip() or "INFO").upper(),
-            worker_id=env.get("WORKER_ID", "").strip() or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}",
-            database_url=env.get("DATABASE_URL", "").strip() or None,
-            cors_origins=tuple(o.strip().rstrip("/") for o in env.get("CORS_ORIGINS", "").split(",") if o.strip())
-            or ("https://smith.langchain.com",),
+            **values,
+            log_level=LOG_LEVEL.read(env).upper(),
+            worker_id=WORKER_ID.read(env) or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}",
+            cors_origins=tuple(o.strip().rstrip("/") for o in CORS_ORIGINS.read(env).split(",") if o.strip())
+            or (DEFAULT_CORS_ORIGIN,),
             secret_key=secret,
-            dev_mode=read_bool(env, "DRAFTLOOP_DEV_MODE", False),
-            token_ttl_seconds=read_int(env, "TOKEN_TTL_SECONDS", 3600, 60, 7 * 24 * 3600),
-            public_metrics=read_bool(env, "PUBLIC_METRICS", True),
-            login_max_failures=read_int(env, "LOGIN_MAX_FAILURES", 5, 1, 1000),
-            auth_cache_seconds=read_float(env, "AUTH_CACHE_SECONDS", 2.0, 0, 60),
-            login_window_seconds=read_float(env, "LOGIN_WINDOW_SECONDS", 60.0, 1, 86400),
-            hsts_seconds=read_int(env, "HSTS_SECONDS", 0, 0, 2 * 365 * 24 * 3600),
-            forwarded_allow_ips=read_forwarded_allow_ips(env),
+            forwarded_allow_ips=parse_forwarded_allow_ips(FORWARDED_ALLOW_IPS.read(env) or ""),
         )
 
 
-def read_forwarded_allow_ips(env: Mapping[str, str]) -> tuple[str, ...]:
+def parse_forwarded_allow_ips(raw: str) -> tuple[str, ...]:
     """FORWARDED_ALLOW_IPS as a tuple of addresses or networks (or "*"); a typo is a ValueError
     naming it, because uvicorn would quietly trust nobody, or the wrong host."""
-    entries = tuple(e.strip() for e in env.get("FORWARDED_ALLOW_IPS", "").split(",") if e.strip())
+    entries = tuple(e.strip() for e in raw.split(",") if e.strip())
     for entry in entries:
         if entry == "*":
             continue

@@ -3,13 +3,13 @@ tokens minted with that secret, so that API tests authenticate without a login r
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
-from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
 
 from app.security import TokenService, hash_password
-from storage.engine import create_engine, session_factory
+from storage.engine import create_engine, database_url_from_env, session_factory
 from storage.models import User
 
 TEST_SECRET = "draftloop-test-secret-0123456789abcdef0123456789"
@@ -58,6 +58,7 @@ async def ensure_user(database_url: str, name: str = TEST_ADMIN_NAME, role: str 
     return user_id
 
 
-def service_database_url(env: dict[str, str]) -> str:
-    """The database a `draftloop serve` started with ``env`` uses."""
-    return env.get("DATABASE_URL") or f"sqlite+aiosqlite:///{Path(env['DRAFTLOOP_DATA_DIR']) / 'draftloop.db'}"
+async def service_database_url(env: dict[str, str]) -> str:
+    """The database a `draftloop serve` started with ``env`` uses, resolved as the server resolves
+    it; a DRAFTLOOP_DATA_DIR in ``env`` must be absolute, since the server runs elsewhere."""
+    return await asyncio.to_thread(database_url_from_env, env)

@@ -20,10 +20,9 @@ from langgraph.runtime import Runtime
 from pydantic import InstanceOf
 from pydantic.json_schema import SkipJsonSchema
 
-from graph.configuration import GraphSettings
+from graph.configuration import GraphSettings, PipelineSettings
 from tools.llm.provider import ModelProvider
-from tools.llm.settings import role_settings
-from tools.pages import PageReader, PageSource
+from tools.pages import PageSource
 from tools.pexels import PexelsClient
 from tools.serper import SerperClient
 
@@ -45,18 +44,17 @@ class Dependencies:
     save_pending: OutcomeSaver | None = None
 
     @classmethod
-    def from_env(cls, http: httpx.AsyncClient, save_outcome: OutcomeSaver | None = None,
-                 save_pending: OutcomeSaver | None = None) -> Dependencies:
-        models = ModelProvider.from_env()
-        judge = role_settings(os.environ, models.settings, "JUDGE_")
+    def from_settings(cls, http: httpx.AsyncClient, settings: PipelineSettings,
+                      save_outcome: OutcomeSaver | None = None,
+                      save_pending: OutcomeSaver | None = None) -> Dependencies:
         return cls(
-            settings=GraphSettings.from_env(),
-            models=models,
-            serper=SerperClient.from_env(http),
-            pexels=PexelsClient.from_env(http),
+            settings=settings.graph,
+            models=ModelProvider(settings.llm),
+            serper=settings.clients.serper_client(http),
+            pexels=settings.clients.pexels_client(http),
             save_outcome=save_outcome,
-            judge=ModelProvider(judge) if judge is not None else None,
-            pages=PageReader.from_env(http),
+            judge=ModelProvider(settings.judge) if settings.judge is not None else None,
+            pages=settings.clients.page_reader(http),
             save_pending=save_pending,
         )
 
@@ -97,7 +95,9 @@ async def _from_environment() -> Dependencies:
     loop = asyncio.get_running_loop()
     deps = _env_dependencies.get(loop)
     if deps is None:
-        deps = Dependencies.from_env(httpx.AsyncClient())
+        # The one place library code reads the environment: `langgraph dev` builds the module's
+        # graph with no way to hand settings over, so they come from the environment here.
+        deps = Dependencies.from_settings(httpx.AsyncClient(), PipelineSettings.from_env(os.environ))
         _env_dependencies[loop] = deps
     return deps
 

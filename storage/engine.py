@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from sqlalchemy import event
@@ -13,6 +13,8 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import ArgumentError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
+
+from tools.settings_reader import Placement, Setting, optional_str_setting, str_setting
 
 DEFAULT_DATA_DIR = "./.data"
 SQLITE_DB_NAME = "draftloop.db"
@@ -38,23 +40,30 @@ _EXAMPLE_URLS = "postgresql+asyncpg://user:password@host:5432/draftloop or sqlit
 _POSTGRES_ALIASES = ("postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg", "postgresql+psycopg2")
 
 
-def database_url_from_env() -> str:
-    """DATABASE_URL normalised for SQLAlchemy's async drivers, or a SQLite file under the data dir.
+_STORAGE: Placement = {"section": "Storage", "read_by": "database_url_from_env"}
+DATABASE_URL = optional_str_setting(
+    "DATABASE_URL", "`postgresql+asyncpg://user:pass@host:5432/db`. Draftloop also accepts `postgres://`, "
+    "`postgresql://`, `postgresql+psycopg://` and `sqlite:///path`.", shown_default="unset (SQLite file)",
+    **_STORAGE)
+DRAFTLOOP_DATA_DIR = str_setting(
+    "DRAFTLOOP_DATA_DIR", DEFAULT_DATA_DIR, "Directory for the SQLite files when `DATABASE_URL` is unset. It is "
+    "relative to the current directory and is created if missing.", **_STORAGE)
+STORAGE_SETTINGS: tuple[Setting[Any], ...] = (DATABASE_URL, DRAFTLOOP_DATA_DIR)
 
-    Sync on purpose: it may create DRAFTLOOP_DATA_DIR, so call it before the event loop starts
+
+def database_url_from_env(env: Mapping[str, str]) -> str:
+    """The one place DATABASE_URL is resolved: normalised for SQLAlchemy's async drivers, or a
+    SQLite file under DRAFTLOOP_DATA_DIR.
+
+    Sync on purpose: it may create the data dir, so call it before the event loop starts
     (or through ``asyncio.to_thread``).
     """
-    configured = os.environ.get("DATABASE_URL", "").strip()
+    configured = DATABASE_URL.read(env)
     if configured:
         return normalize_database_url(configured)
-    data_dir = Path(os.environ.get("DRAFTLOOP_DATA_DIR") or DEFAULT_DATA_DIR).expanduser().resolve()
+    data_dir = Path(DRAFTLOOP_DATA_DIR.read(env)).expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     return f"sqlite+aiosqlite:///{data_dir / SQLITE_DB_NAME}"
-
-
-async def adatabase_url_from_env() -> str:
-    """database_url_from_env for code already inside the event loop (it may touch the disk)."""
-    return await asyncio.to_thread(database_url_from_env)
 
 
 def normalize_database_url(url: str, source: str = "DATABASE_URL") -> str:

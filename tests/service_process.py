@@ -222,7 +222,7 @@ class ServiceLauncher:
             stderr=asyncio.subprocess.STDOUT,
         )
         server = ServerProcess(name=name, url=f"http://127.0.0.1:{port}", process=process,
-                               database_url=service_database_url(env))
+                               database_url=await service_database_url(env))
         assert process.stdout is not None
         server.reader = asyncio.create_task(_drain(process.stdout, server.output))
         self.servers.append(server)

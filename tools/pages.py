@@ -21,7 +21,6 @@ from typing import Protocol
 
 import httpx
 
-from tools._env import env_float, env_int
 from tools.checked_urls import check_https_url, follow_checked_redirects, normalise_hosts
 from tools.errors import PageRejectedError, UnsafePageURLError, UpstreamError, UpstreamTimeoutError
 from tools.http_retry import RetryPolicy, SleepFn, send_with_retry
@@ -206,15 +205,6 @@ class PageReader:
         self._policy = RetryPolicy(max_retries=max_retries, base_delay=backoff_base, max_delay=backoff_max)
         self._insecure_hosts = normalise_hosts(allow_insecure_hosts)
         self._sleep = sleep
-
-    @classmethod
-    def from_env(cls, http: httpx.AsyncClient) -> PageReader:
-        """Build from PAGE_TIMEOUT and PAGE_MAX_BYTES."""
-        return cls(
-            http,
-            timeout=env_float("PAGE_TIMEOUT", DEFAULT_TIMEOUT),
-            max_bytes=env_int("PAGE_MAX_BYTES", DEFAULT_MAX_BYTES),
-        )
 
     def __repr__(self) -> str:
         return f"PageReader(timeout={self._timeout:g}, max_bytes={self._max_bytes})"

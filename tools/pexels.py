@@ -14,7 +14,6 @@ from typing import Any, BinaryIO
 
 import httpx
 
-from tools._env import env_float, env_int, env_str
 from tools.checked_urls import check_https_url, follow_checked_redirects, normalise_hosts
 from tools.errors import (
     BadResponseError,
@@ -157,16 +156,6 @@ class PexelsClient(KeyedClient):
         self._download_timeout = download_timeout
         self._sleep = sleep
 
-    @classmethod
-    def from_env(cls, http: httpx.AsyncClient) -> PexelsClient:
-        """Build from PEXELS_API_KEY, PEXELS_BASE_URL, PEXELS_TIMEOUT, PEXELS_MAX_IMAGE_BYTES."""
-        return cls(
-            http,
-            env_str(KEY_ENV_VAR),
-            base_url=env_str("PEXELS_BASE_URL") or DEFAULT_BASE_URL,
-            timeout=env_float("PEXELS_TIMEOUT", 15.0),
-            max_image_bytes=env_int("PEXELS_MAX_IMAGE_BYTES", 10 * 1024 * 1024),
-        )
 
     async def search_images(
         self,

@@ -8,7 +8,6 @@ from typing import Any, Literal
 
 import httpx
 
-from tools._env import env_float, env_str
 from tools.errors import BadResponseError, NotConfiguredError
 from tools.http_retry import RetryPolicy, SleepFn, read_json, send_with_retry
 from tools.keyed_client import KeyedClient
@@ -108,15 +107,6 @@ class SerperClient(KeyedClient):
         self._policy = RetryPolicy(max_retries=max_retries, base_delay=backoff_base, max_delay=backoff_max)
         self._sleep = sleep
 
-    @classmethod
-    def from_env(cls, http: httpx.AsyncClient) -> SerperClient:
-        """Build from SERPER_API_KEY, SERPER_BASE_URL, SERPER_TIMEOUT; a missing key is allowed."""
-        return cls(
-            http,
-            env_str(KEY_ENV_VAR),
-            base_url=env_str("SERPER_BASE_URL") or DEFAULT_BASE_URL,
-            timeout=env_float("SERPER_TIMEOUT", 15.0),
-        )
 
     async def search_web(self, query: str, limit: int = 10) -> list[SearchResult]:
         return await self._search("web", query, limit)

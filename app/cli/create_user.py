@@ -5,16 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import os
 import sys
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, database_source
 from app.security import MIN_PASSWORD_LENGTH, hash_password
-from app.service_settings import load_dotenv
-from storage.engine import adatabase_url_from_env, create_engine, normalize_database_url, session_factory
+from storage.engine import create_engine, database_url_from_env, normalize_database_url, session_factory
 from storage.migrate import upgrade_database
 from storage.users import UserExists, UserRepository
+from tools.settings_reader import load_dotenv
 
 NO_TERMINAL = ("there is no terminal to ask for the password on: pass it on stdin with --password-stdin, "
                "e.g. printf '%s\\n' \"$PASSWORD\" | draftloop create-user NAME --password-stdin")
@@ -37,9 +38,8 @@ def read_password(from_stdin: bool) -> str:
     return password
 
 
-async def create_user_command(args: argparse.Namespace, password: str) -> int:
-    url = (normalize_database_url(args.database_url, "--database-url") if args.database_url
-           else await adatabase_url_from_env())
+async def create_user_command(args: argparse.Namespace, password: str, url: str) -> int:
+    """``url``: the database, as --database-url or storage.engine.database_url_from_env gave it."""
     await upgrade_database(url)
     engine = create_engine(url)
     try:
@@ -59,7 +59,9 @@ def main(args: argparse.Namespace) -> int:
         password = read_password(args.password_stdin)
         if len(password) < MIN_PASSWORD_LENGTH:
             raise ValueError(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
-        return asyncio.run(create_user_command(args, password))
+        url = (normalize_database_url(args.database_url, "--database-url") if args.database_url
+               else database_url_from_env(os.environ))
+        return asyncio.run(create_user_command(args, password, url))
     except (ValueError, UserExists) as exc:
         sys.stderr.write(f"draftloop: {exc}\n")
         return EXIT_USAGE

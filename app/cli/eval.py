@@ -34,12 +34,12 @@ from app.evaluation.metrics import compare
 from app.evaluation.replay import ReplayServer
 from app.evaluation.report import load_records, render_chart, render_report
 from app.evaluation.runner import EvalEnvironment, evaluate_request
-from app.service_settings import load_dotenv
 from graph.builder import build_graph
 from graph.configuration import GraphSettings
 from tools.llm.errors import ModelProviderError
 from tools.llm.provider import ModelProvider, ProviderInfo
-from tools.llm.settings import LLMSettings, role_settings
+from tools.llm.settings import EVAL_JUDGE, LLMSettings, role_settings
+from tools.settings_reader import load_dotenv
 
 EXIT_REGRESSION = 3
 
@@ -55,10 +55,25 @@ class EvalInputs:
     commit: str
 
 
+@dataclass(frozen=True)
+class EvalSettings:
+    """What `draftloop eval` runs with, read at its start: the graph's settings, the writer's
+    model and the judge's."""
+
+    graph: GraphSettings
+    writer: LLMSettings
+    judge: LLMSettings
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> EvalSettings:
+        writer = LLMSettings.from_env(env)
+        return cls(graph=GraphSettings.from_env(env), writer=writer, judge=judge_settings(env, writer))
+
+
 def judge_settings(env: Mapping[str, str], writer: LLMSettings) -> LLMSettings:
     """EVAL_JUDGE_* on top of the writer's settings; without them, the writer's model. Always at
     temperature 0."""
-    return role_settings(env, writer, "EVAL_JUDGE_") or writer.with_overrides(temperature=0.0)
+    return role_settings(env, writer, EVAL_JUDGE) or writer.with_overrides(temperature=0.0)
 
 
 def _git_commit() -> str:
@@ -156,12 +171,12 @@ async def _append(path: Path, record: dict[str, Any]) -> None:
     await asyncio.to_thread(write)
 
 
-async def run_eval(args: argparse.Namespace, inputs: EvalInputs, out: TextIO, err: TextIO) -> int:
-    writer_settings = LLMSettings.from_env()
-    settings = GraphSettings.from_env()
+async def run_eval(args: argparse.Namespace, inputs: EvalInputs, out: TextIO, err: TextIO,
+                   eval_settings: EvalSettings) -> int:
+    settings = eval_settings.graph
     today = datetime.now(UTC).date()
-    async with (ModelProvider(writer_settings) as writer,
-                ModelProvider(judge_settings(os.environ, writer_settings)) as judge_models,
+    async with (ModelProvider(eval_settings.writer) as writer,
+                ModelProvider(eval_settings.judge) as judge_models,
                 httpx.AsyncClient() as http,
                 ReplayServer(inputs.fixtures, inputs.photos) as replay):
         writer_info = await writer.describe()
@@ -239,7 +254,7 @@ def main(args: argparse.Namespace) -> int:
         sys.stderr.write(f"draftloop eval: {exc}\n")
         return EXIT_USAGE
     try:
-        return asyncio.run(run_eval(args, inputs, sys.stdout, sys.stderr))
+        return asyncio.run(run_eval(args, inputs, sys.stdout, sys.stderr, EvalSettings.from_env(os.environ)))
     except ModelProviderError as exc:
         sys.stderr.write(f"draftloop eval: {exc}\n")
         return EXIT_FAILED

@@ -18,8 +18,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, database_source
 from app.cli.task_row import CliTaskRow, ThreadHeld
+from app.configuration import Configuration
 from app.graph_runtime import GraphRuntime, open_graph_runtime
-from app.service_settings import ServiceSettings, load_dotenv
 from graph.nodes.finalize import usage_totals
 from graph.state import NEW_TURN
 from storage.engine import normalize_database_url
@@ -192,14 +192,14 @@ def print_report(data: dict[str, Any], seconds: float, out: TextIO) -> None:
         out.write(f"warning:  {warning}\n")
 
 
-async def run_command(args: argparse.Namespace) -> int:
+async def run_command(args: argparse.Namespace, configuration: Configuration) -> int:
     progress = Progress(sys.stderr, enabled=not args.json, tokens=sys.stderr.isatty())
     thread_id = args.thread or str(uuid.uuid4())
     config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
     started = time.perf_counter()
-    service = ServiceSettings.from_env()
-    database_url = normalize_database_url(args.database_url, "--database-url") if args.database_url else None
-    async with open_graph_runtime(database_url) as runtime:
+    service = configuration.service
+    async with open_graph_runtime(configuration.database_url, configuration.pipeline,
+                                  service.markdown_render_seconds) as runtime:
         # Refused before anything is recorded, rather than failing mid-run with the provider's error.
         if args.request and (too_long := (await runtime.deps.models.request_limit()).problem(args.request)):
             sys.stderr.write(f"draftloop: the request {too_long}\n")
@@ -242,10 +242,10 @@ async def run_command(args: argparse.Namespace) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
-    load_dotenv()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return asyncio.run(run_command(args))
+        override = normalize_database_url(args.database_url, "--database-url") if args.database_url else None
+        return asyncio.run(run_command(args, Configuration.load(override)))
     except (ModelProviderError, ModelCallError) as exc:
         sys.stderr.write(f"draftloop: {exc}\n")
         if args.thread or isinstance(exc, ModelCallError):

@@ -20,13 +20,14 @@ from litestar import Litestar
 
 from app import event_loop, gc_tuning
 from app.cli import EXIT_OK, EXIT_USAGE
+from app.configuration import Configuration
 from app.graph_runtime import open_graph_runtime
 from app.http.app import create_app
 from app.logs import configure_logging
 from app.run_services import RunServices, open_run_services
-from app.service_settings import ServiceSettings, load_dotenv
+from app.service_settings import ServiceSettings
 from app.supervisor import SUPERVISOR_PID_ENV, WAKE_PIPE_ENV
-from storage.engine import normalize_database_url
+from tools.llm.errors import ModelProviderError
 
 log = logging.getLogger("draftloop")
 
@@ -56,13 +57,6 @@ class DraftloopServer(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def check_database_url(settings: ServiceSettings) -> None:
-    """A DATABASE_URL that cannot be used is a usage error now (ValueError naming it), not a
-    traceback from the server's start-up."""
-    if settings.database_url:
-        normalize_database_url(settings.database_url)
-
-
 def proxy_header_options(settings: ServiceSettings) -> dict[str, Any]:
     """uvicorn's X-Forwarded-For handling. uvicorn believes the header from loopback by default:
     then any local client, or anything a local reverse proxy passes on, picks the address the
@@ -74,19 +68,20 @@ def proxy_header_options(settings: ServiceSettings) -> dict[str, Any]:
 
 
 def serve_command(args: argparse.Namespace) -> int:
-    load_dotenv()
-    settings = ServiceSettings.from_env()
+    # A setting that cannot be used (a bad DATABASE_URL too) is a usage error here, a ValueError
+    # naming the variable, not a traceback from the server's start-up.
+    configuration = Configuration.load()
+    settings = configuration.service
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     overrides.update({k: v for k, v in (("workers", args.workers), ("role", args.role)) if v is not None})
     if settings.role == "worker" and "role" not in overrides:
         raise ValueError("DRAFTLOOP_ROLE=worker is for `draftloop worker`; `serve` takes all or api")
     settings = replace(settings, **overrides)
-    check_database_url(settings)
     if not 0 <= settings.workers <= 64:
         raise ValueError(f"--workers must be between 0 and 64, got {settings.workers}")
     configure_logging(settings.log_format, settings.log_level)
     print(f"Draftloop serving on http://{settings.host}:{settings.port}  (API docs: /schema)", flush=True)
-    app = create_app(settings)
+    app = create_app(settings, configuration.pipeline)
     config = uvicorn.Config(app, host=settings.host, port=settings.port,
                             log_config=None, access_log=False, lifespan="on",
                             timeout_keep_alive=settings.keep_alive_seconds,
@@ -96,9 +91,10 @@ def serve_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def run_worker(settings: ServiceSettings) -> int:
+async def run_worker(config: Configuration) -> int:
     """Claim and run tasks until SIGTERM/SIGINT, then drain like the server does."""
-    async with open_graph_runtime(settings.database_url) as runtime:
+    settings = config.service
+    async with open_graph_runtime(config.database_url, config.pipeline, settings.markdown_render_seconds) as runtime:
         gc_tuning.settle_after_startup()
         async with open_run_services(runtime, settings) as services:
             await _serve_until_stopped(services, settings)
@@ -149,13 +145,13 @@ async def _stop_when_orphaned(stop: Callable[[], None]) -> None:
 
 
 def worker_command(args: argparse.Namespace) -> int:
-    load_dotenv()
-    settings = replace(ServiceSettings.from_env(), role="worker", workers=0)
-    check_database_url(settings)
+    loaded = Configuration.load()
+    config = replace(loaded, service=replace(loaded.service, role="worker", workers=0))
+    settings = config.service
     configure_logging(settings.log_format, settings.log_level)
     if settings.worker_nice:
         os.nice(settings.worker_nice)
-    return event_loop.run(run_worker(settings))
+    return event_loop.run(run_worker(config))
 
 
 
@@ -163,7 +159,7 @@ def worker_command(args: argparse.Namespace) -> int:
 def main(args: argparse.Namespace) -> int:
     try:
         return serve_command(args) if args.command == "serve" else worker_command(args)
-    except ValueError as exc:
-        # A refused start-up setting (e.g. no DRAFTLOOP_SECRET_KEY outside dev mode).
+    except (ValueError, ModelProviderError) as exc:
+        # A refused start-up setting (e.g. no DRAFTLOOP_SECRET_KEY outside dev mode, a bad LLM_TIMEOUT).
         sys.stderr.write(f"draftloop: {exc}\n")
         return EXIT_USAGE

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit_log import AuditLog, database_sink
+from app.configuration import Configuration
 from app.graph_runtime import open_graph_runtime
 from app.http.assistants import AssistantController, InfoController
 from app.http.audit_middleware import audit_middleware
@@ -45,6 +47,8 @@ from app.run_services import open_run_services
 from app.security import LoginRateLimiter, TokenService
 from app.service_settings import ServiceSettings
 from app.supervisor import WorkerSupervisor
+from graph.configuration import PipelineSettings
+from storage.engine import database_url_from_env
 from storage.users import UserRepository
 
 log = logging.getLogger("draftloop")
@@ -144,8 +148,20 @@ def resolve_secret(settings: ServiceSettings) -> ServiceSettings:
     return replace(settings, secret_key=secrets.token_urlsafe(48))
 
 
-def create_app(settings: ServiceSettings | None = None) -> Litestar:
-    settings = resolve_secret(settings or ServiceSettings.from_env())
+def create_app(settings: ServiceSettings | None = None, pipeline: PipelineSettings | None = None) -> Litestar:
+    """The service. `draftloop serve` hands over what app.configuration built; what is not handed
+    over (an ASGI server importing this factory, tests) is read from the environment here, at
+    the service's start-up."""
+    if settings is None:
+        config = Configuration.from_env(os.environ)
+        settings, pipeline = config.service, pipeline or config.pipeline
+    elif settings.database_url is None:
+        settings = replace(settings, database_url=database_url_from_env(os.environ))
+    settings = resolve_secret(settings)
+    if pipeline is None:
+        pipeline = PipelineSettings.from_env(os.environ)
+    database_url = settings.database_url
+    assert database_url is not None  # resolved above
     metrics = Metrics()
     tokens = TokenService(settings.secret_key, ttl_seconds=settings.token_ttl_seconds)
     login_limiter = LoginRateLimiter(settings.login_max_failures, settings.login_window_seconds)
@@ -155,7 +171,7 @@ def create_app(settings: ServiceSettings | None = None) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         # The audit log closes after the run services (so it flushes what they and the last
         # requests recorded) and before the runtime disposes of the engine it writes with.
-        async with (open_graph_runtime(settings.database_url) as runtime,
+        async with (open_graph_runtime(database_url, pipeline, settings.markdown_render_seconds) as runtime,
                     AuditLog(database_sink(runtime.sessions)) as audit):
             async with runtime.sessions() as session:
                 if await UserRepository(session).count() == 0:

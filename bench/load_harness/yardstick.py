@@ -73,12 +73,13 @@ async def _yardstick(settings: dict[str, Any]) -> dict[str, Any]:
     from langgraph.checkpoint.memory import InMemorySaver
 
     from graph.builder import build_graph
+    from graph.configuration import PipelineSettings
     from graph.context import Dependencies, DraftloopContext
 
     words, tasks = settings["words"], settings["tasks"]
     out: dict[str, Any] = {}
     async with httpx.AsyncClient() as http:
-        deps = Dependencies.from_env(http)
+        deps = Dependencies.from_settings(http, PipelineSettings.from_env(os.environ))
         plain = build_graph(None)
 
         async def one(graph: Any, index: int, mode: str) -> float:

@@ -43,9 +43,7 @@ def _url() -> str:
     url = context.config.attributes.get("database_url") or context.config.get_main_option("sqlalchemy.url")
     if url:
         return normalize_database_url(url)
-    if os.environ.get("DATABASE_URL"):
-        return normalize_database_url(os.environ["DATABASE_URL"])
-    return database_url_from_env()
+    return database_url_from_env(os.environ)
 
 
 def run_migrations_offline() -> None:

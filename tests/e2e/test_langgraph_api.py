@@ -64,7 +64,7 @@ async def start_server(env: dict[str, str], cwd: Path) -> ServerProcess:
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
     server = ServerProcess(name="api", url=f"http://127.0.0.1:{port}", process=process,
-                           database_url=service_database_url(env))
+                           database_url=await service_database_url(env))
     assert process.stdout is not None
     server.reader = asyncio.create_task(_drain(process.stdout, server.output))
     await server.wait_healthy()

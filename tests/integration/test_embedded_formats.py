@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,7 +24,7 @@ from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
 from app.cli import parse_args
-from app.cli.eval import load_inputs, run_eval
+from app.cli.eval import EvalSettings, load_inputs, run_eval
 from app.evaluation.report import load_records
 from graph.builder import build_graph
 from graph.configuration import GraphSettings
@@ -89,7 +90,7 @@ async def test_eval_runs_two_requests_on_the_embedded_model(tmp_path: Path, monk
         "--id", "x-run-a-retro", "--id", "answer-what-is-gtm-plan", "--label", "plumbing only"])
     inputs = await asyncio.to_thread(load_inputs, args)
     out = io.StringIO()
-    code = await run_eval(args, inputs, out, io.StringIO())
+    code = await run_eval(args, inputs, out, io.StringIO(), EvalSettings.from_env(os.environ))
     assert code == 0
     records = await asyncio.to_thread(load_records, tmp_path / "embedded.jsonl")
     requests = [r for r in records if r["type"] == "request"]

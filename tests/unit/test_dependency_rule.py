@@ -21,6 +21,9 @@ REPO = Path(__file__).resolve().parents[2]
 # Every first-party package outside tests/; tests/ itself may import anything.
 SCANNED = ("app", "graph", "tools", "storage", "bench", "devtools")
 DISPATCHER = "app.executor"
+# The one environment reader: a leaf (standard library only) that every layer reads settings
+# through, storage included.
+SETTINGS_READER = "tools.settings_reader"
 
 # (importing module, imported module) pairs that break a rule today. The controllers take the
 # Executor itself as an injected dependency; issue 19 narrows each to the service it needs.
@@ -99,6 +102,12 @@ RULES: dict[str, Rule] = {
     "graph never imports app": lambda i: within(i.importer, "graph") and within(i.imported, "app"),
     "tools and storage import neither app nor graph":
         lambda i: within(i.importer, "tools", "storage") and within(i.imported, "app", "graph"),
+    "tools and storage do not import each other, but for the settings reader":
+        lambda i: ((within(i.importer, "tools") and within(i.imported, "storage"))
+                   or (within(i.importer, "storage") and within(i.imported, "tools")
+                       and i.imported != SETTINGS_READER)),
+    "the settings reader imports nothing first-party":
+        lambda i: i.importer == SETTINGS_READER and within(i.imported, *SCANNED),
     "nothing outside tests imports tests": lambda i: within(i.imported, "tests"),
     "the HTTP layer never imports the dispatcher":
         lambda i: within(i.importer, "app.http") and within(i.imported, DISPATCHER),

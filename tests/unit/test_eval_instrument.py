@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from app.cli import parse_args
-from app.cli.eval import EXIT_OK, EXIT_REGRESSION, judge_settings, load_inputs, run_eval, write_report
+from app.cli.eval import EXIT_OK, EXIT_REGRESSION, EvalSettings, judge_settings, load_inputs, run_eval, write_report
 from app.evaluation.metrics import compare, percentile, summarise
 from app.evaluation.report import judge_line, load_records, render_report
 from devtools.fakes.eval_models import JUDGE_MODEL, ScriptedEvalModels
@@ -71,7 +72,7 @@ async def run_scripted_eval(tmp_path: Path, *extra: str) -> tuple[int, str, Path
     args = await asyncio.to_thread(parse_args, ["eval", "--evals-dir", str(evals), "--name", "scripted", *extra])
     inputs = await asyncio.to_thread(load_inputs, args)
     out, err = io.StringIO(), io.StringIO()
-    code = await run_eval(args, inputs, out, err)
+    code = await run_eval(args, inputs, out, err, EvalSettings.from_env(os.environ))
     return code, out.getvalue(), evals / "results" / "scripted.jsonl"
 
 

@@ -321,7 +321,7 @@ async def test_describe_reuses_the_probe_unless_asked_to_refresh(fake_ollama: Fa
 
 
 def test_provider_reads_its_settings_from_the_environment() -> None:
-    provider = ModelProvider.from_env({"LLM_PROVIDER": "embedded", "LLM_TIMEOUT": "3"})
+    provider = ModelProvider(LLMSettings.from_env({"LLM_PROVIDER": "embedded", "LLM_TIMEOUT": "3"}))
     assert (provider.settings.provider, provider.settings.timeout) == ("embedded", 3.0)
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from app.content_html import render_body, unrendered_body
 from app.markdown_renderer import MarkdownRenderer, RenderRefused, RenderUnavailable
+from app.service_settings import ServiceSettings
 
 # Each of these costs well over a CPU second to render (1-2 s on an idle 2-core box): far past
 # the budgets below, whatever the load.
@@ -121,7 +122,7 @@ async def test_closing_the_renderer_ends_its_processes() -> None:
 
 
 def test_the_budget_comes_from_markdown_render_seconds() -> None:
-    assert MarkdownRenderer.from_env({"MARKDOWN_RENDER_SECONDS": "2.5"}).budget_seconds == 2.5
-    assert MarkdownRenderer.from_env({}).budget_seconds == 1.0
+    assert ServiceSettings.from_env({"MARKDOWN_RENDER_SECONDS": "2.5"}).markdown_render_seconds == 2.5
+    assert ServiceSettings.from_env({}).markdown_render_seconds == 1.0
     with pytest.raises(ValueError, match="MARKDOWN_RENDER_SECONDS"):
-        MarkdownRenderer.from_env({"MARKDOWN_RENDER_SECONDS": "0"})
+        ServiceSettings.from_env({"MARKDOWN_RENDER_SECONDS": "0"})

@@ -11,6 +11,7 @@ import pytest
 
 from devtools.fakes.pexels import FAKE_PEXELS_KEY, JPEG_BYTES, FakeImage, FakePexels
 from devtools.fakes.scripting import echo_headers, hang, junk, key_fragments, reset, status
+from tools.client_settings import ClientSettings
 from tools.errors import (
     BadResponseError,
     ImageRejectedError,
@@ -309,27 +310,21 @@ async def test_rejected_key_is_not_retried_and_never_appears_in_the_error(
     assert len(fake_pexels.requests) == 1
 
 
-async def test_from_env_reads_key_base_url_timeout_and_image_cap(
-    fake_pexels: FakePexels, http_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+async def test_client_settings_read_key_base_url_timeout_and_image_cap(
+    fake_pexels: FakePexels, http_client: httpx.AsyncClient
 ) -> None:
-    monkeypatch.setenv("PEXELS_API_KEY", FAKE_PEXELS_KEY)
-    monkeypatch.setenv("PEXELS_BASE_URL", fake_pexels.api_url)
-    monkeypatch.setenv("PEXELS_TIMEOUT", "4")
-    monkeypatch.setenv("PEXELS_MAX_IMAGE_BYTES", "2048")
+    settings = ClientSettings.from_env({"PEXELS_API_KEY": FAKE_PEXELS_KEY, "PEXELS_BASE_URL": fake_pexels.api_url,
+                                        "PEXELS_TIMEOUT": "4", "PEXELS_MAX_IMAGE_BYTES": "2048"})
 
-    client = PexelsClient.from_env(http_client)
+    client = settings.pexels_client(http_client)
 
     assert client.configured
     assert (await client.get_photo_details(102)).id == 102
 
 
-async def test_from_env_rejects_a_bad_image_cap(
-    http_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("PEXELS_MAX_IMAGE_BYTES", "-1")
-
+def test_client_settings_reject_a_bad_image_cap() -> None:
     with pytest.raises(ValueError, match="PEXELS_MAX_IMAGE_BYTES"):
-        PexelsClient.from_env(http_client)
+        ClientSettings.from_env({"PEXELS_MAX_IMAGE_BYTES": "-1"})
 
 
 # --- download_image -------------------------------------------------------------------------

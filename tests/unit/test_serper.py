@@ -11,6 +11,7 @@ import pytest
 
 from devtools.fakes.scripting import echo_headers, hang, junk, key_fragments, reset, status
 from devtools.fakes.serper import FAKE_SERPER_KEY, FakeSerper
+from tools.client_settings import ClientSettings
 from tools.errors import (
     BadResponseError,
     NotConfiguredError,
@@ -430,37 +431,29 @@ async def test_rejects_empty_query_or_out_of_range_limit(
     assert fake_serper.requests == []
 
 
-async def test_from_env_reads_key_base_url_and_timeout(
-    fake_serper: FakeSerper, http_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+async def test_client_settings_read_key_base_url_and_timeout(
+    fake_serper: FakeSerper, http_client: httpx.AsyncClient
 ) -> None:
-    monkeypatch.setenv("SERPER_API_KEY", FAKE_SERPER_KEY)
-    monkeypatch.setenv("SERPER_BASE_URL", fake_serper.base_url)
-    monkeypatch.setenv("SERPER_TIMEOUT", "3.5")
+    settings = ClientSettings.from_env({"SERPER_API_KEY": FAKE_SERPER_KEY, "SERPER_BASE_URL": fake_serper.base_url,
+                                        "SERPER_TIMEOUT": "3.5"})
 
-    client = SerperClient.from_env(http_client)
+    client = settings.serper_client(http_client)
 
     assert client.configured
     assert len(await client.search_web("async python")) == 3
 
 
-async def test_from_env_without_key_is_not_configured(
-    http_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+async def test_client_settings_without_a_serper_key_give_an_unconfigured_client(
+    http_client: httpx.AsyncClient
 ) -> None:
-    monkeypatch.delenv("SERPER_API_KEY", raising=False)
-    monkeypatch.delenv("SERPER_TIMEOUT", raising=False)
-
-    client = SerperClient.from_env(http_client)
+    client = ClientSettings.from_env({"SERPER_API_KEY": "  "}).serper_client(http_client)
 
     assert client.configured is False
 
 
-async def test_from_env_rejects_a_non_numeric_timeout(
-    http_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("SERPER_TIMEOUT", "soon")
-
+def test_client_settings_reject_a_non_numeric_serper_timeout() -> None:
     with pytest.raises(ValueError, match="SERPER_TIMEOUT"):
-        SerperClient.from_env(http_client)
+        ClientSettings.from_env({"SERPER_TIMEOUT": "soon"})
 
 
 @pytest.mark.parametrize(

@@ -5,21 +5,27 @@ from pathlib import Path
 import pytest
 
 from storage.checkpoints import postgres_conninfo, sqlite_checkpoint_path
-from storage.engine import adatabase_url_from_env, database_url_from_env, normalize_database_url
+from storage.engine import database_url_from_env, normalize_database_url
 from storage.migrate import sync_database_url
 
 
-def test_default_database_is_a_sqlite_file_in_the_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_database_is_a_sqlite_file_in_the_data_dir(tmp_path: Path) -> None:
     data_dir = tmp_path / "nested" / "data"
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    monkeypatch.setenv("DRAFTLOOP_DATA_DIR", str(data_dir))
-    assert database_url_from_env() == f"sqlite+aiosqlite:///{data_dir / 'draftloop.db'}"
+    env = {"DATABASE_URL": " ", "DRAFTLOOP_DATA_DIR": str(data_dir)}
+    assert database_url_from_env(env) == f"sqlite+aiosqlite:///{data_dir / 'draftloop.db'}"
     assert data_dir.is_dir()
 
 
-def test_database_url_from_env_wins_over_the_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DATABASE_URL", "postgres://app:secret@db:5432/draftloop")
-    assert database_url_from_env() == "postgresql+asyncpg://app:secret@db:5432/draftloop"
+def test_database_url_from_env_wins_over_the_data_dir(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": "postgres://app:secret@db:5432/draftloop", "DRAFTLOOP_DATA_DIR": str(tmp_path / "unused")}
+    assert database_url_from_env(env) == "postgresql+asyncpg://app:secret@db:5432/draftloop"
+    assert not (tmp_path / "unused").exists()
+
+
+def test_a_bad_database_url_is_refused_naming_the_variable_not_the_value() -> None:
+    with pytest.raises(ValueError, match="DATABASE_URL names an unsupported database driver") as caught:
+        database_url_from_env({"DATABASE_URL": "mysql://u:hunter2@h/db"})
+    assert "hunter2" not in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -57,11 +63,3 @@ def test_postgres_checkpointer_gets_a_plain_libpq_url() -> None:
     url = "postgresql+asyncpg://user:p%40ss@db.example:5433/draftloop"
     assert postgres_conninfo(url) == "postgresql://user:p%40ss@db.example:5433/draftloop"
 
-
-async def test_async_lookup_creates_the_data_dir_off_the_event_loop(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    monkeypatch.setenv("DRAFTLOOP_DATA_DIR", str(tmp_path / "async-data"))
-    url = await adatabase_url_from_env()
-    assert url.endswith("/async-data/draftloop.db")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,9 +72,9 @@ class ModelProvider:
     """
 
     def __init__(
-        self, settings: LLMSettings | None = None, *, embedded_server: EmbeddedServer | None = None
+        self, settings: LLMSettings, *, embedded_server: EmbeddedServer | None = None
     ) -> None:
-        self.settings = settings if settings is not None else LLMSettings.from_env()
+        self.settings = settings
         self._embedded_override = embedded_server
         self._lock = asyncio.Lock()
         self._probe: OllamaProbe | None = None
@@ -85,10 +84,6 @@ class ModelProvider:
         self._embedded: EmbeddedServer | None = None
         self._http_client: httpx.AsyncClient | None = None
         self._embedded_name: str | None = None
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ModelProvider:
-        return cls(LLMSettings.from_env(env))
 
     async def probe(self) -> OllamaProbe:
         """The cached /api/tags probe (one request per provider, however many callers)."""
