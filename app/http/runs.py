@@ -1,6 +1,6 @@
 """LangGraph API runs: background, streamed (SSE) and waited-for runs on durable threads.
 
-Every run is queued in the database and driven by the executor like a task; a streaming
+Every run is queued in the database and driven by the run engine like a task; a streaming
 request just follows the run's stored events, so a client that drops can join again with
 Last-Event-ID (the Location header says where) and the run goes on meanwhile.
 """
@@ -21,8 +21,10 @@ from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit_log import audit_change
-from app.events import STATUS, EventBus
-from app.executor import Executor, ThreadBusy
+from app.engine.api_runs import API_STREAM_MODES, DEFAULT_STREAM_MODES, END, RUN_STATUS, jsonable
+from app.engine.commands import RunCommands, ThreadBusy
+from app.engine.events import STATUS, EventBus
+from app.engine.run_settings import RunSettings
 from app.graph_runtime import GraphRuntime
 from app.http.errors import ConflictError, NotFoundError
 from app.http.lg_common import (
@@ -36,7 +38,6 @@ from app.http.lg_common import (
 from app.http.lg_schemas import MAX_ID_LENGTH, MAX_OFFSET, RunCreate, SendTarget
 from app.http.sse import LastEventIdHeader, resume_after, sse_comment, sse_event, sse_response
 from app.http.threads import thread_config, thread_or_404
-from app.runs import API_STREAM_MODES, DEFAULT_STREAM_MODES, END, RUN_STATUS, jsonable
 from app.service_settings import ServiceSettings
 from graph.nodes.approval import InvalidDecision, parse_decision
 from graph.nodes.route_intent import message_text
@@ -163,13 +164,13 @@ def human_texts(run_input: Any) -> list[tuple[str, str]]:
     return found
 
 
-async def check_request_length(executor: Executor, run_input: Any) -> None:
+async def check_request_length(run_settings: RunSettings, run_input: Any) -> None:
     """A human message longer than the model's context takes is a 422 naming it, now, instead
     of a run that fails later with the provider's error."""
     texts = human_texts(run_input)
     if not texts:
         return
-    limit = await executor.run_settings.request_limit()
+    limit = await run_settings.request_limit()
     for field, text in texts:
         if problem := limit.problem(text):
             raise unprocessable(field, problem)
@@ -177,13 +178,13 @@ async def check_request_length(executor: Executor, run_input: Any) -> None:
 
 async def _create(
     request: Request[Any, Any, Any], thread_id: str, body: RunCreate, sessions: async_sessionmaker[AsyncSession],
-    executor: Executor, runtime: GraphRuntime, *, stateless: bool = False,
+    commands: RunCommands, run_settings: RunSettings, runtime: GraphRuntime, *, stateless: bool = False,
 ) -> Task:
     run = parse_run(body, set(runtime.graph.nodes), stateless=stateless)
     if run["command"] and "resume" in run["command"] and not stateless:
         await check_resume(runtime, thread_id, run["command"]["resume"])
     if not stateless:  # the stateless routes checked before making their temporary thread
-        await check_request_length(executor, run["input"])
+        await check_request_length(run_settings, run["input"])
     async with sessions.begin() as session:
         threads = ThreadRepository(session)
         if await threads.get(thread_id) is None:
@@ -193,7 +194,7 @@ async def _create(
                 raise unprocessable("thread_id", f"at most {MAX_ID_LENGTH} characters")
             await threads.create(thread_id, {"graph_id": "draftloop"})
     try:
-        created = await executor.enqueue_run(thread_id, run, reject_if_busy=run["multitask_strategy"] == "reject")
+        created = await commands.enqueue_run(thread_id, run, reject_if_busy=run["multitask_strategy"] == "reject")
     except ThreadBusy as exc:
         raise ConflictError(detail=str(exc)) from exc
     audit_change(request, resource_id=created.id,
@@ -209,7 +210,7 @@ async def _get_run(sessions: async_sessionmaker[AsyncSession], thread_id: str, r
     return run
 
 
-def _stream(run: Task, bus: EventBus, settings: ServiceSettings, executor: Executor, *, after: int = 0,
+def _stream(run: Task, bus: EventBus, settings: ServiceSettings, commands: RunCommands, *, after: int = 0,
             cancel_on_disconnect: bool = False, cleanup: Any = None) -> AsyncIterator[bytes]:
     async def body() -> AsyncIterator[bytes]:
         ended = False
@@ -226,7 +227,7 @@ def _stream(run: Task, bus: EventBus, settings: ServiceSettings, executor: Execu
             if not ended and cancel_on_disconnect:
                 # The client went away and asked for the run to go with it; the generator is
                 # being closed, so the cancel runs on its own.
-                task = asyncio.create_task(executor.cancel(run.id))
+                task = asyncio.create_task(commands.cancel(run.id))
                 _background.add(task)
                 task.add_done_callback(_background.discard)
             if ended and cleanup is not None:
@@ -266,31 +267,34 @@ class RunController(Controller):
     @post("/threads/{thread_id:str}/runs", status_code=200, summary="Start a background run")
     async def create_run(self, thread_id: FromPath[str], request: Request[Any, Any, Any],
                          sessions: NamedDependency[async_sessionmaker[AsyncSession]],
-                         executor: NamedDependency[Executor], runtime: NamedDependency[GraphRuntime],
+                         commands: NamedDependency[RunCommands],
+                         run_settings: NamedDependency[RunSettings], runtime: NamedDependency[GraphRuntime],
                          data: JSONBody[RunCreate | None] = None) -> Response[dict[str, Any]]:
-        run = await _create(request, thread_id, _run_request(data), sessions, executor, runtime)
+        run = await _create(request, thread_id, _run_request(data), sessions, commands, run_settings, runtime)
         return Response(run_dict(run), headers=_links(run))
 
     @post("/threads/{thread_id:str}/runs/stream", status_code=200, opt={"audit_action": "run.create"},
           summary="Start a run and stream it (SSE)")
     async def stream_run(self, thread_id: FromPath[str], request: Request[Any, Any, Any],
                          sessions: NamedDependency[async_sessionmaker[AsyncSession]],
-                         executor: NamedDependency[Executor], runtime: NamedDependency[GraphRuntime],
+                         commands: NamedDependency[RunCommands],
+                         run_settings: NamedDependency[RunSettings], runtime: NamedDependency[GraphRuntime],
                          bus: NamedDependency[EventBus], settings: NamedDependency[ServiceSettings],
                          data: JSONBody[RunCreate | None] = None) -> Stream:
         body = _run_request(data)
-        run = await _create(request, thread_id, body, sessions, executor, runtime)
+        run = await _create(request, thread_id, body, sessions, commands, run_settings, runtime)
         headers = {**_links(run), "Location": f"/threads/{thread_id}/runs/{run.id}/stream"}
-        return sse_response(_stream(run, bus, settings, executor, cancel_on_disconnect=body.on_disconnect == "cancel"),
+        return sse_response(_stream(run, bus, settings, commands, cancel_on_disconnect=body.on_disconnect == "cancel"),
                             headers)
 
     @post("/threads/{thread_id:str}/runs/wait", status_code=200, opt={"audit_action": "run.create"},
           summary="Start a run and wait for its values")
     async def wait_run(self, thread_id: FromPath[str], request: Request[Any, Any, Any],
-                       sessions: NamedDependency[async_sessionmaker[AsyncSession]], executor: NamedDependency[Executor],
+                       sessions: NamedDependency[async_sessionmaker[AsyncSession]], commands: NamedDependency[RunCommands],
+                       run_settings: NamedDependency[RunSettings],
                        runtime: NamedDependency[GraphRuntime], bus: NamedDependency[EventBus],
                        data: JSONBody[RunCreate | None] = None) -> Response[dict[str, Any]]:
-        run = await _create(request, thread_id, _run_request(data), sessions, executor, runtime)
+        run = await _create(request, thread_id, _run_request(data), sessions, commands, run_settings, runtime)
         result = await _wait_result(run, bus, sessions, runtime)
         return Response(result, headers={**_links(run), "Location": f"/threads/{thread_id}/runs/{run.id}/join"})
 
@@ -317,11 +321,11 @@ class RunController(Controller):
     @get("/threads/{thread_id:str}/runs/{run_id:str}/stream", summary="Join a run's stream (Last-Event-ID resumes)")
     async def join_stream(self, thread_id: FromPath[str], run_id: FromPath[str],
                           sessions: NamedDependency[async_sessionmaker[AsyncSession]], bus: NamedDependency[EventBus],
-                          settings: NamedDependency[ServiceSettings], executor: NamedDependency[Executor],
+                          settings: NamedDependency[ServiceSettings], commands: NamedDependency[RunCommands],
                           cancel_on_disconnect: FromQuery[bool] = False,
                           last_event_header: LastEventIdHeader = None) -> Stream:
         run = await _get_run(sessions, thread_id, run_id)
-        return sse_response(_stream(run, bus, settings, executor, after=resume_after(last_event_header),
+        return sse_response(_stream(run, bus, settings, commands, after=resume_after(last_event_header),
                                     cancel_on_disconnect=cancel_on_disconnect),
                             {**_links(run), "Location": f"/threads/{thread_id}/runs/{run.id}/stream"})
 
@@ -334,7 +338,7 @@ class RunController(Controller):
     @post("/threads/{thread_id:str}/runs/{run_id:str}/cancel", status_code=202, summary="Cancel a run")
     async def cancel_run(self, request: Request[Any, Any, Any], thread_id: FromPath[str], run_id: FromPath[str],
                          sessions: NamedDependency[async_sessionmaker[AsyncSession]],
-                         executor: NamedDependency[Executor], bus: NamedDependency[EventBus],
+                         commands: NamedDependency[RunCommands], bus: NamedDependency[EventBus],
                          runtime: NamedDependency[GraphRuntime], wait: FromQuery[bool] = False,
                          action: FromQuery[str] = "interrupt") -> Response[None]:
         if action != "interrupt":
@@ -346,7 +350,7 @@ class RunController(Controller):
         if run.status == TaskStatus.AWAITING_APPROVAL.value:
             # An interrupted run is over already; the thread stays resumable.
             raise ConflictError(detail=f"run {run_id} is interrupted, not running")
-        await executor.cancel(run.id)
+        await commands.cancel(run.id)
         if wait:
             async for _ in bus.follow(run.id, heartbeat=3600, until=lambda e: e.type == END):
                 pass
@@ -356,36 +360,38 @@ class RunController(Controller):
           summary="A stateless run, streamed, on a temporary thread")
     async def stream_stateless(self, request: Request[Any, Any, Any],
                                sessions: NamedDependency[async_sessionmaker[AsyncSession]],
-                               executor: NamedDependency[Executor], runtime: NamedDependency[GraphRuntime],
+                               commands: NamedDependency[RunCommands],
+                               run_settings: NamedDependency[RunSettings], runtime: NamedDependency[GraphRuntime],
                                bus: NamedDependency[EventBus], settings: NamedDependency[ServiceSettings],
                                data: JSONBody[RunCreate | None] = None) -> Stream:
         body = _run_request(data)
         # Refused before the temporary thread exists, so a bad request leaves none behind.
         parse_run(body, set(runtime.graph.nodes), stateless=True)
-        await check_request_length(executor, body.input)
+        await check_request_length(run_settings, body.input)
         thread_id = await _temporary_thread(sessions)
-        run = await _create(request, thread_id, body, sessions, executor, runtime, stateless=True)
+        run = await _create(request, thread_id, body, sessions, commands, run_settings, runtime, stateless=True)
 
         async def cleanup() -> None:
             if (body.on_completion or "delete") == "delete":
                 await _delete_thread_later(thread_id, sessions, runtime)
 
         headers = {**_links(run, stateless=True), "Location": f"/threads/{thread_id}/runs/{run.id}/stream"}
-        return sse_response(_stream(run, bus, settings, executor, cleanup=cleanup,
+        return sse_response(_stream(run, bus, settings, commands, cleanup=cleanup,
                                     cancel_on_disconnect=body.on_disconnect == "cancel"), headers)
 
     @post("/runs/wait", status_code=200, opt={"audit_action": "run.create"},
           summary="A stateless run on a temporary thread; its final values")
     async def wait_stateless(self, request: Request[Any, Any, Any],
                              sessions: NamedDependency[async_sessionmaker[AsyncSession]],
-                             executor: NamedDependency[Executor], runtime: NamedDependency[GraphRuntime],
+                             commands: NamedDependency[RunCommands],
+                             run_settings: NamedDependency[RunSettings], runtime: NamedDependency[GraphRuntime],
                              bus: NamedDependency[EventBus],
                              data: JSONBody[RunCreate | None] = None) -> Response[dict[str, Any]]:
         body = _run_request(data)
         parse_run(body, set(runtime.graph.nodes), stateless=True)
-        await check_request_length(executor, body.input)
+        await check_request_length(run_settings, body.input)
         thread_id = await _temporary_thread(sessions)
-        run = await _create(request, thread_id, body, sessions, executor, runtime, stateless=True)
+        run = await _create(request, thread_id, body, sessions, commands, run_settings, runtime, stateless=True)
         result = await _wait_result(run, bus, sessions, runtime)
         if (body.on_completion or "delete") == "delete":
             await _delete_thread_later(thread_id, sessions, runtime)

@@ -12,7 +12,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit_log import audit_change
-from app.executor import Executor
+from app.engine.commands import RunCommands
 from app.graph_runtime import GraphRuntime
 from app.http.errors import ConflictError, NotFoundError
 from app.http.lg_common import (
@@ -109,14 +109,14 @@ class ThreadController(Controller):
     @delete("/{thread_id:str}", status_code=204, summary="Delete a thread, its runs and its checkpoints")
     async def delete_thread(self, request: Request[Any, Any, Any], thread_id: FromPath[str],
                             sessions: NamedDependency[async_sessionmaker[AsyncSession]],
-                            runtime: NamedDependency[GraphRuntime], executor: NamedDependency[Executor]) -> None:
+                            runtime: NamedDependency[GraphRuntime], commands: NamedDependency[RunCommands]) -> None:
         thread = await thread_or_404(sessions, thread_id)
         audit_change(request, before={"status": thread.status, "metadata": thread.meta})
         async with sessions() as session:
             active = await TaskRepository(session).active_run_ids(thread_id)
         for run_id in active:
             # Stop them first: a run still writing checkpoints would resurrect the thread's state.
-            await executor.cancel(run_id)
+            await commands.cancel(run_id)
         async with sessions.begin() as session:
             await ThreadRepository(session).delete(thread_id)
         await runtime.graph.checkpointer.adelete_thread(thread_id)

@@ -92,6 +92,8 @@ def build_result(state: State) -> dict[str, Any]:
 
 
 async def persist(state: State, result: dict[str, Any], config: RunnableConfig, runtime: Runtime[DraftloopContext]) -> None:
+    # The outcome only: how the run ended (and so the task's status) is for whoever runs the
+    # graph to record once it has really ended (app/engine/run_end.py, app/cli/task_row.py).
     deps = await dependencies(runtime)
     if deps.save_outcome is None:
         return
@@ -112,7 +114,6 @@ async def persist(state: State, result: dict[str, Any], config: RunnableConfig, 
         "warnings": result.get("warnings", []),
         "model": result.get("model", ""),
         "provider": result.get("provider", ""),
-        "status": "completed",
     })
 
 

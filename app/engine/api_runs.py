@@ -1,14 +1,13 @@
-"""LangGraph API runs on the durable executor: stream modes, event shapes, graph arguments.
+"""LangGraph API runs in the run engine: stream modes, event shapes, graph arguments.
 
-A run is a ``tasks`` row of kind 'run'. The executor drives it like a task; this module turns
-its row into the graph's input, config and context, and its graph stream into the events a
+A run is a ``tasks`` row of kind 'run'. The engine drives it like a task; this module turns
+its row into the graph's input, config and context, and holds the shapes of the events a
 langgraph-sdk client expects (stored in ``task_events`` under the SSE event name, the payload
-under ``data["payload"]``).
+under ``data["payload"]``; app/engine/publishers.py writes them).
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
 import enum
@@ -21,8 +20,6 @@ from langchain_core.messages import BaseMessage
 from langgraph.types import Command, Interrupt, Send
 from pydantic import BaseModel
 
-from app.events import EventBus
-from app.run_log import log_node
 from graph.context import Dependencies, DraftloopContext
 from storage.models import Task, TaskStatus
 
@@ -115,57 +112,6 @@ def debug_payload(chunk: Mapping[str, Any]) -> dict[str, Any]:
             "parent_checkpoint": _checkpoint_of(payload.get("parent_config")),
         }
     return event
-
-
-class ApiRunPublisher:
-    """Publishes one run's LangGraph stream as LangGraph API events, in stream order."""
-
-    def __init__(self, bus: EventBus, run_id: str, stream_modes: list[str]) -> None:
-        self.bus = bus
-        self.run_id = run_id
-        self.wanted = set(stream_modes)
-        self.current_node: str | None = None
-        self.failed_node: str | None = None
-        self.interrupts: list[Interrupt] = []
-        # The flush timer of the task publisher has no counterpart here, but the executor's
-        # clean-up treats both publishers alike.
-        self._lock = asyncio.Lock()
-
-    async def handle(self, mode: str, chunk: Any) -> None:
-        if mode == "tasks":
-            if "input" in chunk:
-                self.current_node = chunk["name"]
-                # A run's node changes are not events unless its client asked for them.
-                log_node(self.run_id, chunk["name"])
-            elif chunk.get("error") is not None:
-                self.failed_node = chunk["name"]
-        elif mode == "updates":
-            for node, update in chunk.items():
-                if node == "__interrupt__":
-                    self.interrupts.extend(update)
-                elif self.current_node == node:
-                    self.current_node = None
-        if mode not in self.wanted:
-            return
-        if mode == "messages":
-            message, meta = chunk
-            if isinstance(meta, Mapping) and meta.get("langgraph_node") in QUIET_MESSAGE_NODES:
-                return
-            await self.publish("messages", [message, meta])
-        elif mode == "debug":
-            await self.publish("debug", debug_payload(chunk))
-        else:
-            await self.publish(mode, chunk)
-
-    async def publish(self, event: str, data: Any) -> None:
-        async with self._lock:
-            self.bus.post(self.run_id, event, {"payload": jsonable(data)})
-
-    async def flush(self) -> None:
-        """Nothing is buffered: every chunk is its own event."""
-
-    async def aclose(self) -> None:
-        """Nothing to stop."""
 
 
 def langgraph_modes(stream_modes: list[str]) -> list[str]:
