@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -55,6 +56,14 @@ class GraphRuntime:
     def writes(self) -> WritePaths:
         """Where storage writes go; each write picks its own path from these."""
         return WritePaths(self.sessions, self.autocommit_engine)
+
+    @property
+    def checkpointer(self) -> BaseCheckpointSaver[Any]:
+        """The graph's saver: the service and the CLI always compile the graph with one."""
+        saver = self.graph.checkpointer
+        if not isinstance(saver, BaseCheckpointSaver):
+            raise TypeError(f"the graph was compiled without a checkpointer ({saver!r})")
+        return saver
 
     @property
     def read_engine(self) -> AsyncEngine:

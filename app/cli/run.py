@@ -12,6 +12,7 @@ import uuid
 from typing import Any, TextIO
 
 from langchain_core.messages import AIMessageChunk
+from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -78,7 +79,7 @@ class Progress(StreamTracker):
                 self.line(f"  ! {warning}")
 
 
-async def choose_input(args: argparse.Namespace, runtime: GraphRuntime, config: dict[str, Any]) -> tuple[Any, str | None]:
+async def choose_input(args: argparse.Namespace, runtime: GraphRuntime, config: RunnableConfig) -> tuple[Any, str | None]:
     """(graph input, problem). None input means: continue from the last checkpoint."""
     snapshot = await runtime.graph.aget_state(config)
     waiting = bool(snapshot.interrupts)
@@ -101,7 +102,7 @@ async def choose_input(args: argparse.Namespace, runtime: GraphRuntime, config: 
     return None, "nothing to resume on this thread: give a request"
 
 
-async def stream_run(runtime: GraphRuntime, graph_input: Any, config: dict[str, Any], args: argparse.Namespace,
+async def stream_run(runtime: GraphRuntime, graph_input: Any, config: RunnableConfig, args: argparse.Namespace,
                      progress: Progress) -> None:
     await stream_graph(runtime.graph, graph_input, config, progress,
                        context=runtime.context(require_approval=True if args.require_approval else None),
@@ -167,7 +168,7 @@ def print_report(data: dict[str, Any], seconds: float, out: TextIO) -> None:
 async def run_command(args: argparse.Namespace) -> int:
     progress = Progress(sys.stderr, enabled=not args.json, tokens=sys.stderr.isatty())
     thread_id = args.thread or str(uuid.uuid4())
-    config: dict[str, Any] = {"configurable": {"thread_id": thread_id}}
+    config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
     started = time.perf_counter()
     service = ServiceSettings.from_env()
     database_url = normalize_database_url(args.database_url, "--database-url") if args.database_url else None

@@ -14,10 +14,11 @@ import enum
 import json
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.messages import BaseMessage
-from langgraph.types import Command, Interrupt, Send
+from langchain_core.runnables import RunnableConfig
+from langgraph.types import Command, Interrupt, Send, StreamMode
 from pydantic import BaseModel
 
 from graph.context import Dependencies, DraftloopContext
@@ -31,7 +32,7 @@ ASSISTANT_ID = str(uuid.uuid5(NAMESPACE_GRAPH, GRAPH_ID))
 
 # API stream mode -> LangGraph stream mode. "messages" (partial/complete message events) and
 # "events" (astream_events) are shaped differently and not served: asking for them is a 422.
-API_STREAM_MODES: dict[str, str] = {
+API_STREAM_MODES: dict[str, StreamMode] = {
     "values": "values",
     "updates": "updates",
     "messages-tuple": "messages",
@@ -42,7 +43,7 @@ API_STREAM_MODES: dict[str, str] = {
 }
 DEFAULT_STREAM_MODES = ["values"]
 # Always streamed: "tasks" tells which node runs (errors, drain points), "updates" carries interrupts.
-INTERNAL_MODES = ("tasks", "updates")
+INTERNAL_MODES: tuple[StreamMode, ...] = ("tasks", "updates")
 # Structured calls (intent JSON, query plans and gaps, judge scores) are plumbing, not chat: a
 # chat UI would print them.
 QUIET_MESSAGE_NODES = frozenset({"route_intent", "research", "critique"})
@@ -114,7 +115,7 @@ def debug_payload(chunk: Mapping[str, Any]) -> dict[str, Any]:
     return event
 
 
-def langgraph_modes(stream_modes: list[str]) -> list[str]:
+def langgraph_modes(stream_modes: list[str]) -> list[StreamMode]:
     modes = list(INTERNAL_MODES)
     for mode in stream_modes:
         native = API_STREAM_MODES[mode]
@@ -123,7 +124,7 @@ def langgraph_modes(stream_modes: list[str]) -> list[str]:
     return modes
 
 
-def wanted_modes(stream_modes: list[str]) -> list[str]:
+def wanted_modes(stream_modes: list[str]) -> list[StreamMode]:
     """The LangGraph modes whose chunks the client asked to see."""
     return [API_STREAM_MODES[mode] for mode in stream_modes]
 
@@ -137,14 +138,15 @@ def run_context(run: Task, deps: Dependencies) -> DraftloopContext:
     return DraftloopContext(deps=deps, **fields)
 
 
-def run_config(run: Task) -> dict[str, Any]:
+def run_config(run: Task) -> RunnableConfig:
     given = dict(run.config or {})
     configurable = {**(given.pop("configurable", None) or {}), "thread_id": run.thread_id, "task_id": run.id}
     if run.checkpoint_id:
         configurable["checkpoint_id"] = run.checkpoint_id
     metadata = {**(given.pop("metadata", None) or {}), **(run.run_metadata or {}),
                 "run_id": run.id, "thread_id": run.thread_id, "assistant_id": run.assistant_id, "graph_id": GRAPH_ID}
-    return {**given, "configurable": configurable, "metadata": metadata}
+    # A client's config may carry keys of its own: passed on as LangGraph takes them.
+    return cast(RunnableConfig, {**given, "configurable": configurable, "metadata": metadata})
 
 
 def run_input(run: Task) -> Any:

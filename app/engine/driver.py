@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import aclosing
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.messages import HumanMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import Command, StateSnapshot
+from langgraph.types import Command, Durability, StateSnapshot, StreamMode
 
 from app.engine.api_runs import langgraph_modes, run_config, run_context, run_input
 from app.engine.publishers import Publisher
@@ -32,7 +33,7 @@ from storage.models import Task
 log = logging.getLogger("draftloop.executor")
 
 # "custom": what nodes write to the stream themselves (research reports each search as it ends).
-STREAM_MODES = ["tasks", "updates", "messages", "custom"]
+STREAM_MODES: list[StreamMode] = ["tasks", "updates", "messages", "custom"]
 
 
 class _Input(enum.Enum):
@@ -48,7 +49,7 @@ def request_input(request: str, params: Mapping[str, Any] | None) -> dict[str, A
     return {"messages": [HumanMessage(request)], "request": dict(params or {})}
 
 
-def task_config(task: Task) -> dict[str, Any]:
+def task_config(task: Task) -> RunnableConfig:
     # task_id: the finalize node writes the outcome to this row (a thread may hold several).
     return {"configurable": {"thread_id": task.thread_id, "task_id": task.id}}
 
@@ -70,11 +71,17 @@ def decision_resume(snapshot: StateSnapshot, approved: bool, feedback: str = "",
     return resume
 
 
-async def stream_graph(graph: CompiledStateGraph[Any, Any, Any, Any], graph_input: Any, config: dict[str, Any], publisher: Publisher, *,
-                       draining: Callable[[], bool] = _never, **options: Any) -> bool:
+async def stream_graph(graph: CompiledStateGraph[Any, Any, Any, Any], graph_input: Any, config: RunnableConfig,
+                       publisher: Publisher, *, context: DraftloopContext, stream_mode: list[StreamMode],
+                       durability: Durability = "sync", interrupt_before: list[str] | None = None,
+                       interrupt_after: list[str] | None = None, draining: Callable[[], bool] = _never) -> bool:
     """Stream the graph into ``publisher``; False when ``draining`` stopped it at a node
-    boundary (``options``: astream's own, such as context and stream_mode)."""
-    async with aclosing(graph.astream(graph_input, config, **options)) as stream:
+    boundary."""
+    # astream is an async generator: closed here so that a drained run's generator unwinds now.
+    stream = cast(AsyncGenerator[tuple[str, Any], None], graph.astream(
+        graph_input, config, context=context, stream_mode=stream_mode, durability=durability,
+        interrupt_before=interrupt_before, interrupt_after=interrupt_after))
+    async with aclosing(stream):
         async for mode, chunk in stream:
             if draining() and mode == "tasks" and "input" in chunk:
                 # The previous step's checkpoint is saved and this node has not done anything
@@ -124,7 +131,7 @@ class RunDriver:
     async def _drive_run(self, task: Task, publisher: Publisher, draining: Callable[[], bool]) -> Ending:
         """A LangGraph API run: its own input, config, context and stream modes."""
         config = run_config(task)
-        thread = {"configurable": {"thread_id": task.thread_id}}
+        thread: RunnableConfig = {"configurable": {"thread_id": task.thread_id}}
         graph_input: Any = run_input(task)
         if task.run_count > 1:
             # A worker ran this before and stopped (crash, shutdown): continue from the
@@ -142,7 +149,8 @@ class RunDriver:
             stream_mode=langgraph_modes(task.stream_modes or []),
             interrupt_before=task.interrupt_before or None,
             interrupt_after=task.interrupt_after or None,
-            durability=task.durability or "sync",
+            # Checked against the Durability values when the run was created (app/http/lg_schemas.py).
+            durability=cast(Durability, task.durability or "sync"),
         ):
             return Ending.DRAINED
         final = await self.runtime.graph.aget_state(thread)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from langchain_core.messages import AIMessageChunk
@@ -202,7 +202,7 @@ class ApiRunPublisher(StreamTracker):
     """A LangGraph API run's stream as the events a langgraph-sdk client expects, each chunk
     its own event (nothing is buffered)."""
 
-    def __init__(self, bus: EventBus, run_id: str, stream_modes: list[str]) -> None:
+    def __init__(self, bus: EventBus, run_id: str, stream_modes: Iterable[str]) -> None:
         super().__init__()
         self.bus = bus
         self.run_id = run_id

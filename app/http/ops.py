@@ -43,7 +43,7 @@ class OpsController(Controller):
             checks["database"] = {"ok": False, "error": type(exc).__name__}
         try:
             async with asyncio.timeout(READY_CHECK_TIMEOUT):
-                await runtime.graph.checkpointer.aget_tuple({"configurable": {"thread_id": "__ready__"}})
+                await runtime.checkpointer.aget_tuple({"configurable": {"thread_id": "__ready__"}})
             checks["checkpointer"] = {"ok": True, "kind": type(runtime.graph.checkpointer).__name__}
         except (sqlite3.Error, psycopg.Error, OSError, TimeoutError) as exc:
             checks["checkpointer"] = {"ok": False, "error": type(exc).__name__}

@@ -5,13 +5,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
 from litestar.params import FromPath, JSONBody, Parameter
 from litestar.response import Stream
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit_log import audit_change
@@ -97,7 +98,9 @@ class TaskController(Controller):
                 )
             except ValueError as exc:
                 raise ValidationException(detail=str(exc), extra=[{"key": "cursor", "message": str(exc)}]) from exc
-        return {"items": [listed_task_summary(row) for row in page.items], "next_cursor": page.next_cursor}
+        # Rows of SUMMARY_COLUMNS, since columns were given (TaskPage).
+        rows = cast(list[Row[Any]], page.items)
+        return {"items": [listed_task_summary(row) for row in rows], "next_cursor": page.next_cursor}
 
     @get("/{task_id:str}", summary="A task with its whole result")
     async def get_task(self, task_id: FromPath[str], runtime: NamedDependency[GraphRuntime]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.errors import InvalidUpdateError
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency
@@ -29,7 +30,7 @@ from storage.tasks import TaskRepository
 from storage.threads import ThreadRepository
 
 
-def thread_config(thread_id: str, checkpoint_id: str | None = None, checkpoint_ns: str = "") -> dict[str, Any]:
+def thread_config(thread_id: str, checkpoint_id: str | None = None, checkpoint_ns: str = "") -> RunnableConfig:
     configurable: dict[str, Any] = {"thread_id": thread_id}
     if checkpoint_id:
         configurable.update(checkpoint_id=checkpoint_id, checkpoint_ns=checkpoint_ns)
@@ -119,7 +120,7 @@ class ThreadController(Controller):
             await commands.cancel(run_id)
         async with sessions.begin() as session:
             await ThreadRepository(session).delete(thread_id)
-        await runtime.graph.checkpointer.adelete_thread(thread_id)
+        await runtime.checkpointer.adelete_thread(thread_id)
 
     @get(["/{thread_id:str}/state", "/{thread_id:str}/state/{checkpoint_id:str}"], summary="A thread's state")
     async def get_state(self, thread_id: FromPath[str], sessions: NamedDependency[async_sessionmaker[AsyncSession]],
