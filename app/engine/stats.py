@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass
@@ -21,6 +21,8 @@ class RunStats:
     claim_errors_total: int = 0
 
 
+# Runtime-checkable: Litestar checks an injected value against the handler's annotation.
+@runtime_checkable
 class RunningRuns(Protocol):
     """How many runs this process drives right now (the dispatcher answers)."""
 
