@@ -8,6 +8,7 @@
 - run_end.py      the end of a run: the single owner of the status a run ends with
 - messages.py     what people read about a run: failures, node summaries
 - stats.py        counters since start, and the view of running runs the operations API reads
+- cancelling.py   stopping the engine's helper tasks without swallowing the caller's cancellation
 - events.py, run_log.py, run_settings.py, api_runs.py, services.py   the event bus, the
                   operator's log, settings for new runs, LangGraph API run shapes, and the
                   run side of a process put together
