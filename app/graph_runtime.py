@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from langgraph.graph.state import CompiledStateGraph
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.markdown_renderer import DEFAULT_BUDGET_SECONDS, MarkdownRenderer
-from graph.builder import build_graph
+from graph.builder import ContentGraph, build_graph
 from graph.configuration import PipelineSettings
 from graph.context import Dependencies, DraftloopContext, OutcomeSaver
 from graph.post import draft_post_of
@@ -35,7 +35,7 @@ log = logging.getLogger("draftloop")
 
 @dataclass
 class GraphRuntime:
-    graph: CompiledStateGraph
+    graph: ContentGraph
     deps: Dependencies
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
@@ -55,6 +55,14 @@ class GraphRuntime:
     def writes(self) -> WritePaths:
         """Where storage writes go; each write picks its own path from these."""
         return WritePaths(self.sessions, self.autocommit_engine)
+
+    @property
+    def checkpointer(self) -> BaseCheckpointSaver[Any]:
+        """The graph's saver: the service and the CLI always compile the graph with one."""
+        saver = self.graph.checkpointer
+        if not isinstance(saver, BaseCheckpointSaver):
+            raise TypeError(f"the graph was compiled without a checkpointer ({saver!r})")
+        return saver
 
     @property
     def read_engine(self) -> AsyncEngine:

@@ -2,7 +2,7 @@
 a failure that has nothing to do with it.
 
 A run that loses its database is not failed: its lease lapses and a worker resumes it from the
-checkpoint once storage answers again (app/executor.py). So this test must be precise. It goes
+checkpoint once storage answers again (app/engine/driver.py). So this test must be precise. It goes
 by the drivers' own error types, and accepts a bare OSError (a refused connect, a reset) only
 when a database driver raised it: model and HTTP clients time out and lose connections too, and
 a run resumed for one of those would be resumed without end.

@@ -27,11 +27,11 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.attempts import AttemptRepository, UsageRepository
-from storage.models import TERMINAL_STATUSES, PostStatus, Task, TaskStatus, new_id, utcnow
+from storage.models import PostStatus, Task, TaskStatus, new_id, utcnow
 from storage.posts import DraftPost, PostRepository, RenderedBody, rendered_columns, slug_base
 from storage.records import ATTEMPT_FIELDS, USAGE_FIELDS, AttemptRecord, UsageRecord, pick
 from storage.slugs import numbered
-from storage.status import TERMINAL_VALUES, keeps_lease, outcome_status, sets_started, status_timestamps
+from storage.status import REFUSES_OUTCOME_VALUES, check_outcome
 from storage.storable import storable
 from storage.tasks import TaskRepository
 from storage.write_paths import WritePaths
@@ -60,26 +60,27 @@ async def save_outcome(
     model: str | None,
     provider: str | None,
     draft: DraftPost | None = None,
-    status: TaskStatus | str = TaskStatus.COMPLETED,
     task_id: str | None = None,
     error: str | None = None,
     rendered: RenderedBody | None = None,
 ) -> str:
-    """Persist a finished run: the task row (found by thread_id, created if missing), its
-    attempts and usage, replaced wholesale so a re-run of finalize after a crash or retry leaves
-    exactly one copy, and for content (``draft``, graph/post.py) its draft post. Task token and
-    cost totals are summed from ``usage``. ``rendered``: the post's body rendered.
+    """Persist a finished run's outcome: the task row's result columns (the task found by
+    ``task_id``, else the thread's newest), its attempts and usage, replaced wholesale so a
+    re-run of finalize after a crash or retry leaves exactly one copy, and for content
+    (``draft``, graph/post.py) its draft post. Task token and cost totals are summed from
+    ``usage``. ``rendered``: the post's body rendered.
 
-    Raises InvalidStatusTransition if the task already finished differently (e.g. it was
-    cancelled while the graph ran); nothing is written then. Returns the task's id.
+    The status is left alone: the run's owner records the end of the run (storage.leases.end_run).
+    Raises TaskNotFound for a thread without a task, OutcomeRefused if the task ended another way
+    (e.g. it was cancelled while the graph ran); nothing is written then. Returns the task's id.
     """
     # Model output and search results may hold text the database refuses (storage/storable.py).
     request, params, intent, result, attempts, usage, warnings, model, provider, error = storable(
         (request, params, intent, result, list(attempts), list(usage), list(warnings), model, provider, error))
     outcome: dict[str, Any] = dict(
         thread_id=thread_id, request=request, params=params, intent=intent, result=result, attempts=attempts,
-        usage=usage, warnings=warnings, model=model, provider=provider, draft=draft, status=TaskStatus(status),
-        error=error, rendered=rendered)
+        usage=usage, warnings=warnings, model=model, provider=provider, draft=draft, error=error,
+        rendered=rendered)
     if paths.one_statement is not None and task_id is not None:
         if await _save_first_outcome(paths.one_statement, task_id=task_id, **outcome):
             return task_id
@@ -100,7 +101,6 @@ async def _save_in_session(
     model: str | None,
     provider: str | None,
     draft: DraftPost | None,
-    status: TaskStatus,
     task_id: str | None,
     error: str | None,
     rendered: RenderedBody | None,
@@ -108,10 +108,9 @@ async def _save_in_session(
     """save_outcome in one transaction: every case, on either database."""
     async with paths.sessions.begin() as session:
         tasks = TaskRepository(session)
-        task, _created = await tasks.lock_or_create_for_thread(thread_id, task_id=task_id)
-        target = outcome_status(task.status, status)
-        for key, value in status_timestamps(task, target, utcnow()).items():
-            setattr(task, key, value)
+        task = await tasks.lock_for_thread(thread_id, task_id=task_id)
+        check_outcome(task.status)
+        task.updated_at = utcnow()
         # The executor may have stored the request when it queued the task; a graph state that
         # lost it (empty text) must not wipe it.
         task.request = request or task.request
@@ -179,7 +178,7 @@ WITH current AS (
     SELECT id, status FROM tasks WHERE id = :task_id AND thread_id = :thread_id FOR UPDATE
 ), fresh AS (
     SELECT current.id FROM current
-    WHERE (current.status <> ALL(CAST(:terminal_statuses AS text[])) OR current.status = :status)
+    WHERE current.status <> ALL(CAST(:refused_statuses AS text[]))
       AND NOT EXISTS (SELECT 1 FROM attempts WHERE attempts.task_id = :task_id)
       AND NOT EXISTS (SELECT 1 FROM usage WHERE usage.task_id = :task_id)
       AND (CAST(:slug AS text) IS NULL OR (
@@ -188,12 +187,7 @@ WITH current AS (
           AND NOT EXISTS (SELECT 1 FROM posts WHERE posts.slug = :slug)))
 ), task AS (
     UPDATE tasks SET
-        status = :status,
         updated_at = :now,
-        started_at = CASE WHEN :sets_started THEN COALESCE(tasks.started_at, :now) ELSE tasks.started_at END,
-        finished_at = CASE WHEN :terminal THEN COALESCE(tasks.finished_at, :now) END,
-        lease_owner = CASE WHEN :keeps_lease THEN tasks.lease_owner END,
-        lease_expires_at = CASE WHEN :keeps_lease THEN tasks.lease_expires_at END,
         request = COALESCE(NULLIF(:request, ''), tasks.request),
         params = COALESCE(CAST(:params AS jsonb), tasks.params),
         intent = CAST(:intent AS jsonb),
@@ -304,13 +298,11 @@ async def _save_first_outcome(
     model: str | None,
     provider: str | None,
     draft: DraftPost | None,
-    status: TaskStatus,
     error: str | None,
     rendered: RenderedBody | None,
 ) -> bool:
     """save_outcome's first-outcome case in one statement (the module docstring), on an engine
     in autocommit mode; False when nothing was written and the session path must store it."""
-    target = status
     now = utcnow()
     async with engine.connect() as connection:
         slug = None
@@ -322,9 +314,8 @@ async def _save_first_outcome(
                 return False
             slug = numbered(base, int(number))
         values = {
-            "task_id": task_id, "thread_id": thread_id, "status": target.value, "now": now,
-            "sets_started": sets_started(target), "terminal": target in TERMINAL_STATUSES,
-            "keeps_lease": keeps_lease(target), "terminal_statuses": list(TERMINAL_VALUES),
+            "task_id": task_id, "thread_id": thread_id, "now": now,
+            "refused_statuses": list(REFUSES_OUTCOME_VALUES),
             "request": request, "params": _json(dict(params) or None), "intent": _json(intent),
             "result": _json(result), "warnings": _json(list(warnings)), "model": model, "provider": provider,
             "error": error,

@@ -33,10 +33,14 @@ ACTIVE_STATUSES = frozenset({TaskStatus.QUEUED, TaskStatus.RUNNING})
 # Waiting for a worker to take it (the CLI's own runs take these too).
 WAITING_STATUSES = frozenset({TaskStatus.QUEUED, TaskStatus.AWAITING_APPROVAL})
 
+# A task that ended without its run's outcome: cancelled, or failed (check_outcome).
+REFUSES_OUTCOME = frozenset({TaskStatus.CANCELLED, TaskStatus.FAILED})
+
 # As column values, sorted so that statements built from them are the same every time.
 TERMINAL_VALUES = tuple(sorted(status.value for status in TERMINAL_STATUSES))
 ACTIVE_VALUES = tuple(sorted(status.value for status in ACTIVE_STATUSES))
 WAITING_VALUES = tuple(sorted(status.value for status in WAITING_STATUSES))
+REFUSES_OUTCOME_VALUES = tuple(sorted(status.value for status in REFUSES_OUTCOME))
 
 # A thread's status once one of its runs reached a task status (while no other run of it is
 # queued or running: then it stays busy, see thread_status_after_run).
@@ -57,6 +61,12 @@ class InvalidStatusTransition(ValueError):
         self.target = target
 
 
+class OutcomeRefused(ValueError):
+    def __init__(self, status: TaskStatus) -> None:
+        super().__init__(f"task is {status.value}: a run's outcome is not stored on it")
+        self.status = status
+
+
 class _Stamped(Protocol):
     """What status_timestamps reads of a task (a Task or a row of its columns)."""
 
@@ -75,17 +85,16 @@ def check_transition(current: str, target: str) -> TaskStatus:
     return target_status
 
 
-def outcome_status(current: str, target: str) -> TaskStatus:
-    """The status a finished run may record over ``current``.
+def check_outcome(current: str) -> None:
+    """Raise OutcomeRefused unless a run's outcome may be stored on a task in ``current``.
 
-    Looser than check_transition: a run that reached finalize did run, whatever the executor
-    last wrote (queued, running, awaiting approval). Only a task that already ended another
-    way (cancelled, failed, or completed when this outcome says failed) is protected.
+    An outcome is content (result, attempts, usage, post), never a status: the run's owner
+    records how the run ended (storage.leases.end_run). A task that ended another way keeps
+    what it has; one that completed may take its outcome again (finalize re-run after a crash).
     """
-    current_status, target_status = TaskStatus(current), TaskStatus(target)
-    if current_status in TERMINAL_STATUSES and target_status != current_status:
-        raise InvalidStatusTransition(current_status, target_status)
-    return target_status
+    status = TaskStatus(current)
+    if status in REFUSES_OUTCOME:
+        raise OutcomeRefused(status)
 
 
 def sets_started(target: TaskStatus) -> bool:

@@ -179,6 +179,22 @@ class TaskRepository:
         items = rows[:limit]
         return TaskPage(items=items, next_cursor=next_cursor(rows, limit))
 
+    async def lock_for_thread(self, thread_id: str, *, task_id: str | None = None) -> Task:
+        """The task for ``thread_id`` (``task_id`` when given, else the thread's newest),
+        row-locked until the transaction ends; raises TaskNotFound."""
+        if task_id is None:
+            task_id = await self.session.scalar(
+                select(Task.id).where(Task.thread_id == thread_id).order_by(Task.created_at.desc(), Task.id.desc()).limit(1)
+            )
+            if task_id is None:
+                raise TaskNotFound(f"no task on thread {thread_id}")
+        task = await self.session.scalar(
+            select(Task).where(Task.id == task_id).with_for_update().execution_options(populate_existing=True))
+        if task is None:
+            raise TaskNotFound(task_id)
+        self._check_thread(task, thread_id)
+        return task
+
     async def lock_or_create_for_thread(self, thread_id: str, *, task_id: str | None = None) -> tuple[Task, bool]:
         """The task for ``thread_id`` (``task_id`` when given, else the thread's newest) and
         whether it was just created; row-locked until the transaction ends.

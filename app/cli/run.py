@@ -11,7 +11,7 @@ import time
 import uuid
 from typing import Any, TextIO
 
-from langchain_core.messages import AIMessageChunk, HumanMessage
+from langchain_core.messages import AIMessageChunk
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 from sqlalchemy.exc import SQLAlchemyError
@@ -19,18 +19,24 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, database_source
 from app.cli.task_row import CliTaskRow, ThreadHeld
 from app.configuration import Configuration
+from app.engine.driver import decision_resume, request_input, stream_graph
+from app.engine.messages import node_summary
+from app.engine.publishers import TOKEN_NODES, StreamTracker
+from app.engine.run_end import Ending, status_of
 from app.graph_runtime import GraphRuntime, open_graph_runtime
+from graph.nodes.approval import InvalidDecision
 from graph.nodes.finalize import usage_totals
 from graph.state import NEW_TURN
 from storage.engine import normalize_database_url
-from storage.models import TaskStatus
 from tools.llm.errors import ModelCallError, ModelProviderError
 
 
-class Progress:
-    """Human-readable progress on stderr; silent in --json mode except for errors."""
+class Progress(StreamTracker):
+    """A run's stream as human-readable progress on stderr (the engine's node summaries);
+    silent in --json mode except for errors."""
 
     def __init__(self, out: TextIO, enabled: bool, tokens: bool) -> None:
+        super().__init__()
         self.out = out
         self.enabled = enabled
         self.tokens = tokens
@@ -51,55 +57,44 @@ class Progress:
             self.out.write(text)
             self.out.flush()
 
-    def node_started(self, name: str) -> None:
-        self.line(f"→ {name}")
+    async def handle(self, mode: str, chunk: Any) -> None:
+        self.track(mode, chunk)
+        if mode == "tasks" and "input" in chunk:
+            self.line(f"→ {chunk['name']}")
+        elif mode == "updates":
+            for name, update in chunk.items():
+                if name == "__interrupt__":
+                    self.line("⏸ waiting for approval")
+                elif isinstance(update, dict):
+                    self.node_finished(name, update)
+        elif mode == "messages":
+            message, meta = chunk
+            if meta.get("langgraph_node") in TOKEN_NODES and isinstance(message, AIMessageChunk):
+                self.token(str(message.content))
 
     def node_finished(self, name: str, update: dict[str, Any]) -> None:
-        if name == "route_intent":
-            intent = update.get("intent", {})
-            request = update.get("request", {})
-            self.line(f"✓ route_intent: {intent.get('kind')} {intent.get('content_type') or ''} "
-                      f"({intent.get('source')}, {request.get('target_words', '?')} words)")
-        elif name == "research":
-            research = update.get("research", {})
-            self.line(f"✓ research: {len(research.get('sources', []))} sources, "
-                      f"{len(research.get('images', []))} images, {len(research.get('warnings', []))} warnings")
-        elif name == "draft":
-            draft = update.get("draft", {})
-            self.line(f"✓ draft {draft.get('number')}: {draft.get('word_count')} words")
-        elif name == "critique":
-            for attempt in update.get("attempts", []):
-                verdict = "passed" if attempt.get("passed") else "below threshold"
-                self.line(f"✓ critique: attempt {attempt.get('number')} scored {attempt.get('score')} ({verdict})")
-        else:
-            self.line(f"✓ {name}")
+        self.line(f"✓ {name}: {node_summary(name, update)}")
         for warning in update.get("warnings", []):
             if warning != NEW_TURN:
                 self.line(f"  ! {warning}")
 
 
-async def choose_input(args: argparse.Namespace, runtime: GraphRuntime,
-                       config: RunnableConfig) -> tuple[Any, str | None]:
+async def choose_input(args: argparse.Namespace, runtime: GraphRuntime, config: RunnableConfig) -> tuple[Any, str | None]:
     """(graph input, problem). None input means: continue from the last checkpoint."""
     snapshot = await runtime.graph.aget_state(config)
     waiting = bool(snapshot.interrupts)
     if args.approve or args.reject is not None:
         if not waiting:
             return None, "this thread is not waiting for approval"
-        resume: dict[str, Any] = {"approved": bool(args.approve), "feedback": args.reject or ""}
-        if args.attempt is not None:
-            offered = snapshot.interrupts[0].value
-            choices = [offered.get("attempt"), *(a.get("attempt") for a in offered.get("alternatives") or [])]
-            if args.attempt not in choices:
-                return None, (f"--attempt {args.attempt} is not on offer; choose one of "
-                              f"{', '.join(str(c) for c in choices if c is not None)}")
-            resume["attempt"] = args.attempt
+        try:
+            resume = decision_resume(snapshot, bool(args.approve), args.reject or "", attempt=args.attempt)
+        except InvalidDecision as exc:
+            return None, f"--{exc.field} {exc.message}"
         return Command(resume=resume), None
     if args.request:
         if waiting:
             return None, "this thread waits for approval: answer with --approve or --reject \"feedback\""
-        fields = {"require_approval": True} if args.require_approval else {}
-        return {"messages": [HumanMessage(args.request)], "request": fields}, None
+        return request_input(args.request, {"require_approval": True} if args.require_approval else {}), None
     if waiting or snapshot.next:
         return None, None
     if snapshot.values.get("result"):
@@ -109,31 +104,9 @@ async def choose_input(args: argparse.Namespace, runtime: GraphRuntime,
 
 async def stream_run(runtime: GraphRuntime, graph_input: Any, config: RunnableConfig, args: argparse.Namespace,
                      progress: Progress) -> None:
-    # With several stream modes LangGraph yields (mode, chunk) pairs; its signature says only "Any".
-    mode: str
-    chunk: Any
-    # TEMPORARY: GraphRuntime.graph is annotated as a bare CompiledStateGraph, whose context type
-    # defaults to None; app/graph_runtime.py is being split on another branch, which types it as
-    # graph.builder.ContentGraph, and warn_unused_ignores then asks for this ignore to go.
-    async for mode, chunk in runtime.graph.astream(  # type: ignore[call-overload]
-        graph_input,
-        config,
-        context=runtime.context(require_approval=True if args.require_approval else None),
-        stream_mode=["tasks", "updates", "messages"],
-        durability="sync",
-    ):
-        if mode == "tasks" and "input" in chunk:
-            progress.node_started(chunk["name"])
-        elif mode == "updates":
-            for name, update in chunk.items():
-                if name == "__interrupt__":
-                    progress.line("⏸ waiting for approval")
-                elif isinstance(update, dict):
-                    progress.node_finished(name, update)
-        elif mode == "messages":
-            message, meta = chunk
-            if meta.get("langgraph_node") == "draft" and isinstance(message, AIMessageChunk):
-                progress.token(str(message.content))
+    await stream_graph(runtime.graph, graph_input, config, progress,
+                       context=runtime.context(require_approval=True if args.require_approval else None),
+                       stream_mode=["tasks", "updates", "messages"], durability="sync")
 
 
 def summary(thread_id: str, values: dict[str, Any], status: str, interrupts: list[Any]) -> dict[str, Any]:
@@ -226,10 +199,10 @@ async def run_command(args: argparse.Namespace, configuration: Configuration) ->
                 async with row.leased():
                     await stream_run(runtime, graph_input, config, args, progress)
             except Exception as exc:
-                await row.end(TaskStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:500])
+                await row.end(status_of(Ending.FAILED), error=f"{type(exc).__name__}: {exc}"[:500])
                 raise
             waiting = bool((await runtime.graph.aget_state(config)).interrupts)
-            await row.end(TaskStatus.AWAITING_APPROVAL if waiting else TaskStatus.COMPLETED)
+            await row.end(status_of(Ending.PAUSED if waiting else Ending.FINISHED))
         snapshot = await runtime.graph.aget_state(config)
     interrupts = [i.value for i in snapshot.interrupts]
     status = "awaiting_approval" if interrupts else ("completed" if snapshot.values.get("result") else "failed")

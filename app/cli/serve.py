@@ -21,10 +21,10 @@ from litestar import Litestar
 from app import event_loop, gc_tuning
 from app.cli import EXIT_OK, EXIT_USAGE
 from app.configuration import Configuration
+from app.engine.services import RunServices, open_run_services
 from app.graph_runtime import open_graph_runtime
 from app.http.app import create_app
 from app.logs import configure_logging
-from app.run_services import RunServices, open_run_services
 from app.service_settings import ServiceSettings
 from app.supervisor import SUPERVISOR_PID_ENV, WAKE_PIPE_ENV
 from tools.llm.errors import ModelProviderError
@@ -49,11 +49,11 @@ class DraftloopServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         state = self.litestar_app.state
         if state is not None:
-            bus, executor = state.get("bus"), state.get("executor")
+            bus, dispatcher = state.get("bus"), state.get("dispatcher")
             if bus is not None:
                 bus.close()
-            if executor is not None:
-                executor.begin_drain()
+            if dispatcher is not None:
+                dispatcher.begin_drain()
         super().handle_exit(sig, frame)
 
 
@@ -106,14 +106,14 @@ async def _serve_until_stopped(services: RunServices, settings: ServiceSettings)
     stop = asyncio.Event()
 
     def on_signal() -> None:
-        services.executor.begin_drain()
+        services.dispatcher.begin_drain()
         stop.set()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
-    log.info("worker %s running up to %d tasks at a time", services.executor.worker_id, settings.concurrency)
+    log.info("worker %s running up to %d tasks at a time", services.dispatcher.worker_id, settings.concurrency)
     orphan_watch = asyncio.create_task(_stop_when_orphaned(on_signal), name="draftloop-orphan-watch")
-    wake_reader = (asyncio.create_task(_wake_on_stdin(services.executor.wake), name="draftloop-wake-pipe")
+    wake_reader = (asyncio.create_task(_wake_on_stdin(services.dispatcher.wake), name="draftloop-wake-pipe")
                    if os.environ.get(WAKE_PIPE_ENV) == "stdin" else None)
     try:
         await stop.wait()

@@ -98,8 +98,8 @@ class CliTaskRow:
                 await LeaseRepository(session).heartbeat(self.worker_id, [self.task_id], self.lease_seconds)
 
     async def end(self, status: TaskStatus, error: str | None = None) -> None:
-        """Record how the run ended (and its thread's status, when the thread is an API one). A
-        row the graph already finished (finalize writes `completed` itself) is left as it is."""
+        """Record how the run ended (and its thread's status, when the thread is an API one):
+        finalize stores the outcome, the status is this call's to write."""
         if self.task_id is None:
             return
         # No events: the CLI prints its run's progress itself.

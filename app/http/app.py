@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit_log import AuditLog, database_sink
 from app.configuration import Configuration
+from app.engine.services import open_run_services
 from app.graph_runtime import open_graph_runtime
 from app.http.assistants import AssistantController, InfoController
 from app.http.audit_middleware import audit_middleware
@@ -43,7 +44,6 @@ from app.http.settings_routes import SettingsController
 from app.http.tasks import TaskController
 from app.http.threads import ThreadController
 from app.metrics import Metrics
-from app.run_services import open_run_services
 from app.security import LoginRateLimiter, TokenService
 from app.service_settings import ServiceSettings
 from app.supervisor import WorkerSupervisor
@@ -176,12 +176,18 @@ def create_app(settings: ServiceSettings | None = None, pipeline: PipelineSettin
             async with runtime.sessions() as session:
                 if await UserRepository(session).count() == 0:
                     log.warning(FIRST_RUN_HINT)
-            async with (open_run_services(runtime, settings, listener=metrics.observe_event) as services,
-                        WorkerSupervisor(settings, runtime.database_url) as workers):
-                if workers.wake_pipe:
-                    services.executor.wake_others = workers.wake
-                app.state.update(runtime=runtime, bus=services.bus, executor=services.executor, metrics=metrics,
-                                 settings=settings, workers=workers, audit=audit)
+            workers = WorkerSupervisor(settings, runtime.database_url)
+            # Entered after the run services, so that it stops (and its workers hand back their
+            # runs) while this process's bus still wakes the followers.
+            async with (open_run_services(runtime, settings, listener=metrics.observe_event,
+                                          wake_others=workers.wake if workers.wake_pipe else None) as services,
+                        workers):
+                # Controllers get the narrow services (commands, run settings, running runs);
+                # the dispatcher itself is for the shutdown signal (app/cli/serve.py).
+                app.state.update(runtime=runtime, bus=services.bus, dispatcher=services.dispatcher,
+                                 commands=services.commands, run_settings=services.run_settings,
+                                 running=services.dispatcher, metrics=metrics, settings=settings, workers=workers,
+                                 audit=audit)
                 info = await runtime.deps.models.describe()
                 log.info("serving with %s model %s on %s", info.provider, info.model,
                          runtime.database_url.split("@")[-1])
@@ -194,7 +200,9 @@ def create_app(settings: ServiceSettings | None = None, pipeline: PipelineSettin
         dependencies={
             "runtime": _state("runtime"),
             "bus": _state("bus"),
-            "executor": _state("executor"),
+            "commands": _state("commands"),
+            "run_settings": _state("run_settings"),
+            "running": _state("running"),
             "metrics": _state("metrics"),
             "settings": _state("settings"),
             "workers": _state("workers"),

@@ -10,11 +10,11 @@ from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
+from app.engine.api_runs import ASSISTANT_ID, GRAPH_ID
 from app.graph_runtime import GraphRuntime
 from app.http.errors import NotFoundError
 from app.http.lg_common import LANGGRAPH_EXCEPTION_HANDLERS, require_assistant, unprocessable
 from app.http.lg_schemas import AssistantCount, AssistantSearch
-from app.runs import ASSISTANT_ID, GRAPH_ID
 
 # The system assistant exists as long as the graph does; a fixed date keeps responses stable.
 _CREATED = datetime(2025, 1, 1, tzinfo=UTC).isoformat()

@@ -11,10 +11,10 @@ from langgraph.types import StateSnapshot
 from litestar import Request, Response
 from litestar.exceptions import ClientException, SerializationException, ValidationException
 
+from app.engine.api_runs import ASSISTANT_ID, GRAPH_ID, RUN_STATUS, jsonable
 from app.http.errors import NotFoundError, http_exception_handler, not_json_message, validation_response
 from app.http.input_guard import UnsafeInput
 from app.http.lg_schemas import CheckpointRef
-from app.runs import ASSISTANT_ID, GRAPH_ID, RUN_STATUS, jsonable
 from storage.models import Task, TaskStatus, Thread
 
 

@@ -108,7 +108,7 @@ Goto = Annotated[str | SendTarget | list[str | SendTarget] | None,
 
 
 class RunContext(LangGraphBody):
-    """The graph's context fields (app.runs.CONTEXT_FIELDS), bounded as their settings are."""
+    """The graph's context fields (app.engine.api_runs.CONTEXT_FIELDS), bounded as their settings are."""
 
     require_approval: bool | None = None
     quality_threshold: int | None = Field(default=None, ge=_bound("quality_threshold", "minimum"),

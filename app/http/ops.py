@@ -12,7 +12,7 @@ from litestar.di import NamedDependency
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.executor import Executor
+from app.engine.stats import RunningRuns
 from app.graph_runtime import GraphRuntime
 from app.metrics import Metrics
 from app.supervisor import WorkerSupervisor
@@ -43,7 +43,7 @@ class OpsController(Controller):
             checks["database"] = {"ok": False, "error": type(exc).__name__}
         try:
             async with asyncio.timeout(READY_CHECK_TIMEOUT):
-                await runtime.graph.checkpointer.aget_tuple({"configurable": {"thread_id": "__ready__"}})
+                await runtime.checkpointer.aget_tuple({"configurable": {"thread_id": "__ready__"}})
             checks["checkpointer"] = {"ok": True, "kind": type(runtime.graph.checkpointer).__name__}
         except (sqlite3.Error, psycopg.Error, OSError, TimeoutError) as exc:
             checks["checkpointer"] = {"ok": False, "error": type(exc).__name__}
@@ -62,5 +62,5 @@ class OpsController(Controller):
 
     @get("/metrics", opt={"public": "metrics"}, summary="Prometheus metrics", media_type="text/plain; version=0.0.4")
     async def metrics(self, runtime: NamedDependency[GraphRuntime], metrics: NamedDependency[Metrics],
-                      executor: NamedDependency[Executor]) -> bytes:
-        return await metrics.render(runtime.sessions, executor.running_count)
+                      running: NamedDependency[RunningRuns]) -> bytes:
+        return await metrics.render(runtime.sessions, running.running_count)

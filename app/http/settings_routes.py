@@ -2,7 +2,7 @@
 
 Every change is stored together with its history row (who, when, old and new value). A change
 applies to runs started after it, in this process at once and in the others sharing the
-database within a second (app/run_settings.py).
+database within a second (app/engine/run_settings.py).
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit_log import audit_change
-from app.executor import Executor
+from app.engine.run_settings import RunSettings
 from app.http.auth import principal_of
 from app.http.errors import ConflictError, NotFoundError
-from app.run_settings import RunSettings
 from app.settings_registry import (
     SPECS,
     InvalidSettingValue,
@@ -122,45 +121,45 @@ class SettingsController(Controller):
 
     @get("/", summary="Every runtime setting: value, default, source (env or stored), type, bounds")
     async def list_settings(self, sessions: NamedDependency[async_sessionmaker[AsyncSession]],
-                            executor: NamedDependency[Executor]) -> dict[str, Any]:
-        return {"items": list((await _bodies(sessions, executor.run_settings)).values())}
+                            run_settings: NamedDependency[RunSettings]) -> dict[str, Any]:
+        return {"items": list((await _bodies(sessions, run_settings)).values())}
 
     @get("/{key:str}", summary="One runtime setting")
     async def get_setting(self, key: FromPath[str], sessions: NamedDependency[async_sessionmaker[AsyncSession]],
-                          executor: NamedDependency[Executor]) -> dict[str, Any]:
+                          run_settings: NamedDependency[RunSettings]) -> dict[str, Any]:
         spec = _spec(key)
-        return (await _bodies(sessions, executor.run_settings))[spec.key]
+        return (await _bodies(sessions, run_settings))[spec.key]
 
     @put("/{key:str}", summary="Store a value; new runs use it (validated against the setting's type and bounds)")
     async def put_setting(self, key: FromPath[str], data: JSONBody[SettingUpdate], request: Request[Any, Any, Any],
                           sessions: NamedDependency[async_sessionmaker[AsyncSession]],
-                          executor: NamedDependency[Executor]) -> dict[str, Any]:
+                          run_settings: NamedDependency[RunSettings]) -> dict[str, Any]:
         spec = _spec(key)
         try:
             value = spec.validate(data.value)
         except InvalidSettingValue as exc:
             raise _invalid(exc) from None
-        problem = environment_problem(key, value, executor.run_settings.env)
+        problem = environment_problem(key, value, run_settings.env)
         if problem:
             raise _invalid(problem)
         async with sessions.begin() as session:
             change = await SettingsRepository(session).write(key, value, _actor(request), "set")
         _audit_setting(request, change)
-        executor.run_settings.invalidate()
-        return (await _bodies(sessions, executor.run_settings))[key]
+        run_settings.invalidate()
+        return (await _bodies(sessions, run_settings))[key]
 
     @delete("/{key:str}", status_code=200, summary="Drop the stored value: back to the environment's default")
     async def reset_setting(self, key: FromPath[str], request: Request[Any, Any, Any],
                             sessions: NamedDependency[async_sessionmaker[AsyncSession]],
-                            executor: NamedDependency[Executor]) -> dict[str, Any]:
+                            run_settings: NamedDependency[RunSettings]) -> dict[str, Any]:
         _spec(key)
         async with sessions.begin() as session:
             repo = SettingsRepository(session)
             # Resetting what is not stored changes nothing, so it leaves no history either.
             if await repo.get(key) is not None:
                 _audit_setting(request, await repo.write(key, None, _actor(request), "reset"))
-        executor.run_settings.invalidate()
-        return (await _bodies(sessions, executor.run_settings))[key]
+        run_settings.invalidate()
+        return (await _bodies(sessions, run_settings))[key]
 
     @get("/{key:str}/history", summary="Changes of one setting, newest first")
     async def history(
@@ -181,7 +180,7 @@ class SettingsController(Controller):
     @post("/{key:str}/rollback", status_code=200,
           summary="Restore the value before the latest change, or the value a history entry set ({\"to\": id})")
     async def rollback(self, key: FromPath[str], request: Request[Any, Any, Any],
-                       sessions: NamedDependency[async_sessionmaker[AsyncSession]], executor: NamedDependency[Executor],
+                       sessions: NamedDependency[async_sessionmaker[AsyncSession]], run_settings: NamedDependency[RunSettings],
                        data: JSONBody[Rollback | None] = None) -> dict[str, Any]:
         spec = _spec(key)
         to = data.to if data is not None else None
@@ -198,9 +197,9 @@ class SettingsController(Controller):
                     target = spec.validate(target)
                 except InvalidSettingValue as exc:
                     raise ConflictError(detail=f"the earlier value is no longer allowed: {exc}") from None
-                problem = environment_problem(key, target, executor.run_settings.env)
+                problem = environment_problem(key, target, run_settings.env)
                 if problem:
                     raise ConflictError(detail=f"the earlier value cannot be used here: {problem}")
             _audit_setting(request, await repo.write(key, target, _actor(request), "rollback"))
-        executor.run_settings.invalidate()
-        return (await _bodies(sessions, executor.run_settings))[key]
+        run_settings.invalidate()
+        return (await _bodies(sessions, run_settings))[key]

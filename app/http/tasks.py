@@ -5,18 +5,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
 from litestar.params import FromPath, JSONBody, Parameter
 from litestar.response import Stream
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit_log import audit_change
-from app.events import EventBus
-from app.executor import DecisionConflict, Executor
+from app.engine.commands import DecisionConflict, RunCommands
+from app.engine.events import EventBus
+from app.engine.run_settings import RunSettings
 from app.graph_runtime import GraphRuntime
 from app.http.errors import ConflictError, NotFoundError
 from app.http.lg_common import unprocessable
@@ -58,15 +60,16 @@ class TaskController(Controller):
 
     @post("/", status_code=202, summary="Queue a content request")
     async def create_task(self, request: Request[Any, Any, Any], data: JSONBody[TaskCreate],
-                          executor: NamedDependency[Executor]) -> Response[TaskAccepted]:
+                          commands: NamedDependency[RunCommands],
+                          run_settings: NamedDependency[RunSettings]) -> Response[TaskAccepted]:
         if problem := data.platform_problem():
             raise ValidationException(detail=f"platform: {problem}", status_code=422,
                                       extra=[{"key": "platform", "message": problem}])
         # Refused now rather than failing a minute later with the provider's own error.
-        if data.request and (problem := (await executor.run_settings.request_limit()).problem(data.request)):
+        if data.request and (problem := (await run_settings.request_limit()).problem(data.request)):
             raise unprocessable("request", problem)
         # The row and its `queued` event commit together, so a worker cannot run it before then.
-        task = await executor.enqueue(data.request_text(), data.params())
+        task = await commands.enqueue(data.request_text(), data.params())
         audit_change(request, resource_id=task.id,
                      after={"status": "queued", "request": task.request, "params": task.params})
         links = task_links(task.id)
@@ -95,7 +98,9 @@ class TaskController(Controller):
                 )
             except ValueError as exc:
                 raise ValidationException(detail=str(exc), extra=[{"key": "cursor", "message": str(exc)}]) from exc
-        return {"items": [listed_task_summary(row) for row in page.items], "next_cursor": page.next_cursor}
+        # Rows of SUMMARY_COLUMNS, since columns were given (TaskPage).
+        rows = cast(list[Row[Any]], page.items)
+        return {"items": [listed_task_summary(row) for row in rows], "next_cursor": page.next_cursor}
 
     @get("/{task_id:str}", summary="A task with its whole result")
     async def get_task(self, task_id: FromPath[str], runtime: NamedDependency[GraphRuntime]) -> dict[str, Any]:
@@ -146,10 +151,10 @@ class TaskController(Controller):
     @post("/{task_id:str}/cancel", status_code=200, summary="Stop a task; its checkpoint is kept")
     async def cancel_task(self, request: Request[Any, Any, Any], task_id: FromPath[str],
                           sessions: NamedDependency[async_sessionmaker[AsyncSession]],
-                          executor: NamedDependency[Executor]) -> dict[str, Any]:
+                          commands: NamedDependency[RunCommands]) -> dict[str, Any]:
         task = await _task_or_404(sessions, _check_id(task_id))
         audit_change(request, before={"status": task.status})
-        if TaskStatus(task.status).is_terminal or not await executor.cancel(task.id):
+        if TaskStatus(task.status).is_terminal or not await commands.cancel(task.id):
             raise ConflictError(detail=f"task is already {task.status}")
         cancelled = await _task_or_404(sessions, task.id)
         audit_change(request, after={"status": cancelled.status})
@@ -158,12 +163,12 @@ class TaskController(Controller):
     @post("/{task_id:str}/approve", status_code=200, summary="Approve or reject a draft awaiting approval")
     async def decide(
         self, request: Request[Any, Any, Any], task_id: FromPath[str], data: JSONBody[Decision],
-        sessions: NamedDependency[async_sessionmaker[AsyncSession]], executor: NamedDependency[Executor]
+        sessions: NamedDependency[async_sessionmaker[AsyncSession]], commands: NamedDependency[RunCommands]
     ) -> dict[str, Any]:
         task = await _task_or_404(sessions, _check_id(task_id))
         audit_change(request, before={"status": task.status}, decision={"approved": data.approved, "feedback": data.feedback})
         try:
-            await executor.submit_decision(task.id, data.approved, data.feedback, publish=data.publish,
+            await commands.submit_decision(task.id, data.approved, data.feedback, publish=data.publish,
                                            attempt=data.attempt)
         except DecisionConflict as exc:
             raise ConflictError(detail=str(exc)) from exc

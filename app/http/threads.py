@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.errors import InvalidUpdateError
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency
@@ -12,7 +13,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit_log import audit_change
-from app.executor import Executor
+from app.engine.commands import RunCommands
 from app.graph_runtime import GraphRuntime
 from app.http.errors import ConflictError, NotFoundError
 from app.http.lg_common import (
@@ -29,7 +30,7 @@ from storage.tasks import TaskRepository
 from storage.threads import ThreadRepository
 
 
-def thread_config(thread_id: str, checkpoint_id: str | None = None, checkpoint_ns: str = "") -> dict[str, Any]:
+def thread_config(thread_id: str, checkpoint_id: str | None = None, checkpoint_ns: str = "") -> RunnableConfig:
     configurable: dict[str, Any] = {"thread_id": thread_id}
     if checkpoint_id:
         configurable.update(checkpoint_id=checkpoint_id, checkpoint_ns=checkpoint_ns)
@@ -109,17 +110,17 @@ class ThreadController(Controller):
     @delete("/{thread_id:str}", status_code=204, summary="Delete a thread, its runs and its checkpoints")
     async def delete_thread(self, request: Request[Any, Any, Any], thread_id: FromPath[str],
                             sessions: NamedDependency[async_sessionmaker[AsyncSession]],
-                            runtime: NamedDependency[GraphRuntime], executor: NamedDependency[Executor]) -> None:
+                            runtime: NamedDependency[GraphRuntime], commands: NamedDependency[RunCommands]) -> None:
         thread = await thread_or_404(sessions, thread_id)
         audit_change(request, before={"status": thread.status, "metadata": thread.meta})
         async with sessions() as session:
             active = await TaskRepository(session).active_run_ids(thread_id)
         for run_id in active:
             # Stop them first: a run still writing checkpoints would resurrect the thread's state.
-            await executor.cancel(run_id)
+            await commands.cancel(run_id)
         async with sessions.begin() as session:
             await ThreadRepository(session).delete(thread_id)
-        await runtime.graph.checkpointer.adelete_thread(thread_id)
+        await runtime.checkpointer.adelete_thread(thread_id)
 
     @get(["/{thread_id:str}/state", "/{thread_id:str}/state/{checkpoint_id:str}"], summary="A thread's state")
     async def get_state(self, thread_id: FromPath[str], sessions: NamedDependency[async_sessionmaker[AsyncSession]],

@@ -87,7 +87,7 @@ MAIN_CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
     ("HTTP API (litestar, uvicorn protocol, pydantic/msgspec)", ("litestar/", "uvicorn/protocols", "msgspec")),
     ("langgraph engine (pregel loop, channels, tasks)", ("langgraph/",)),
     ("graph nodes (graph/)", ("/graph/",)),
-    ("executor loops (dispatch, heartbeat, cancel check)", ("app/executor.py",)),
+    ("executor loops (dispatch, heartbeat, cancel check)", ("app/engine/dispatcher.py", "app/engine/heartbeat.py")),
     ("event loop native (uvloop: I/O, timers, callbacks)", ("asyncio/runners.py",)),
 ]
 

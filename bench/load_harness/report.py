@@ -27,7 +27,7 @@ def render(args: argparse.Namespace, inproc: dict[str, Any], backends: list[dict
     for mode, data in inproc.items():
         lines.append(f"  {labels.get(mode, mode):<34} {data['alone_s'] * 1000:>12.0f} ms {data['makespan_s'] * 1000:>13.0f} ms "
                      f"{data['makespan_s'] / data['alone_s']:>7.2f}x {data['cpu_s']:>7.2f}")
-    lines.append("  * the yardstick: the graph driven the way app/executor.py drives it, minus storage")
+    lines.append("  * the yardstick: the graph driven the way app/engine/driver.py drives it, minus storage")
     lines.append("")
     for result in backends:
         f = backend_figures(result, yardstick)

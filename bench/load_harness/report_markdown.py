@@ -68,7 +68,7 @@ def render_markdown(args: argparse.Namespace, inproc: dict[str, Any], backends: 
                f"({', '.join(f'{k} {v}' for k, v in sorted(yard['model_calls'].items()))} per N tasks).")
     out.append(f"- Server: `draftloop serve` subprocess with default settings except WORKER_CONCURRENCY, "
                f"SHUTDOWN_GRACE_SECONDS=3{(', ' + ', '.join(args.server_env)) if args.server_env else ''}; "
-               f"uvicorn (uvloop, httptools), durability `sync` as app/executor.py sets it. "
+               f"uvicorn (uvloop, httptools), durability `sync` as app/engine/driver.py sets it. "
                f"{args.rounds} measured rounds of N tasks per backend on one server; figures pool the rounds"
                + ("; every request carries the bearer token of an editor made with `draftloop create-user` "
                   "(the auth middleware looks the token up in the database, cached per process for "

@@ -16,7 +16,7 @@ from app import event_loop, gc_tuning
 from bench.load_harness.fake_model import FakeModel, service_env, task_body
 from bench.load_harness.measures import machine_busy_seconds
 
-STREAM_MODES = ["tasks", "updates", "messages"]  # what app/executor.py streams
+STREAM_MODES = ["tasks", "updates", "messages"]  # what app/engine/driver.py streams
 
 
 async def run_inprocess(args: argparse.Namespace, fake: FakeModel, *, paired: bool = False) -> dict[str, Any]:

@@ -66,9 +66,7 @@ async def answer(state: State, config: RunnableConfig, runtime: Runtime[Draftloo
         turn=int(state.get("turn") or 1),
     )
     text = str(reply.message.content).strip()
-    # TEMPORARY: graph/nodes/finalize.py (retyped on another branch) takes and gives usage records
-    # as plain dicts; once usage_totals accepts UsageRecords, warn_unused_ignores asks for this to go.
-    usage = [*turn_usage(state), reply.usage]  # type: ignore[list-item]
+    usage = [*turn_usage(state), reply.usage]
     result = {"kind": "answer", "answer": text, "markdown": text, "title": "", "passed": True,
               "score": None, "attempts": 0, "sources": [], "images": [],
               "model": model_name, "provider": provider, "usage": usage_totals(usage),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage
@@ -13,10 +14,10 @@ from graph import markdown as md
 from graph.context import DraftloopContext, dependencies
 from graph.nodes.draft import turn_attempts
 from graph.sources import cited_numbers
-from graph.state import Piece, State
+from graph.state import Piece, State, UsageRecord
 
 
-def usage_totals(records: list[dict[str, Any]]) -> dict[str, Any]:
+def usage_totals(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {
         "input_tokens": sum(int(r.get("input_tokens") or 0) for r in records),
         "output_tokens": sum(int(r.get("output_tokens") or 0) for r in records),
@@ -25,12 +26,12 @@ def usage_totals(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def turn_usage(state: State) -> list[dict[str, Any]]:
+def turn_usage(state: State) -> list[UsageRecord]:
     turn = int(state.get("turn") or 1)
     return [u for u in state.get("usage") or [] if int(u.get("turn", 1)) == turn]
 
 
-def sources_section(sources: list[dict[str, Any]], cited: list[int]) -> str:
+def sources_section(sources: Sequence[Mapping[str, Any]], cited: list[int]) -> str:
     """The `## Sources` list of what the text cited, under the numbers its [n] markers use."""
     lines = []
     for n in sorted(cited):
@@ -40,7 +41,7 @@ def sources_section(sources: list[dict[str, Any]], cited: list[int]) -> str:
     return "## Sources\n\n" + "\n".join(lines)
 
 
-def with_sources(markdown: str, content_type: str, sources: list[dict[str, Any]]) -> tuple[str, list[int]]:
+def with_sources(markdown: str, content_type: str, sources: Sequence[Mapping[str, Any]]) -> tuple[str, list[int]]:
     """The shipped text (with its Sources list where the type carries one) and the numbers of
     the sources it cites. A list the writer added anyway is replaced by the true one."""
     body = draft_text.strip_sources_section(markdown.strip())
@@ -92,6 +93,8 @@ def build_result(state: State) -> dict[str, Any]:
 
 
 async def persist(state: State, result: dict[str, Any], config: RunnableConfig, runtime: Runtime[DraftloopContext]) -> None:
+    # The outcome only: how the run ended (and so the task's status) is for whoever runs the
+    # graph to record once it has really ended (app/engine/run_end.py, app/cli/task_row.py).
     deps = await dependencies(runtime)
     if deps.save_outcome is None:
         return
@@ -112,7 +115,6 @@ async def persist(state: State, result: dict[str, Any], config: RunnableConfig, 
         "warnings": result.get("warnings", []),
         "model": result.get("model", ""),
         "provider": result.get("provider", ""),
-        "status": "completed",
     })
 
 

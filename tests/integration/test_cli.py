@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -321,8 +322,10 @@ async def test_plain_mode_streams_progress_on_stderr_and_prints_markdown_and_sum
 
     assert result.returncode == 0, result.describe()
     assert progress_nodes(result.stderr) == ["route_intent", "research", "draft", "critique", "finalize"]
-    assert "✓ route_intent: content blog_post (model, 300 words)" in result.stderr
-    assert "✓ research: 5 sources, 3 images, 0 warnings" in result.stderr
+    # The engine's node summaries (app/engine/messages.py), as the task API's events carry them.
+    assert "✓ route_intent: content blog_post request, 300 words" in result.stderr
+    assert re.search(r"^✓ research: 5 sources \(\d+ pages read\) from \d+ searches: '.+'; 3 images, 0 warnings$",
+                     result.stderr, re.MULTILINE), result.describe()
     assert "→ draft" in result.stderr
     # The piece itself goes to stdout only, so `draftloop run ... > post.md` captures it cleanly.
     assert "# A practical guide" not in result.stderr

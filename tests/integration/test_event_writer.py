@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.events import STATUS, TOKEN, EventBus
+from app.engine.events import STATUS, TOKEN, EventBus
 from storage.engine import create_autocommit_engine
 from storage.leases import LeaseRepository
 from storage.models import TaskStatus

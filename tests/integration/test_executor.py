@@ -14,7 +14,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -24,8 +24,10 @@ from langgraph.types import Command
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import OperationalError
 
-from app.events import Event, EventBus
-from app.executor import DecisionConflict, Executor, gave_up_message, keep_running_outcome
+from app.engine.commands import DecisionConflict
+from app.engine.dispatcher import Dispatcher
+from app.engine.events import Event, EventBus
+from app.engine.messages import gave_up_message
 from app.graph_runtime import GraphRuntime, outcome_saver
 from app.markdown_renderer import MarkdownRenderer
 from app.service_settings import ServiceSettings
@@ -51,7 +53,7 @@ FAST = dict(concurrency=4, lease_seconds=2.0, heartbeat_seconds=0.2, poll_second
 class Worker:
     runtime: GraphRuntime
     bus: EventBus
-    executor: Executor
+    executor: Dispatcher
 
 
 @dataclass
@@ -68,7 +70,7 @@ class Harness:
         runtime = await self.stack.enter_async_context(_runtime(self.database_url, self.fakes, wrap_saver))
         options = {**FAST, **settings}
         bus = EventBus(runtime.sessions, poll_seconds=options["poll_seconds"], autocommit_engine=runtime.autocommit_engine)
-        executor = Executor(runtime, ServiceSettings(worker_id=worker_id, **options), bus)
+        executor = Dispatcher(runtime, ServiceSettings(worker_id=worker_id, **options), bus)
         # LIFO: the executor stops first, then the bus writes what its runs left queued.
         self.stack.push_async_callback(bus.aclose)
         self.stack.push_async_callback(executor.stop)
@@ -120,7 +122,7 @@ def slow_calls(fakes: GraphFakes, **latency: float) -> None:
 
 
 async def queue_task(worker: Worker, request: str = REQUEST, **params: Any) -> str:
-    task = await worker.executor.enqueue(request, {**PARAMS, **params})
+    task = await worker.executor.commands.enqueue(request, {**PARAMS, **params})
     assert task.status == "queued" and task.thread_id != task.id
     return task.id
 
@@ -344,10 +346,10 @@ async def test_a_follow_up_queued_on_a_busy_thread_starts_when_its_predecessor_e
 ) -> None:
     slow_calls(harness.fakes, draft=0.3)
     worker = await harness.worker(concurrency=4, poll_seconds=60)
-    first = await worker.executor.enqueue(REQUEST, PARAMS)
+    first = await worker.executor.commands.enqueue(REQUEST, PARAMS)
     await wait_for_status(worker, first.id, "running")
     # Claimable only once the first run ends: runs of one thread go one at a time.
-    second = await worker.executor.enqueue("Make it shorter", PARAMS, thread_id=first.thread_id)
+    second = await worker.executor.commands.enqueue("Make it shorter", PARAMS, thread_id=first.thread_id)
 
     await wait_for_status(worker, first.id, "completed")
     done = await wait_for_status(worker, second.id, "completed", timeout=20)
@@ -364,7 +366,7 @@ async def test_cancel_stops_a_local_run_within_a_second_and_keeps_its_checkpoint
     await wait_for_event(worker, task_id, "node_started", node="draft")
 
     started = time.monotonic()
-    assert await worker.executor.cancel(task_id) is True
+    assert await worker.executor.commands.cancel(task_id) is True
     await eventually(lambda: _is_idle(worker), timeout=1, what="the run to stop")
     elapsed = time.monotonic() - started
 
@@ -375,7 +377,7 @@ async def test_cancel_stops_a_local_run_within_a_second_and_keeps_its_checkpoint
     assert snapshot.next == ("draft",) and snapshot.values["research"]["sources"]
     events = await worker.bus.history(task_id)
     assert events[-1].type == "status" and events[-1].data == {"status": "cancelled"}
-    assert await worker.executor.cancel(task_id) is False
+    assert await worker.executor.commands.cancel(task_id) is False
 
 
 async def test_cancel_from_another_process_stops_the_run_within_a_second(harness: Harness) -> None:
@@ -386,7 +388,7 @@ async def test_cancel_from_another_process_stops_the_run_within_a_second(harness
     await wait_for_event(runner, task_id, "node_started", node="draft")
 
     started = time.monotonic()
-    assert await api_side.executor.cancel(task_id) is True
+    assert await api_side.executor.commands.cancel(task_id) is True
     await eventually(lambda: _is_idle(runner), timeout=1, what="the remote run to stop")
 
     assert time.monotonic() - started < 1
@@ -397,7 +399,7 @@ async def test_cancel_from_another_process_stops_the_run_within_a_second(harness
 async def test_cancel_of_a_missing_task_raises_not_found(harness: Harness) -> None:
     worker = await harness.worker(start=False)
     with pytest.raises(TaskNotFound):
-        await worker.executor.cancel(str(uuid.uuid4()))
+        await worker.executor.commands.cancel(str(uuid.uuid4()))
 
 
 async def test_approval_waits_then_approve_completes(harness: Harness) -> None:
@@ -407,7 +409,7 @@ async def test_approval_waits_then_approve_completes(harness: Harness) -> None:
     await wait_for_status(worker, task_id, "awaiting_approval")
     interrupt = await wait_for_event(worker, task_id, "interrupt")
     assert interrupt.data["value"]["markdown"].startswith("# ")
-    await worker.executor.submit_decision(task_id, approved=True, feedback="")
+    await worker.executor.commands.submit_decision(task_id, approved=True, feedback="")
     task = await wait_for_status(worker, task_id, "completed")
 
     assert task.result["approval"] == {"approved": True, "feedback": "", "attempt": 1}
@@ -422,14 +424,14 @@ async def test_rejection_drafts_again_with_the_feedback_then_waits_again(harness
     task_id = await queue_task(worker, require_approval=True)
     await wait_for_status(worker, task_id, "awaiting_approval")
 
-    await worker.executor.submit_decision(task_id, approved=False, feedback="Mention uvloop")
+    await worker.executor.commands.submit_decision(task_id, approved=False, feedback="Mention uvloop")
     await wait_for_event(worker, task_id, "status", status="running")
     await eventually(lambda: _status_events_are(worker, task_id, 2, "awaiting_approval"), what="a second wait")
 
     writer = harness.fakes.writer
     assert writer.calls == ["intent", *RESEARCH_CALLS, "draft", "score", "draft", "score"]
     assert "Mention uvloop" in writer.prompts[-1]
-    await worker.executor.submit_decision(task_id, approved=True)
+    await worker.executor.commands.submit_decision(task_id, approved=True)
     task = await wait_for_status(worker, task_id, "completed")
     assert task.result["attempts"] == 2 and await attempt_count(worker, task_id) == 2
 
@@ -439,11 +441,11 @@ async def test_decision_already_taken_in_before_a_crash_is_not_applied_again(har
     task_id = await queue_task(worker, require_approval=True)
     task = await wait_for_status(worker, task_id, "awaiting_approval")
     await worker.executor.stop()
-    await worker.executor.submit_decision(task_id, approved=False, feedback="Mention uvloop")
+    await worker.executor.commands.submit_decision(task_id, approved=False, feedback="Mention uvloop")
     # A worker resumed with that decision, drafted again up to the next approval, then died
     # before it could record anything: the row still holds the (now stale) decision.
     runtime = worker.runtime
-    context = DraftloopContext(deps=replace(runtime.deps, save_outcome=keep_running_outcome(runtime.deps.save_outcome)))
+    context = DraftloopContext(deps=runtime.deps)
     await runtime.graph.ainvoke(Command(resume={"approved": False, "feedback": "Mention uvloop"}),
                                 {"configurable": {"thread_id": task.thread_id}}, context=context, durability="sync")
     assert harness.fakes.writer.calls.count("draft") == 2
@@ -461,10 +463,10 @@ async def test_decision_on_a_task_not_awaiting_approval_is_a_conflict(harness: H
     await wait_for_status(worker, task_id, "completed")
 
     with pytest.raises(DecisionConflict) as raised:
-        await worker.executor.submit_decision(task_id, approved=True)
+        await worker.executor.commands.submit_decision(task_id, approved=True)
     assert raised.value.status == TaskStatus.COMPLETED and "awaiting_approval" in str(raised.value)
     with pytest.raises(TaskNotFound):
-        await worker.executor.submit_decision(str(uuid.uuid4()), approved=True)
+        await worker.executor.commands.submit_decision(str(uuid.uuid4()), approved=True)
 
 
 async def test_failed_run_records_a_clear_error_without_a_traceback(harness: Harness) -> None:
@@ -746,16 +748,15 @@ async def test_run_whose_lease_was_taken_over_stops_here_without_touching_the_ro
     assert statuses == ["queued", "running"]
 
 
-async def test_outcome_saver_used_by_runs_leaves_the_status_to_the_executor(harness: Harness) -> None:
+async def test_the_outcome_a_run_saves_leaves_the_status_to_the_end_of_the_run(harness: Harness) -> None:
     worker = await harness.worker(start=False)
     task_id = await queue_task(worker)
     task = await load(worker, task_id)
-    save = keep_running_outcome(outcome_saver(WritePaths(worker.runtime.sessions), worker.runtime.renderer))
-    assert save is not None
+    save = outcome_saver(WritePaths(worker.runtime.sessions), worker.runtime.renderer)
 
     await _set_lease(worker, task_id, owner="worker-a", expires_in=60)
-    await save({"thread_id": task.thread_id, "request": REQUEST, "params": {}, "intent": {}, "result": {"title": "t"},
-                "attempts": [], "usage": [], "warnings": [], "model": "m", "provider": "p", "status": "completed"})
+    await save({"thread_id": task.thread_id, "task_id": task_id, "request": REQUEST, "params": {}, "intent": {},
+                "result": {"title": "t"}, "attempts": [], "usage": [], "warnings": [], "model": "m", "provider": "p"})
 
     saved = await load(worker, task_id)
     assert saved.status == "running" and saved.result == {"title": "t"} and saved.lease_owner == "worker-a"
@@ -787,7 +788,7 @@ async def _crash_mid_graph(worker: Worker, task: Task, writer: ScriptedWriter, u
     """Run the task's graph as a worker would and kill it abruptly once the model receives
     ``until_call``: no clean-up of any kind runs, as with kill -9."""
     runtime = worker.runtime
-    context = DraftloopContext(deps=replace(runtime.deps, save_outcome=keep_running_outcome(runtime.deps.save_outcome)))
+    context = DraftloopContext(deps=runtime.deps)
     config = {"configurable": {"thread_id": task.thread_id}}
     graph_input = {"messages": [HumanMessage(task.request)], "request": dict(task.params)}
 

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
+from app.engine.api_runs import CONTEXT_FIELDS
 from app.http.lg_schemas import RunContext
-from app.runs import CONTEXT_FIELDS
 from tests.integration.test_task_api import api  # noqa: F401 - fixture: the app in this loop, signed in as admin
 
 THREAD = "5b0c7a52-8c3f-4b53-9f1a-6f1de1d0c001"

@@ -14,10 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from graph.post import body_without_title, draft_post_of
 from storage.engine import create_autocommit_engine
-from storage.models import Post, SlugCounter
+from storage.models import Post, SlugCounter, TaskStatus
 from storage.outcomes import save_outcome
 from storage.posts import PostRepository, SlugTaken
 from storage.slugs import slug_number
+from storage.tasks import TaskRepository
 from storage.threads import ThreadRepository
 from storage.write_paths import WritePaths
 
@@ -37,7 +38,7 @@ def content_result(title: str = "Async Python in practice", body: str = "Why it 
 def outcome(thread_id: str, result: dict[str, Any], task_id: str | None = None) -> dict[str, Any]:
     return {"thread_id": thread_id, "task_id": task_id, "request": "write about async Python", "params": {},
             "intent": {"kind": "content"}, "result": result, "attempts": [], "usage": [], "warnings": [],
-            "model": "llama3.2", "provider": "ollama", "status": "completed"}
+            "model": "llama3.2", "provider": "ollama"}
 
 
 @pytest.fixture
@@ -54,8 +55,15 @@ async def save_run_outcome(sessions: async_sessionmaker[AsyncSession], *, number
                            **outcome: Any) -> None:
     """A run's outcome with its post as finalize's saver reads it from the result.
     ``numbers_engine`` (the service's autocommit engine) draws slug numbers outside the
-    outcome's transaction; these outcomes name no queued task, so they take the session path."""
+    outcome's transaction; these outcomes name no queued task, so they take the session path
+    to the run's task row, made here as the engine or the CLI makes it before the run."""
     assert numbers_engine is None or outcome.get("task_id") is None
+    task_id = outcome.get("task_id")
+    async with sessions.begin() as session:
+        tasks = TaskRepository(session)
+        exists = await tasks.get(task_id) if task_id else await tasks.get_by_thread(outcome["thread_id"])
+        if exists is None:
+            await tasks.create(thread_id=outcome["thread_id"], task_id=task_id, status=TaskStatus.RUNNING)
     await save_outcome(WritePaths(sessions, numbers_engine), draft=draft_post_of(outcome["result"]), **outcome)
 
 

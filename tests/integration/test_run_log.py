@@ -14,8 +14,8 @@ import time
 import httpx
 import pytest
 
+from app.engine.run_log import log_task
 from app.logs import JsonFormatter, TaskIdFilter, TextFormatter, current_task_id
-from app.run_log import log_task
 from devtools.fakes.writer import GraphFakes
 from tests.integration.test_task_api import POST, api, wait_for_status  # noqa: F401 - api: the app in this loop
 

@@ -60,7 +60,7 @@ def _outcome(task_id: str, thread_id: str, **overrides: Any) -> dict[str, Any]:
         "task_id": task_id, "thread_id": thread_id, "request": "write a post on async Python",
         "params": {"topic": "async Python", "target_words": 900}, "intent": {"kind": "content"},
         "result": _content(), "attempts": ATTEMPTS, "usage": USAGE, "warnings": ["pexels not configured"],
-        "model": "gpt-4o-mini", "provider": "openai", "status": TaskStatus.RUNNING,
+        "model": "gpt-4o-mini", "provider": "openai",
     }
     outcome.update(overrides)
     draft = draft_post_of(outcome["result"] or {})
@@ -71,8 +71,7 @@ def _outcome(task_id: str, thread_id: str, **overrides: Any) -> dict[str, Any]:
 async def save_first_run_outcome(engine: AsyncEngine, **outcome: Any) -> bool:
     """The one-statement path alone: save_outcome takes the session path whenever it declines,
     so what it declines is only seen here."""
-    outcome = {"error": None, **outcome, "status": TaskStatus(outcome["status"]),
-               "draft": draft_post_of(outcome["result"] or {})}
+    outcome = {"error": None, **outcome, "draft": draft_post_of(outcome["result"] or {})}
     return await outcomes._save_first_outcome(engine, **outcome)
 
 

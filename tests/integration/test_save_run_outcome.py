@@ -12,8 +12,8 @@ from storage.attempts import AttemptRepository
 from storage.models import Attempt, Task, TaskStatus, Usage
 from storage.outcomes import save_outcome
 from storage.records import AttemptRecord, UsageRecord
-from storage.status import InvalidStatusTransition
-from storage.tasks import TaskRepository
+from storage.status import OutcomeRefused
+from storage.tasks import TaskNotFound, TaskRepository
 from storage.write_paths import WritePaths
 
 ATTEMPTS: list[AttemptRecord] = [
@@ -42,10 +42,16 @@ def _outcome(thread_id: str, **overrides: Any) -> dict[str, Any]:
         "warnings": ["pexels not configured"],
         "model": "gpt-4o-mini",
         "provider": "openai",
-        "status": TaskStatus.COMPLETED,
     }
     outcome.update(overrides)
     return outcome
+
+
+async def _running(sessions: async_sessionmaker[AsyncSession], request: str = "write a post on async Python",
+                   status: TaskStatus = TaskStatus.RUNNING, **fields: Any) -> Task:
+    """A task row as the engine or the CLI has it while the graph runs (or in ``status``)."""
+    async with sessions.begin() as session:
+        return await TaskRepository(session).create(request=request, status=status, **fields)
 
 
 async def _save(sessions: async_sessionmaker[AsyncSession], **outcome: Any) -> Task:
@@ -63,101 +69,100 @@ async def _counts(sessions: async_sessionmaker[AsyncSession], task_id: str) -> t
     return tasks or 0, attempts or 0, usage or 0
 
 
-async def test_outcome_for_an_unknown_thread_creates_the_finished_task(
+async def test_an_outcome_for_a_thread_without_a_task_is_refused(sessions: async_sessionmaker[AsyncSession]) -> None:
+    with pytest.raises(TaskNotFound):
+        await _save(sessions, **_outcome("thread-new"))
+    async with sessions() as session:
+        assert await TaskRepository(session).get_by_thread("thread-new") is None
+        assert await session.scalar(select(func.count()).select_from(Attempt)) == 0
+
+
+async def test_an_outcome_fills_its_task_and_leaves_the_status_to_the_runs_owner(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    saved = await _save(sessions, **_outcome("thread-new"))
-    async with sessions() as session:
-        task = await TaskRepository(session).get_by_thread("thread-new")
-        attempts = await AttemptRepository(session).list_for_task(saved.id)
-    assert task is not None and task.id == saved.id
-    assert task.status == TaskStatus.COMPLETED
-    assert task.started_at is not None and task.finished_at is not None
-    assert task.result is not None and task.result["passed"] is True
-    assert task.intent == {"kind": "content", "confidence": 0.9}
-    assert (task.input_tokens, task.output_tokens) == (900, 1220)
-    assert task.cost_usd == pytest.approx(0.00084)
-    assert [a.number for a in attempts] == [1, 2]
-
-
-async def test_outcome_completes_the_existing_task_of_its_thread(sessions: async_sessionmaker[AsyncSession]) -> None:
-    async with sessions.begin() as session:
-        repo = TaskRepository(session)
-        task = await repo.create(request="write a post on async Python", status=TaskStatus.RUNNING)
+    task = await _running(sessions)
     saved = await _save(sessions, **_outcome(task.thread_id, task_id=task.id))
     async with sessions() as session:
         reloaded = await TaskRepository(session).require(task.id)
+        attempts = await AttemptRepository(session).list_for_task(task.id)
     assert saved.id == task.id
-    assert reloaded.status == TaskStatus.COMPLETED
+    assert (reloaded.status, reloaded.finished_at) == (TaskStatus.RUNNING, None)
     assert reloaded.started_at == task.started_at
+    assert reloaded.result is not None and reloaded.result["passed"] is True
+    assert reloaded.intent == {"kind": "content", "confidence": 0.9}
     assert reloaded.warnings == ["pexels not configured"]
+    assert (reloaded.input_tokens, reloaded.output_tokens) == (900, 1220)
+    assert reloaded.cost_usd == pytest.approx(0.00084)
+    assert [a.number for a in attempts] == [1, 2]
+
+
+async def test_an_outcome_without_a_task_id_goes_to_the_threads_newest_task(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    task = await _running(sessions)
+    saved = await _save(sessions, **_outcome(task.thread_id))
+    assert saved.id == task.id and saved.result is not None
 
 
 async def test_saving_the_same_outcome_twice_stores_it_once(sessions: async_sessionmaker[AsyncSession]) -> None:
-    first = await _save(sessions, **_outcome("thread-twice"))
-    second = await _save(sessions, **_outcome("thread-twice"))
-    assert second.id == first.id
+    task = await _running(sessions)
+    first = await _save(sessions, **_outcome(task.thread_id))
+    second = await _save(sessions, **_outcome(task.thread_id))
+    assert second.id == first.id == task.id
     assert await _counts(sessions, first.id) == (1, 2, 2)
     assert (second.input_tokens, second.output_tokens) == (900, 1220)
 
 
-async def test_concurrent_saves_for_one_thread_converge_on_one_task(
-    sessions: async_sessionmaker[AsyncSession],
-) -> None:
-    saved = await asyncio.gather(*(_save(sessions, **_outcome("thread-race")) for _ in range(3)))
-    assert len({task.id for task in saved}) == 1
-    assert await _counts(sessions, saved[0].id) == (1, 2, 2)
+async def test_concurrent_saves_for_one_task_store_it_once(sessions: async_sessionmaker[AsyncSession]) -> None:
+    task = await _running(sessions)
+    saved = await asyncio.gather(*(_save(sessions, **_outcome(task.thread_id)) for _ in range(3)))
+    assert {t.id for t in saved} == {task.id}
+    assert await _counts(sessions, task.id) == (1, 2, 2)
 
 
 async def test_failed_outcome_write_leaves_nothing_behind(sessions: async_sessionmaker[AsyncSession]) -> None:
+    task = await _running(sessions)
     broken_usage: list[UsageRecord] = [*USAGE, {"node": None}]  # type: ignore[typeddict-item]
     with pytest.raises(IntegrityError):
-        await _save(sessions, **_outcome("thread-broken", usage=broken_usage))
+        await _save(sessions, **_outcome(task.thread_id, usage=broken_usage))
     async with sessions() as session:
-        task = await TaskRepository(session).get_by_thread("thread-broken")
-        attempts = await session.scalar(select(func.count()).select_from(Attempt))
-    assert task is None
-    assert attempts == 0
-
-
-async def test_outcome_does_not_overwrite_a_cancelled_task(sessions: async_sessionmaker[AsyncSession]) -> None:
-    async with sessions.begin() as session:
-        repo = TaskRepository(session)
-        task = await repo.create(request="r", status=TaskStatus.RUNNING)
-        await repo.cancel(task.id)
-    with pytest.raises(InvalidStatusTransition):
-        await _save(sessions, **_outcome(task.thread_id))
+        reloaded = await TaskRepository(session).require(task.id)
+    assert reloaded.result is None
     assert await _counts(sessions, task.id) == (1, 0, 0)
 
 
+@pytest.mark.parametrize("ended", [TaskStatus.CANCELLED, TaskStatus.FAILED])
+async def test_an_outcome_is_not_stored_on_a_task_that_ended_another_way(
+    sessions: async_sessionmaker[AsyncSession], ended: TaskStatus,
+) -> None:
+    task = await _running(sessions, status=ended)
+    with pytest.raises(OutcomeRefused):
+        await _save(sessions, **_outcome(task.thread_id))
+    async with sessions() as session:
+        reloaded = await TaskRepository(session).require(task.id)
+    assert (reloaded.status, reloaded.result) == (ended, None)
+    assert await _counts(sessions, task.id) == (1, 0, 0)
+
+
+async def test_a_completed_task_takes_its_outcome_again(sessions: async_sessionmaker[AsyncSession]) -> None:
+    # finalize ran again after a crash that followed the end of the run: the same outcome.
+    task = await _running(sessions, status=TaskStatus.COMPLETED)
+    saved = await _save(sessions, **_outcome(task.thread_id))
+    assert (saved.status, saved.error) == (TaskStatus.COMPLETED, None)
+    assert await _counts(sessions, task.id) == (1, 2, 2)
+
+
 async def test_outcome_records_ignore_keys_storage_does_not_know(sessions: async_sessionmaker[AsyncSession]) -> None:
+    task = await _running(sessions)
     attempts = [{**record, "turn": 1} for record in ATTEMPTS]
     usage = [{**record, "turn": 1} for record in USAGE]
-    saved = await _save(sessions, **_outcome("thread-extra-keys", attempts=attempts, usage=usage))
+    saved = await _save(sessions, **_outcome(task.thread_id, attempts=attempts, usage=usage))
     assert await _counts(sessions, saved.id) == (1, 2, 2)
-
-
-async def test_outcome_completes_a_task_the_executor_left_queued(sessions: async_sessionmaker[AsyncSession]) -> None:
-    async with sessions.begin() as session:
-        task = await TaskRepository(session).create(request="r")
-    saved = await _save(sessions, **_outcome(task.thread_id))
-    assert saved.status == TaskStatus.COMPLETED
-    assert saved.started_at is not None and saved.finished_at is not None
-
-
-async def test_failed_outcome_does_not_overwrite_a_completed_task(sessions: async_sessionmaker[AsyncSession]) -> None:
-    await _save(sessions, **_outcome("thread-done"))
-    with pytest.raises(InvalidStatusTransition):
-        await _save(sessions, **_outcome("thread-done", status=TaskStatus.FAILED, error="boom"))
-    async with sessions() as session:
-        task = await TaskRepository(session).get_by_thread("thread-done")
-    assert task is not None and (task.status, task.error) == (TaskStatus.COMPLETED, None)
 
 
 async def test_outcome_without_request_text_keeps_the_queued_request(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    async with sessions.begin() as session:
-        task = await TaskRepository(session).create(request="write about tides", params={"topic": "tides"})
+    task = await _running(sessions, request="write about tides", params={"topic": "tides"})
     saved = await _save(sessions, **_outcome(task.thread_id, request="", params={}))
     assert (saved.request, saved.params) == ("write about tides", {"topic": "tides"})

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from litestar import Litestar
 
-from app.executor import Executor
+from app.engine.dispatcher import Dispatcher
+from app.engine.run_settings import RunSettings
 from app.http.app import create_app
-from app.run_settings import RunSettings
 from app.service_settings import ServiceSettings
 from devtools.fakes.writer import GraphFakes
 from devtools.identities import TEST_ADMIN_ID, TEST_ADMIN_NAME, admin_headers, bearer, ensure_user
@@ -36,8 +36,8 @@ class Service:
     app: Litestar
 
     @property
-    def executor(self) -> Executor:
-        return self.app.state["executor"]
+    def dispatcher(self) -> Dispatcher:
+        return self.app.state["dispatcher"]
 
 
 @pytest.fixture
@@ -282,7 +282,7 @@ async def test_a_model_change_reaches_new_runs_and_reuses_one_provider(service: 
         task_id = (await service.client.post("/api/tasks", json=POST)).json()["id"]
         task = await wait_for_status(service.client, task_id, "completed")
         assert task["model"] == {"provider": "ollama", "name": "qwen2.5"}
-    run_settings = service.executor.run_settings
+    run_settings = service.dispatcher.run_settings
     assert run_settings.provider_for("ollama", "qwen2.5") is run_settings.provider_for("ollama", "qwen2.5")
     assert len(run_settings._models) == 1
     # Back to the environment's model: the runtime's own provider, no new one.
@@ -291,11 +291,11 @@ async def test_a_model_change_reaches_new_runs_and_reuses_one_provider(service: 
 
 
 async def test_the_dispatcher_claims_up_to_the_current_concurrency(service: Service) -> None:
-    assert service.executor.concurrency == FAST["concurrency"]
+    assert service.dispatcher.concurrency == FAST["concurrency"]
     await put(service.client, "worker_concurrency", 2)
     task_id = (await service.client.post("/api/tasks", json=POST)).json()["id"]
     await wait_for_status(service.client, task_id, "completed")
-    assert service.executor.concurrency == 2
+    assert service.dispatcher.concurrency == 2
 
 
 async def test_another_process_sees_a_change_once_its_cache_expires(service: Service) -> None:

@@ -152,14 +152,15 @@ async def test_appending_events_stores_a_batch_in_order_for_each_task(paths: Wri
 
 async def test_saving_a_first_outcome_stores_the_task_attempts_usage_and_post(paths: WritePaths) -> None:
     task_id = await _queued(paths.sessions, "thread-outcome")
-    outcome = _outcome(task_id, "thread-outcome", status=TaskStatus.COMPLETED)
+    outcome = _outcome(task_id, "thread-outcome")
 
     assert await save_outcome(paths, **outcome, draft=draft_post_of(outcome["result"])) == task_id
 
     stored = await _stored(paths.sessions, task_id)
+    # The status is the run's to record when it ends (storage.leases.end_run).
     assert (stored["task"]["status"], stored["task"]["input_tokens"], stored["task"]["output_tokens"]) == (
-        "completed", 900, 1220)
-    assert stored["started"] and stored["finished"]
+        "running", 900, 1220)
+    assert stored["started"] and not stored["finished"]
     assert [row["number"] for row in stored["attempts"]] == [1, 2]
     assert [row["node"] for row in stored["usage"]] == ["route_intent", "draft"]
     assert stored["slug"] == "async-python" and stored["post"]["status"] == "draft"
@@ -178,11 +179,12 @@ async def test_a_first_outcome_stores_the_same_rows_on_either_path(
     write_paths: WritePaths, status: TaskStatus, result: dict[str, Any] | None,
 ) -> None:
     sessions = write_paths.sessions
-    fast_id = await _queued(sessions, "fast")
-    slow_id = await _queued(sessions, "slow")
+    # Running: finalize's first run; completed: finalize ran again after the run had ended.
+    fast_id = await _queued(sessions, "fast", status)
+    slow_id = await _queued(sessions, "slow", status)
 
     for paths, task_id, thread_id in ((write_paths, fast_id, "fast"), (write_paths.session_only(), slow_id, "slow")):
-        outcome = _outcome(task_id, thread_id, result=result, status=status)
+        outcome = _outcome(task_id, thread_id, result=result)
         await save_outcome(paths, **outcome, draft=draft_post_of(result or {}))
 
     fast, slow = await _stored(sessions, fast_id), await _stored(sessions, slow_id)

@@ -20,20 +20,17 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 # Every first-party package outside tests/; tests/ itself may import anything.
 SCANNED = ("app", "graph", "tools", "storage", "bench", "devtools")
-DISPATCHER = "app.executor"
+# The engine's machinery: controllers reach the engine only through the narrow services of
+# app/engine/commands.py, run_settings.py and stats.py, which Litestar injects. (app/http/app.py,
+# the composition root, opens the run services: app.engine.services is not on this list.)
+DISPATCHER = ("app.engine.dispatcher", "app.engine.heartbeat", "app.engine.driver", "app.engine.run_end")
 # The one environment reader: a leaf (standard library only) that every layer reads settings
 # through, storage included.
 SETTINGS_READER = "tools.settings_reader"
 
-# (importing module, imported module) pairs that break a rule today. The controllers take the
-# Executor itself as an injected dependency; issue 19 narrows each to the service it needs.
-KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset({
-    ("app.http.ops", DISPATCHER),
-    ("app.http.runs", DISPATCHER),
-    ("app.http.settings_routes", DISPATCHER),
-    ("app.http.tasks", DISPATCHER),
-    ("app.http.threads", DISPATCHER),
-})
+# (importing module, imported module) pairs that break a rule today; a new one fails, and so
+# does an entry that is no longer true, so the list can only shrink.
+KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -110,7 +107,7 @@ RULES: dict[str, Rule] = {
         lambda i: i.importer == SETTINGS_READER and within(i.imported, *SCANNED),
     "nothing outside tests imports tests": lambda i: within(i.imported, "tests"),
     "the HTTP layer never imports the dispatcher":
-        lambda i: within(i.importer, "app.http") and within(i.imported, DISPATCHER),
+        lambda i: within(i.importer, "app.http") and within(i.imported, *DISPATCHER),
 }
 
 

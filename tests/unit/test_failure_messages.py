@@ -1,11 +1,11 @@
-"""app.executor.failure_message: a failed task's error is for the people who read the task;
+"""app.engine.messages.failure_message: a failed task's error is for the people who read the task;
 exception text (SQL, addresses, a driver's message) stays in the log."""
 
 from __future__ import annotations
 
 from sqlalchemy.exc import DBAPIError
 
-from app.executor import MAX_ERROR_CHARS, failure_message, gave_up_message
+from app.engine.messages import MAX_ERROR_CHARS, failure_message, gave_up_message
 from tools.llm.errors import (
     ModelResponseError,
     ModelTimeoutError,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.executor import MAX_ERROR_CHARS, failure_message
+from app.engine.messages import MAX_ERROR_CHARS, failure_message
 from devtools.fakes.pexels import FAKE_PEXELS_KEY
 from devtools.fakes.scripting import echo_headers, key_fragments
 from devtools.fakes.serper import FAKE_SERPER_KEY

@@ -11,11 +11,13 @@ from storage.models import TERMINAL_STATUSES, TaskStatus, ThreadStatus
 from storage.status import (
     ACTIVE_VALUES,
     ALLOWED_TRANSITIONS,
+    REFUSES_OUTCOME_VALUES,
     TERMINAL_VALUES,
     WAITING_VALUES,
     InvalidStatusTransition,
+    OutcomeRefused,
+    check_outcome,
     check_transition,
-    outcome_status,
     status_timestamps,
     thread_status_after_run,
 )
@@ -69,17 +71,17 @@ def test_an_unknown_status_is_refused() -> None:
         check_transition("paused", TaskStatus.RUNNING.value)
 
 
-@pytest.mark.parametrize("current", [TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.AWAITING_APPROVAL])
-def test_a_finished_run_records_its_outcome_over_any_unfinished_status(current: TaskStatus) -> None:
-    assert outcome_status(current.value, TaskStatus.COMPLETED.value) == TaskStatus.COMPLETED
+@pytest.mark.parametrize("current", [TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.AWAITING_APPROVAL,
+                                     TaskStatus.COMPLETED])
+def test_an_outcome_is_stored_on_a_task_that_did_not_end_another_way(current: TaskStatus) -> None:
+    check_outcome(current.value)
 
 
-@pytest.mark.parametrize("current", sorted(TERMINAL_STATUSES))
-def test_an_outcome_never_overwrites_a_task_that_ended_another_way(current: TaskStatus) -> None:
-    other = TaskStatus.FAILED if current != TaskStatus.FAILED else TaskStatus.COMPLETED
-    with pytest.raises(InvalidStatusTransition):
-        outcome_status(current.value, other.value)
-    assert outcome_status(current.value, current.value) == current
+@pytest.mark.parametrize("current", [TaskStatus.CANCELLED, TaskStatus.FAILED])
+def test_an_outcome_never_lands_on_a_task_that_ended_another_way(current: TaskStatus) -> None:
+    with pytest.raises(OutcomeRefused) as raised:
+        check_outcome(current.value)
+    assert raised.value.status == current
 
 
 def test_starting_stamps_started_at_once_and_keeps_the_lease() -> None:
@@ -130,3 +132,4 @@ def test_the_values_sql_binds_match_the_status_sets() -> None:
     assert set(TERMINAL_VALUES) == {"completed", "failed", "cancelled"}
     assert set(ACTIVE_VALUES) == {"queued", "running"}
     assert set(WAITING_VALUES) == {"queued", "awaiting_approval"}
+    assert set(REFUSES_OUTCOME_VALUES) == {"cancelled", "failed"}

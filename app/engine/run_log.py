@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.events import ATTEMPT_SCORED, NODE_STARTED, STATUS, EventListener
+from app.engine.events import ATTEMPT_SCORED, NODE_STARTED, STATUS, EventListener
 from storage.models import TaskStatus
 from storage.tasks import fetch_task_row
 

@@ -1,28 +1,26 @@
-"""LangGraph API runs on the durable executor: stream modes, event shapes, graph arguments.
+"""LangGraph API runs in the run engine: stream modes, event shapes, graph arguments.
 
-A run is a ``tasks`` row of kind 'run'. The executor drives it like a task; this module turns
-its row into the graph's input, config and context, and its graph stream into the events a
+A run is a ``tasks`` row of kind 'run'. The engine drives it like a task; this module turns
+its row into the graph's input, config and context, and holds the shapes of the events a
 langgraph-sdk client expects (stored in ``task_events`` under the SSE event name, the payload
-under ``data["payload"]``).
+under ``data["payload"]``; app/engine/publishers.py writes them).
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
 import enum
 import json
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.messages import BaseMessage
-from langgraph.types import Command, Interrupt, Send
+from langchain_core.runnables import RunnableConfig
+from langgraph.types import Command, Interrupt, Send, StreamMode
 from pydantic import BaseModel
 
-from app.events import EventBus
-from app.run_log import log_node
 from graph.context import Dependencies, DraftloopContext
 from storage.models import Task, TaskStatus
 
@@ -34,7 +32,7 @@ ASSISTANT_ID = str(uuid.uuid5(NAMESPACE_GRAPH, GRAPH_ID))
 
 # API stream mode -> LangGraph stream mode. "messages" (partial/complete message events) and
 # "events" (astream_events) are shaped differently and not served: asking for them is a 422.
-API_STREAM_MODES: dict[str, str] = {
+API_STREAM_MODES: dict[str, StreamMode] = {
     "values": "values",
     "updates": "updates",
     "messages-tuple": "messages",
@@ -45,7 +43,7 @@ API_STREAM_MODES: dict[str, str] = {
 }
 DEFAULT_STREAM_MODES = ["values"]
 # Always streamed: "tasks" tells which node runs (errors, drain points), "updates" carries interrupts.
-INTERNAL_MODES = ("tasks", "updates")
+INTERNAL_MODES: tuple[StreamMode, ...] = ("tasks", "updates")
 # Structured calls (intent JSON, query plans and gaps, judge scores) are plumbing, not chat: a
 # chat UI would print them.
 QUIET_MESSAGE_NODES = frozenset({"route_intent", "research", "critique"})
@@ -117,58 +115,7 @@ def debug_payload(chunk: Mapping[str, Any]) -> dict[str, Any]:
     return event
 
 
-class ApiRunPublisher:
-    """Publishes one run's LangGraph stream as LangGraph API events, in stream order."""
-
-    def __init__(self, bus: EventBus, run_id: str, stream_modes: list[str]) -> None:
-        self.bus = bus
-        self.run_id = run_id
-        self.wanted = set(stream_modes)
-        self.current_node: str | None = None
-        self.failed_node: str | None = None
-        self.interrupts: list[Interrupt] = []
-        # The flush timer of the task publisher has no counterpart here, but the executor's
-        # clean-up treats both publishers alike.
-        self._lock = asyncio.Lock()
-
-    async def handle(self, mode: str, chunk: Any) -> None:
-        if mode == "tasks":
-            if "input" in chunk:
-                self.current_node = chunk["name"]
-                # A run's node changes are not events unless its client asked for them.
-                log_node(self.run_id, chunk["name"])
-            elif chunk.get("error") is not None:
-                self.failed_node = chunk["name"]
-        elif mode == "updates":
-            for node, update in chunk.items():
-                if node == "__interrupt__":
-                    self.interrupts.extend(update)
-                elif self.current_node == node:
-                    self.current_node = None
-        if mode not in self.wanted:
-            return
-        if mode == "messages":
-            message, meta = chunk
-            if isinstance(meta, Mapping) and meta.get("langgraph_node") in QUIET_MESSAGE_NODES:
-                return
-            await self.publish("messages", [message, meta])
-        elif mode == "debug":
-            await self.publish("debug", debug_payload(chunk))
-        else:
-            await self.publish(mode, chunk)
-
-    async def publish(self, event: str, data: Any) -> None:
-        async with self._lock:
-            self.bus.post(self.run_id, event, {"payload": jsonable(data)})
-
-    async def flush(self) -> None:
-        """Nothing is buffered: every chunk is its own event."""
-
-    async def aclose(self) -> None:
-        """Nothing to stop."""
-
-
-def langgraph_modes(stream_modes: list[str]) -> list[str]:
+def langgraph_modes(stream_modes: list[str]) -> list[StreamMode]:
     modes = list(INTERNAL_MODES)
     for mode in stream_modes:
         native = API_STREAM_MODES[mode]
@@ -177,7 +124,7 @@ def langgraph_modes(stream_modes: list[str]) -> list[str]:
     return modes
 
 
-def wanted_modes(stream_modes: list[str]) -> list[str]:
+def wanted_modes(stream_modes: list[str]) -> list[StreamMode]:
     """The LangGraph modes whose chunks the client asked to see."""
     return [API_STREAM_MODES[mode] for mode in stream_modes]
 
@@ -191,14 +138,15 @@ def run_context(run: Task, deps: Dependencies) -> DraftloopContext:
     return DraftloopContext(deps=deps, **fields)
 
 
-def run_config(run: Task) -> dict[str, Any]:
+def run_config(run: Task) -> RunnableConfig:
     given = dict(run.config or {})
     configurable = {**(given.pop("configurable", None) or {}), "thread_id": run.thread_id, "task_id": run.id}
     if run.checkpoint_id:
         configurable["checkpoint_id"] = run.checkpoint_id
     metadata = {**(given.pop("metadata", None) or {}), **(run.run_metadata or {}),
                 "run_id": run.id, "thread_id": run.thread_id, "assistant_id": run.assistant_id, "graph_id": GRAPH_ID}
-    return {**given, "configurable": configurable, "metadata": metadata}
+    # A client's config may carry keys of its own: passed on as LangGraph takes them.
+    return cast(RunnableConfig, {**given, "configurable": configurable, "metadata": metadata})
 
 
 def run_input(run: Task) -> Any:

@@ -1,0 +1,18 @@
+"""Stopping the engine's helper tasks without swallowing a cancellation aimed at the caller."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+
+async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
+    """Cancel a helper task and wait for it to unwind, without swallowing a cancellation that
+    is aimed at the caller itself."""
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
