@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -44,6 +45,25 @@ def _usage_totals(usage: Sequence[UsageRecord]) -> dict[str, Any]:
         "output_tokens": sum(record.get("output_tokens") or 0 for record in usage),
         "cost_usd": round(sum(record.get("cost_usd") or 0.0 for record in usage), 8),
     }
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What save_outcome stores, already made storable; both write paths take it whole."""
+
+    thread_id: str
+    request: str
+    params: dict[str, Any]
+    intent: dict[str, Any] | None
+    result: dict[str, Any] | None
+    attempts: Sequence[AttemptRecord]
+    usage: Sequence[UsageRecord]
+    warnings: Sequence[Any]
+    model: str | None
+    provider: str | None
+    draft: DraftPost | None
+    error: str | None
+    rendered: RenderedBody | None
 
 
 async def save_outcome(
@@ -77,59 +97,42 @@ async def save_outcome(
     # Model output and search results may hold text the database refuses (storage/storable.py).
     request, params, intent, result, attempts, usage, warnings, model, provider, error = storable(
         (request, params, intent, result, list(attempts), list(usage), list(warnings), model, provider, error))
-    outcome: dict[str, Any] = dict(
+    outcome = _Outcome(
         thread_id=thread_id, request=request, params=params, intent=intent, result=result, attempts=attempts,
         usage=usage, warnings=warnings, model=model, provider=provider, draft=draft, error=error,
         rendered=rendered)
     if paths.one_statement is not None and task_id is not None:
-        if await _save_first_outcome(paths.one_statement, task_id=task_id, **outcome):
+        if await _save_first_outcome(paths.one_statement, outcome, task_id):
             return task_id
-    return (await _save_in_session(paths, task_id=task_id, **outcome)).id
+    return (await _save_in_session(paths, outcome, task_id)).id
 
 
-async def _save_in_session(
-    paths: WritePaths,
-    *,
-    thread_id: str,
-    request: str,
-    params: dict[str, Any],
-    intent: dict[str, Any] | None,
-    result: dict[str, Any] | None,
-    attempts: Sequence[AttemptRecord],
-    usage: Sequence[UsageRecord],
-    warnings: Sequence[Any],
-    model: str | None,
-    provider: str | None,
-    draft: DraftPost | None,
-    task_id: str | None,
-    error: str | None,
-    rendered: RenderedBody | None,
-) -> Task:
+async def _save_in_session(paths: WritePaths, outcome: _Outcome, task_id: str | None) -> Task:
     """save_outcome in one transaction: every case, on either database."""
     async with paths.sessions.begin() as session:
         tasks = TaskRepository(session)
-        task = await tasks.lock_for_thread(thread_id, task_id=task_id)
+        task = await tasks.lock_for_thread(outcome.thread_id, task_id=task_id)
         check_outcome(task.status)
         task.updated_at = utcnow()
         # The executor may have stored the request when it queued the task; a graph state that
         # lost it (empty text) must not wipe it.
-        task.request = request or task.request
-        task.params = dict(params) or task.params
-        task.intent = intent
-        task.result = result
-        task.warnings = list(warnings)
-        task.model = model
-        task.provider = provider
-        task.error = error
+        task.request = outcome.request or task.request
+        task.params = dict(outcome.params) or task.params
+        task.intent = outcome.intent
+        task.result = outcome.result
+        task.warnings = list(outcome.warnings)
+        task.model = outcome.model
+        task.provider = outcome.provider
+        task.error = outcome.error
         task.pending_approval = None
         # Set before the first flush, so the task row is written by one UPDATE.
-        for key, value in _usage_totals(usage).items():
+        for key, value in _usage_totals(outcome.usage).items():
             setattr(task, key, value)
-        await AttemptRepository(session).replace_all(task.id, attempts)
-        await UsageRepository(session).replace_all(task.id, usage)
+        await AttemptRepository(session).replace_all(task.id, outcome.attempts)
+        await UsageRepository(session).replace_all(task.id, outcome.usage)
         # Same transaction as the outcome: a run that is recorded always has its post, and a
         # re-run of finalize finds that post by task instead of adding a second one.
-        await PostRepository(session, paths.autocommit).save_for_task(task, draft, rendered)
+        await PostRepository(session, paths.autocommit).save_for_task(task, outcome.draft, outcome.rendered)
     return task
 
 
@@ -283,46 +286,30 @@ def _post_values(draft: DraftPost | None, slug: str | None, rendered: RenderedBo
     }
 
 
-async def _save_first_outcome(
-    engine: AsyncEngine,
-    *,
-    task_id: str,
-    thread_id: str,
-    request: str,
-    params: dict[str, Any],
-    intent: dict[str, Any] | None,
-    result: dict[str, Any] | None,
-    attempts: Sequence[AttemptRecord],
-    usage: Sequence[UsageRecord],
-    warnings: Sequence[Any],
-    model: str | None,
-    provider: str | None,
-    draft: DraftPost | None,
-    error: str | None,
-    rendered: RenderedBody | None,
-) -> bool:
+async def _save_first_outcome(engine: AsyncEngine, outcome: _Outcome, task_id: str) -> bool:
     """save_outcome's first-outcome case in one statement (the module docstring), on an engine
     in autocommit mode; False when nothing was written and the session path must store it."""
     now = utcnow()
     async with engine.connect() as connection:
         slug = None
-        if draft is not None:
-            base = slug_base(draft.generated_slug)
+        if outcome.draft is not None:
+            base = slug_base(outcome.draft.generated_slug)
             number = (await connection.execute(
-                _DRAW_FOR_NEW_POST, {"base": base, "task_id": task_id, "thread_id": thread_id})).scalar()
+                _DRAW_FOR_NEW_POST, {"base": base, "task_id": task_id, "thread_id": outcome.thread_id})).scalar()
             if number is None:
                 return False
             slug = numbered(base, int(number))
         values = {
-            "task_id": task_id, "thread_id": thread_id, "now": now,
+            "task_id": task_id, "thread_id": outcome.thread_id, "now": now,
             "refused_statuses": list(REFUSES_OUTCOME_VALUES),
-            "request": request, "params": _json(dict(params) or None), "intent": _json(intent),
-            "result": _json(result), "warnings": _json(list(warnings)), "model": model, "provider": provider,
-            "error": error,
-            **_usage_totals(usage),
-            "attempts": json.dumps(_attempt_rows(attempts, now)),
-            "usage": json.dumps(_usage_rows(usage, now)),
-            **_post_values(draft, slug, rendered),
+            "request": outcome.request, "params": _json(dict(outcome.params) or None),
+            "intent": _json(outcome.intent), "result": _json(outcome.result),
+            "warnings": _json(list(outcome.warnings)), "model": outcome.model, "provider": outcome.provider,
+            "error": outcome.error,
+            **_usage_totals(outcome.usage),
+            "attempts": json.dumps(_attempt_rows(outcome.attempts, now)),
+            "usage": json.dumps(_usage_rows(outcome.usage, now)),
+            **_post_values(outcome.draft, slug, outcome.rendered),
         }
         try:
             saved = (await connection.execute(_SAVE_FIRST_OUTCOME, values)).scalar_one()

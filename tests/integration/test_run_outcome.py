@@ -71,8 +71,9 @@ def _outcome(task_id: str, thread_id: str, **overrides: Any) -> dict[str, Any]:
 async def save_first_run_outcome(engine: AsyncEngine, **outcome: Any) -> bool:
     """The one-statement path alone: save_outcome takes the session path whenever it declines,
     so what it declines is only seen here."""
-    outcome = {"error": None, **outcome, "draft": draft_post_of(outcome["result"] or {})}
-    return await outcomes._save_first_outcome(engine, **outcome)
+    task_id = outcome.pop("task_id")
+    fields = {"error": None, **outcome, "draft": draft_post_of(outcome["result"] or {})}
+    return await outcomes._save_first_outcome(engine, outcomes._Outcome(**fields), task_id)
 
 
 async def save_run_outcome(sessions: async_sessionmaker[AsyncSession], numbers_engine: AsyncEngine,
