@@ -104,7 +104,7 @@ CASES: list[tuple[str, str, Any, str]] = [
     ("POST", "/threads/{thread}/runs", {**RUN, "stream_mode": 5}, "stream_mode"),
     ("POST", "/threads/{thread}/runs", {**RUN, "stream_mode": {"values": 1}}, "stream_mode"),
     ("POST", "/threads/{thread}/runs", {**RUN, "stream_mode": [5]}, "stream_mode.0"),
-    ("POST", "/threads/{thread}/runs", {**RUN, "stream_mode": ["values", "events"]}, "stream_mode"),
+    ("POST", "/threads/{thread}/runs", {**RUN, "stream_mode": ["values", "tools"]}, "stream_mode"),
     ("POST", "/threads/{thread}/runs", {**RUN, "checkpoint_id": 5}, "checkpoint_id"),
     ("POST", "/threads/{thread}/runs", {**RUN, "checkpoint_id": LONG_ID}, "checkpoint_id"),
     ("POST", "/threads/{thread}/runs", {**RUN, "checkpoint": {"checkpoint_id": 5}}, "checkpoint.checkpoint_id"),
