@@ -4,6 +4,7 @@ demultiplexing astream_events for the real content graph on the loopback fakes."
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Annotated, Any, cast
 
@@ -238,3 +239,26 @@ async def test_a_run_without_events_asked_streams_without_astream_events() -> No
     posted = await run_tiny(["messages"])
     assert EVENTS not in {name for name, _ in posted}
     assert [name for name, _ in posted][:2] == [METADATA, PARTIAL]
+
+
+async def test_a_partial_held_back_goes_out_when_its_interval_is_up_without_another_chunk() -> None:
+    bus = RecordingBus()
+    publisher = ApiRunPublisher(cast(EventBus, bus), "run-1", ["messages"], flush_seconds=0.05)
+    meta = {"langgraph_node": "draft"}
+    try:
+        await publisher.handle("messages", (AIMessageChunk(content="Hel", id="m"), meta))
+        await publisher.handle("messages", (AIMessageChunk(content="lo", id="m"), meta))
+        assert [data[0]["content"] for name, data in bus.posted if name == PARTIAL] == ["Hel"]
+        await asyncio.sleep(0.2)
+        assert [data[0]["content"] for name, data in bus.posted if name == PARTIAL] == ["Hel", "Hello"]
+    finally:
+        await publisher.aclose()
+
+
+async def test_structured_calls_stay_out_of_messages_as_they_do_of_messages_tuple() -> None:
+    bus = RecordingBus()
+    publisher = ApiRunPublisher(cast(EventBus, bus), "run-1", ["messages"], flush_seconds=0.0)
+    await publisher.handle("messages", (AIMessageChunk(content='{"kind"', id="j"), {"langgraph_node": "critique"}))
+    await publisher.handle("messages", (AIMessageChunk(content="Draft", id="d"), {"langgraph_node": "draft"}))
+    assert [name for name, _ in bus.posted] == [METADATA, PARTIAL] and bus.posted[0][1] == {
+        "d": {"metadata": {"langgraph_node": "draft"}}}
