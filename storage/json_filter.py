@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, literal, true, type_coerce
+from sqlalchemy import ColumnElement, and_, func, literal, or_, true, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
 
 Path = tuple[str, ...]
@@ -48,15 +48,19 @@ def leaves(wanted: Mapping[str, Any], prefix: Path = ()) -> Iterator[tuple[Path,
             yield path, value
 
 
-def _sqlite_path(path: Path) -> str:
-    # Quoted labels: a key may hold dots or brackets; the API refuses keys with a double quote.
-    return "$" + "".join(f'."{key}"' for key in path)
+def _sqlite_paths(path: Path) -> list[str]:
+    """The JSON paths of a key path on SQLite, in quoted labels (a key may hold dots or
+    brackets; the API refuses keys with a double quote). SQLite matches a label against the
+    key's text as stored, escapes included, and the stored text escapes non-ASCII and control
+    characters (json.dumps): such a key is looked up both as written and as escaped."""
+    written = "$" + "".join(f'."{key}"' for key in path)
+    escaped = "$" + "".join(f'."{json.dumps(key)[1:-1]}"' for key in path)
+    return [written] if escaped == written else [written, escaped]
 
 
-def _sqlite_leaf(column: Any, path: Path, value: Any) -> ColumnElement[bool]:
-    where = literal(_sqlite_path(path))
-    kind = func.json_type(column, where)
-    found = func.json_extract(column, where)
+def _sqlite_leaf(column: Any, where: str, value: Any) -> ColumnElement[bool]:
+    kind = func.json_type(column, literal(where))
+    found = func.json_extract(column, literal(where))
     if value is None:
         return kind == "null"
     if isinstance(value, bool):
@@ -82,4 +86,5 @@ def json_filter(column: Any, wanted: Mapping[str, Any], dialect: str) -> ColumnE
         clauses += [document[path] == literal(value, JSONB)
                     for path, value in leaves(wanted) if isinstance(value, list)]
         return and_(*clauses)
-    return and_(*(_sqlite_leaf(column, path, value) for path, value in leaves(wanted)))
+    return and_(*(or_(*(_sqlite_leaf(column, where, value) for where in _sqlite_paths(path)))
+                  for path, value in leaves(wanted)))

@@ -15,7 +15,8 @@ from storage.threads import ThreadRepository
 
 DOCUMENTS: dict[str, dict[str, Any]] = {
     "t1": {"graph_id": "draftloop", "user": {"id": "u1", "team": "blue"}, "tags": ["a", "b"], "n": 1,
-           "flag": True, "none": None, "name": 'it\'s "quoted"', "dotted.key": "x"},
+           "flag": True, "none": None, "name": 'it\'s "quoted"', "dotted.key": "x",
+           "thé": {"x\ny": "é", "a\\b": 1}},
     "t2": {"graph_id": "draftloop", "user": {"id": "u2", "team": "blue"}, "tags": ["a"], "n": 1.5, "flag": False},
     "t3": {"graph_id": "other", "user": {"id": "u1"}, "n": "1", "tags": [], "flag": 1},
     "t4": {},
@@ -40,6 +41,9 @@ FILTERS: list[dict[str, Any]] = [
     {"missing": None},
     {"name": 'it\'s "quoted"'},
     {"dotted.key": "x"},
+    {"thé": {"x\ny": "é"}},
+    {"thé": {"a\\b": 1}},
+    {"thé": {"a\\b": 2}},
     {"graph_id": "draftloop", "user": {"id": "u2"}},
     {"graph_id": "nowhere"},
 ]
