@@ -164,14 +164,14 @@ def run_input(run: Task) -> Any:
         if "resume" in command:
             kwargs["resume"] = command["resume"]
         if command.get("update") is not None:
-            kwargs["update"] = command["update"]
+            kwargs["update"] = with_messages(command["update"])
         if goto is not None:
             kwargs["goto"] = goto
         return Command(**kwargs)
-    return _with_messages(run.input)
+    return with_messages(run.input)
 
 
-def _with_messages(value: Any) -> Any:
+def with_messages(value: Any) -> Any:
     """The input with its messages as message objects, whichever form the client sent them in
     (graph/message_text.py takes serialised message objects that older langchain_core does not);
     one it cannot read is left for the graph's reducer to refuse with its own error."""

@@ -14,7 +14,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit_log import audit_change
-from app.engine.api_runs import jsonable
+from app.engine.api_runs import jsonable, with_messages
 from app.engine.commands import RunCommands
 from app.graph_runtime import GraphRuntime
 from app.http.errors import ConflictError, NotFoundError
@@ -207,7 +207,7 @@ class ThreadController(Controller):
         as_node = body.as_node
         if as_node is not None and as_node != "__copy__" and as_node not in runtime.graph.nodes:
             raise unprocessable("as_node", f"no node {as_node!r} in the graph")
-        values = body.values
+        values = with_messages(body.values)
         try:
             config = await runtime.graph.aupdate_state(thread_config(thread_id, checkpoint_id), values, as_node=as_node)
         # What the state's reducers raise for a value of the wrong shape (add_messages on a

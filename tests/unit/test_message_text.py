@@ -98,3 +98,10 @@ def test_a_run_hands_the_graph_message_objects_whichever_form_was_sent() -> None
     assert isinstance(messages[1], HumanMessage)
     # What no reader takes is left for the graph's reducer to refuse with its own error.
     assert messages[2] == 5
+
+
+def test_a_command_update_hands_the_graph_message_objects_too() -> None:
+    run = Task(command={"update": {"messages": [{"type": "human", "content": BLOCKS}]}, "resume": None})
+    command = run_input(run)
+    assert isinstance(command.update["messages"][0], HumanMessage)
+    assert message_text(command.update["messages"][0]) == TEXT
