@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.affected_rows import affected_rows
@@ -61,6 +61,14 @@ class ThreadRepository:
         if limit is not None:
             stmt = stmt.limit(limit)
         return list(await self.session.scalars(stmt))
+
+    async def count(self, *, status: str | None = None, metadata: Mapping[str, Any] | None = None) -> int:
+        stmt = select(func.count()).select_from(Thread)
+        if status is not None:
+            stmt = stmt.where(Thread.status == status)
+        if metadata:
+            stmt = stmt.where(json_filter(Thread.meta, metadata, self.session.get_bind().dialect.name))
+        return int(await self.session.scalar(stmt) or 0)
 
     async def merge_metadata(self, thread_id: str, values: Mapping[str, Any],
                              if_absent: Mapping[str, Any] | None = None) -> None:

@@ -195,6 +195,12 @@ class ThreadSearch(LangGraphBody):
     select: list[ThreadField] | None = None
 
 
+class ThreadCount(LangGraphBody):
+    metadata: SearchFilter = None
+    values: SearchFilter = None
+    status: Literal["idle", "busy", "interrupted", "error"] | None = None
+
+
 class ThreadUpdate(LangGraphBody):
     metadata: Metadata | None = None
 

@@ -26,7 +26,15 @@ from app.http.lg_common import (
     thread_dict,
     unprocessable,
 )
-from app.http.lg_schemas import HistoryQuery, StateAtCheckpoint, StateUpdate, ThreadCreate, ThreadSearch, ThreadUpdate
+from app.http.lg_schemas import (
+    HistoryQuery,
+    StateAtCheckpoint,
+    StateUpdate,
+    ThreadCount,
+    ThreadCreate,
+    ThreadSearch,
+    ThreadUpdate,
+)
 from storage.json_filter import contains
 from storage.models import Thread, ThreadStatus
 from storage.tasks import TaskRepository
@@ -137,6 +145,19 @@ class ThreadController(Controller):
             shown = thread_dict(thread, snapshot)
             threads.append(shown if wanted is None else {k: v for k, v in shown.items() if k in wanted})
         return Response(threads, headers=pagination_headers(body.offset, len(page), more))
+
+    @post("/count", status_code=200, opt={"read_only": True}, summary="Count threads")
+    async def count_threads(
+        self, sessions: NamedDependency[async_sessionmaker[AsyncSession]], runtime: NamedDependency[GraphRuntime],
+        data: JSONBody[ThreadCount | None] = None
+    ) -> int:
+        body = data or ThreadCount()
+        if body.values:
+            # At most MAX_VALUES_SCAN candidates, so a page of that size holds every match.
+            query = ThreadSearch(metadata=body.metadata, values=body.values, status=body.status, limit=MAX_VALUES_SCAN)
+            return len(await _search_by_values(sessions, runtime, query))
+        async with sessions() as session:
+            return await ThreadRepository(session).count(status=body.status, metadata=body.metadata)
 
     @get("/{thread_id:str}", summary="A thread with its current values")
     async def get_thread(self, thread_id: FromPath[str], sessions: NamedDependency[async_sessionmaker[AsyncSession]],

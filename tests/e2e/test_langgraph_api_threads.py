@@ -95,6 +95,9 @@ async def test_search_filters_by_status_ids_and_values_and_nested_metadata(clien
     assert await ids(values={"result": {"passed": True}}) == [done["thread_id"]]
     assert await ids(values={"request": {"require_approval": True}}) == [waiting["thread_id"]]
     assert await ids(values={"intent": {"kind": "answer"}}) == []
+    assert await client.threads.count(metadata=mine) == 3
+    assert await client.threads.count(metadata=mine, status="interrupted") == 1
+    assert await client.threads.count(metadata=mine, values={"result": {"passed": True}}) == 1
 
 
 async def test_search_sorts_and_pages_with_langgraph_api_pagination_headers(client: LangGraphClient,  # noqa: F811

@@ -66,6 +66,10 @@ CASES: list[tuple[str, str, Any, str]] = [
      "metadata"),
     ("POST", "/threads/search", {"select": ["nope"]}, "select.0"),
     ("POST", "/threads/search", {"extract": {"a": "values.x"}}, "extract"),
+    ("POST", "/threads/count", {"status": "asleep"}, "status"),
+    ("POST", "/threads/count", {"values": "x"}, "values"),
+    ("POST", "/threads/count", {"metadata": {'a"': 1}}, "metadata"),
+    ("POST", "/threads/count", {"limit": 5}, "limit"),
     ("POST", "/threads/search", "[1]", "body"),
     # threads: update
     ("PATCH", "/threads/{thread}", {"metadata": [1]}, "metadata"),
