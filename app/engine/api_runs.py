@@ -24,6 +24,7 @@ from langgraph.types import Command, Interrupt, Send, StreamMode
 from pydantic import BaseModel
 
 from graph.context import Dependencies, DraftloopContext
+from graph.message_text import as_message
 from storage.models import Task, TaskStatus
 
 GRAPH_ID = "draftloop"
@@ -189,8 +190,23 @@ def run_input(run: Task) -> Any:
         if "resume" in command:
             kwargs["resume"] = command["resume"]
         if command.get("update") is not None:
-            kwargs["update"] = command["update"]
+            kwargs["update"] = with_messages(command["update"])
         if goto is not None:
             kwargs["goto"] = goto
         return Command(**kwargs)
-    return run.input
+    return with_messages(run.input)
+
+
+def with_messages(value: Any) -> Any:
+    """The input with its messages as message objects, whichever form the client sent them in
+    (graph/message_text.py takes serialised message objects that older langchain_core does not);
+    one it cannot read is left for the graph's reducer to refuse with its own error."""
+    if not isinstance(value, Mapping) or not isinstance(value.get("messages"), list):
+        return value
+    messages: list[Any] = []
+    for raw in value["messages"]:
+        try:
+            messages.append(as_message(raw))
+        except (ValueError, TypeError, KeyError, NotImplementedError):
+            messages.append(raw)
+    return {**value, "messages": messages}
