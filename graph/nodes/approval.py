@@ -173,11 +173,15 @@ def _edit_problem(state: State, decision: Decision, base: Mapping[str, Any]) -> 
             + "); fix it, approve the draft as offered, or reject it with a message")
 
 
-def _decide(state: State, choices: list[Any]) -> tuple[Decision, Mapping[str, Any] | None]:
-    """Ask until the answer is a decision; (decision, the attempt an approval ships or None)."""
+async def _decide(state: State, choices: list[Any], config: RunnableConfig,
+                  runtime: Runtime[DraftloopContext]) -> tuple[Decision, Mapping[str, Any] | None]:
+    """Ask until the answer is a decision; (decision, the attempt an approval ships or None).
+    Each question is stored before it is asked, so the task API shows why it asks again."""
     problem = ""
     while True:
-        value = interrupt(approval_payload(state, problem))
+        payload = approval_payload(state, problem)
+        await _save_pending(state, payload, config, runtime)
+        value = interrupt(payload)
         try:
             decision = parse_decision(value)
         except InvalidDecision as exc:
@@ -226,8 +230,7 @@ def _shipped_verdict(state: State, decision: Decision, base: Mapping[str, Any],
 async def approval(state: State, config: RunnableConfig, runtime: Runtime[DraftloopContext]) -> Command[str]:
     offered, better = offer(state)
     choices = [offered.get("number"), *(a.get("number") for a in better)]
-    await _save_pending(state, approval_payload(state), config, runtime)
-    decision, base = _decide(state, choices)
+    decision, base = await _decide(state, choices, config, runtime)
     previous = state.get("approval") or {}
     rejected = list(previous.get("rejected") or [])
     if base is None:
