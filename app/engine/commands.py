@@ -118,10 +118,12 @@ class RunCommands:
         return changed
 
     async def submit_decision(self, task_id: str, approved: bool, feedback: str = "", publish: bool = False,
-                              attempt: int | None = None) -> None:
+                              attempt: int | None = None, decisions: list[Any] | None = None) -> None:
         """Answer the approval a task waits on; the task is queued and a worker resumes it
         (approve -> finalize, reject -> a new draft with ``feedback``). ``publish`` with an
-        approval publishes the post finalize makes.
+        approval publishes the post finalize makes. ``decisions`` (LangChain's standard answer,
+        already parsed by the caller) replaces the other fields; what only the thread's state
+        can judge (an edit the gates fail) the graph asks again.
 
         Raises TaskNotFound, or DecisionConflict when the task is not awaiting approval.
         """
@@ -133,7 +135,8 @@ class RunCommands:
         # The decision is for this interrupt only: if the graph has moved on by the time a worker
         # picks it up (see RunDriver._choose_input), it must not answer a later one.
         interrupt_id = snapshot.interrupts[0].id if snapshot.interrupts else None
-        resume = decision_resume(snapshot, approved, feedback, publish=publish, attempt=attempt)
+        resume = ({"decisions": list(decisions)} if decisions is not None
+                  else decision_resume(snapshot, approved, feedback, publish=publish, attempt=attempt))
         command = {"resume": resume, "interrupt_id": interrupt_id}
         async with self.runtime.sessions.begin() as session:
             repo = TaskRepository(session)

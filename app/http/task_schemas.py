@@ -73,15 +73,28 @@ class Decision(BaseModel):
     # 422 naming the field, never read as a boolean that might approve.
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
-    approved: bool
+    approved: bool | None = Field(default=None, description="true ships, false drafts again; required "
+                                                             "unless `decisions` answers")
     feedback: str = Field(default="", max_length=5_000)
     publish: bool = Field(default=False, description="with an approval: publish the post this task makes")
     attempt: int | None = Field(default=None, ge=1, le=MAX_ATTEMPT_NUMBER,
                                 description="with an approval: which offered attempt ships "
                                             "(pending_approval.attempt or an alternative's)")
+    # Checked by graph/nodes/decisions.py in the controller, which names the offending field.
+    decisions: list[Any] | None = Field(default=None, description=(
+        'instead of the fields above, LangChain\'s standard answer: exactly one of {"type": "approve"}, '
+        '{"type": "edit", "edited_action": {"name": "publish_draft", "args": {...}}} or '
+        '{"type": "reject", "message": "..."} (pending_approval.action_requests)'))
 
     @model_validator(mode="after")
-    def _publish_needs_approval(self) -> Decision:
+    def _one_shape(self) -> Decision:
+        if self.decisions is not None:
+            if self.approved is not None or self.feedback or self.publish or self.attempt is not None:
+                raise ValueError("decisions: goes alone; answer with decisions or with approved (and feedback, "
+                                 "publish, attempt)")
+            return self
+        if self.approved is None:
+            raise ValueError("approved: is required")
         if self.publish and not self.approved:
             raise ValueError("publish: a rejected draft cannot be published; send approved: true")
         return self

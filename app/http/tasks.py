@@ -33,7 +33,7 @@ from app.http.task_schemas import (
     task_links,
 )
 from app.service_settings import ServiceSettings
-from graph.nodes.approval import InvalidDecision
+from graph.nodes.approval import InvalidDecision, parse_decision
 from storage.attempts import AttemptRepository
 from storage.models import Task, TaskStatus
 from storage.tasks import SUMMARY_COLUMNS, TaskRepository, fetch_task_row
@@ -166,10 +166,18 @@ class TaskController(Controller):
         sessions: NamedDependency[async_sessionmaker[AsyncSession]], commands: NamedDependency[RunCommands]
     ) -> dict[str, Any]:
         task = await _task_or_404(sessions, _check_id(task_id))
-        audit_change(request, before={"status": task.status}, decision={"approved": data.approved, "feedback": data.feedback})
+        if data.decisions is not None:
+            try:
+                parse_decision({"decisions": data.decisions})
+            except InvalidDecision as exc:
+                raise unprocessable(exc.field, exc.message) from exc
+        audit_change(request, before={"status": task.status},
+                     # The decision's type, not an edit's text: the audit log records who decided what.
+                     decision={"decisions": [d["type"] for d in data.decisions]} if data.decisions is not None
+                     else {"approved": data.approved, "feedback": data.feedback})
         try:
-            await commands.submit_decision(task.id, data.approved, data.feedback, publish=data.publish,
-                                           attempt=data.attempt)
+            await commands.submit_decision(task.id, bool(data.approved), data.feedback, publish=data.publish,
+                                           attempt=data.attempt, decisions=data.decisions)
         except DecisionConflict as exc:
             raise ConflictError(detail=str(exc)) from exc
         except InvalidDecision as exc:
