@@ -46,8 +46,11 @@ lint: setup
 docs: setup
 	$(PY) -m app.configuration_docs > docs/configuration.md
 
+# Two pytest processes side by side (devtools/test_tiers.py says why); PYTEST_ARGS (options such
+# as -x or -k, not paths) go to both. For one file or tier, run .venv/bin/pytest directly.
+PYTEST_ARGS ?=
 test: setup js-setup
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m devtools.test_tiers $(PYTEST_ARGS)
 
 # Serves on the embedded defaults: SQLite under .data/, model provider auto (Ollama if it
 # answers, else the bundled SmolLM2). HOST/PORT or .env override.

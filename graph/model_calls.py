@@ -21,6 +21,7 @@ from openai import ContentFilterFinishReasonError, LengthFinishReasonError
 from pydantic import BaseModel, ValidationError
 
 from graph.configuration import GraphSettings
+from graph.message_text import content_text
 from graph.state import UsageRecord
 from storage.storable import storable, storable_text
 from tools.llm.options import with_output_limit, with_temperature
@@ -81,7 +82,7 @@ async def invoke_text(
         chat = with_output_limit(chat, max_tokens)
     message = await chat.ainvoke(messages)
     if not isinstance(message, AIMessage):
-        message = AIMessage(content=str(message.content))
+        message = AIMessage(content=content_text(message.content))
     if isinstance(message.content, str):
         message = message.model_copy(update={"content": storable_text(message.content)})
     usage = usage_record(message, node=node, provider=provider, model=model, started=started,
@@ -141,7 +142,7 @@ async def invoke_structured(
             return schema.model_validate(parsed), usage, None
         except ValidationError:
             pass
-    recovered = parse_json_reply(storable_text(str(message.content)), schema)
+    recovered = parse_json_reply(storable_text(content_text(message.content)), schema)
     if recovered is not None:
         return recovered, usage, None
     error = reply.get("parsing_error")

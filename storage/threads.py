@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.affected_rows import affected_rows
+from storage.json_filter import json_filter
 from storage.models import Task, TaskStatus, Thread, ThreadStatus, new_id, utcnow
 from storage.status import ACTIVE_VALUES, THREAD_STATUS_AFTER_RUN, thread_status_after_run
+
+# What a search sorts by; langgraph-api's state_updated_at is updated_at here (a thread's row
+# changes with its state: every run and state update sets its status).
+SORT_COLUMNS: dict[str, Any] = {
+    "thread_id": Thread.thread_id, "status": Thread.status, "created_at": Thread.created_at,
+    "updated_at": Thread.updated_at, "state_updated_at": Thread.updated_at,
+}
 
 
 class ThreadRepository:
@@ -33,19 +41,45 @@ class ThreadRepository:
 
     async def search(
         self, *, ids: Sequence[str] | None = None, status: str | None = None,
-        sort_by: str = "updated_at", descending: bool = True,
+        metadata: Mapping[str, Any] | None = None, sort_by: str = "updated_at", descending: bool = True,
+        limit: int | None = None, offset: int = 0,
     ) -> list[Thread]:
-        """Threads matching ids/status, sorted; metadata filtering is the caller's (portable
-        JSON containment differs between SQLite and Postgres)."""
+        """Threads matching ids, status and metadata (containment, storage/json_filter.py), sorted,
+        from ``offset``; at most ``limit`` of them when given."""
         stmt = select(Thread)
         if ids:
             stmt = stmt.where(Thread.thread_id.in_(list(ids)))
         if status is not None:
             stmt = stmt.where(Thread.status == status)
-        column = {"thread_id": Thread.thread_id, "status": Thread.status, "created_at": Thread.created_at,
-                  "updated_at": Thread.updated_at}[sort_by]
+        if metadata:
+            stmt = stmt.where(json_filter(Thread.meta, metadata, self.session.get_bind().dialect.name))
+        column = SORT_COLUMNS[sort_by]
+        # thread_id breaks ties the same way in both directions, so pages never overlap.
         stmt = stmt.order_by(column.desc() if descending else column.asc(), Thread.thread_id)
+        if offset:
+            stmt = stmt.offset(offset)
+        if limit is not None:
+            stmt = stmt.limit(limit)
         return list(await self.session.scalars(stmt))
+
+    async def count(self, *, status: str | None = None, metadata: Mapping[str, Any] | None = None) -> int:
+        stmt = select(func.count()).select_from(Thread)
+        if status is not None:
+            stmt = stmt.where(Thread.status == status)
+        if metadata:
+            stmt = stmt.where(json_filter(Thread.meta, metadata, self.session.get_bind().dialect.name))
+        return int(await self.session.scalar(stmt) or 0)
+
+    async def merge_metadata(self, thread_id: str, values: Mapping[str, Any],
+                             if_absent: Mapping[str, Any] | None = None) -> None:
+        """Merge ``values`` into the thread's metadata, and ``if_absent`` where its keys are not
+        there yet. The row is locked first (on Postgres), so a concurrent PATCH is not lost."""
+        thread = await self.session.get(Thread, thread_id, with_for_update=True)
+        if thread is None:
+            return
+        merged = {**(if_absent or {}), **(thread.meta or {}), **values}
+        if merged != thread.meta:
+            thread.meta = merged
 
     async def delete(self, thread_id: str) -> bool:
         """The thread and every run on it (their events, attempts and usage cascade)."""

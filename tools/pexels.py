@@ -19,7 +19,6 @@ from tools.errors import (
     BadResponseError,
     ImageRejectedError,
     ImageTooLargeError,
-    NotConfiguredError,
     UnsafeImageURLError,
     UnsupportedImageTypeError,
     UpstreamError,
@@ -125,6 +124,10 @@ def _discard(handle: BinaryIO, tmp: Path) -> None:
 class PexelsClient(KeyedClient):
     """Async Pexels client on a caller-owned httpx.AsyncClient."""
 
+    SERVICE = "Pexels"
+    KEY_ENV_VAR = KEY_ENV_VAR
+    KEY_HEADER = "Authorization"
+
     def __init__(
         self,
         http: httpx.AsyncClient,
@@ -190,21 +193,7 @@ class PexelsClient(KeyedClient):
         return parse_photo(await self._get_json(f"/photos/{photo_id}", None, label), label)
 
     async def _get_json(self, path: str, params: dict[str, str | int] | None, label: str) -> Any:
-        if self._api_key is None:
-            raise NotConfiguredError("Pexels", KEY_ENV_VAR)
-        response = await send_with_retry(
-            self._http,
-            "GET",
-            self._base_url + path,
-            service="Pexels",
-            timeout=self._timeout,
-            policy=self._policy,
-            headers={"Authorization": self._api_key, "Accept": "application/json"},
-            params=params,
-            sleep=self._sleep,
-            secrets=(self._api_key,),
-            key_env_var=KEY_ENV_VAR,
-        )
+        response = await self._send_keyed("GET", path, params=params)
         return read_json(response, label)
 
     def check_image_url(self, url: str) -> httpx.URL:

@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 import httpx
 
-from tools.errors import BadResponseError, NotConfiguredError
-from tools.http_retry import RetryPolicy, SleepFn, read_json, send_with_retry
+from tools.errors import BadResponseError
+from tools.http_retry import RetryPolicy, SleepFn, read_json
 from tools.keyed_client import KeyedClient
 
 SearchKind = Literal["web", "news", "shopping"]
@@ -88,6 +88,10 @@ def parse_results(payload: Any, kind: SearchKind, limit: int, label: str) -> lis
 class SerperClient(KeyedClient):
     """Async Serper client on a caller-owned httpx.AsyncClient."""
 
+    SERVICE = "Serper"
+    KEY_ENV_VAR = KEY_ENV_VAR
+    KEY_HEADER = "X-API-KEY"
+
     def __init__(
         self,
         http: httpx.AsyncClient,
@@ -122,21 +126,7 @@ class SerperClient(KeyedClient):
             raise ValueError("query must not be empty")
         if not 1 <= limit <= _MAX_LIMIT:
             raise ValueError(f"limit must be between 1 and {_MAX_LIMIT}, got {limit}")
-        if self._api_key is None:
-            raise NotConfiguredError("Serper", KEY_ENV_VAR)
         path = _ENDPOINTS[kind][0]
         label = f"Serper POST {path}"
-        response = await send_with_retry(
-            self._http,
-            "POST",
-            self._base_url + path,
-            service="Serper",
-            timeout=self._timeout,
-            policy=self._policy,
-            headers={"X-API-KEY": self._api_key, "Accept": "application/json"},
-            json={"q": query, "num": limit},
-            sleep=self._sleep,
-            secrets=(self._api_key,),
-            key_env_var=KEY_ENV_VAR,
-        )
+        response = await self._send_keyed("POST", path, json={"q": query, "num": limit})
         return parse_results(read_json(response, label), kind, limit, label)

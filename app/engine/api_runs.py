@@ -8,20 +8,23 @@ under ``data["payload"]``; app/engine/publishers.py writes them).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import enum
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
+from langgraph.constants import TAG_HIDDEN
 from langgraph.types import Command, Interrupt, Send, StreamMode
 from pydantic import BaseModel
 
 from graph.context import Dependencies, DraftloopContext
+from graph.message_text import as_message
 from storage.models import Task, TaskStatus
 
 GRAPH_ID = "draftloop"
@@ -30,17 +33,21 @@ GRAPH_ID = "draftloop"
 NAMESPACE_GRAPH = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
 ASSISTANT_ID = str(uuid.uuid5(NAMESPACE_GRAPH, GRAPH_ID))
 
-# API stream mode -> LangGraph stream mode. "messages" (partial/complete message events) and
-# "events" (astream_events) are shaped differently and not served: asking for them is a 422.
-API_STREAM_MODES: dict[str, StreamMode] = {
+# API stream mode -> the LangGraph stream mode that feeds it. "messages" (langgraph-api's
+# messages/metadata, /partial and /complete events) is built from LangGraph's "messages" mode,
+# as "messages-tuple" is; "events" has no LangGraph mode: the driver runs astream_events for it.
+API_STREAM_MODES: dict[str, StreamMode | None] = {
     "values": "values",
     "updates": "updates",
+    "messages": "messages",
     "messages-tuple": "messages",
     "debug": "debug",
     "custom": "custom",
     "tasks": "tasks",
     "checkpoints": "checkpoints",
+    "events": None,
 }
+EVENTS = "events"
 DEFAULT_STREAM_MODES = ["values"]
 # Always streamed: "tasks" tells which node runs (errors, drain points), "updates" carries interrupts.
 INTERNAL_MODES: tuple[StreamMode, ...] = ("tasks", "updates")
@@ -115,18 +122,31 @@ def debug_payload(chunk: Mapping[str, Any]) -> dict[str, Any]:
     return event
 
 
-def langgraph_modes(stream_modes: list[str]) -> list[StreamMode]:
+def langgraph_modes(stream_modes: Iterable[str]) -> list[StreamMode]:
     modes = list(INTERNAL_MODES)
-    for mode in stream_modes:
-        native = API_STREAM_MODES[mode]
+    for native in wanted_modes(stream_modes):
         if native not in modes:
             modes.append(native)
     return modes
 
 
-def wanted_modes(stream_modes: list[str]) -> list[StreamMode]:
+def wanted_modes(stream_modes: Iterable[str]) -> list[StreamMode]:
     """The LangGraph modes whose chunks the client asked to see."""
-    return [API_STREAM_MODES[mode] for mode in stream_modes]
+    return [native for mode in stream_modes if (native := API_STREAM_MODES[mode]) is not None]
+
+
+def wants_events(stream_modes: Iterable[str]) -> bool:
+    """Whether the run must go through astream_events: a callback per runnable, and an event
+    stored per callback, so only a client that asked pays for them."""
+    return EVENTS in stream_modes
+
+
+def visible_event(event: Mapping[str, Any]) -> bool:
+    """Whether an astream_events event may reach a client: LangGraph tags its own plumbing
+    (the START task, channel writers, branches) "langsmith:hidden" and keeps it out of the
+    values and updates modes; their events, and their children's (tags are inherited), stay
+    out too, as langgraph-api drops them."""
+    return TAG_HIDDEN not in (event.get("tags") or ())
 
 
 def run_context(run: Task, deps: Dependencies) -> DraftloopContext:
@@ -146,7 +166,14 @@ def run_config(run: Task) -> RunnableConfig:
     metadata = {**(given.pop("metadata", None) or {}), **(run.run_metadata or {}),
                 "run_id": run.id, "thread_id": run.thread_id, "assistant_id": run.assistant_id, "graph_id": GRAPH_ID}
     # A client's config may carry keys of its own: passed on as LangGraph takes them.
-    return cast(RunnableConfig, {**given, "configurable": configurable, "metadata": metadata})
+    config: dict[str, Any] = {**given, "configurable": configurable, "metadata": metadata}
+    if run.run_count <= 1:
+        # The graph's root run is the API run on a first attempt, as in langgraph-api: the root
+        # events of stream mode "events" carry the run's id. A retry gets a fresh one, since a
+        # tracer would see a second root run under the same id.
+        with contextlib.suppress(ValueError):
+            config["run_id"] = uuid.UUID(run.id)
+    return cast(RunnableConfig, config)
 
 
 def run_input(run: Task) -> Any:
@@ -163,8 +190,23 @@ def run_input(run: Task) -> Any:
         if "resume" in command:
             kwargs["resume"] = command["resume"]
         if command.get("update") is not None:
-            kwargs["update"] = command["update"]
+            kwargs["update"] = with_messages(command["update"])
         if goto is not None:
             kwargs["goto"] = goto
         return Command(**kwargs)
-    return run.input
+    return with_messages(run.input)
+
+
+def with_messages(value: Any) -> Any:
+    """The input with its messages as message objects, whichever form the client sent them in
+    (graph/message_text.py takes serialised message objects that older langchain_core does not);
+    one it cannot read is left for the graph's reducer to refuse with its own error."""
+    if not isinstance(value, Mapping) or not isinstance(value.get("messages"), list):
+        return value
+    messages: list[Any] = []
+    for raw in value["messages"]:
+        try:
+            messages.append(as_message(raw))
+        except (ValueError, TypeError, KeyError, NotImplementedError):
+            messages.append(raw)
+    return {**value, "messages": messages}

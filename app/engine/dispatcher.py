@@ -22,7 +22,6 @@ from collections.abc import Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.engine.api_runs import wanted_modes
 from app.engine.cancelling import cancel_and_wait
 from app.engine.commands import RunCommands
 from app.engine.driver import RunDriver
@@ -228,7 +227,7 @@ class Dispatcher:
 
     async def _run(self, task: Task) -> None:
         token = current_task_id.set(task.id)
-        publisher: Publisher = (ApiRunPublisher(self.bus, task.id, wanted_modes(task.stream_modes or []))
+        publisher: Publisher = (ApiRunPublisher(self.bus, task.id, task.stream_modes or [])
                                 if task.kind == "run" else RunPublisher(self.bus, task.id))
         # Whether the run's end left its thread with no other run queued or running: then
         # nothing of it became claimable.

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import aclosing
 from typing import Any, cast
 
 from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.schema import StreamEvent
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, Durability, StateSnapshot, StreamMode
 
-from app.engine.api_runs import langgraph_modes, run_config, run_context, run_input
+from app.engine.api_runs import EVENTS, langgraph_modes, run_config, run_context, run_input, wants_events
 from app.engine.publishers import Publisher
 from app.engine.run_end import Ending
 from app.engine.run_settings import RunSettings
@@ -74,13 +75,16 @@ def decision_resume(snapshot: StateSnapshot, approved: bool, feedback: str = "",
 async def stream_graph(graph: CompiledStateGraph[Any, Any, Any, Any], graph_input: Any, config: RunnableConfig,
                        publisher: Publisher, *, context: DraftloopContext, stream_mode: list[StreamMode],
                        durability: Durability = "sync", interrupt_before: list[str] | None = None,
-                       interrupt_after: list[str] | None = None, draining: Callable[[], bool] = _never) -> bool:
+                       interrupt_after: list[str] | None = None, draining: Callable[[], bool] = _never,
+                       events: bool = False) -> bool:
     """Stream the graph into ``publisher``; False when ``draining`` stopped it at a node
-    boundary."""
-    # astream is an async generator: closed here so that a drained run's generator unwinds now.
-    stream = cast(AsyncGenerator[tuple[str, Any], None], graph.astream(
-        graph_input, config, context=context, stream_mode=stream_mode, durability=durability,
-        interrupt_before=interrupt_before, interrupt_after=interrupt_after))
+    boundary. ``events``: also hand it every astream_events (v2) event, as ("events", event)."""
+    kwargs: dict[str, Any] = {"context": context, "stream_mode": stream_mode, "durability": durability,
+                              "interrupt_before": interrupt_before, "interrupt_after": interrupt_after}
+    # Both are async generators: closed here so that a drained run's generator unwinds now.
+    stream = cast(AsyncGenerator[tuple[str, Any], None],
+                  _with_events(graph.astream_events(graph_input, config, version="v2", **kwargs)) if events
+                  else graph.astream(graph_input, config, **kwargs))
     async with aclosing(stream):
         async for mode, chunk in stream:
             if draining() and mode == "tasks" and "input" in chunk:
@@ -90,6 +94,19 @@ async def stream_graph(graph: CompiledStateGraph[Any, Any, Any, Any], graph_inpu
             await publisher.handle(mode, chunk)
     await publisher.flush()
     return True
+
+
+async def _with_events(events: AsyncIterator[StreamEvent]) -> AsyncGenerator[tuple[str, Any], None]:
+    """astream_events as (mode, chunk) pairs: the graph's own stream arrives as its root run's
+    on_chain_stream events (the pairs astream would have yielded), every other event as
+    ("events", event), in the order they happened."""
+    async with aclosing(cast(AsyncGenerator[StreamEvent, None], events)) as stream:
+        async for event in stream:
+            if event["event"] == "on_chain_stream" and not event["parent_ids"]:
+                mode, chunk = event["data"]["chunk"]
+                yield mode, chunk
+            else:
+                yield EVENTS, event
 
 
 class RunDriver:
@@ -147,6 +164,7 @@ class RunDriver:
             self.runtime.graph, graph_input, config, publisher, draining=draining,
             context=await self.run_settings.context_for_run(run_context(task, self.deps)),
             stream_mode=langgraph_modes(task.stream_modes or []),
+            events=wants_events(task.stream_modes or []),
             interrupt_before=task.interrupt_before or None,
             interrupt_after=task.interrupt_after or None,
             # Checked against the Durability values when the run was created (app/http/lg_schemas.py).

@@ -13,10 +13,20 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
-from langchain_core.messages import AIMessageChunk
+from langchain_core.messages import AIMessageChunk, BaseMessage
 from langgraph.types import Interrupt
 
-from app.engine.api_runs import METADATA, QUIET_MESSAGE_NODES, debug_payload, jsonable
+from app.engine.api_messages import MessageStream
+from app.engine.api_runs import (
+    EVENTS,
+    METADATA,
+    QUIET_MESSAGE_NODES,
+    debug_payload,
+    jsonable,
+    visible_event,
+    wanted_modes,
+    wants_events,
+)
 from app.engine.cancelling import cancel_and_wait
 from app.engine.events import (
     ATTEMPT_SCORED,
@@ -200,19 +210,33 @@ class RunPublisher(StreamTracker):
 
 class ApiRunPublisher(StreamTracker):
     """A LangGraph API run's stream as the events a langgraph-sdk client expects, each chunk
-    its own event (nothing is buffered)."""
+    its own event; only "messages" partials are coalesced (app/engine/api_messages.py)."""
 
-    def __init__(self, bus: EventBus, run_id: str, stream_modes: Iterable[str]) -> None:
+    def __init__(self, bus: EventBus, run_id: str, stream_modes: Iterable[str], *,
+                 flush_seconds: float = TOKEN_FLUSH_SECONDS) -> None:
         super().__init__()
         self.bus = bus
         self.run_id = run_id
-        self.wanted = set(stream_modes)
+        api_modes = set(stream_modes)
+        self.wanted = set(wanted_modes(api_modes))
+        self.events = wants_events(api_modes)
+        # Both ask for LangGraph's "messages" chunks; with both, langgraph-api sends tuples only.
+        self.message_tuples = "messages-tuple" in api_modes
+        self.messages = MessageStream(self._post, interval=flush_seconds)
+        self._timer: asyncio.TimerHandle | None = None
 
     async def started(self, task: Task) -> None:
         # Every (re)start of a run says so first, as langgraph-api does.
         await self.publish(METADATA, {"run_id": task.id, "attempt": task.run_count})
 
     async def handle(self, mode: str, chunk: Any) -> None:
+        if mode != "messages":
+            # A partial held back goes first: the stream keeps the graph's order.
+            self.messages.flush()
+        if mode == EVENTS:
+            if self.events and visible_event(chunk):
+                await self.publish(EVENTS, chunk)
+            return
         self.track(mode, chunk)
         if mode == "tasks" and "input" in chunk:
             # A run's node changes are not events unless its client asked for them.
@@ -223,11 +247,36 @@ class ApiRunPublisher(StreamTracker):
             message, meta = chunk
             if isinstance(meta, Mapping) and meta.get("langgraph_node") in QUIET_MESSAGE_NODES:
                 return
-            await self.publish("messages", [message, meta])
+            if self.message_tuples:
+                await self.publish("messages", [message, meta])
+            elif isinstance(message, BaseMessage):
+                self.messages.add(message, meta)
+                self._flush_later()
         elif mode == "debug":
             await self.publish("debug", debug_payload(chunk))
         else:
             await self.publish(mode, chunk)
 
+    async def flush(self) -> None:
+        self.messages.flush()
+
+    async def aclose(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
     async def publish(self, event: str, data: Any) -> None:
+        self._post(event, data)
+
+    def _post(self, event: str, data: Any) -> None:
         self.bus.post(self.run_id, event, {"payload": jsonable(data)})
+
+    def _flush_later(self) -> None:
+        # A model that stalls after a burst of tokens still shows them: the partial held back
+        # goes out once its interval is up, not only with the next chunk.
+        if self.messages.holding and self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.messages.interval, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.messages.flush()

@@ -229,7 +229,7 @@ def create_app(settings: ServiceSettings | None = None, pipeline: PipelineSettin
             allow_methods=["*"],
             allow_headers=["*"],
             # The SDK reads these to reconnect to a stream and to learn a new run's id.
-            expose_headers=["Location", "Content-Location", "X-Pagination-Next"],
+            expose_headers=["Location", "Content-Location", "X-Pagination-Next", "X-Pagination-Total"],
             allow_credentials=True,
             max_age=600,
         ),

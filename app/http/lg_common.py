@@ -12,6 +12,7 @@ from litestar import Request, Response
 from litestar.exceptions import ClientException, SerializationException, ValidationException
 
 from app.engine.api_runs import ASSISTANT_ID, GRAPH_ID, RUN_STATUS, jsonable
+from app.http.auth import auth_outcome
 from app.http.errors import NotFoundError, http_exception_handler, not_json_message, validation_response
 from app.http.input_guard import UnsafeInput
 from app.http.lg_schemas import CheckpointRef
@@ -39,6 +40,14 @@ def validation_errors_as_422(request: Request[Any, Any, Any], exc: ClientExcepti
 
 
 LANGGRAPH_EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {ClientException: validation_errors_as_422}
+
+
+def creator(request: Request[Any, Any, Any]) -> dict[str, str]:
+    """The signed-in user, for the metadata of a thread a run makes or first runs on:
+    langgraph-api keeps no such key. It records and grants nothing: metadata is the client's to
+    change."""
+    principal = auth_outcome(request.scope).principal
+    return {"user_id": principal.user_id} if principal is not None else {}
 
 
 def checkpoint_id_of(checkpoint: CheckpointRef | None, field: str = "checkpoint") -> str | None:
@@ -103,7 +112,10 @@ def thread_dict(thread: Thread, snapshot: StateSnapshot | None) -> dict[str, Any
         "thread_id": thread.thread_id,
         "created_at": thread.created_at.isoformat(),
         "updated_at": thread.updated_at.isoformat(),
+        # langgraph-api keeps these apart; here every state change updates the thread's row.
+        "state_updated_at": thread.updated_at.isoformat(),
         "metadata": thread.meta or {},
+        "config": {},
         "status": thread.status,
         "values": jsonable(snapshot.values) if has_state and snapshot is not None else None,
         "interrupts": interrupts,

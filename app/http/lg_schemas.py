@@ -41,6 +41,9 @@ MAX_OFFSET = 100_000
 # with a ValueError, and a key starting with "." is a JSON path error.
 _FILTER_KEY = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
 _SPECS = {spec.key: spec for spec in SPECS}
+# A search filter becomes one SQL test per value on SQLite (storage/json_filter.py): bounded.
+MAX_FILTER_VALUES = 50
+MAX_FILTER_DEPTH = 8
 
 Id = Annotated[str, Field(max_length=MAX_ID_LENGTH)]
 Metadata = dict[str, Any]
@@ -79,6 +82,31 @@ def _filter_keys(metadata: Metadata | None) -> Metadata | None:
             raise ValueError(f"filter key {key!r} may hold only letters, digits, '_', '-' and '.', "
                              "and may not start with '.'")
     return metadata
+
+
+def _search_filter(value: Metadata | None) -> Metadata | None:
+    """A metadata/values filter the database can run: a bounded number of values, nested not too
+    deep, keys without double quotes (SQLite's JSON paths quote keys with them)."""
+    count = 0
+
+    def walk(node: Metadata, depth: int) -> None:
+        nonlocal count
+        if depth > MAX_FILTER_DEPTH:
+            raise ValueError(f"nested more than {MAX_FILTER_DEPTH} levels deep")
+        for key, item in node.items():
+            if '"' in key:
+                raise ValueError(f"key {key!r} may not hold a double quote")
+            count += 1
+            if count > MAX_FILTER_VALUES:
+                raise ValueError(f"more than {MAX_FILTER_VALUES} keys")
+            if isinstance(item, dict):
+                walk(item, depth + 1)
+
+    walk(value or {}, 1)
+    return value
+
+
+SearchFilter = Annotated[Metadata | None, AfterValidator(_search_filter)]
 
 
 class LangGraphBody(BaseModel):
@@ -148,14 +176,29 @@ class ThreadCreate(LangGraphBody):
     graph_id: str | None = None
 
 
+ThreadField = Literal["thread_id", "created_at", "updated_at", "state_updated_at", "metadata", "config", "status",
+                      "values", "interrupts"]
+
+
 class ThreadSearch(LangGraphBody):
-    metadata: Metadata | None = None
+    """langgraph-api's ThreadSearchRequest but ``extract``."""
+
+    metadata: SearchFilter = None
+    values: SearchFilter = None
     ids: list[Id] | None = Field(default=None, max_length=MAX_IDS)
     status: Literal["idle", "busy", "interrupted", "error"] | None = None
-    limit: int = Field(default=10, ge=0, le=MAX_PAGE)
+    # At least 1, as langgraph-api: an empty page would name itself as the next one.
+    limit: int = Field(default=10, ge=1, le=MAX_PAGE)
     offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
-    sort_by: Literal["thread_id", "status", "created_at", "updated_at"] | None = None
+    sort_by: Literal["thread_id", "status", "created_at", "updated_at", "state_updated_at"] | None = None
     sort_order: Literal["asc", "desc"] | None = None
+    select: list[ThreadField] | None = None
+
+
+class ThreadCount(LangGraphBody):
+    metadata: SearchFilter = None
+    values: SearchFilter = None
+    status: Literal["idle", "busy", "interrupted", "error"] | None = None
 
 
 class ThreadUpdate(LangGraphBody):

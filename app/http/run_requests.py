@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from langchain_core.messages import HumanMessage, convert_to_messages
 from langgraph.graph import END as GRAPH_END
 
 from app.engine.api_runs import API_STREAM_MODES, DEFAULT_STREAM_MODES
@@ -16,8 +15,8 @@ from app.graph_runtime import GraphRuntime
 from app.http.lg_common import checkpoint_id_of, require_assistant, unprocessable
 from app.http.lg_schemas import RunCreate, SendTarget
 from app.http.threads import thread_config
+from graph.message_text import is_human, message_text
 from graph.nodes.approval import InvalidDecision, parse_decision
-from graph.nodes.route_intent import message_text
 
 # Accepted by name but not implemented: any non-null value is refused.
 UNSUPPORTED_FIELDS = ("webhook", "feedback_keys", "after_seconds", "langsmith_tracer")
@@ -113,19 +112,12 @@ async def check_resume(runtime: GraphRuntime, thread_id: str, resume: Any) -> No
 
 def human_texts(run_input: Any) -> list[tuple[str, str]]:
     """(field, text) of each human message in a run's input, in the shapes the graph accepts
-    (role/content pairs, LangChain message dicts); other shapes are the graph's to refuse."""
+    (graph/message_text.py); other shapes are the graph's to refuse."""
     messages = run_input.get("messages") if isinstance(run_input, Mapping) else None
     if not isinstance(messages, list):
         return []
-    found = []
-    for index, raw in enumerate(messages):
-        try:
-            message = convert_to_messages([raw])[0]
-        except (ValueError, TypeError, KeyError, NotImplementedError):
-            continue
-        if isinstance(message, HumanMessage):
-            found.append((f"input.messages.{index}.content", message_text(message)))
-    return found
+    return [(f"input.messages.{index}.content", message_text(raw))
+            for index, raw in enumerate(messages) if is_human(raw)]
 
 
 async def check_request_length(run_settings: RunSettings, run_input: Any) -> None:

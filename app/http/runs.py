@@ -19,7 +19,7 @@ from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit_log import audit_change
-from app.engine.api_runs import END, RUN_STATUS, jsonable
+from app.engine.api_runs import ASSISTANT_ID, END, GRAPH_ID, RUN_STATUS, jsonable
 from app.engine.commands import RunCommands, ThreadBusy
 from app.engine.events import STATUS, EventBus
 from app.engine.run_settings import RunSettings
@@ -27,6 +27,7 @@ from app.graph_runtime import GraphRuntime
 from app.http.errors import ConflictError, NotFoundError
 from app.http.lg_common import (
     LANGGRAPH_EXCEPTION_HANDLERS,
+    creator,
     interrupt_dict,
     run_dict,
     unprocessable,
@@ -44,6 +45,13 @@ log = logging.getLogger("draftloop.http.runs")
 
 # Keeps cancel-on-disconnect tasks alive until they finish (the event loop holds weak refs).
 _background: set[asyncio.Task[Any]] = set()
+
+
+def new_thread_metadata(request: Request[Any, Any, Any], body: RunCreate, **extra: Any) -> dict[str, Any]:
+    """A thread a run makes (if_not_exists="create", or a stateless run's temporary thread)
+    starts with the run's metadata, as langgraph-api's does."""
+    given = {**((body.config and body.config.metadata) or {}), **(body.metadata or {})}
+    return {**creator(request), "graph_id": GRAPH_ID, "assistant_id": ASSISTANT_ID, **given, **extra}
 
 
 def _links(run: Task, stateless: bool = False) -> dict[str, str]:
@@ -67,7 +75,12 @@ async def _create(
                 raise NotFoundError(detail=f"thread {thread_id} not found")
             if len(thread_id) > MAX_ID_LENGTH:
                 raise unprocessable("thread_id", f"at most {MAX_ID_LENGTH} characters")
-            await threads.create(thread_id, {"graph_id": "draftloop"})
+            await threads.create(thread_id, new_thread_metadata(request, body))
+        else:
+            # As langgraph-api: a run stamps its thread with the graph and assistant it ran, so
+            # a chat UI's thread list (threads.search by graph_id) finds threads made bare.
+            await threads.merge_metadata(thread_id, {"graph_id": GRAPH_ID, "assistant_id": run["assistant_id"]},
+                                         if_absent=creator(request))
     try:
         created = await commands.enqueue_run(thread_id, run, reject_if_busy=run["multitask_strategy"] == "reject")
     except ThreadBusy as exc:
@@ -243,7 +256,7 @@ class RunController(Controller):
         # Refused before the temporary thread exists, so a bad request leaves none behind.
         parse_run(body, set(runtime.graph.nodes), stateless=True)
         await check_request_length(run_settings, body.input)
-        thread_id = await _temporary_thread(sessions)
+        thread_id = await _temporary_thread(sessions, new_thread_metadata(request, body, temporary=True))
         run = await _create(request, thread_id, body, sessions, commands, run_settings, runtime, stateless=True)
 
         async def cleanup() -> None:
@@ -265,7 +278,7 @@ class RunController(Controller):
         body = run_request(data)
         parse_run(body, set(runtime.graph.nodes), stateless=True)
         await check_request_length(run_settings, body.input)
-        thread_id = await _temporary_thread(sessions)
+        thread_id = await _temporary_thread(sessions, new_thread_metadata(request, body, temporary=True))
         run = await _create(request, thread_id, body, sessions, commands, run_settings, runtime, stateless=True)
         result = await _wait_result(run, bus, sessions, runtime)
         if (body.on_completion or "delete") == "delete":
@@ -273,7 +286,7 @@ class RunController(Controller):
         return Response(result, headers=_links(run, stateless=True))
 
 
-async def _temporary_thread(sessions: async_sessionmaker[AsyncSession]) -> str:
+async def _temporary_thread(sessions: async_sessionmaker[AsyncSession], metadata: dict[str, Any]) -> str:
     async with sessions.begin() as session:
-        thread = await ThreadRepository(session).create(metadata={"graph_id": "draftloop", "temporary": True})
+        thread = await ThreadRepository(session).create(metadata=metadata)
     return thread.thread_id

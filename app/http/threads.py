@@ -7,12 +7,14 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.errors import InvalidUpdateError
-from litestar import Controller, Request, delete, get, patch, post
+from langgraph.types import StateSnapshot
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit_log import audit_change
+from app.engine.api_runs import jsonable, with_messages
 from app.engine.commands import RunCommands
 from app.graph_runtime import GraphRuntime
 from app.http.errors import ConflictError, NotFoundError
@@ -24,10 +26,22 @@ from app.http.lg_common import (
     thread_dict,
     unprocessable,
 )
-from app.http.lg_schemas import HistoryQuery, StateAtCheckpoint, StateUpdate, ThreadCreate, ThreadSearch, ThreadUpdate
+from app.http.lg_schemas import (
+    HistoryQuery,
+    StateAtCheckpoint,
+    StateUpdate,
+    ThreadCount,
+    ThreadCreate,
+    ThreadSearch,
+    ThreadUpdate,
+)
+from storage.json_filter import contains
 from storage.models import Thread, ThreadStatus
 from storage.tasks import TaskRepository
 from storage.threads import ThreadRepository
+
+# The most threads a values filter reads the state of (see _search_by_values).
+MAX_VALUES_SCAN = 1000
 
 
 def thread_config(thread_id: str, checkpoint_id: str | None = None, checkpoint_ns: str = "") -> RunnableConfig:
@@ -43,6 +57,41 @@ async def thread_or_404(sessions: async_sessionmaker[AsyncSession], thread_id: s
     if thread is None:
         raise NotFoundError(detail=f"thread {thread_id} not found")
     return thread
+
+
+async def _search(threads: ThreadRepository, body: ThreadSearch, *, limit: int, offset: int) -> list[Thread]:
+    return await threads.search(ids=body.ids, status=body.status, metadata=body.metadata,
+                                sort_by=body.sort_by or "updated_at", descending=(body.sort_order or "desc") == "desc",
+                                limit=limit, offset=offset)
+
+
+async def _search_by_values(sessions: async_sessionmaker[AsyncSession], runtime: GraphRuntime,
+                            body: ThreadSearch) -> list[tuple[Thread, StateSnapshot | None]]:
+    """The page (and one more) of threads whose state holds ``body.values``. The values live in
+    the checkpointer, not in the threads table: each candidate's state is read, so the other
+    filters must leave at most MAX_VALUES_SCAN of them."""
+    async with sessions() as session:
+        candidates = await _search(ThreadRepository(session), body, limit=MAX_VALUES_SCAN + 1, offset=0)
+    if len(candidates) > MAX_VALUES_SCAN:
+        raise unprocessable("values", f"a values filter reads each thread's state, and more than {MAX_VALUES_SCAN} "
+                                      "threads match the other filters; narrow them with metadata, status or ids")
+    wanted = body.values or {}
+    matched: list[tuple[Thread, StateSnapshot | None]] = []
+    for thread in candidates:
+        snapshot = await runtime.graph.aget_state(thread_config(thread.thread_id))
+        if snapshot.metadata is not None and contains(jsonable(snapshot.values), wanted):
+            matched.append((thread, snapshot))
+            if len(matched) > body.offset + body.limit:
+                break
+    return matched[body.offset:]
+
+
+def pagination_headers(offset: int, shown: int, more: bool) -> dict[str, str]:
+    """langgraph-api's: with a next page, its offset and a total of at least one past it; on the
+    last page, the exact total."""
+    if more:
+        return {"X-Pagination-Total": str(offset + shown + 1), "X-Pagination-Next": str(offset + shown)}
+    return {"X-Pagination-Total": str(offset + shown)}
 
 
 class ThreadController(Controller):
@@ -76,16 +125,39 @@ class ThreadController(Controller):
     async def search_threads(
         self, sessions: NamedDependency[async_sessionmaker[AsyncSession]], runtime: NamedDependency[GraphRuntime],
         data: JSONBody[ThreadSearch | None] = None
-    ) -> list[dict[str, Any]]:
+    ) -> Response[list[dict[str, Any]]]:
         body = data or ThreadSearch()
+        # One row past the page says whether another follows, without counting them all.
+        if body.values:
+            found = await _search_by_values(sessions, runtime, body)
+        else:
+            async with sessions() as session:
+                rows = await _search(ThreadRepository(session), body, limit=body.limit + 1, offset=body.offset)
+            found = [(thread, None) for thread in rows]
+        more = len(found) > body.limit
+        page = found[:body.limit]
+        wanted: set[str] | None = set(body.select or ()) or None
+        reads_state = wanted is None or bool(wanted & {"values", "interrupts"})
+        threads: list[dict[str, Any]] = []
+        for thread, snapshot in page:
+            if snapshot is None and reads_state:
+                snapshot = await runtime.graph.aget_state(thread_config(thread.thread_id))
+            shown = thread_dict(thread, snapshot)
+            threads.append(shown if wanted is None else {k: v for k, v in shown.items() if k in wanted})
+        return Response(threads, headers=pagination_headers(body.offset, len(page), more))
+
+    @post("/count", status_code=200, opt={"read_only": True}, summary="Count threads")
+    async def count_threads(
+        self, sessions: NamedDependency[async_sessionmaker[AsyncSession]], runtime: NamedDependency[GraphRuntime],
+        data: JSONBody[ThreadCount | None] = None
+    ) -> int:
+        body = data or ThreadCount()
+        if body.values:
+            # At most MAX_VALUES_SCAN candidates, so a page of that size holds every match.
+            query = ThreadSearch(metadata=body.metadata, values=body.values, status=body.status, limit=MAX_VALUES_SCAN)
+            return len(await _search_by_values(sessions, runtime, query))
         async with sessions() as session:
-            rows = await ThreadRepository(session).search(
-                ids=body.ids, status=body.status, sort_by=body.sort_by or "updated_at",
-                descending=(body.sort_order or "desc") == "desc")
-        wanted = body.metadata or {}
-        matching = [t for t in rows if all((t.meta or {}).get(k) == v for k, v in wanted.items())]
-        page = matching[body.offset:body.offset + body.limit]
-        return [thread_dict(t, await runtime.graph.aget_state(thread_config(t.thread_id))) for t in page]
+            return await ThreadRepository(session).count(status=body.status, metadata=body.metadata)
 
     @get("/{thread_id:str}", summary="A thread with its current values")
     async def get_thread(self, thread_id: FromPath[str], sessions: NamedDependency[async_sessionmaker[AsyncSession]],
@@ -156,7 +228,7 @@ class ThreadController(Controller):
         as_node = body.as_node
         if as_node is not None and as_node != "__copy__" and as_node not in runtime.graph.nodes:
             raise unprocessable("as_node", f"no node {as_node!r} in the graph")
-        values = body.values
+        values = with_messages(body.values)
         try:
             config = await runtime.graph.aupdate_state(thread_config(thread_id, checkpoint_id), values, as_node=as_node)
         # What the state's reducers raise for a value of the wrong shape (add_messages on a

@@ -10,6 +10,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
 from graph.context import DraftloopContext, active_model, dependencies
+from graph.message_text import content_text
 from graph.model_calls import invoke_text
 from graph.nodes.draft import research_notes
 from graph.nodes.finalize import persist, turn_usage, usage_totals
@@ -65,7 +66,7 @@ async def answer(state: State, config: RunnableConfig, runtime: Runtime[Draftloo
         settings=deps.settings,
         turn=int(state.get("turn") or 1),
     )
-    text = str(reply.message.content).strip()
+    text = content_text(reply.message.content).strip()
     usage = [*turn_usage(state), reply.usage]
     result = {"kind": "answer", "answer": text, "markdown": text, "title": "", "passed": True,
               "score": None, "attempts": 0, "sources": [], "images": [],

@@ -13,6 +13,7 @@ from langgraph.runtime import Runtime
 from graph import draft_text, formats
 from graph import markdown as md
 from graph.context import DraftloopContext, active_model, dependencies
+from graph.message_text import content_text
 from graph.model_calls import invoke_text
 from graph.prompts import (
     CITE_INLINE,
@@ -148,7 +149,7 @@ async def draft(state: State, runtime: Runtime[DraftloopContext]) -> dict[str, A
         turn=int(state.get("turn") or 1),
         max_tokens=draft_token_budget(int(request.get("target_words") or deps.settings.default_target_words)),
     )
-    text = str(reply.message.content).strip()
+    text = content_text(reply.message.content).strip()
     content_type = str(request.get("content_type") or "blog_post")
     usage = reply.usage
     return {

@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 
 from graph import draft_text, formats, intent_rules
 from graph.context import DraftloopContext, active_model, dependencies
+from graph.message_text import message_text, skipped_content_warning
 from graph.model_calls import invoke_structured
 from graph.prompts import ROUTE_INTENT_SYSTEM
 from graph.state import (
@@ -75,28 +76,18 @@ class IntentChoice(BaseModel):
     reason: str = Field(default="", max_length=200)
 
 
-def message_text(message: BaseMessage) -> str:
-    """A message's text. Chat clients send content as a list of blocks ([{"type": "text", ...}]);
-    the text blocks are joined with newlines (BaseMessage.text joins them with nothing, running
-    the last word of one block into the first of the next)."""
-    content = message.content
-    if isinstance(content, str):
-        return content
-    parts: list[str] = []
-    for block in content:
-        if isinstance(block, str):
-            parts.append(block)
-        elif isinstance(block, dict) and block.get("type") == "text":
-            parts.append(str(block.get("text") or ""))
-    return "\n".join(part for part in parts if part.strip())
+def latest_human_message(state: State) -> BaseMessage | None:
+    for message in reversed(state.get("messages") or []):
+        if isinstance(message, HumanMessage):
+            return message
+    return None
 
 
 def latest_request_text(state: State) -> str:
-    request = state.get("request") or {}
-    for message in reversed(state.get("messages") or []):
-        if isinstance(message, HumanMessage):
-            return message_text(message)
-    return str(request.get("text") or "")
+    message = latest_human_message(state)
+    if message is not None:
+        return message_text(message)
+    return str((state.get("request") or {}).get("text") or "")
 
 
 def caller_fields(state: State, text: str) -> dict[str, Any]:
@@ -271,7 +262,9 @@ async def route_intent(state: State, runtime: Runtime[DraftloopContext]) -> dict
     given = caller_fields(state, text)
     piece = previous_piece(state)
     turn = int(state.get("turn") or 0) + 1
-    warnings: list[str] = []
+    latest = latest_human_message(state)
+    skipped = skipped_content_warning(latest) if latest is not None else None
+    warnings: list[str] = [skipped] if skipped else []
     update: dict[str, Any] = {"turn": turn, "revision": 0, "feedback": "", "approval": {}, "critique": {}}
 
     rule_kind, rule_type, rule_reason = intent_rules.classify(text, piece is not None)

@@ -369,7 +369,7 @@ async def test_a_stateless_run_streams_and_waits_on_a_temporary_thread(client: L
 
 @pytest.mark.parametrize(("extra", "field"), [
     ({"webhook": "https://example.com/hook"}, "webhook"),
-    ({"stream_mode": "events"}, "stream_mode"),
+    ({"stream_mode": "tools"}, "stream_mode"),
     ({"multitask_strategy": "rollback"}, "multitask_strategy"),
     ({"context": {"temperature": 0.1}}, "context.temperature"),
 ])

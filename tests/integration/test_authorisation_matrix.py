@@ -33,7 +33,7 @@ PUBLIC_PATHS = {"/health", "/ready", "/metrics", "/ok", "/info", "/api/auth/toke
 # callers, see test_posts_api.py); every other method on these paths stays protected below.
 PUBLIC_READS = {("/api/posts", "GET"), ("/api/posts/{post_id:str}", "GET"), ("/api/posts/by-slug/{slug:str}", "GET")}
 # POSTs that only query: a viewer may make them.
-READ_ONLY_POSTS = {"/threads/search", "/assistants/search", "/assistants/count",
+READ_ONLY_POSTS = {"/threads/search", "/threads/count", "/assistants/search", "/assistants/count",
                    "/threads/{thread_id:str}/history", "/threads/{thread_id:str}/state/checkpoint"}
 # Any signed-in user, whatever the role.
 ANY_USER = {"/api/auth/logout"}
