@@ -268,7 +268,6 @@ async def test_stream_mode_events_sends_langchain_run_events_of_the_graph_and_it
     assert {"route_intent", "research", "draft", "critique", "finalize"} <= nodes
 
 
-@pytest.mark.xfail(strict=True, reason="issue 20: HITL approval decisions land from branch hitl")
 async def test_an_approve_decision_ships_the_offered_draft(js: JsClient) -> None:
     thread_id, state = await paused_for_approval(js)
     action = offered_action(state)
@@ -279,7 +278,6 @@ async def test_an_approve_decision_ships_the_offered_draft(js: JsClient) -> None
     assert (await js.call("threads.get", thread_id))["status"] == "idle"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 20: HITL approval decisions land from branch hitl")
 async def test_an_edit_decision_ships_the_reviewer_s_title_and_markdown(js: JsClient) -> None:
     thread_id, state = await paused_for_approval(js)
     action = offered_action(state)
@@ -296,7 +294,6 @@ async def test_an_edit_decision_ships_the_reviewer_s_title_and_markdown(js: JsCl
     assert (await js.call("threads.get", thread_id))["status"] == "idle"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 20: HITL approval decisions land from branch hitl")
 async def test_a_reject_decision_redrafts_with_its_message_and_offers_a_second_draft(
     js: JsClient, graph_fakes: GraphFakes  # noqa: F811 - the imported fixture
 ) -> None:
