@@ -145,7 +145,7 @@ class KeyUseRecorder:
         try:
             async with sessions.begin() as session:
                 await ApiKeyRepository(session).touch(key_id, now, self.every)
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OSError) as exc:
             # Only the type: a driver's message can quote parameters. The next use tries again.
             self._scheduled.pop(key_id, None)
             log.warning("could not record an API key's last use (%s)", type(exc).__name__)

@@ -5,10 +5,12 @@ bearer JWT (signature, expiry, issuer, then the user's current role and the toke
 one database round trip, cached for two seconds per token) or an API key (``X-Api-Key``, or a
 bearer credential starting ``dl_``: one indexed lookup, never cached, app/api_keys.py). An
 ``Authorization`` header wins over ``X-Api-Key``: the SDKs fill ``X-Api-Key`` from
-LANGSMITH_API_KEY on their own, and a client that also sends a token means the token. One app-level guard then decides each route: public routes are marked
-``opt={"public": True}``, reads (GET, or ``opt={"read_only": True}`` for POSTs that only query)
-need a viewer, everything else an editor, and ``opt={"role": "admin"}`` raises the bar. Being
-app-level, a route added later is closed by default instead of open by omission.
+LANGSMITH_API_KEY on their own, and a client that also sends a token means the token.
+
+One app-level guard then decides each route: public routes are marked ``opt={"public": True}``,
+reads (GET, or ``opt={"read_only": True}`` for POSTs that only query) need a viewer, everything
+else an editor, and ``opt={"role": "admin"}`` raises the bar. Being app-level, a route added
+later is closed by default instead of open by omission.
 """
 
 from __future__ import annotations
@@ -211,8 +213,9 @@ def access_guard(public_metrics: bool) -> Any:
         outcome = auth_outcome(connection.scope)
         if outcome.principal is None:
             if outcome.error is None:
-                raise NotAuthorizedException(detail="authentication required: send Authorization: Bearer <token> or X-Api-Key: <key>",
-                                             headers={"WWW-Authenticate": _CHALLENGE})
+                raise NotAuthorizedException(
+                    detail="authentication required: send Authorization: Bearer <token> or X-Api-Key: <key>",
+                    headers={"WWW-Authenticate": _CHALLENGE})
             raise NotAuthorizedException(
                 detail=outcome.error,
                 headers={"WWW-Authenticate": f'{_CHALLENGE}, error="invalid_token"'})

@@ -20,6 +20,7 @@ from app.http.app import create_app
 from app.service_settings import ServiceSettings
 from devtools.fakes.writer import GraphFakes
 from devtools.identities import TEST_ADMIN_ID, admin_headers, bearer, ensure_user
+from storage.api_keys import KeyOwner
 from storage.engine import create_engine, session_factory
 from storage.models import ApiKey, User
 from tests.asgi import serve_in_loop
@@ -220,6 +221,26 @@ async def test_a_use_is_recorded_again_once_the_interval_passed(served: Served, 
     await key_uses(served.app).drain()
     stored = (await served.client.get(f"/api/keys/{created['id']}", headers=editor())).json()["last_used_at"]
     assert datetime.fromisoformat(stored) > long_ago + timedelta(minutes=4)
+
+
+async def test_a_failed_last_use_write_is_logged_and_tried_again_on_the_next_use(tmp_path: Path) -> None:
+    # A database that cannot be opened: the write fails in the background, never in a request.
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'x.db'}")
+    sink = LogSink()
+    sink.attach()
+    try:
+        recorder = KeyUseRecorder()
+        owner = KeyOwner(key_id="k1", key_role="viewer", expires_at=None, revoked_at=None, last_used_at=None,
+                         user_id="u1", user_name="ann", user_role="viewer")
+        recorder.used(owner, datetime.now(UTC), session_factory(engine))
+        await recorder.drain()
+        assert "could not record an API key's last use (OperationalError)" in sink.text
+        recorder.used(owner, datetime.now(UTC), session_factory(engine))
+        await recorder.drain()
+        assert sink.text.count("could not record an API key's last use") == 2
+    finally:
+        sink.detach()
+        await engine.dispose()
 
 
 # who manages which keys -------------------------------------------------------------------------
