@@ -113,7 +113,9 @@ HSTS_SECONDS = int_setting(
     low=0, high=2 * 365 * 24 * 3600, **_SECURITY)
 CORS_ORIGINS = str_setting(
     "CORS_ORIGINS", DEFAULT_CORS_ORIGIN, "Comma-separated browser origins allowed to call the API (Studio, a chat "
-    "UI); `Location` and `Content-Location` are exposed to them.", **_SECURITY)
+    "UI), e.g. `https://smith.langchain.com,http://localhost:3000`; they may send `Authorization` and `X-Api-Key`, "
+    "and `Location` and `Content-Location` are exposed to them (see [Browsers and "
+    "CORS](security.md#browsers-and-cors)).", **_SECURITY)
 
 MARKDOWN_RENDER_SECONDS = float_setting(
     "MARKDOWN_RENDER_SECONDS", DEFAULT_BUDGET_SECONDS, "CPU seconds (0.01–60) a post body may take to render; past "

@@ -1,7 +1,7 @@
-"""The `draftloop` command line: `run`, `serve`, `worker`, `create-user` and `eval`.
+"""The `draftloop` command line: `run`, `serve`, `worker`, `create-user`, `create-api-key` and `eval`.
 
 Each command lives in a module of its own in this package (run.py, serve.py, create_user.py,
-eval.py), imported once it is chosen: `create-user` needs neither the graph nor the web stack,
+create_api_key.py, eval.py), imported once it is chosen: `create-user` needs neither the graph nor the web stack,
 and importing them costs seconds of start-up. So this module imports none of them at the top, and
 they import their exit codes from here. `python -m app.cli` runs __main__.py.
 """
@@ -18,7 +18,8 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 # The module whose ``main(args)`` runs each command.
 COMMAND_MODULES = {"run": "app.cli.run", "serve": "app.cli.serve", "worker": "app.cli.serve",
-                   "create-user": "app.cli.create_user", "eval": "app.cli.eval"}
+                   "create-user": "app.cli.create_user", "create-api-key": "app.cli.create_api_key",
+                   "eval": "app.cli.eval"}
 EVAL_GROUPS = ("blog_post", "social_post", "email", "newsletter", "research_brief", "answer", "unsupported")
 
 
@@ -53,6 +54,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     user.add_argument("--password-stdin", action="store_true",
                       help="read the password from the first line of stdin instead of prompting")
     user.add_argument("--database-url", help="overrides DATABASE_URL")
+    key = commands.add_parser("create-api-key", help="create an API key for a user (printed once, on stdout)")
+    key.add_argument("user", help="the name of the user the key acts as")
+    key.add_argument("--name", default="api key", help="what the key is for, shown in listings (default: api key)")
+    key.add_argument("--role", choices=[r.value for r in Role],
+                     help="the key's role: the user's (default) or a lower one")
+    key.add_argument("--expires", type=int, metavar="DAYS", help="days until the key stops working (default: never)")
+    key.add_argument("--database-url", help="overrides DATABASE_URL")
     evaluate = commands.add_parser(
         "eval", help="run the frozen request set through the graph, judge it, and write a report",
         description="Writer: LLM_PROVIDER. Judge: EVAL_JUDGE_PROVIDER, EVAL_JUDGE_BASE_URL, EVAL_JUDGE_MODEL "

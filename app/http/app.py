@@ -20,10 +20,12 @@ from litestar.plugins.pydantic import PydanticPlugin
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.api_keys import KeyUseRecorder
 from app.audit_log import AuditLog, database_sink
 from app.configuration import Configuration
 from app.engine.services import open_run_services
 from app.graph_runtime import open_graph_runtime
+from app.http.api_keys import ApiKeyController
 from app.http.assistants import AssistantController, InfoController
 from app.http.audit_middleware import audit_middleware
 from app.http.audit_routes import AuditController
@@ -166,13 +168,15 @@ def create_app(settings: ServiceSettings | None = None, pipeline: PipelineSettin
     tokens = TokenService(settings.secret_key, ttl_seconds=settings.token_ttl_seconds)
     login_limiter = LoginRateLimiter(settings.login_max_failures, settings.login_window_seconds)
     token_owners = TokenOwnerCache(settings.auth_cache_seconds)
+    key_uses = KeyUseRecorder()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         # The audit log closes after the run services (so it flushes what they and the last
         # requests recorded) and before the runtime disposes of the engine it writes with.
+        # API keys' last-use writes in flight end before the engine they write with is disposed.
         async with (open_graph_runtime(database_url, pipeline, settings.markdown_render_seconds) as runtime,
-                    AuditLog(database_sink(runtime.sessions)) as audit):
+                    AuditLog(database_sink(runtime.sessions)) as audit, key_uses):
             async with runtime.sessions() as session:
                 if await UserRepository(session).count() == 0:
                     log.warning(FIRST_RUN_HINT)
@@ -187,14 +191,14 @@ def create_app(settings: ServiceSettings | None = None, pipeline: PipelineSettin
                 app.state.update(runtime=runtime, bus=services.bus, dispatcher=services.dispatcher,
                                  commands=services.commands, run_settings=services.run_settings,
                                  running=services.dispatcher, metrics=metrics, settings=settings, workers=workers,
-                                 audit=audit)
+                                 audit=audit, key_uses=key_uses)
                 info = await runtime.deps.models.describe()
                 log.info("serving with %s model %s on %s", info.provider, info.model,
                          runtime.database_url.split("@")[-1])
                 yield
 
     return Litestar(
-        route_handlers=[AuthController, TaskController, OpsController, InfoController, AssistantController, ThreadController,
+        route_handlers=[AuthController, ApiKeyController, TaskController, OpsController, InfoController, AssistantController, ThreadController,
                         RunController, AuditController, SettingsController, PostController, schema_assets_router()],
         lifespan=[lifespan],
         dependencies={
@@ -219,7 +223,7 @@ def create_app(settings: ServiceSettings | None = None, pipeline: PipelineSettin
         # true is no 1). Here, because Litestar passes its own strict flag to model_validate,
         # which overrides the models' configuration.
         plugins=[PydanticPlugin(validate_strict=True)],
-        middleware=[timing_middleware(metrics), authentication_middleware(tokens, token_owners), audit_middleware()],
+        middleware=[timing_middleware(metrics), authentication_middleware(tokens, token_owners, key_uses), audit_middleware()],
         before_send=[allow_private_network, security_headers(settings)],
         # Input that would fail below validation (text Postgres cannot store, JSON nested past
         # the decoders' recursion) is a 400 naming the field, on every route.
@@ -227,6 +231,8 @@ def create_app(settings: ServiceSettings | None = None, pipeline: PipelineSettin
         cors_config=CORSConfig(
             allow_origins=list(settings.cors_origins),
             allow_methods=["*"],
+            # "*": a preflight from an allowed origin gets back the headers it asks for, which a
+            # browser needs spelled out with credentials: Authorization, and X-Api-Key from a chat UI.
             allow_headers=["*"],
             # The SDK reads these to reconnect to a stream and to learn a new run's id.
             expose_headers=["Location", "Content-Location", "X-Pagination-Next", "X-Pagination-Total"],

@@ -68,8 +68,16 @@ class InfoController(Controller):
         return {
             "version": _version("draftloop"),
             "langgraph_py_version": _version("langgraph"),
-            "flags": {"assistants": True, "crons": False, "langsmith": False, "langsmith_tracing_replicas": False},
-            "host": {"kind": "draftloop", "project_id": None, "revision_id": None, "tenant_id": None},
+            # langgraph-api's flags, each as it holds here, plus auth_required: langgraph-api has no
+            # flag for it, and a chat UI should ask for a key before the first message, not after a 401.
+            "flags": {"assistants": True, "crons": False, "langsmith": False, "langsmith_tracing_replicas": False,
+                      "langsmith_tracing_session_on_runs": False, "auth_required": True},
+            "host": {"kind": "draftloop", "project_id": None, "host_revision_id": None, "revision_id": None,
+                     "tenant_id": None},
+            # How to authenticate: an API key as the SDKs send it (api_key=, LANGGRAPH_API_KEY), or a
+            # bearer token from the password login.
+            "auth": {"required": True, "schemes": ["api_key", "bearer"], "api_key_header": "X-Api-Key",
+                     "token_url": "/api/auth/token"},
         }
 
     @get("/ok", opt={"public": True}, summary="Liveness in LangGraph API terms")

@@ -1,11 +1,16 @@
 """Authentication and authorisation for every route.
 
-An ASGI middleware reads the bearer token once per request (signature, expiry, issuer, then the
-user's current role and the token's revocation: one database round trip, cached for two seconds
-per token) and leaves the outcome in the scope. One app-level guard then decides each route: public routes are marked
-``opt={"public": True}``, reads (GET, or ``opt={"read_only": True}`` for POSTs that only query)
-need a viewer, everything else an editor, and ``opt={"role": "admin"}`` raises the bar. Being
-app-level, a route added later is closed by default instead of open by omission.
+An ASGI middleware reads the credential once per request and leaves the outcome in the scope: a
+bearer JWT (signature, expiry, issuer, then the user's current role and the token's revocation:
+one database round trip, cached for two seconds per token) or an API key (``X-Api-Key``, or a
+bearer credential starting ``dl_``: one indexed lookup, never cached, app/api_keys.py). An
+``Authorization`` header wins over ``X-Api-Key``: the SDKs fill ``X-Api-Key`` from
+LANGSMITH_API_KEY on their own, and a client that also sends a token means the token.
+
+One app-level guard then decides each route: public routes are marked ``opt={"public": True}``,
+reads (GET, or ``opt={"read_only": True}`` for POSTs that only query) need a viewer, everything
+else an editor, and ``opt={"role": "admin"}`` raises the bar. Being app-level, a route added
+later is closed by default instead of open by omission.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from litestar.serialization import decode_json
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.api_keys import KeyUseRecorder, check_key, looks_like_key
 from app.audit_log import AuditActor, audit_change
 from app.http.errors import not_json_message
 from app.security import InvalidToken, LoginRateLimited, LoginRateLimiter, TokenService, verify_password
@@ -54,7 +60,10 @@ class Principal:
     name: str
     role: Role
     jti: str
-    expires_at: datetime
+    # None for an API key that does not expire.
+    expires_at: datetime | None
+    # Set when the request came with an API key (then jti is empty).
+    api_key_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,12 +86,17 @@ def auth_outcome(scope: Scope) -> AuthOutcome:
     return outcome or AuthOutcome()
 
 
-def _bearer(scope: Scope) -> str | None:
+def _credential(scope: Scope) -> tuple[str, str] | None:
+    """(kind, value) of the request's credential: ``bearer`` (value empty when the scheme is
+    another) or ``key``; None when it sends none."""
+    api_key = None
     for name, value in scope.get("headers", []):
         if name == b"authorization":
             scheme, _, token = value.decode("latin-1").partition(" ")
-            return token.strip() if scheme.lower() == "bearer" else ""
-    return None
+            return ("bearer", token.strip() if scheme.lower() == "bearer" else "")
+        if name == b"x-api-key" and api_key is None:
+            api_key = value.decode("latin-1").strip()
+    return None if api_key is None else ("key", api_key)
 
 
 class TokenOwnerCache:
@@ -134,18 +148,36 @@ async def authenticate(token: str, tokens: TokenService, sessions: async_session
     return AuthOutcome(principal=Principal(owner.user_id, owner.name, Role(owner.role), claims.jti, claims.expires_at))
 
 
-def authentication_middleware(tokens: TokenService, cache: TokenOwnerCache | None = None) -> Any:
+async def authenticate_key(key: str, sessions: async_sessionmaker[AsyncSession],
+                           uses: KeyUseRecorder | None = None) -> AuthOutcome:
+    if not looks_like_key(key):
+        # Often a LangSmith key the SDK picked up from the environment: say what is expected.
+        return AuthOutcome(error="invalid API key: Draftloop API keys start with dl_")
+    checked = await check_key(key, sessions, uses)
+    if checked.owner is None or checked.role is None:
+        return AuthOutcome(error=checked.error)
+    owner = checked.owner
+    return AuthOutcome(principal=Principal(owner.user_id, owner.user_name, checked.role, "", owner.expires_at,
+                                           api_key_id=owner.key_id))
+
+
+def authentication_middleware(tokens: TokenService, cache: TokenOwnerCache | None = None,
+                              key_uses: KeyUseRecorder | None = None) -> Any:
     def factory(app: ASGIApp) -> ASGIApp:
         async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] in ("http", "websocket"):
-                token = _bearer(scope)
-                if token is None:
+                credential = _credential(scope)
+                if credential is None:
                     outcome = AuthOutcome()
-                elif not token:
-                    outcome = AuthOutcome(error="expected an Authorization: Bearer token")
+                elif not credential[1]:
+                    outcome = AuthOutcome(error="expected an Authorization: Bearer token" if credential[0] == "bearer"
+                                          else "the X-Api-Key header is empty")
                 else:
                     sessions = scope["app"].state["runtime"].sessions
-                    outcome = await authenticate(token, tokens, sessions, cache)
+                    kind, value = credential
+                    outcome = (await authenticate_key(value, sessions, key_uses)
+                               if kind == "key" or looks_like_key(value)
+                               else await authenticate(value, tokens, sessions, cache))
                 _scope_entries(scope)[SCOPE_KEY] = outcome
             await app(scope, receive, send)
 
@@ -181,8 +213,9 @@ def access_guard(public_metrics: bool) -> Any:
         outcome = auth_outcome(connection.scope)
         if outcome.principal is None:
             if outcome.error is None:
-                raise NotAuthorizedException(detail="authentication required: send Authorization: Bearer <token>",
-                                             headers={"WWW-Authenticate": _CHALLENGE})
+                raise NotAuthorizedException(
+                    detail="authentication required: send Authorization: Bearer <token> or X-Api-Key: <key>",
+                    headers={"WWW-Authenticate": _CHALLENGE})
             raise NotAuthorizedException(
                 detail=outcome.error,
                 headers={"WWW-Authenticate": f'{_CHALLENGE}, error="invalid_token"'})
@@ -310,6 +343,9 @@ class AuthController(Controller):
     async def logout(self, request: Request[Any, Any, Any], sessions: NamedDependency[async_sessionmaker[AsyncSession]],
                      token_owners: NamedDependency[TokenOwnerCache]) -> dict[str, str]:
         principal = principal_of(request)
+        if principal.api_key_id is not None or principal.expires_at is None:
+            raise ValidationException(detail=f"this request came with an API key, not a token: revoke the key with "
+                                             f"DELETE /api/keys/{principal.api_key_id}", status_code=400)
         async with sessions.begin() as session:
             await UserRepository(session).revoke(principal.jti, principal.user_id, principal.expires_at)
         token_owners.forget(principal.user_id, principal.jti)

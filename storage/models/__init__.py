@@ -11,10 +11,10 @@ from storage.models.base import MAX_ROW_ID, Base, EventId, JSONType, Money, UTCD
 from storage.models.posts import Post, PostStatus, SlugCounter
 from storage.models.settings import Setting, SettingChange
 from storage.models.tasks import TERMINAL_STATUSES, Attempt, Task, TaskEvent, TaskStatus, Thread, ThreadStatus, Usage
-from storage.models.users import ROLE_RANKS, RevokedToken, Role, User
+from storage.models.users import ROLE_RANKS, ApiKey, RevokedToken, Role, User
 
 __all__ = [
-    "MAX_ROW_ID", "ROLE_RANKS", "TERMINAL_STATUSES", "Attempt", "AuditEvent", "Base", "EventId", "JSONType", "Money",
+    "MAX_ROW_ID", "ROLE_RANKS", "TERMINAL_STATUSES", "ApiKey", "Attempt", "AuditEvent", "Base", "EventId", "JSONType", "Money",
     "Post", "PostStatus", "RevokedToken", "Role", "Setting", "SettingChange", "SlugCounter", "Task", "TaskEvent",
     "TaskStatus", "Thread", "ThreadStatus", "UTCDateTime", "Usage", "User", "new_id", "utcnow",
 ]

@@ -1,4 +1,4 @@
-"""Accounts and revoked tokens."""
+"""Accounts, revoked tokens and API keys."""
 
 from __future__ import annotations
 
@@ -54,3 +54,27 @@ class RevokedToken(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     expires_at: Mapped[datetime] = mapped_column()
     revoked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(Base):
+    """A long-lived credential of one user, for programs (SDK clients, chat UIs). Only the
+    SHA-256 of the key is stored: the key is 32 random bytes, so a fast hash is enough and the
+    lookup is one indexed equality. ``prefix`` is the key's public start, to tell keys apart."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        UniqueConstraint("key_hash"),
+        CheckConstraint("role IN ('viewer', 'editor', 'admin')", name="role"),
+        Index("ix_api_keys_user_id_created_at", "user_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(16))
+    prefix: Mapped[str] = mapped_column(String(32))
+    key_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)

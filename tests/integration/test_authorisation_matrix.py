@@ -35,8 +35,8 @@ PUBLIC_READS = {("/api/posts", "GET"), ("/api/posts/{post_id:str}", "GET"), ("/a
 # POSTs that only query: a viewer may make them.
 READ_ONLY_POSTS = {"/threads/search", "/threads/count", "/assistants/search", "/assistants/count",
                    "/threads/{thread_id:str}/history", "/threads/{thread_id:str}/state/checkpoint"}
-# Any signed-in user, whatever the role.
-ANY_USER = {"/api/auth/logout"}
+# Any signed-in user, whatever the role: logging out, and managing one's own API keys.
+ANY_USER = {"/api/auth/logout", "/api/keys", "/api/keys/{key_id:str}"}
 # Admins only, reads included: every route under these.
 ADMIN_ONLY_PREFIXES = ("/api/audit", "/api/settings")
 VIEWER_ID = "00000000-0000-4000-8000-0000000000b1"

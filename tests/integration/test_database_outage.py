@@ -102,6 +102,20 @@ async def test_every_database_route_answers_503_with_retry_after_while_postgres_
     assert ready.json()["checks"]["database"]["ok"] is False
 
 
+async def test_a_request_with_an_api_key_answers_503_while_postgres_is_unreachable(
+    proxied_api: tuple[httpx.AsyncClient, DatabaseProxy]
+) -> None:
+    client, proxy = proxied_api
+    created = await client.post("/api/keys", json={"name": "outage"})
+    assert created.status_code == 201, created.text
+    # The token would win over the key: send the key alone.
+    del client.headers["Authorization"]
+    await proxy.take_down()
+    response = await client.get("/api/tasks", headers={"X-Api-Key": created.json()["key"]})
+    assert response.status_code == 503, response.text
+    assert response.json()["detail"] == DATABASE_UNAVAILABLE
+
+
 async def test_the_first_requests_after_postgres_returns_succeed(
     proxied_api: tuple[httpx.AsyncClient, DatabaseProxy]
 ) -> None:
