@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.store.base import BaseStore
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.markdown_renderer import DEFAULT_BUDGET_SECONDS, MarkdownRenderer
@@ -28,6 +29,7 @@ from storage.engine import (
 from storage.migrate import upgrade_database
 from storage.outcomes import save_outcome, save_pending_approval
 from storage.storable import storable
+from storage.store import open_store
 from storage.write_paths import WritePaths
 
 log = logging.getLogger("draftloop")
@@ -63,6 +65,14 @@ class GraphRuntime:
         if not isinstance(saver, BaseCheckpointSaver):
             raise TypeError(f"the graph was compiled without a checkpointer ({saver!r})")
         return saver
+
+    @property
+    def store(self) -> BaseStore:
+        """The graph's long-term memory (storage/store.py), also served at /store."""
+        store = self.graph.store
+        if store is None:
+            raise TypeError("the graph was compiled without a store")
+        return store
 
     @property
     def read_engine(self) -> AsyncEngine:
@@ -107,14 +117,14 @@ async def open_graph_runtime(url: str, pipeline: PipelineSettings,
     sessions = session_factory(engine)
     paths = WritePaths(sessions, autocommit_engine)
     try:
-        async with (httpx.AsyncClient() as http, open_checkpointer(url) as saver,
+        async with (httpx.AsyncClient() as http, open_checkpointer(url) as saver, open_store(url, saver) as store,
                     MarkdownRenderer(budget_seconds=render_seconds) as renderer):
             deps = Dependencies.from_settings(http, pipeline, save_outcome=outcome_saver(paths, renderer),
                                               save_pending=pending_saver(paths))
             try:
                 info = await deps.models.describe()
                 log.info("model provider: %s (%s) %s", info.provider, info.model, info.detail)
-                yield GraphRuntime(build_graph(saver), deps, engine, sessions, url, renderer,
+                yield GraphRuntime(build_graph(saver, store), deps, engine, sessions, url, renderer,
                                    read_session_factory(engine, autocommit_engine), autocommit_engine)
             finally:
                 await deps.aclose()

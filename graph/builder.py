@@ -1,8 +1,8 @@
 """Wires the nodes into the content graph.
 
-`build_graph(checkpointer)` is what the service and the CLI compile with their own saver.
-The module-level `graph` is what langgraph.json names: compiled without a checkpointer
-(`langgraph dev` brings its own and rejects ours); its nodes build their dependencies from
+`build_graph(checkpointer, store)` is what the service and the CLI compile with their own saver
+and store. The module-level `graph` is what langgraph.json names: compiled without either
+(`langgraph dev` brings its own and rejects ours; without a store the draft node remembers nothing); its nodes build their dependencies from
 the environment when the run's context carries none.
 """
 
@@ -12,6 +12,7 @@ from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.store.base import BaseStore
 from langgraph.types import RetryPolicy
 
 from graph.context import DraftloopContext
@@ -57,11 +58,11 @@ def tries_before_failure(node: str | None, exc: BaseException) -> int:
 ContentGraph = CompiledStateGraph[State, DraftloopContext, InputState, State]
 
 
-def build_graph(checkpointer: Any = None) -> ContentGraph:
+def build_graph(checkpointer: Any = None, store: BaseStore | None = None) -> ContentGraph:
     builder = StateGraph(State, context_schema=DraftloopContext, input_schema=InputState)
     builder.add_node("route_intent", route_intent, retry_policy=RETRY_POLICIES["route_intent"])
     builder.add_node("research", research)
-    builder.add_node("draft", draft, retry_policy=RETRY_POLICIES["draft"])
+    builder.add_node("draft", draft, retry_policy=RETRY_POLICIES["draft"])  # type: ignore[call-overload]
     builder.add_node("critique", critique, retry_policy=RETRY_POLICIES["critique"])
     # LangGraph's node protocols (langgraph/graph/_node.py) have no variant for a node taking both
     # `config` and `runtime`, though LangGraph passes both by name: these nodes need the run's config
@@ -86,7 +87,7 @@ def build_graph(checkpointer: Any = None) -> ContentGraph:
     builder.add_edge("finalize", END)
     builder.add_edge("answer", END)
     builder.add_edge("unsupported", END)
-    return builder.compile(checkpointer=checkpointer, name="draftloop")
+    return builder.compile(checkpointer=checkpointer, store=store, name="draftloop")
 
 
 graph = build_graph()

@@ -79,10 +79,16 @@ Audience: {audience}. Tone: {tone}. Style: {style}.
 Length: about {target_words} words (between {min_words} and {max_words}).
 Work these keywords in naturally: {keywords}.
 Request, in the requester's words: {text}
-
+{memory}
 Numbered sources:
 {sources}
 {revision}"""
+
+# What the store remembers for this user (graph/memory.py); empty when it holds nothing.
+MEMORY_STYLE = "\nThe requester's style guide (follow it unless the request above says otherwise):\n{style}\n"
+MEMORY_WRITTEN = ("\nAlready written on this topic: do not repeat these; take a different angle, with a "
+                  "different title and different examples:\n{pieces}\n")
+MEMORY_PIECE = '- "{title}" (on {topic}): {angle}'
 
 REVISION_TEMPLATE = """
 This is revision {number}. The editor found these problems in the previous draft; fix each of

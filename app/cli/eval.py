@@ -26,6 +26,7 @@ from typing import Any, TextIO
 
 import httpx
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.store.memory import InMemoryStore
 
 from app.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from app.evaluation.dataset import DatasetError, EvalRequest, Fixture, load_fixture, load_images, load_requests
@@ -200,7 +201,9 @@ async def run_eval(args: argparse.Namespace, inputs: EvalInputs, out: TextIO, er
             "label": args.label, "load": round(os.getloadavg()[0], 2),
         }
         await _append(jsonl, header)
-        env = EvalEnvironment(graph=build_graph(InMemorySaver()), writer=writer, settings=settings, http=http,
+        # A fresh store per run: the set's requests run in order as one user, so a later piece on a
+        # topic an earlier one covered is prompted for another angle, as in the service.
+        env = EvalEnvironment(graph=build_graph(InMemorySaver(), InMemoryStore()), writer=writer, settings=settings, http=http,
                               replay=replay, judge=Judge(judge_models, settings, today),
                               request_timeout=args.request_timeout)
         progress = EvalProgress(err, len(inputs.requests))

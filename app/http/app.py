@@ -43,6 +43,7 @@ from app.http.posts import PostController
 from app.http.runs import RunController
 from app.http.schema_docs import openapi_config, schema_assets_router
 from app.http.settings_routes import SettingsController
+from app.http.store import StoreController
 from app.http.tasks import TaskController
 from app.http.threads import ThreadController
 from app.metrics import Metrics
@@ -198,8 +199,9 @@ def create_app(settings: ServiceSettings | None = None, pipeline: PipelineSettin
                 yield
 
     return Litestar(
-        route_handlers=[AuthController, ApiKeyController, TaskController, OpsController, InfoController, AssistantController, ThreadController,
-                        RunController, AuditController, SettingsController, PostController, schema_assets_router()],
+        route_handlers=[AuthController, ApiKeyController, TaskController, OpsController, InfoController,
+                        AssistantController, ThreadController, RunController, AuditController, SettingsController,
+                        PostController, StoreController, schema_assets_router()],
         lifespan=[lifespan],
         dependencies={
             "runtime": _state("runtime"),

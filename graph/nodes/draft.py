@@ -8,11 +8,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
 from graph import draft_text, formats
 from graph import markdown as md
 from graph.context import DraftloopContext, active_model, dependencies
+from graph.memory import Recollection, owner_of, recall
 from graph.message_text import content_text
 from graph.model_calls import invoke_text
 from graph.prompts import (
@@ -22,6 +24,9 @@ from graph.prompts import (
     DRAFT_SYSTEM,
     DRAFT_TEMPLATE,
     FORMATS,
+    MEMORY_PIECE,
+    MEMORY_STYLE,
+    MEMORY_WRITTEN,
     REVISION_FRESH,
     REVISION_HUMAN,
     REVISION_PREVIOUS,
@@ -105,7 +110,18 @@ def citation_rule(content_type: str, has_sources: bool) -> str:
     return CITE_INLINE if content_type in formats.CITING_TYPES else CITE_LINKS
 
 
-def writing_prompt(state: State, default_words: int, today: str) -> tuple[str, str]:
+def memory_notes(memory: Recollection) -> str:
+    """The style guide and the related pieces already written, for the draft prompt."""
+    notes = MEMORY_STYLE.format(style=memory.style) if memory.style else ""
+    if memory.written:
+        pieces = "\n".join(MEMORY_PIECE.format(title=piece.get("title") or "untitled", topic=piece.get("topic") or "",
+                                                angle=piece.get("angle") or "") for piece in memory.written)
+        notes += MEMORY_WRITTEN.format(pieces=pieces)
+    return notes
+
+
+def writing_prompt(state: State, default_words: int, today: str,
+                   memory: Recollection | None = None) -> tuple[str, str]:
     """(system, human) for the next draft of this turn."""
     request = state.get("request", {})
     content_type = str(request.get("content_type") or "blog_post")
@@ -126,18 +142,22 @@ def writing_prompt(state: State, default_words: int, today: str) -> tuple[str, s
         max_words=round(target * (1 + formats.LENGTH_TOLERANCE)),
         keywords=", ".join(request.get("keywords") or []) or "none given",
         text=request.get("text", ""),
+        memory=memory_notes(memory or Recollection()),
         sources=numbered(sources),
         revision=revision_notes(state, len(turn_attempts(state)) + 1),
     )
     return system, human
 
 
-async def draft(state: State, runtime: Runtime[DraftloopContext]) -> dict[str, Any]:
+async def draft(state: State, config: RunnableConfig, runtime: Runtime[DraftloopContext]) -> dict[str, Any]:
     deps = await dependencies(runtime)
     request = state.get("request", {})
     # Numbers run across the thread's turns, so every attempt it ever made can be stored.
     number = len(state.get("attempts") or []) + 1
-    system, prompt = writing_prompt(state, deps.settings.default_target_words, datetime.now(UTC).date().isoformat())
+    thread_id = str((config.get("configurable") or {}).get("thread_id") or "")
+    memory = await recall(runtime.store, owner_of(config), str(request.get("topic") or ""), thread_id)
+    system, prompt = writing_prompt(state, deps.settings.default_target_words, datetime.now(UTC).date().isoformat(),
+                                    memory)
     chat, provider, model_name = await active_model(deps)
     reply = await invoke_text(
         chat,

@@ -12,6 +12,7 @@ from langgraph.runtime import Runtime
 from graph import draft_text, formats
 from graph import markdown as md
 from graph.context import DraftloopContext, dependencies
+from graph.memory import owner_of, record_piece
 from graph.nodes.draft import turn_attempts
 from graph.sources import cited_numbers
 from graph.state import Piece, State, UsageRecord
@@ -121,6 +122,9 @@ async def persist(state: State, result: dict[str, Any], config: RunnableConfig, 
 async def finalize(state: State, config: RunnableConfig, runtime: Runtime[DraftloopContext]) -> dict[str, Any]:
     result = build_result(state)
     await persist(state, result, config, runtime)
+    # Remembered for this user's next piece on a related topic (graph/memory.py): its angle is the excerpt.
+    await record_piece(runtime.store, owner_of(config), str((config.get("configurable") or {}).get("thread_id") or ""),
+                       str(state.get("request", {}).get("topic") or ""), result["title"], result["excerpt"])
     summary = f"{result['title']} — {result['word_count']} words, score {result['score']}, " \
               f"{'passed' if result['passed'] else 'did not pass'} after {result['attempts']} attempt(s)."
     # The piece a follow-up on this thread revises, with the request it was written for.

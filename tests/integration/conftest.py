@@ -26,7 +26,7 @@ from tests.conftest import POSTGRES_ADMIN_URL, require_postgres
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 # Schema bookkeeping that truncating would break: Alembic's and the LangGraph saver's versions.
-_KEEP_ROWS_IN = ("alembic_version", "checkpoint_migrations")
+_KEEP_ROWS_IN = ("alembic_version", "checkpoint_migrations", "store_migrations")
 
 
 @dataclass

@@ -34,7 +34,8 @@ PUBLIC_PATHS = {"/health", "/ready", "/metrics", "/ok", "/info", "/api/auth/toke
 PUBLIC_READS = {("/api/posts", "GET"), ("/api/posts/{post_id:str}", "GET"), ("/api/posts/by-slug/{slug:str}", "GET")}
 # POSTs that only query: a viewer may make them.
 READ_ONLY_POSTS = {"/threads/search", "/threads/count", "/assistants/search", "/assistants/count",
-                   "/threads/{thread_id:str}/history", "/threads/{thread_id:str}/state/checkpoint"}
+                   "/threads/{thread_id:str}/history", "/threads/{thread_id:str}/state/checkpoint",
+                   "/store/items/search", "/store/namespaces"}
 # Any signed-in user, whatever the role: logging out, and managing one's own API keys.
 ANY_USER = {"/api/auth/logout", "/api/keys", "/api/keys/{key_id:str}"}
 # Admins only, reads included: every route under these.
@@ -108,7 +109,7 @@ async def call(client: httpx.AsyncClient, method: str, path: str, headers: dict[
 
 def test_the_route_table_covers_every_api_surface() -> None:
     prefixes = {path.split("/")[1] for path, _ in ROUTES}
-    assert {"api", "threads", "runs", "assistants", "schema", "health"} <= prefixes
+    assert {"api", "threads", "runs", "assistants", "store", "schema", "health"} <= prefixes
     assert len(ROUTES) > 50
 
 

@@ -7,6 +7,7 @@ import pytest
 from storage.checkpoints import postgres_conninfo, sqlite_checkpoint_path
 from storage.engine import database_url_from_env, normalize_database_url
 from storage.migrate import sync_database_url
+from storage.store import sqlite_store_path
 
 
 def test_default_database_is_a_sqlite_file_in_the_data_dir(tmp_path: Path) -> None:
@@ -63,3 +64,8 @@ def test_postgres_checkpointer_gets_a_plain_libpq_url() -> None:
     url = "postgresql+asyncpg://user:p%40ss@db.example:5433/draftloop"
     assert postgres_conninfo(url) == "postgresql://user:p%40ss@db.example:5433/draftloop"
 
+
+
+def test_the_sqlite_store_lives_in_a_sibling_file_and_memory_stays_in_memory(tmp_path: Path) -> None:
+    assert sqlite_store_path(f"sqlite+aiosqlite:///{tmp_path / 'draftloop.db'}") == str(tmp_path / "draftloop.store.db")
+    assert sqlite_store_path("sqlite+aiosqlite:///:memory:") == ":memory:"
