@@ -52,7 +52,9 @@ def owner_of(config: RunnableConfig | None) -> str:
     config = config or {}
     sections: tuple[Mapping[str, Any], ...] = (config.get("configurable") or {}, config.get("metadata") or {})
     for values in sections:
-        for key in ("user_id", "langgraph_auth_user_id"):
+        # The server's own key first: Draftloop's API sets it from the signed-in user, over
+        # anything a client sent, so a client cannot read or write another user's memory.
+        for key in ("langgraph_auth_user_id", "user_id"):
             value = values.get(key)
             if isinstance(value, str) and value.strip():
                 return value.strip()

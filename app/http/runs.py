@@ -24,6 +24,7 @@ from app.engine.commands import RunCommands, ThreadBusy
 from app.engine.events import STATUS, EventBus
 from app.engine.run_settings import RunSettings
 from app.graph_runtime import GraphRuntime
+from app.http.auth import auth_outcome
 from app.http.errors import ConflictError, NotFoundError
 from app.http.lg_common import (
     LANGGRAPH_EXCEPTION_HANDLERS,
@@ -64,6 +65,12 @@ async def _create(
     commands: RunCommands, run_settings: RunSettings, runtime: GraphRuntime, *, stateless: bool = False,
 ) -> Task:
     run = parse_run(body, set(runtime.graph.nodes), stateless=stateless)
+    principal = auth_outcome(request.scope).principal
+    if principal is not None:
+        # As langgraph-api does under its auth: the graph's per-user memory (graph/memory.py) is
+        # the signed-in user's, whatever the client's config says.
+        configurable = {**(run["config"].get("configurable") or {}), "langgraph_auth_user_id": principal.user_id}
+        run["config"] = {**run["config"], "configurable": configurable}
     if run["command"] and "resume" in run["command"] and not stateless:
         await check_resume(runtime, thread_id, run["command"]["resume"])
     if not stateless:  # the stateless routes checked before making their temporary thread

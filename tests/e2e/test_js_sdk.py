@@ -1,11 +1,7 @@
 """The LangGraph Server API of `draftloop serve`, driven by the real JS SDK
 (@langchain/langgraph-sdk as tests/js/package-lock.json pins it) in one long-lived Node process
 (tests/js_sdk.py), against the module-wide server of test_langgraph_api.py on SQLite and
-Postgres, with the model, Serper and Pexels behind loopback fakes.
-
-Tests marked xfail(strict) describe issue 20's features before they land: each one fails today
-and must pass once its feature is merged, when its marker is removed (strict: an unexpected
-pass fails the suite, so a landed feature cannot go unnoticed)."""
+Postgres, with the model, Serper and Pexels behind loopback fakes."""
 
 from __future__ import annotations
 
@@ -114,7 +110,7 @@ async def create_api_key(service: Service, user: str, name: str) -> str:  # noqa
     return lines[-1]
 
 
-# what works today -------------------------------------------------------------------------------
+# bearer tokens, runs, streams, state ---------------------------------------------------------------
 
 
 async def test_the_driver_runs_the_pinned_sdk_version(node: NodeDriver) -> None:
@@ -204,10 +200,9 @@ async def test_a_human_message_of_text_content_blocks_writes_the_same_post_as_it
     assert blocks["request"]["topic"] == plain["request"]["topic"]
 
 
-# issue 20, still landing ------------------------------------------------------------------------
+# API keys, thread metadata, stream modes, approvals (issue 20) -------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 20: API keys (X-Api-Key) land from branch keys")
 async def test_an_api_key_from_the_cli_authenticates_the_js_client_and_a_wrong_one_is_a_401(
     node: NodeDriver, service: Service  # noqa: F811 - the imported fixture
 ) -> None:

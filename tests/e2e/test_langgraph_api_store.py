@@ -89,16 +89,21 @@ async def test_bad_store_requests_are_4xx_naming_the_field(service: Service) -> 
     assert nameless.status_code == 422 and "namespace" in nameless.text
 
 
-async def test_a_finished_run_is_remembered_for_its_user_and_readable_through_the_store(
+async def test_a_finished_run_is_remembered_for_the_signed_in_user_whatever_the_client_says(
     client: LangGraphClient  # noqa: F811
 ) -> None:
-    user = f"e2e-{uuid.uuid4().hex}"
     thread = await client.threads.create()
-    metadata: dict[str, Any] = {"user_id": user}
-    result = await client.runs.wait(thread["thread_id"], ASSISTANT_ID, metadata=metadata,
+    # A client naming another user gets its own memory all the same.
+    claimed: dict[str, Any] = {"user_id": f"someone-else-{uuid.uuid4().hex}"}
+    result = await client.runs.wait(thread["thread_id"], ASSISTANT_ID, metadata=claimed,
+                                    config={"configurable": {"user_id": claimed["user_id"]}},
                                     input={"messages": [{"role": "user", "content": REQUEST}]})
     assert result["result"]["passed"] is True
-    remembered = (await client.store.search_items(["draftloop", user, "topics"]))["items"]
-    assert [item["key"] for item in remembered] == [thread["thread_id"]]
-    assert remembered[0]["value"]["title"] == result["result"]["title"]
+    user = (await client.threads.get(thread["thread_id"]))["metadata"]["user_id"]
+    assert user != claimed["user_id"]
+    assert (await client.store.search_items(["draftloop", claimed["user_id"]]))["items"] == []
+    remembered = (await client.store.search_items(["draftloop", user, "topics"], limit=100))["items"]
+    assert thread["thread_id"] in [item["key"] for item in remembered]
+    [piece] = [item for item in remembered if item["key"] == thread["thread_id"]]
+    assert piece["value"]["title"] == result["result"]["title"]
     assert ["draftloop", user, "topics"] in (await client.store.list_namespaces(prefix=["draftloop", user]))["namespaces"]

@@ -17,5 +17,6 @@ def test_topics_sharing_most_content_words_are_related_whatever_the_filler() -> 
 def test_the_owner_is_the_runs_user_else_default() -> None:
     assert owner_of({"metadata": {"user_id": "ann"}}) == "ann"
     assert owner_of({"configurable": {"langgraph_auth_user_id": "bob"}, "metadata": {"user_id": "ann"}}) == "bob"
+    assert owner_of({"configurable": {"user_id": "ann", "langgraph_auth_user_id": "bob"}}) == "bob"
     assert owner_of({"metadata": {"user_id": "  "}}) == DEFAULT_OWNER
     assert owner_of(None) == DEFAULT_OWNER
