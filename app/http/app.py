@@ -34,6 +34,7 @@ from app.http.auth import (
     authentication_middleware,
     security_headers,
 )
+from app.http.crons import CronController
 from app.http.errors import EXCEPTION_HANDLERS
 from app.http.input_guard import reject_unsafe_input
 from app.http.ops import OpsController
@@ -195,7 +196,7 @@ def create_app(settings: ServiceSettings | None = None, pipeline: PipelineSettin
 
     return Litestar(
         route_handlers=[AuthController, TaskController, OpsController, InfoController, AssistantController, ThreadController,
-                        RunController, AuditController, SettingsController, PostController, schema_assets_router()],
+                        RunController, CronController, AuditController, SettingsController, PostController, schema_assets_router()],
         lifespan=[lifespan],
         dependencies={
             "runtime": _state("runtime"),

@@ -68,7 +68,7 @@ class InfoController(Controller):
         return {
             "version": _version("draftloop"),
             "langgraph_py_version": _version("langgraph"),
-            "flags": {"assistants": True, "crons": False, "langsmith": False, "langsmith_tracing_replicas": False},
+            "flags": {"assistants": True, "crons": True, "langsmith": False, "langsmith_tracing_replicas": False},
             "host": {"kind": "draftloop", "project_id": None, "revision_id": None, "tenant_id": None},
         }
 
