@@ -34,7 +34,8 @@ PUBLIC_PATHS = {"/health", "/ready", "/metrics", "/ok", "/info", "/api/auth/toke
 PUBLIC_READS = {("/api/posts", "GET"), ("/api/posts/{post_id:str}", "GET"), ("/api/posts/by-slug/{slug:str}", "GET")}
 # POSTs that only query: a viewer may make them.
 READ_ONLY_POSTS = {"/threads/search", "/threads/count", "/assistants/search", "/assistants/count",
-                   "/threads/{thread_id:str}/history", "/threads/{thread_id:str}/state/checkpoint"}
+                   "/threads/{thread_id:str}/history", "/threads/{thread_id:str}/state/checkpoint",
+                   "/runs/crons/search", "/runs/crons/count"}
 # Any signed-in user, whatever the role.
 ANY_USER = {"/api/auth/logout"}
 # Admins only, reads included: every route under these.
