@@ -87,6 +87,26 @@ async def test_a_cron_is_created_read_searched_counted_updated_and_deleted(clien
     await client.crons.delete(second["cron_id"])
 
 
+async def test_creating_updating_and_deleting_a_cron_is_in_the_audit_trail(
+    client: LangGraphClient, service: Service  # noqa: F811
+) -> None:
+    cron = await client.crons.create(ASSISTANT_ID, schedule="0 9 * * *")
+    await client.crons.update(cron["cron_id"], enabled=False)
+    await client.crons.delete(cron["cron_id"])
+
+    async def trail() -> list[str]:
+        async with httpx.AsyncClient(base_url=service.url, headers=admin_headers()) as http:
+            response = await http.get("/api/audit", params={"resource_id": cron["cron_id"]})
+        assert response.status_code == 200, response.text
+        return sorted(entry["action"] for entry in response.json()["items"])
+
+    async def recorded() -> bool:
+        return len(await trail()) == 3
+
+    await eventually(recorded, "three audit entries")
+    assert await trail() == ["cron.create", "cron.delete", "cron.update"]
+
+
 async def test_bad_cron_requests_are_422s_or_404s_naming_what_is_wrong(
     client: LangGraphClient, service: Service  # noqa: F811
 ) -> None:
