@@ -36,6 +36,9 @@ log = logging.getLogger("draftloop.crons")
 
 # Due crons read per pass; more wait for the next pass, which follows at once.
 BATCH = 100
+# How often finished threads of stateless crons are looked for: the look filters every thread's
+# metadata, too much to do every pass, and a finished thread may well stay a while.
+SWEEP_SECONDS = 30.0
 # The metadata key that marks a stateless cron's thread for deletion once its run ended
 # (on_run_completed="delete").
 DELETE_WHEN_DONE = "cron_delete_when_done"
@@ -69,11 +72,15 @@ class CronScheduler:
             self._loop = None
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_sweep = loop.time()
         while True:
             try:
                 while await self.tick() >= BATCH:
                     pass
-                await self.sweep_finished_threads()
+                if loop.time() >= next_sweep:
+                    next_sweep = loop.time() + SWEEP_SECONDS
+                    await self.sweep_finished_threads()
             except (SQLAlchemyError, OSError) as exc:
                 # The database may be restarting; the due crons are still due at the next pass.
                 log.warning("cron scheduler pass failed: %s", exc)
