@@ -103,11 +103,21 @@ class CronScheduler:
             # Checked when stored; a time zone the system no longer knows stops the cron.
             log.error("cron %s stopped: %s", cron.cron_id, exc)
             following = None
+        seen = cron.next_run_date or now
         event: Event | None = None
-        async with self.runtime.sessions.begin() as session:
-            if not await CronRepository(session).claim_tick(cron.cron_id, cron.next_run_date or now, following):
-                return
-            event = await self._queue(session, cron)
+        try:
+            async with self.runtime.sessions.begin() as session:
+                if not await CronRepository(session).claim_tick(cron.cron_id, seen, following):
+                    return
+                event = await self._queue(session, cron)
+        except (SQLAlchemyError, OSError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - one cron's bad run must not stop the others' ticks
+            # Rolled back: the tick is skipped rather than retried every pass.
+            log.error("cron %s skipped a tick: its run could not be queued: %s", cron.cron_id, exc, exc_info=exc)
+            async with self.runtime.sessions.begin() as session:
+                await CronRepository(session).claim_tick(cron.cron_id, seen, following)
+            return
         self.fired_total += 1
         if event is not None:
             self.commands.queued([event])

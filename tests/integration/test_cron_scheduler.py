@@ -125,3 +125,15 @@ async def test_the_thread_of_a_finished_stateless_run_is_deleted_unless_the_cron
         assert await session.get(Thread, deleted_run.thread_id) is None
         assert await session.get(Thread, kept_run.thread_id) is not None
         assert await session.scalar(select(func.count()).select_from(Cron)) == 2
+
+
+async def test_a_cron_whose_run_cannot_be_queued_skips_its_tick_and_the_others_still_fire(harness: Harness) -> None:
+    worker = await harness.worker(start=False)
+    broken, healthy = await add_cron(worker), await add_cron(worker)
+    async with worker.runtime.sessions.begin() as session:
+        # A stored run no run row takes (a column that does not exist): queueing it raises.
+        await CronRepository(session).update(broken.cron_id, run={**broken.run, "no_such_column": 1})
+    await scheduler(worker).tick(START + timedelta(seconds=1))
+    assert await runs_of(worker, broken.cron_id) == []
+    assert len(await runs_of(worker, healthy.cron_id)) == 1
+    assert (await reload(worker, broken.cron_id)).next_run_date == START + timedelta(minutes=5)
