@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency
@@ -78,11 +79,22 @@ async def _check_schedule(schedule: str | None, timezone: str | None) -> None:
         raise unprocessable("timezone", str(exc)) from exc
 
 
+def _check_webhook(url: str | None) -> None:
+    """An absolute http(s) URL; whether it may be called (private addresses, signing) is the
+    webhook delivery's to decide when it calls it."""
+    if url is None:
+        return
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise unprocessable("webhook", "must be an absolute http or https URL")
+
+
 def _run_columns(payload: dict[str, Any], nodes: set[str], *, stateless: bool) -> dict[str, Any]:
     """The run columns each tick queues, refused as a run request with the same fields would be.
 
     The webhook stays in the payload only: runs carry no webhook yet (the webhook piece adds it
     to parse_run; then this passes it on like the other fields)."""
+    _check_webhook(payload.get("webhook"))
     fields = {key: payload[key] for key in RUN_FIELDS if key in payload and key != "webhook"}
     try:
         body = RunCreate.model_validate(fields)

@@ -116,6 +116,8 @@ async def test_bad_cron_requests_are_422s_or_404s_naming_what_is_wrong(
         await client.crons.create(ASSISTANT_ID, schedule="0 9 * * *", timezone="Mars/Olympus")
     with pytest.raises(UnprocessableEntityError, match="interrupt_before"):
         await client.crons.create(ASSISTANT_ID, schedule="0 9 * * *", interrupt_before=["nowhere"])
+    with pytest.raises(UnprocessableEntityError, match="webhook"):
+        await client.crons.create(ASSISTANT_ID, schedule="0 9 * * *", webhook="file:///etc/passwd")
     with pytest.raises(NotFoundError):
         await client.crons.create("no-such-assistant", schedule="0 9 * * *")
     with pytest.raises(NotFoundError):
