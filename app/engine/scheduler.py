@@ -59,7 +59,6 @@ class CronScheduler:
         self.runtime = runtime
         self.commands = commands
         self.poll_seconds = poll_seconds
-        self.fired_total = 0
         self._loop: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -118,7 +117,6 @@ class CronScheduler:
             async with self.runtime.sessions.begin() as session:
                 await CronRepository(session).claim_tick(cron.cron_id, seen, following)
             return
-        self.fired_total += 1
         if event is not None:
             self.commands.queued([event])
 

@@ -137,3 +137,15 @@ async def test_a_cron_whose_run_cannot_be_queued_skips_its_tick_and_the_others_s
     assert await runs_of(worker, broken.cron_id) == []
     assert len(await runs_of(worker, healthy.cron_id)) == 1
     assert (await reload(worker, broken.cron_id)).next_run_date == START + timedelta(minutes=5)
+
+
+async def test_deleting_a_thread_deletes_the_crons_scheduled_on_it(harness: Harness) -> None:
+    worker = await harness.worker(start=False)
+    async with worker.runtime.sessions.begin() as session:
+        thread = await ThreadRepository(session).create()
+    on_thread, elsewhere = await add_cron(worker, thread_id=thread.thread_id), await add_cron(worker)
+    async with worker.runtime.sessions.begin() as session:
+        await ThreadRepository(session).delete(thread.thread_id)
+    async with worker.runtime.sessions() as session:
+        assert await CronRepository(session).get(on_thread.cron_id) is None
+        assert await CronRepository(session).get(elsewhere.cron_id) is not None
