@@ -79,6 +79,9 @@ QUEUE_POLL_SECONDS = float_setting(
     "written by other processes. Tasks and events of the same process wake them at once, and on Postgres so do "
     "other processes' (`LISTEN`/`NOTIFY`); on SQLite, `serve --workers` wakes its own workers for queued tasks. "
     "Lower it on SQLite with workers.", low=0.01, high=60, **_RUNS)
+CRON_POLL_SECONDS = float_setting(
+    "CRON_POLL_SECONDS", 1.0, "How often a worker looks for scheduled runs (crons) whose tick is due. Each due "
+    "tick is queued by exactly one process, however many share the database.", low=0.05, high=60, **_RUNS)
 SHUTDOWN_GRACE_SECONDS = float_setting(
     "SHUTDOWN_GRACE_SECONDS", 10.0, "On shutdown, how long in-flight runs may finish their current node before "
     "they are stopped and handed back to the queue.", low=0, high=600, **_RUNS)
@@ -125,7 +128,7 @@ MARKDOWN_RENDER_SECONDS = float_setting(
 SERVICE_SETTINGS: tuple[Setting[Any], ...] = (
     HOST, PORT, KEEP_ALIVE_SECONDS, SSE_HEARTBEAT_SECONDS, LOG_FORMAT, LOG_LEVEL,
     WORKER_CONCURRENCY, WORKERS, WORKER_NICE, DRAFTLOOP_ROLE, WORKER_ID, LEASE_SECONDS, HEARTBEAT_SECONDS,
-    MAX_RESUMES, QUEUE_POLL_SECONDS, SHUTDOWN_GRACE_SECONDS,
+    MAX_RESUMES, QUEUE_POLL_SECONDS, CRON_POLL_SECONDS, SHUTDOWN_GRACE_SECONDS,
     DRAFTLOOP_SECRET_KEY, DRAFTLOOP_DEV_MODE, TOKEN_TTL_SECONDS, AUTH_CACHE_SECONDS, PUBLIC_METRICS,
     LOGIN_MAX_FAILURES, LOGIN_WINDOW_SECONDS, FORWARDED_ALLOW_IPS, HSTS_SECONDS, CORS_ORIGINS,
     MARKDOWN_RENDER_SECONDS)
@@ -146,6 +149,7 @@ class ServiceSettings:
     lease_seconds: float = declared(LEASE_SECONDS)
     heartbeat_seconds: float = declared(HEARTBEAT_SECONDS)
     poll_seconds: float = declared(QUEUE_POLL_SECONDS)
+    cron_poll_seconds: float = declared(CRON_POLL_SECONDS)
     sse_heartbeat_seconds: float = declared(SSE_HEARTBEAT_SECONDS)
     shutdown_grace_seconds: float = declared(SHUTDOWN_GRACE_SECONDS)
     # How often a run may be resumed after it stopped without ending (its worker died, or its

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.affected_rows import affected_rows
 from storage.json_filter import json_filter
-from storage.models import Task, TaskStatus, Thread, ThreadStatus, new_id, utcnow
+from storage.models import Cron, Task, TaskStatus, Thread, ThreadStatus, new_id, utcnow
 from storage.status import ACTIVE_VALUES, THREAD_STATUS_AFTER_RUN, thread_status_after_run
 
 # What a search sorts by; langgraph-api's state_updated_at is updated_at here (a thread's row
@@ -82,8 +82,10 @@ class ThreadRepository:
             thread.meta = merged
 
     async def delete(self, thread_id: str) -> bool:
-        """The thread and every run on it (their events, attempts and usage cascade)."""
+        """The thread, every run on it (their events, attempts and usage cascade) and the crons
+        scheduled on it, as langgraph-api deletes them."""
         await self.session.execute(delete(Task).where(Task.thread_id == thread_id))
+        await self.session.execute(delete(Cron).where(Cron.thread_id == thread_id))
         result = await self.session.execute(delete(Thread).where(Thread.thread_id == thread_id))
         return affected_rows(result) == 1
 

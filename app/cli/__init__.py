@@ -1,4 +1,4 @@
-"""The `draftloop` command line: `run`, `serve`, `worker`, `create-user`, `create-api-key` and `eval`.
+"""The `draftloop` command line: `run`, `serve`, `worker`, `create-user`, `create-api-key`, `eval` and `schedule`.
 
 Each command lives in a module of its own in this package (run.py, serve.py, create_user.py,
 create_api_key.py, eval.py), imported once it is chosen: `create-user` needs neither the graph nor the web stack,
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+from typing import Any
 
 from storage.models import Role
 
@@ -19,7 +20,7 @@ EXIT_USAGE = 2
 # The module whose ``main(args)`` runs each command.
 COMMAND_MODULES = {"run": "app.cli.run", "serve": "app.cli.serve", "worker": "app.cli.serve",
                    "create-user": "app.cli.create_user", "create-api-key": "app.cli.create_api_key",
-                   "eval": "app.cli.eval"}
+                   "eval": "app.cli.eval", "schedule": "app.cli.schedule"}
 EVAL_GROUPS = ("blog_post", "social_post", "email", "newsletter", "research_brief", "answer", "unsupported")
 
 
@@ -80,12 +81,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     evaluate.add_argument("--request-timeout", type=float, default=1800.0, metavar="SECONDS",
                           help="give up on one request after this long (default 1800)")
     evaluate.add_argument("--label", help="a note printed at the top of the report (e.g. 'plumbing only')")
+    add_schedule_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "eval" and args.limit is not None and args.limit < 1:
         parser.error("--limit must be at least 1")
     if args.command == "run":
         check_run_args(run, args)
     return args
+
+
+def add_schedule_parser(commands: Any) -> None:
+    schedule = commands.add_parser("schedule", help="scheduled runs: add, list or delete them")
+    actions = schedule.add_subparsers(dest="action", required=True)
+    add = actions.add_parser("add", help="run a request on a cron schedule")
+    add.add_argument("cron", help="a cron expression: 5 fields, or 6 with seconds last, e.g. '0 9 * * 1'")
+    add.add_argument("request", help="what to write each time")
+    add.add_argument("--thread", help="run on this thread each time (default: a new thread each time)")
+    add.add_argument("--timezone", help="IANA time zone the schedule is read in (default UTC)")
+    add.add_argument("--end-time", help="ISO 8601 time after which it stops")
+    add.add_argument("--keep-threads", action="store_true",
+                     help="keep each run's new thread (default: delete it once its run ended)")
+    listing = actions.add_parser("list", help="list the scheduled runs")
+    remove = actions.add_parser("delete", help="delete a scheduled run (runs it queued stay)")
+    remove.add_argument("cron_id")
+    for action in (add, listing, remove):
+        action.add_argument("--json", action="store_true", help="print JSON, one object a line")
+        action.add_argument("--database-url", help="overrides DATABASE_URL")
 
 
 def check_run_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from app.engine.api_runs import END
 from app.engine.driver import decision_resume, task_config
 from app.engine.events import STATUS, Event, EventBus
@@ -84,16 +86,28 @@ class RunCommands:
         ``reject_if_busy`` a thread with a run queued or running raises ThreadBusy instead.
         """
         async with self.runtime.sessions.begin() as session:
-            tasks = TaskRepository(session)
-            if reject_if_busy and await tasks.active_run_ids(thread_id):
-                raise ThreadBusy(thread_id)
-            task = await tasks.create(thread_id=thread_id, run=dict(run))
-            await ThreadRepository(session).after_run(thread_id, task.id, TaskStatus.QUEUED)
-            event = await self.bus.record(session, task.id, STATUS, {"status": TaskStatus.QUEUED.value}, new_task=True)
-            await notify(session, QUEUE_CHANNEL)
-        self.bus.announce([event])
-        self._wake()
+            task, event = await self.queue_run_in(session, thread_id, run, reject_if_busy=reject_if_busy)
+        self.queued([event])
         return task
+
+    async def queue_run_in(self, session: AsyncSession, thread_id: str, run: Mapping[str, Any], *,
+                           reject_if_busy: bool = False) -> tuple[Task, Event]:
+        """enqueue_run's writes in the caller's transaction (the cron scheduler claims a tick
+        and queues its run in one); after the commit the caller hands the event to queued()."""
+        tasks = TaskRepository(session)
+        if reject_if_busy and await tasks.active_run_ids(thread_id):
+            raise ThreadBusy(thread_id)
+        task = await tasks.create(thread_id=thread_id, run=dict(run))
+        await ThreadRepository(session).after_run(thread_id, task.id, TaskStatus.QUEUED)
+        event = await self.bus.record(session, task.id, STATUS, {"status": TaskStatus.QUEUED.value}, new_task=True)
+        await notify(session, QUEUE_CHANNEL)
+        return task, event
+
+    def queued(self, events: list[Event]) -> None:
+        """Committed runs: their followers and the dispatchers learn of them."""
+        if events:
+            self.bus.announce(events)
+            self._wake()
 
     async def cancel(self, task_id: str) -> bool:
         """Cancel a task wherever it runs. True if this call cancelled it, False if it had

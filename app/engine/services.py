@@ -14,6 +14,7 @@ from app.engine.dispatcher import Dispatcher
 from app.engine.events import EventBus, EventListener
 from app.engine.run_log import RunLog
 from app.engine.run_settings import RunSettings
+from app.engine.scheduler import CronScheduler
 from app.graph_runtime import GraphRuntime
 from app.service_settings import ServiceSettings
 from storage.notifications import QUEUE_CHANNEL, TASK_CHANNEL, Handler, NotificationListener
@@ -55,12 +56,19 @@ async def open_run_services(
         handlers[QUEUE_CHANNEL] = lambda _payload: dispatcher.wake()
     notifications = NotificationListener(runtime.database_url, handlers)
     await notifications.start()
+    # Crons are queued where graphs run: an api-only process has workers that do it.
+    scheduler = (CronScheduler(runtime, dispatcher.commands, settings.cron_poll_seconds)
+                 if dispatcher.claims else None)
     try:
         await dispatcher.start()
+        if scheduler is not None:
+            scheduler.start()
         try:
             yield RunServices(bus, dispatcher, notifications)
         finally:
             try:
+                if scheduler is not None:
+                    await scheduler.stop()
                 await dispatcher.stop()
             finally:
                 await bus.aclose()

@@ -36,6 +36,7 @@ from app.http.auth import (
     authentication_middleware,
     security_headers,
 )
+from app.http.crons import CronController
 from app.http.errors import EXCEPTION_HANDLERS
 from app.http.input_guard import reject_unsafe_input
 from app.http.ops import OpsController
@@ -200,8 +201,8 @@ def create_app(settings: ServiceSettings | None = None, pipeline: PipelineSettin
 
     return Litestar(
         route_handlers=[AuthController, ApiKeyController, TaskController, OpsController, InfoController,
-                        AssistantController, ThreadController, RunController, AuditController, SettingsController,
-                        PostController, StoreController, schema_assets_router()],
+                        AssistantController, ThreadController, RunController, CronController, AuditController,
+                        SettingsController, PostController, StoreController, schema_assets_router()],
         lifespan=[lifespan],
         dependencies={
             "runtime": _state("runtime"),

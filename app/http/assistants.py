@@ -70,7 +70,7 @@ class InfoController(Controller):
             "langgraph_py_version": _version("langgraph"),
             # langgraph-api's flags, each as it holds here, plus auth_required: langgraph-api has no
             # flag for it, and a chat UI should ask for a key before the first message, not after a 401.
-            "flags": {"assistants": True, "crons": False, "langsmith": False, "langsmith_tracing_replicas": False,
+            "flags": {"assistants": True, "crons": True, "langsmith": False, "langsmith_tracing_replicas": False,
                       "langsmith_tracing_session_on_runs": False, "auth_required": True},
             "host": {"kind": "draftloop", "project_id": None, "host_revision_id": None, "revision_id": None,
                      "tenant_id": None},

@@ -8,13 +8,14 @@ models from here.
 
 from storage.models.audit import AuditEvent
 from storage.models.base import MAX_ROW_ID, Base, EventId, JSONType, Money, UTCDateTime, new_id, utcnow
+from storage.models.crons import Cron
 from storage.models.posts import Post, PostStatus, SlugCounter
 from storage.models.settings import Setting, SettingChange
 from storage.models.tasks import TERMINAL_STATUSES, Attempt, Task, TaskEvent, TaskStatus, Thread, ThreadStatus, Usage
 from storage.models.users import ROLE_RANKS, ApiKey, RevokedToken, Role, User
 
 __all__ = [
-    "MAX_ROW_ID", "ROLE_RANKS", "TERMINAL_STATUSES", "ApiKey", "Attempt", "AuditEvent", "Base", "EventId", "JSONType", "Money",
+    "MAX_ROW_ID", "ROLE_RANKS", "TERMINAL_STATUSES", "ApiKey", "Attempt", "AuditEvent", "Base", "Cron", "EventId", "JSONType", "Money",
     "Post", "PostStatus", "RevokedToken", "Role", "Setting", "SettingChange", "SlugCounter", "Task", "TaskEvent",
     "TaskStatus", "Thread", "ThreadStatus", "UTCDateTime", "Usage", "User", "new_id", "utcnow",
 ]

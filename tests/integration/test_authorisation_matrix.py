@@ -35,7 +35,7 @@ PUBLIC_READS = {("/api/posts", "GET"), ("/api/posts/{post_id:str}", "GET"), ("/a
 # POSTs that only query: a viewer may make them.
 READ_ONLY_POSTS = {"/threads/search", "/threads/count", "/assistants/search", "/assistants/count",
                    "/threads/{thread_id:str}/history", "/threads/{thread_id:str}/state/checkpoint",
-                   "/store/items/search", "/store/namespaces"}
+                   "/store/items/search", "/store/namespaces", "/runs/crons/search", "/runs/crons/count"}
 # Any signed-in user, whatever the role: logging out, and managing one's own API keys.
 ANY_USER = {"/api/auth/logout", "/api/keys", "/api/keys/{key_id:str}"}
 # Admins only, reads included: every route under these.
