@@ -228,6 +228,10 @@ class ApiRunPublisher(StreamTracker):
     async def started(self, task: Task) -> None:
         # Every (re)start of a run says so first, as langgraph-api does.
         await self.publish(METADATA, {"run_id": task.id, "attempt": task.run_count})
+        # This publisher logs node lines itself, at once (its node changes are not events), while
+        # the run log's "task started" line waits for the running status to be committed: let
+        # the write-behind writer take it first, so a busy database cannot put a node line before it.
+        await self.bus.flush()
 
     async def handle(self, mode: str, chunk: Any) -> None:
         if mode != "messages":
