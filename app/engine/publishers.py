@@ -8,6 +8,7 @@ interrupts the run stopped at, read off the "tasks" and "updates" modes that eve
 
 from __future__ import annotations
 
+import contextlib
 import asyncio
 import time
 from collections.abc import Iterable, Mapping
@@ -45,6 +46,8 @@ from storage.models import Task
 TOKEN_NODES = frozenset({"draft", "answer"})
 TOKEN_FLUSH_SECONDS = 0.1
 TOKEN_FLUSH_COUNT = 50
+# How long a LangGraph API run waits at its start for its running status to be stored.
+STARTED_FLUSH_SECONDS = 5.0
 
 
 class Publisher(Protocol):
@@ -231,7 +234,10 @@ class ApiRunPublisher(StreamTracker):
         # This publisher logs node lines itself, at once (its node changes are not events), while
         # the run log's "task started" line waits for the running status to be committed: let
         # the write-behind writer take it first, so a busy database cannot put a node line before it.
-        await self.bus.flush()
+        # Bounded: only the log's order is at stake, and a database gone meanwhile is the
+        # checkpointer's to report, not a reason to hold the run here.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.bus.flush(), STARTED_FLUSH_SECONDS)
 
     async def handle(self, mode: str, chunk: Any) -> None:
         if mode != "messages":
