@@ -8,8 +8,8 @@ interrupts the run stopped at, read off the "tasks" and "updates" modes that eve
 
 from __future__ import annotations
 
-import contextlib
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
