@@ -331,6 +331,11 @@ class EventBus:
                     del self._followers[task_id]
 
     @property
+    def closed(self) -> bool:
+        """The server is shutting down: long-lived streams end."""
+        return self._closed
+
+    @property
     def follower_count(self) -> int:
         return sum(len(flags) for flags in self._followers.values())
 

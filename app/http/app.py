@@ -38,10 +38,12 @@ from app.http.errors import EXCEPTION_HANDLERS
 from app.http.input_guard import reject_unsafe_input
 from app.http.ops import OpsController
 from app.http.posts import PostController
+from app.http.run_extras import RunExtrasController
 from app.http.runs import RunController
 from app.http.schema_docs import openapi_config, schema_assets_router
 from app.http.settings_routes import SettingsController
 from app.http.tasks import TaskController
+from app.http.thread_extras import ThreadExtrasController
 from app.http.threads import ThreadController
 from app.metrics import Metrics
 from app.security import LoginRateLimiter, TokenService
@@ -195,7 +197,8 @@ def create_app(settings: ServiceSettings | None = None, pipeline: PipelineSettin
 
     return Litestar(
         route_handlers=[AuthController, TaskController, OpsController, InfoController, AssistantController, ThreadController,
-                        RunController, AuditController, SettingsController, PostController, schema_assets_router()],
+                        ThreadExtrasController, RunController, RunExtrasController, AuditController, SettingsController,
+                        PostController, schema_assets_router()],
         lifespan=[lifespan],
         dependencies={
             "runtime": _state("runtime"),
