@@ -114,7 +114,7 @@ class EventBus:
         # task id -> wake-up flags of the followers in this process.
         self._followers: dict[str, set[asyncio.Event]] = {}
         self.published_total = 0
-        self._closed = False
+        self.closed = False
         # Write-behind queue of post(): (task id, type, data), oldest first.
         self._queue: list[tuple[str, str, dict[str, Any]]] = []
         self._queue_ready = asyncio.Event()
@@ -126,7 +126,7 @@ class EventBus:
     def close(self) -> None:
         """End every follow() at its next step: the server is shutting down, and an open SSE
         stream would otherwise hold the shutdown until the connection timeout."""
-        self._closed = True
+        self.closed = True
         for flags in self._followers.values():
             for flag in flags:
                 flag.set()
@@ -291,7 +291,7 @@ class EventBus:
         last_id = after_id
         quiet_since = time.monotonic()
         try:
-            while not self._closed:
+            while not self.closed:
                 # Cleared before reading: a publish landing during the read sets it again, so the
                 # wait below returns at once instead of missing it.
                 flag.clear()

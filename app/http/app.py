@@ -41,11 +41,13 @@ from app.http.errors import EXCEPTION_HANDLERS
 from app.http.input_guard import reject_unsafe_input
 from app.http.ops import OpsController
 from app.http.posts import PostController
+from app.http.run_extras import RunExtrasController
 from app.http.runs import RunController
 from app.http.schema_docs import openapi_config, schema_assets_router
 from app.http.settings_routes import SettingsController
 from app.http.store import StoreController
 from app.http.tasks import TaskController
+from app.http.thread_extras import ThreadExtrasController
 from app.http.threads import ThreadController
 from app.metrics import Metrics
 from app.security import LoginRateLimiter, TokenService
@@ -201,8 +203,9 @@ def create_app(settings: ServiceSettings | None = None, pipeline: PipelineSettin
 
     return Litestar(
         route_handlers=[AuthController, ApiKeyController, TaskController, OpsController, InfoController,
-                        AssistantController, ThreadController, RunController, CronController, AuditController,
-                        SettingsController, PostController, StoreController, schema_assets_router()],
+                        AssistantController, ThreadController, ThreadExtrasController, RunController,
+                        RunExtrasController, CronController, AuditController, SettingsController, PostController,
+                        StoreController, schema_assets_router()],
         lifespan=[lifespan],
         dependencies={
             "runtime": _state("runtime"),

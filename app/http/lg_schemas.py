@@ -271,3 +271,16 @@ class RunCreate(LangGraphBody):
     langsmith_tracer: Any = None
     checkpoint_during: Any = None
     strict_resume: Any = None
+
+
+class ThreadPrune(LangGraphBody):
+    thread_ids: list[Id] = Field(default_factory=list, max_length=MAX_IDS)
+    strategy: Literal["delete", "keep_latest"] = "delete"
+
+
+class RunsCancel(LangGraphBody):
+    """Either thread_id with run_ids, or a status (every run in it, on any thread)."""
+
+    thread_id: Id | None = None
+    run_ids: list[Id] | None = Field(default=None, max_length=MAX_IDS)
+    status: Literal["pending", "running", "all"] | None = None

@@ -12,7 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from litestar.response import Stream
@@ -40,6 +40,7 @@ from app.http.threads import thread_config, thread_or_404
 from app.service_settings import ServiceSettings
 from storage.models import Task, TaskStatus
 from storage.tasks import TaskRepository
+from storage.thread_runs import delete_ended_run
 from storage.threads import ThreadRepository
 
 log = logging.getLogger("draftloop.http.runs")
@@ -55,12 +56,12 @@ def new_thread_metadata(request: Request[Any, Any, Any], body: RunCreate, **extr
     return {**creator(request), "graph_id": GRAPH_ID, "assistant_id": ASSISTANT_ID, **given, **extra}
 
 
-def _links(run: Task, stateless: bool = False) -> dict[str, str]:
+def run_links(run: Task, stateless: bool = False) -> dict[str, str]:
     base = f"/threads/{run.thread_id}/runs/{run.id}"
     return {"Content-Location": f"/runs/{run.id}" if stateless else base}
 
 
-async def _create(
+async def start_run(
     request: Request[Any, Any, Any], thread_id: str, body: RunCreate, sessions: async_sessionmaker[AsyncSession],
     commands: RunCommands, run_settings: RunSettings, runtime: GraphRuntime, *, stateless: bool = False,
 ) -> Task:
@@ -97,7 +98,7 @@ async def _create(
     return created
 
 
-async def _get_run(sessions: async_sessionmaker[AsyncSession], thread_id: str, run_id: str) -> Task:
+async def run_or_404(sessions: async_sessionmaker[AsyncSession], thread_id: str, run_id: str) -> Task:
     async with sessions() as session:
         run = await TaskRepository(session).get(run_id)
     if run is None or run.thread_id != thread_id:
@@ -148,7 +149,7 @@ async def _wait_result(run: Task, bus: EventBus, sessions: async_sessionmaker[As
     return values
 
 
-async def _delete_thread_later(thread_id: str, sessions: async_sessionmaker[AsyncSession], runtime: GraphRuntime) -> None:
+async def delete_thread_later(thread_id: str, sessions: async_sessionmaker[AsyncSession], runtime: GraphRuntime) -> None:
     async with sessions.begin() as session:
         await ThreadRepository(session).delete(thread_id)
     await runtime.checkpointer.adelete_thread(thread_id)
@@ -165,8 +166,8 @@ class RunController(Controller):
                          commands: NamedDependency[RunCommands],
                          run_settings: NamedDependency[RunSettings], runtime: NamedDependency[GraphRuntime],
                          data: JSONBody[RunCreate | None] = None) -> Response[dict[str, Any]]:
-        run = await _create(request, thread_id, run_request(data), sessions, commands, run_settings, runtime)
-        return Response(run_dict(run), headers=_links(run))
+        run = await start_run(request, thread_id, run_request(data), sessions, commands, run_settings, runtime)
+        return Response(run_dict(run), headers=run_links(run))
 
     @post("/threads/{thread_id:str}/runs/stream", status_code=200, opt={"audit_action": "run.create"},
           summary="Start a run and stream it (SSE)")
@@ -177,8 +178,8 @@ class RunController(Controller):
                          bus: NamedDependency[EventBus], settings: NamedDependency[ServiceSettings],
                          data: JSONBody[RunCreate | None] = None) -> Stream:
         body = run_request(data)
-        run = await _create(request, thread_id, body, sessions, commands, run_settings, runtime)
-        headers = {**_links(run), "Location": f"/threads/{thread_id}/runs/{run.id}/stream"}
+        run = await start_run(request, thread_id, body, sessions, commands, run_settings, runtime)
+        headers = {**run_links(run), "Location": f"/threads/{thread_id}/runs/{run.id}/stream"}
         return sse_response(_stream(run, bus, settings, commands, cancel_on_disconnect=body.on_disconnect == "cancel"),
                             headers)
 
@@ -189,9 +190,9 @@ class RunController(Controller):
                        run_settings: NamedDependency[RunSettings],
                        runtime: NamedDependency[GraphRuntime], bus: NamedDependency[EventBus],
                        data: JSONBody[RunCreate | None] = None) -> Response[dict[str, Any]]:
-        run = await _create(request, thread_id, run_request(data), sessions, commands, run_settings, runtime)
+        run = await start_run(request, thread_id, run_request(data), sessions, commands, run_settings, runtime)
         result = await _wait_result(run, bus, sessions, runtime)
-        return Response(result, headers={**_links(run), "Location": f"/threads/{thread_id}/runs/{run.id}/join"})
+        return Response(result, headers={**run_links(run), "Location": f"/threads/{thread_id}/runs/{run.id}/join"})
 
     @get("/threads/{thread_id:str}/runs", summary="A thread's runs, newest first")
     async def list_runs(self, thread_id: FromPath[str], sessions: NamedDependency[async_sessionmaker[AsyncSession]],
@@ -211,7 +212,7 @@ class RunController(Controller):
     @get("/threads/{thread_id:str}/runs/{run_id:str}", summary="One run")
     async def get_run(self, thread_id: FromPath[str], run_id: FromPath[str],
                       sessions: NamedDependency[async_sessionmaker[AsyncSession]]) -> dict[str, Any]:
-        return run_dict(await _get_run(sessions, thread_id, run_id))
+        return run_dict(await run_or_404(sessions, thread_id, run_id))
 
     @get("/threads/{thread_id:str}/runs/{run_id:str}/stream", summary="Join a run's stream (Last-Event-ID resumes)")
     async def join_stream(self, thread_id: FromPath[str], run_id: FromPath[str],
@@ -219,16 +220,26 @@ class RunController(Controller):
                           settings: NamedDependency[ServiceSettings], commands: NamedDependency[RunCommands],
                           cancel_on_disconnect: FromQuery[bool] = False,
                           last_event_header: LastEventIdHeader = None) -> Stream:
-        run = await _get_run(sessions, thread_id, run_id)
+        run = await run_or_404(sessions, thread_id, run_id)
         return sse_response(_stream(run, bus, settings, commands, after=resume_after(last_event_header),
                                     cancel_on_disconnect=cancel_on_disconnect),
-                            {**_links(run), "Location": f"/threads/{thread_id}/runs/{run.id}/stream"})
+                            {**run_links(run), "Location": f"/threads/{thread_id}/runs/{run.id}/stream"})
 
     @get("/threads/{thread_id:str}/runs/{run_id:str}/join", summary="Wait for a run and answer the thread's values")
     async def join_run(self, thread_id: FromPath[str], run_id: FromPath[str],
                        sessions: NamedDependency[async_sessionmaker[AsyncSession]],
                        bus: NamedDependency[EventBus], runtime: NamedDependency[GraphRuntime]) -> dict[str, Any]:
-        return await _wait_result(await _get_run(sessions, thread_id, run_id), bus, sessions, runtime)
+        return await _wait_result(await run_or_404(sessions, thread_id, run_id), bus, sessions, runtime)
+
+    @delete("/threads/{thread_id:str}/runs/{run_id:str}", status_code=204, summary="Delete a run that has ended")
+    async def delete_run(self, request: Request[Any, Any, Any], thread_id: FromPath[str], run_id: FromPath[str],
+                         sessions: NamedDependency[async_sessionmaker[AsyncSession]]) -> None:
+        run = await run_or_404(sessions, thread_id, run_id)
+        audit_change(request, before={"status": run.status})
+        async with sessions.begin() as session:
+            deleted = await delete_ended_run(session, thread_id, run_id)
+        if not deleted:
+            raise ConflictError(detail=f"run {run_id} is pending or running; cancel it first")
 
     @post("/threads/{thread_id:str}/runs/{run_id:str}/cancel", status_code=202, summary="Cancel a run")
     async def cancel_run(self, request: Request[Any, Any, Any], thread_id: FromPath[str], run_id: FromPath[str],
@@ -238,7 +249,7 @@ class RunController(Controller):
                          action: FromQuery[str] = "interrupt") -> Response[None]:
         if action != "interrupt":
             raise unprocessable("action", "only interrupt is supported")
-        run = await _get_run(sessions, thread_id, run_id)
+        run = await run_or_404(sessions, thread_id, run_id)
         audit_change(request, before={"status": run.status})
         if TaskStatus(run.status).is_terminal:
             raise ConflictError(detail=f"run {run_id} already ended")
@@ -263,14 +274,14 @@ class RunController(Controller):
         # Refused before the temporary thread exists, so a bad request leaves none behind.
         parse_run(body, set(runtime.graph.nodes), stateless=True)
         await check_request_length(run_settings, body.input)
-        thread_id = await _temporary_thread(sessions, new_thread_metadata(request, body, temporary=True))
-        run = await _create(request, thread_id, body, sessions, commands, run_settings, runtime, stateless=True)
+        thread_id = await temporary_thread(sessions, new_thread_metadata(request, body, temporary=True))
+        run = await start_run(request, thread_id, body, sessions, commands, run_settings, runtime, stateless=True)
 
         async def cleanup() -> None:
             if (body.on_completion or "delete") == "delete":
-                await _delete_thread_later(thread_id, sessions, runtime)
+                await delete_thread_later(thread_id, sessions, runtime)
 
-        headers = {**_links(run, stateless=True), "Location": f"/threads/{thread_id}/runs/{run.id}/stream"}
+        headers = {**run_links(run, stateless=True), "Location": f"/threads/{thread_id}/runs/{run.id}/stream"}
         return sse_response(_stream(run, bus, settings, commands, cleanup=cleanup,
                                     cancel_on_disconnect=body.on_disconnect == "cancel"), headers)
 
@@ -285,15 +296,15 @@ class RunController(Controller):
         body = run_request(data)
         parse_run(body, set(runtime.graph.nodes), stateless=True)
         await check_request_length(run_settings, body.input)
-        thread_id = await _temporary_thread(sessions, new_thread_metadata(request, body, temporary=True))
-        run = await _create(request, thread_id, body, sessions, commands, run_settings, runtime, stateless=True)
+        thread_id = await temporary_thread(sessions, new_thread_metadata(request, body, temporary=True))
+        run = await start_run(request, thread_id, body, sessions, commands, run_settings, runtime, stateless=True)
         result = await _wait_result(run, bus, sessions, runtime)
         if (body.on_completion or "delete") == "delete":
-            await _delete_thread_later(thread_id, sessions, runtime)
-        return Response(result, headers=_links(run, stateless=True))
+            await delete_thread_later(thread_id, sessions, runtime)
+        return Response(result, headers=run_links(run, stateless=True))
 
 
-async def _temporary_thread(sessions: async_sessionmaker[AsyncSession], metadata: dict[str, Any]) -> str:
+async def temporary_thread(sessions: async_sessionmaker[AsyncSession], metadata: dict[str, Any]) -> str:
     async with sessions.begin() as session:
         thread = await ThreadRepository(session).create(metadata=metadata)
     return thread.thread_id

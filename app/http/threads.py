@@ -10,7 +10,7 @@ from langgraph.errors import InvalidUpdateError
 from langgraph.types import StateSnapshot
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit_log import audit_change
@@ -27,6 +27,8 @@ from app.http.lg_common import (
     unprocessable,
 )
 from app.http.lg_schemas import (
+    MAX_HISTORY,
+    MAX_ID_LENGTH,
     HistoryQuery,
     StateAtCheckpoint,
     StateUpdate,
@@ -57,6 +59,21 @@ async def thread_or_404(sessions: async_sessionmaker[AsyncSession], thread_id: s
     if thread is None:
         raise NotFoundError(detail=f"thread {thread_id} not found")
     return thread
+
+
+async def delete_thread_everywhere(sessions: async_sessionmaker[AsyncSession], runtime: GraphRuntime,
+                                   commands: RunCommands, thread_id: str) -> bool:
+    """Delete a thread, its runs (their events cascade) and its checkpoints; False when there
+    was no such thread row."""
+    async with sessions() as session:
+        active = await TaskRepository(session).active_run_ids(thread_id)
+    for run_id in active:
+        # Stop them first: a run still writing checkpoints would resurrect the thread's state.
+        await commands.cancel(run_id)
+    async with sessions.begin() as session:
+        deleted = await ThreadRepository(session).delete(thread_id)
+    await runtime.checkpointer.adelete_thread(thread_id)
+    return deleted
 
 
 async def _search(threads: ThreadRepository, body: ThreadSearch, *, limit: int, offset: int) -> list[Thread]:
@@ -185,14 +202,7 @@ class ThreadController(Controller):
                             runtime: NamedDependency[GraphRuntime], commands: NamedDependency[RunCommands]) -> None:
         thread = await thread_or_404(sessions, thread_id)
         audit_change(request, before={"status": thread.status, "metadata": thread.meta})
-        async with sessions() as session:
-            active = await TaskRepository(session).active_run_ids(thread_id)
-        for run_id in active:
-            # Stop them first: a run still writing checkpoints would resurrect the thread's state.
-            await commands.cancel(run_id)
-        async with sessions.begin() as session:
-            await ThreadRepository(session).delete(thread_id)
-        await runtime.checkpointer.adelete_thread(thread_id)
+        await delete_thread_everywhere(sessions, runtime, commands, thread_id)
 
     @get(["/{thread_id:str}/state", "/{thread_id:str}/state/{checkpoint_id:str}"], summary="A thread's state")
     async def get_state(self, thread_id: FromPath[str], sessions: NamedDependency[async_sessionmaker[AsyncSession]],
@@ -260,3 +270,13 @@ class ThreadController(Controller):
         ):
             states.append(state_dict(snapshot))
         return states
+
+    @get("/{thread_id:str}/history", summary="A thread's checkpoints, newest first (GET form; limit defaults to 1)")
+    async def get_history_by_query(self, thread_id: FromPath[str], sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+                          runtime: NamedDependency[GraphRuntime],
+                          limit: int = Parameter(default=1, ge=1, le=MAX_HISTORY),
+                          before: str | None = Parameter(default=None, max_length=MAX_ID_LENGTH)) -> list[dict[str, Any]]:
+        await thread_or_404(sessions, thread_id)
+        before_config = thread_config(thread_id, before) if before else None
+        return [state_dict(snapshot) async for snapshot in
+                runtime.graph.aget_state_history(thread_config(thread_id), limit=limit, before=before_config)]

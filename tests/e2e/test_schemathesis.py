@@ -58,7 +58,8 @@ MIN_CASES = 1000
 # Event streams answer for as long as their task or run lives (one awaiting approval: forever),
 # so a fuzzer's request to one only ends at its timeout. Their handlers' 404/400 paths are the
 # same lookups as the JSON routes beside them, which are fuzzed.
-STREAMS = ("/api/tasks/{task_id}/events", "/threads/{thread_id}/runs/{run_id}/stream")
+# A thread's stream never ends by itself, whatever its runs do.
+STREAMS = ("/api/tasks/{task_id}/events", "/threads/{thread_id}/runs/{run_id}/stream", "/threads/{thread_id}/stream")
 LOGOUT = "/api/auth/logout"
 
 # Headers for every request; logout gets a token of its own (another jti of the same admin), so

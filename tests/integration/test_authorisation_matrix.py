@@ -194,3 +194,14 @@ async def test_a_public_route_answers_without_a_token(served: Served, path: str,
         # Reached the handler: it asks for credentials (a 422 naming the first one missing from
         # the empty body), it does not ask for a token.
         assert response.status_code == 422 and response.json()["fields"][0]["field"] == "username", response.text
+
+
+def test_the_thread_and_run_extras_are_writes_for_editors_and_their_reads_for_viewers() -> None:
+    # Prune names the threads it deletes, so it deletes nothing an editor could not delete one
+    # by one; bulk cancel likewise: editor routes, not admin ones.
+    writes = {("/threads/prune", "POST"), ("/threads/{thread_id:str}/copy", "POST"), ("/runs", "POST"),
+              ("/runs/batch", "POST"), ("/runs/cancel", "POST"), ("/threads/{thread_id:str}/runs/{run_id:str}", "DELETE")}
+    reads = {("/threads/{thread_id:str}/history", "GET"), ("/threads/{thread_id:str}/stream", "GET")}
+    assert writes | reads <= set(ROUTES)
+    assert not any(is_public(*route) or is_read(*route) or is_admin_only(*route) for route in writes)
+    assert all(is_read(*route) and not is_admin_only(*route) for route in reads)
