@@ -43,6 +43,7 @@ from app.http.schema_docs import openapi_config, schema_assets_router
 from app.http.settings_routes import SettingsController
 from app.http.tasks import TaskController
 from app.http.threads import ThreadController
+from app.http.webhook_routes import WebhookController
 from app.metrics import Metrics
 from app.security import LoginRateLimiter, TokenService
 from app.service_settings import ServiceSettings
@@ -195,7 +196,8 @@ def create_app(settings: ServiceSettings | None = None, pipeline: PipelineSettin
 
     return Litestar(
         route_handlers=[AuthController, TaskController, OpsController, InfoController, AssistantController, ThreadController,
-                        RunController, AuditController, SettingsController, PostController, schema_assets_router()],
+                        RunController, AuditController, SettingsController, PostController, WebhookController,
+                        schema_assets_router()],
         lifespan=[lifespan],
         dependencies={
             "runtime": _state("runtime"),

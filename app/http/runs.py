@@ -36,6 +36,7 @@ from app.http.lg_schemas import MAX_ID_LENGTH, MAX_OFFSET, RunCreate
 from app.http.run_requests import check_request_length, check_resume, parse_run, run_request
 from app.http.sse import LastEventIdHeader, resume_after, sse_comment, sse_event, sse_response
 from app.http.threads import thread_config, thread_or_404
+from app.http.webhook_checks import check_webhook
 from app.service_settings import ServiceSettings
 from storage.models import Task, TaskStatus
 from storage.tasks import TaskRepository
@@ -68,6 +69,7 @@ async def _create(
         await check_resume(runtime, thread_id, run["command"]["resume"])
     if not stateless:  # the stateless routes checked before making their temporary thread
         await check_request_length(run_settings, run["input"])
+        await check_webhook(run_settings.env.service.webhooks, run["webhook"])
     async with sessions.begin() as session:
         threads = ThreadRepository(session)
         if await threads.get(thread_id) is None:
@@ -256,6 +258,7 @@ class RunController(Controller):
         # Refused before the temporary thread exists, so a bad request leaves none behind.
         parse_run(body, set(runtime.graph.nodes), stateless=True)
         await check_request_length(run_settings, body.input)
+        await check_webhook(run_settings.env.service.webhooks, body.webhook)
         thread_id = await _temporary_thread(sessions, new_thread_metadata(request, body, temporary=True))
         run = await _create(request, thread_id, body, sessions, commands, run_settings, runtime, stateless=True)
 
@@ -278,6 +281,7 @@ class RunController(Controller):
         body = run_request(data)
         parse_run(body, set(runtime.graph.nodes), stateless=True)
         await check_request_length(run_settings, body.input)
+        await check_webhook(run_settings.env.service.webhooks, body.webhook)
         thread_id = await _temporary_thread(sessions, new_thread_metadata(request, body, temporary=True))
         run = await _create(request, thread_id, body, sessions, commands, run_settings, runtime, stateless=True)
         result = await _wait_result(run, bus, sessions, runtime)
