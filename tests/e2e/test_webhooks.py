@@ -159,6 +159,20 @@ async def test_a_webhook_answered_500_is_retried_and_each_attempt_is_listed_for_
     assert (await deliveries(service, bearer(EDITOR_ID, "editor"))).status_code == 403
 
 
+async def test_a_cancelled_run_posts_its_webhook_once_with_the_cancelled_status(
+        client: LangGraphClient, graph_fakes: GraphFakes, receiver: WebhookReceiver) -> None:  # noqa: F811
+    graph_fakes.writer.draft_latency = 3.0
+    path = str(uuid.uuid4())
+    thread = await client.threads.create()
+    run = await client.runs.create(thread["thread_id"], ASSISTANT_ID, input=human(REQUEST), webhook=receiver.url(path))
+    await client.runs.cancel(thread["thread_id"], run["run_id"], wait=True)
+    [posted] = await receiver.wait_for(path, 1, DELIVERY_TIMEOUT)
+    await asyncio.sleep(QUIET_SECONDS)
+    assert len(receiver.at(path)) == 1 and posted.signature_valid
+    body = posted.json()
+    assert (body["run_id"], body["status"], body["task_status"]) == (run["run_id"], "interrupted", "cancelled")
+
+
 async def test_the_admin_listing_pages_with_a_cursor(service: Service) -> None:
     first = (await deliveries(service, admin_headers(), limit="1")).json()
     assert len(first["items"]) == 1 and first["next_cursor"]
