@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from app.service_settings import SERVICE_SETTINGS
+from app.webhook_settings import WEBHOOK_SETTINGS
 from graph.configuration import GRAPH_SETTINGS
 from storage.engine import STORAGE_SETTINGS
 from tools.client_settings import CLIENT_SETTINGS
@@ -54,13 +55,14 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "Workers and runs": ("See [deployment.md](deployment.md#worker-processes) for how these work together.", ""),
     "Security": ("See [security.md](security.md) for what each of these guards.", ""),
     "Posts": ("", ""),
+    "Webhooks": ("See [webhooks.md](webhooks.md) for what is sent, how it is signed and how to verify it.", ""),
 }
 
 
 def declared_settings() -> tuple[Setting[Any], ...]:
     """Every setting Draftloop reads, in the order the page lists them within a section."""
     return (*LLM_SETTINGS, *CLIENT_SETTINGS, *GRAPH_SETTINGS, *EVAL_JUDGE.settings, *STORAGE_SETTINGS,
-            *SERVICE_SETTINGS)
+            *SERVICE_SETTINGS, *WEBHOOK_SETTINGS)
 
 
 def table(settings: Iterable[Setting[Any]]) -> list[str]:

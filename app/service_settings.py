@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.markdown_renderer import DEFAULT_BUDGET_SECONDS
+from app.webhook_settings import WebhookSettings
 from tools.settings_reader import (
     Placement,
     Setting,
@@ -190,6 +191,8 @@ class ServiceSettings:
     forwarded_allow_ips: tuple[str, ...] = ()
     # CPU seconds a post body may take to render (app/markdown_renderer.py).
     markdown_render_seconds: float = declared(MARKDOWN_RENDER_SECONDS)
+    # Signed webhooks of ended runs (app/webhook_settings.py).
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
     @property
     def runs_graphs(self) -> bool:
@@ -213,6 +216,7 @@ class ServiceSettings:
             or (DEFAULT_CORS_ORIGIN,),
             secret_key=secret,
             forwarded_allow_ips=parse_forwarded_allow_ips(FORWARDED_ALLOW_IPS.read(env) or ""),
+            webhooks=WebhookSettings.from_env(env),
         )
 
 

@@ -18,12 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from storage.affected_rows import affected_rows
-from storage.models import TERMINAL_STATUSES, Task, TaskStatus, ThreadStatus, utcnow
+from storage.models import TERMINAL_STATUSES, DeliveryStatus, Task, TaskStatus, ThreadStatus, utcnow
 from storage.notifications import notify
 from storage.status import ACTIVE_VALUES, THREAD_STATUS_AFTER_RUN, WAITING_VALUES, check_transition
 from storage.storable import storable_json, storable_text
 from storage.task_events import EVENT_LOCK_NAMESPACE, EventRepository
 from storage.threads import ThreadRepository
+from storage.webhooks import DeliveryRepository, PlannedDelivery, delivery_values
 from storage.write_paths import WritePaths
 
 
@@ -261,6 +262,8 @@ class LeaseRepository:
 # look for other active runs of its thread leaves it out by id. The events wait for the lock
 # (the join yields no row before ``locked`` is read) and draw their ids in the order given.
 # ``others`` always has its one row, so the answer has a row even when no event is stored.
+# ``hook``, the run's webhook delivery (the outbox, storage/webhooks.py), is written only when a
+# URL is given and the run ended here; Postgres runs a data-modifying CTE even when nothing reads it.
 _END_RUN = text("""
 WITH ended AS (
     UPDATE tasks
@@ -288,6 +291,12 @@ WITH ended AS (
     CROSS JOIN unnest(CAST(:types AS text[]), CAST(:data AS text[])) WITH ORDINALITY AS batch(type, data, position)
     ORDER BY batch.position
     RETURNING id
+), hook AS (
+    INSERT INTO webhook_deliveries (id, task_id, url, body, status, attempt_count, next_attempt_at, created_at,
+                                    updated_at)
+    SELECT CAST(:hook_id AS text), ended.id, CAST(:hook_url AS text), CAST(:hook_body AS jsonb), :pending, 0,
+           :now, :now, :now
+    FROM ended WHERE CAST(:hook_url AS text) IS NOT NULL
 )
 SELECT events.id, others.busy, (SELECT count(*) FROM ended) AS held,
        (SELECT count(pg_notify(:channel, ended.id)) FROM ended) AS notified
@@ -318,16 +327,20 @@ async def end_run(
     error: str | None,
     events: list[tuple[str, dict[str, Any]]],
     channel: str,
+    webhook: PlannedDelivery | None = None,
+    now: datetime | None = None,
 ) -> RunEnd:
     """End ``worker_id``'s run of ``task_id`` with ``status``, store ``events`` (type, data) for
-    it, notify ``channel`` and set its thread's status, if the worker still holds the task: one
-    statement on Postgres, one transaction otherwise."""
+    it, notify ``channel``, set its thread's status and queue its ``webhook`` delivery, if the
+    worker still holds the task: one statement on Postgres, one transaction otherwise."""
     target = check_transition(TaskStatus.RUNNING.value, status)
+    now = now or utcnow()
     engine = paths.one_statement
     if engine is None:
         return await _end_run_in_session(paths, task_id=task_id, thread_id=thread_id, worker_id=worker_id,
-                                         status=target, error=error, events=events, channel=channel)
-    now = utcnow()
+                                         status=target, error=error, events=events, channel=channel,
+                                         webhook=webhook, now=now)
+    hook = None if webhook is None else delivery_values(webhook, task_id, now)
     values = {
         "task_id": task_id, "worker_id": worker_id, "status": target.value,
         "error": None if error is None else storable_text(error), "now": now,
@@ -338,6 +351,8 @@ async def end_run(
         "types": [event_type for event_type, _ in events],
         "data": [storable_json(data) for _, data in events],
         "channel": channel,
+        "hook_id": None if hook is None else hook["id"], "hook_url": None if hook is None else hook["url"],
+        "hook_body": None if hook is None else storable_json(hook["body"]), "pending": DeliveryStatus.PENDING.value,
     }
     async with engine.connect() as connection:
         rows = (await connection.execute(_END_RUN, values)).all()
@@ -350,10 +365,9 @@ async def end_run(
 
 async def _end_run_in_session(
     paths: WritePaths, *, task_id: str, thread_id: str, worker_id: str, status: TaskStatus, error: str | None,
-    events: list[tuple[str, dict[str, Any]]], channel: str,
+    events: list[tuple[str, dict[str, Any]]], channel: str, webhook: PlannedDelivery | None, now: datetime,
 ) -> RunEnd:
     """end_run through a transaction (SQLite, which has no data-modifying CTEs)."""
-    now = utcnow()
     async with paths.sessions.begin() as session:
         if not await LeaseRepository(session).end_run_row(task_id, worker_id, status, error=error, now=now):
             return RunEnd(False, [], now, None)
@@ -361,4 +375,6 @@ async def _end_run_in_session(
         stored = [await repository.append(task_id, event_type, data, now=now) for event_type, data in events]
         await notify(session, channel, task_id)
         thread_status = await ThreadRepository(session).after_run(thread_id, task_id, status)
+        if webhook is not None:
+            await DeliveryRepository(session).plan(webhook, task_id, now=now)
     return RunEnd(True, [event.id for event in stored], now, thread_status)

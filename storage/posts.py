@@ -240,6 +240,11 @@ class PostRepository:
             await self.numbers.skip_taken(base, number)
         raise SlugTaken(candidate)
 
+    async def id_for_task(self, task: Task) -> str | None:
+        """The id of the post written for ``task`` (else its thread's newest), if any."""
+        post = await self._post_of(task)
+        return None if post is None else post.id
+
     async def _post_of(self, task: Task) -> Post | None:
         """The task's own post, else the newest post of its thread, in one query."""
         return await self.session.scalar(

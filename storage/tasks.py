@@ -74,6 +74,7 @@ class TaskRepository:
         model: str | None = None,
         provider: str | None = None,
         run: dict[str, Any] | None = None,
+        webhook: str | None = None,
     ) -> Task:
         """A new task; its LangGraph thread defaults to the task id.
 
@@ -94,7 +95,8 @@ class TaskRepository:
             created_at=now,
             updated_at=now,
             kind="run" if run is not None else "task",
-            **(run or {}),
+            # A run's columns carry its webhook; a task's comes on its own.
+            **{"webhook": webhook, **(run or {})},
         )
         for key, value in status_timestamps(task, target, now).items():
             setattr(task, key, value)
@@ -304,7 +306,7 @@ def _bound(table: Table, **names: str) -> dict[str, BindParameter[Any]]:
 _TASK_VALUES = _bound(_TASKS, id="task_id", thread_id="thread_id", kind="kind", status="status", request="request",
                       params="params", warnings="warnings", input_tokens="zero", output_tokens="zero",
                       cost_usd="no_cost", run_count="zero", resume_count="zero",
-                      created_at="now", updated_at="now")
+                      created_at="now", updated_at="now", webhook="webhook")
 _THREAD_VALUES = _bound(_THREADS, thread_id="thread_id", metadata="thread_metadata", status="thread_status",
                         created_at="now", updated_at="now")
 _EVENT_VALUES = _bound(_EVENTS, task_id="task_id", type="event_type", data="event_data", created_at="now")
@@ -336,6 +338,7 @@ async def queue_new_task(
     event_type: str,
     event_data: dict[str, Any],
     notify_channel: str,
+    webhook: str | None = None,
 ) -> QueuedTask:
     """Insert a queued task on a new thread (busy with it, ``thread_metadata`` plus the task's
     id in its metadata) and its first event.
@@ -350,7 +353,7 @@ async def queue_new_task(
         "task_id": task_id, "thread_id": thread_id, "kind": "task", "status": TaskStatus.QUEUED.value,
         "request": request, "params": params, "warnings": [], "zero": 0, "no_cost": 0.0, "now": now,
         "thread_metadata": {**thread_metadata, "task_id": task_id}, "thread_status": ThreadStatus.BUSY.value,
-        "event_type": event_type, "event_data": event_data,
+        "event_type": event_type, "event_data": event_data, "webhook": webhook,
     }
     if paths.one_statement is not None:
         async with paths.one_statement.connect() as connection:
@@ -363,5 +366,5 @@ async def queue_new_task(
             event_id = (await session.execute(_INSERT_EVENT, values)).scalar_one()
     task = Task(id=task_id, thread_id=thread_id, kind="task", status=TaskStatus.QUEUED.value, request=request,
                 params=params, warnings=[], input_tokens=0, output_tokens=0, cost_usd=0.0, run_count=0, resume_count=0,
-                created_at=now, updated_at=now)
+                created_at=now, updated_at=now, webhook=webhook)
     return QueuedTask(task=task, event_id=int(event_id))

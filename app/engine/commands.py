@@ -14,11 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.engine.api_runs import END
 from app.engine.driver import decision_resume, task_config
 from app.engine.events import STATUS, Event, EventBus
+from app.engine.webhooks import planned_delivery
 from app.graph_runtime import GraphRuntime
 from storage.models import Task, TaskStatus
 from storage.notifications import QUEUE_CHANNEL, notify
 from storage.tasks import TaskNotFound, TaskRepository, queue_new_task
 from storage.threads import ThreadRepository
+from storage.webhooks import DeliveryRepository
 
 
 class DecisionConflict(RuntimeError):
@@ -50,7 +52,8 @@ class RunCommands:
         self._wake = wake
         self._stop_local = stop_local
 
-    async def enqueue(self, request: str, params: Mapping[str, Any] | None = None, *, thread_id: str | None = None) -> Task:
+    async def enqueue(self, request: str, params: Mapping[str, Any] | None = None, *, thread_id: str | None = None,
+                      webhook: str | None = None) -> Task:
         """Queue a new task: the row and its ``queued`` event commit together (a worker could
         otherwise claim the row and publish ``running`` before ``queued`` exists), then wake.
 
@@ -62,12 +65,14 @@ class RunCommands:
             # The hot path of POST /api/tasks: one statement on Postgres (storage.tasks).
             new = await queue_new_task(
                 self.runtime.writes, request=request, params=dict(params or {}),
-                thread_metadata=metadata, event_type=STATUS, event_data=queued, notify_channel=QUEUE_CHANNEL)
+                thread_metadata=metadata, event_type=STATUS, event_data=queued, notify_channel=QUEUE_CHANNEL,
+                webhook=webhook)
             task = new.task
             event = Event(id=new.event_id, task_id=task.id, type=STATUS, data=queued, created_at=task.created_at)
         else:
             async with self.runtime.sessions.begin() as session:
-                task = await TaskRepository(session).create(request=request, params=dict(params or {}), thread_id=thread_id)
+                task = await TaskRepository(session).create(request=request, params=dict(params or {}),
+                                                            thread_id=thread_id, webhook=webhook)
                 # A task is a thread with one run: LangGraph API clients (Studio) see it as one.
                 threads = ThreadRepository(session)
                 if await threads.get(task.thread_id) is None:
@@ -125,6 +130,9 @@ class RunCommands:
                 events.append(await self.bus.record(session, task_id, STATUS, {"status": TaskStatus.CANCELLED.value}))
                 task = await tasks.require(task_id)
                 await ThreadRepository(session).after_run(task.thread_id, task.id, TaskStatus.CANCELLED)
+                # The webhook of a cancelled run: in the outbox with the cancel, like any end.
+                if (webhook := planned_delivery(task, TaskStatus.CANCELLED, task.updated_at)) is not None:
+                    await DeliveryRepository(session).plan(webhook, task.id, now=task.updated_at)
                 if task.kind == "run":
                     events.append(await self.bus.record(session, task_id, END, {"payload": None}))
         self.bus.announce(events)

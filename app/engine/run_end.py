@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -18,9 +19,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.engine.api_runs import API_ERROR, END
 from app.engine.events import ERROR, STATUS, Event, EventBus
 from app.engine.stats import RunStats
+from app.engine.webhooks import planned_delivery
 from storage.leases import end_run
-from storage.models import Task, TaskStatus, ThreadStatus
+from storage.models import Task, TaskStatus, ThreadStatus, utcnow
 from storage.notifications import TASK_CHANNEL
+from storage.posts import PostRepository
+from storage.webhooks import PlannedDelivery
 from storage.write_paths import WritePaths
 
 log = logging.getLogger("draftloop.executor")
@@ -58,6 +62,19 @@ class RunEnd:
         self.bus = bus
         self.worker_id = worker_id
         self.stats = stats
+        # Told when a run's end queued a webhook delivery: this process's deliverer sends it now.
+        self.webhook_queued: Callable[[], None] | None = None
+
+    async def _webhook(self, task: Task, status: TaskStatus, now: Any, error: str | None,
+                       error_type: str) -> PlannedDelivery | None:
+        """The run's webhook delivery, with the id of the post it wrote; None without a webhook."""
+        if not task.webhook:
+            return None
+        post_id = None
+        if status == TaskStatus.COMPLETED:
+            async with self.writes.sessions() as session:
+                post_id = await PostRepository(session).id_for_task(task)
+        return planned_delivery(task, status, now, post_id=post_id, error=error, error_type=error_type)
 
     async def record(self, task: Task, ending: Ending, *, error: str | None = None,
                      error_type: str = "RunError") -> bool:
@@ -74,14 +91,19 @@ class RunEnd:
             planned.append((END, {"payload": None}))
         # The run's queued progress events come first: followers stop at the terminal status.
         await self.bus.flush()
+        now = utcnow()
+        webhook = await self._webhook(task, status, now, error, error_type)
         ended = await end_run(self.writes, task_id=task.id, thread_id=task.thread_id, worker_id=self.worker_id,
-                              status=status, error=error, events=planned, channel=TASK_CHANNEL)
+                              status=status, error=error, events=planned, channel=TASK_CHANNEL, webhook=webhook,
+                              now=now)
         if not ended.ended:
             # Cancelled or taken over while finishing: the newer state stands.
             log.info("task %s changed hands before its run could record %s", task.id, status.value)
             return False
         self.bus.announce([Event(id=event_id, task_id=task.id, type=event_type, data=data, created_at=ended.created_at)
                            for event_id, (event_type, data) in zip(ended.event_ids, planned, strict=True)])
+        if webhook is not None and self.webhook_queued is not None:
+            self.webhook_queued()
         if status == TaskStatus.COMPLETED:
             self.stats.completed_total += 1
         elif status == TaskStatus.FAILED:

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from app.engine.commands import RunCommands
+from app.engine.deliverer import Deliverer
 from app.engine.dispatcher import Dispatcher
 from app.engine.events import EventBus, EventListener
 from app.engine.run_log import RunLog
@@ -27,6 +28,7 @@ class RunServices:
     bus: EventBus
     dispatcher: Dispatcher
     notifications: NotificationListener
+    deliverer: Deliverer
 
     @property
     def commands(self) -> RunCommands:
@@ -51,6 +53,10 @@ async def open_run_services(
     bus = EventBus(runtime.sessions, poll_seconds=settings.poll_seconds, listener=run_log.listener(listener),
                    read_sessions=runtime.read_sessions, autocommit_engine=runtime.autocommit_engine)
     dispatcher = Dispatcher(runtime, settings, bus, wake_others=wake_others)
+    # Processes that run graphs send the webhooks of the runs ended anywhere (the outbox).
+    deliverer = Deliverer(runtime.sessions, settings.webhooks, dispatcher.worker_id)
+    if dispatcher.claims:
+        dispatcher.run_end.webhook_queued = deliverer.wake
     handlers: dict[str, Handler] = {TASK_CHANNEL: bus.wake}
     if dispatcher.claims:
         handlers[QUEUE_CHANNEL] = lambda _payload: dispatcher.wake()
@@ -63,14 +69,17 @@ async def open_run_services(
         await dispatcher.start()
         if scheduler is not None:
             scheduler.start()
+        if dispatcher.claims:
+            deliverer.start()
         try:
-            yield RunServices(bus, dispatcher, notifications)
+            yield RunServices(bus, dispatcher, notifications, deliverer)
         finally:
             try:
                 if scheduler is not None:
                     await scheduler.stop()
                 await dispatcher.stop()
             finally:
+                await deliverer.stop()
                 await bus.aclose()
                 await run_log.aclose()
     finally:

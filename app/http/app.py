@@ -49,6 +49,7 @@ from app.http.store import StoreController
 from app.http.tasks import TaskController
 from app.http.thread_extras import ThreadExtrasController
 from app.http.threads import ThreadController
+from app.http.webhook_routes import WebhookController
 from app.metrics import Metrics
 from app.security import LoginRateLimiter, TokenService
 from app.service_settings import ServiceSettings
@@ -205,7 +206,7 @@ def create_app(settings: ServiceSettings | None = None, pipeline: PipelineSettin
         route_handlers=[AuthController, ApiKeyController, TaskController, OpsController, InfoController,
                         AssistantController, ThreadController, ThreadExtrasController, RunController,
                         RunExtrasController, CronController, AuditController, SettingsController, PostController,
-                        StoreController, schema_assets_router()],
+                        StoreController, WebhookController, schema_assets_router()],
         lifespan=[lifespan],
         dependencies={
             "runtime": _state("runtime"),

@@ -48,7 +48,7 @@ class CronRun(LangGraphBody):
     metadata: Metadata | None = None
     config: RunConfig | None = None
     context: RunContext | None = None
-    # Stored and shown; delivered by the webhook piece once runs carry one (docs/langgraph-api.md).
+    # Each tick's run calls it when it ends (docs/webhooks.md); checked as a run's webhook is.
     webhook: Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH)] | None = None
     interrupt_before: NodeNames = None
     interrupt_after: NodeNames = None

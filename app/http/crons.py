@@ -29,6 +29,7 @@ from app.http.lg_common import LANGGRAPH_EXCEPTION_HANDLERS, unprocessable
 from app.http.lg_schemas import RunCreate
 from app.http.run_requests import check_request_length, parse_run
 from app.http.threads import pagination_headers, thread_or_404
+from app.http.webhook_checks import check_webhook
 from storage.crons import CronRepository
 from storage.models import Cron, new_id, utcnow
 
@@ -90,12 +91,10 @@ def _check_webhook(url: str | None) -> None:
 
 
 def _run_columns(payload: dict[str, Any], nodes: set[str], *, stateless: bool) -> dict[str, Any]:
-    """The run columns each tick queues, refused as a run request with the same fields would be.
-
-    The webhook stays in the payload only: runs carry no webhook yet (the webhook piece adds it
-    to parse_run; then this passes it on like the other fields)."""
+    """The run columns each tick queues, refused as a run request with the same fields would be
+    (the webhook included: each tick's run calls it when it ends)."""
     _check_webhook(payload.get("webhook"))
-    fields = {key: payload[key] for key in RUN_FIELDS if key in payload and key != "webhook"}
+    fields = {key: payload[key] for key in RUN_FIELDS if key in payload}
     try:
         body = RunCreate.model_validate(fields)
     except ValidationError as exc:
@@ -138,6 +137,7 @@ async def _create(request: Request[Any, Any, Any], body: ThreadCronCreate, threa
                   run_settings: RunSettings) -> Cron:
     if thread_id is not None:
         await thread_or_404(sessions, thread_id)
+    await check_webhook(run_settings.env.service.webhooks, body.webhook)
     principal = auth_outcome(request.scope).principal
     columns = await cron_columns(body, thread_id, principal.user_id if principal else None, set(runtime.graph.nodes))
     await check_request_length(run_settings, body.input)
@@ -220,6 +220,7 @@ class CronController(Controller):
                          data: JSONBody[CronPatch | None] = None) -> dict[str, Any]:
         body = data or CronPatch()
         await check_request_length(run_settings, body.input)
+        await check_webhook(run_settings.env.service.webhooks, body.webhook)
         async with sessions.begin() as session:
             crons = CronRepository(session)
             cron = await crons.get(cron_id)

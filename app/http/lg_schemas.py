@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from app.settings_registry import SPECS
+from tools.webhooks import MAX_URL_LENGTH as WEBHOOK_URL_LENGTH
 
 # The widest id the threads and tasks tables store (String(255)); Postgres refuses longer.
 MAX_ID_LENGTH = 255
@@ -263,9 +264,10 @@ class RunCreate(LangGraphBody):
     on_disconnect: Literal["continue", "cancel"] | None = None
     on_completion: Literal["delete", "keep"] | None = None
     durability: Literal["sync", "async", "exit"] | None = None
+    # POSTed, signed, when the run ends (docs/webhooks.md); its rules are checked before queueing.
+    webhook: str | None = Field(default=None, min_length=1, max_length=WEBHOOK_URL_LENGTH)
     # Named so that refusing one names it: parse_run refuses any value but null (strict_resume:
     # any but false, checkpoint_during: deprecated for durability).
-    webhook: Any = None
     feedback_keys: Any = None
     after_seconds: Any = None
     langsmith_tracer: Any = None

@@ -11,6 +11,7 @@ from langgraph.graph import END as GRAPH_END
 
 from app.engine.api_runs import API_STREAM_MODES, DEFAULT_STREAM_MODES
 from app.engine.run_settings import RunSettings
+from app.engine.webhooks import run_webhook_url
 from app.graph_runtime import GraphRuntime
 from app.http.lg_common import checkpoint_id_of, require_assistant, unprocessable
 from app.http.lg_schemas import RunCreate, SendTarget
@@ -19,7 +20,7 @@ from graph.message_text import is_human, message_text
 from graph.nodes.approval import InvalidDecision, parse_decision
 
 # Accepted by name but not implemented: any non-null value is refused.
-UNSUPPORTED_FIELDS = ("webhook", "feedback_keys", "after_seconds", "langsmith_tracer")
+UNSUPPORTED_FIELDS = ("feedback_keys", "after_seconds", "langsmith_tracer")
 
 
 def _node_names(value: str | list[str] | None, field: str, nodes: set[str]) -> list[str] | str | None:
@@ -88,6 +89,8 @@ def parse_run(body: RunCreate, nodes: set[str], *, stateless: bool = False) -> d
         "checkpoint_id": checkpoint_id_of(body.checkpoint) or body.checkpoint_id,
         "multitask_strategy": strategy,
         "durability": body.durability,
+        # Checked (it needs the network) by app/http/webhook_checks.py before the run is queued.
+        "webhook": run_webhook_url(body.webhook),
     }
 
 

@@ -37,6 +37,7 @@ from app.http.lg_schemas import MAX_ID_LENGTH, MAX_OFFSET, RunCreate
 from app.http.run_requests import check_request_length, check_resume, parse_run, run_request
 from app.http.sse import LastEventIdHeader, resume_after, sse_comment, sse_event, sse_response
 from app.http.threads import thread_config, thread_or_404
+from app.http.webhook_checks import check_webhook
 from app.service_settings import ServiceSettings
 from storage.models import Task, TaskStatus
 from storage.tasks import TaskRepository
@@ -76,6 +77,7 @@ async def start_run(
         await check_resume(runtime, thread_id, run["command"]["resume"])
     if not stateless:  # the stateless routes checked before making their temporary thread
         await check_request_length(run_settings, run["input"])
+        await check_webhook(run_settings.env.service.webhooks, run["webhook"])
     async with sessions.begin() as session:
         threads = ThreadRepository(session)
         if await threads.get(thread_id) is None:
@@ -274,6 +276,7 @@ class RunController(Controller):
         # Refused before the temporary thread exists, so a bad request leaves none behind.
         parse_run(body, set(runtime.graph.nodes), stateless=True)
         await check_request_length(run_settings, body.input)
+        await check_webhook(run_settings.env.service.webhooks, body.webhook)
         thread_id = await temporary_thread(sessions, new_thread_metadata(request, body, temporary=True))
         run = await start_run(request, thread_id, body, sessions, commands, run_settings, runtime, stateless=True)
 
@@ -296,6 +299,7 @@ class RunController(Controller):
         body = run_request(data)
         parse_run(body, set(runtime.graph.nodes), stateless=True)
         await check_request_length(run_settings, body.input)
+        await check_webhook(run_settings.env.service.webhooks, body.webhook)
         thread_id = await temporary_thread(sessions, new_thread_metadata(request, body, temporary=True))
         run = await start_run(request, thread_id, body, sessions, commands, run_settings, runtime, stateless=True)
         result = await _wait_result(run, bus, sessions, runtime)

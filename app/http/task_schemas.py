@@ -10,6 +10,7 @@ from sqlalchemy import Row
 
 from graph.state import MAX_ATTEMPT_NUMBER, MAX_KEYWORDS, MAX_WORDS, MIN_WORDS
 from storage.models import Task
+from tools.webhooks import MAX_URL_LENGTH as WEBHOOK_URL_LENGTH
 
 # A task as an ORM object or as a plain row of its table (storage.tasks.fetch_task_row).
 TaskLike = Task | Row[Any]
@@ -41,6 +42,8 @@ class TaskCreate(BaseModel):
     research: bool | None = None
     # Unset: the require_approval setting decides (GET /api/settings/require_approval).
     require_approval: bool | None = None
+    webhook: str | None = Field(default=None, min_length=1, max_length=WEBHOOK_URL_LENGTH,
+                                description="POSTed, signed, when the task ends (docs/webhooks.md)")
 
     @model_validator(mode="after")
     def _needs_something_to_write(self) -> TaskCreate:
@@ -56,7 +59,7 @@ class TaskCreate(BaseModel):
         return None
 
     def params(self) -> dict[str, Any]:
-        return self.model_dump(exclude_none=True, exclude={"request"})
+        return self.model_dump(exclude_none=True, exclude={"request", "webhook"})
 
     def request_text(self) -> str:
         """Structured-only callers still get a sentence the graph (and the logs) can read."""

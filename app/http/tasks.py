@@ -32,6 +32,7 @@ from app.http.task_schemas import (
     task_detail,
     task_links,
 )
+from app.http.webhook_checks import check_webhook
 from app.service_settings import ServiceSettings
 from graph.nodes.approval import InvalidDecision, parse_decision
 from storage.attempts import AttemptRepository
@@ -68,8 +69,9 @@ class TaskController(Controller):
         # Refused now rather than failing a minute later with the provider's own error.
         if data.request and (problem := (await run_settings.request_limit()).problem(data.request)):
             raise unprocessable("request", problem)
+        webhook = await check_webhook(run_settings.env.service.webhooks, data.webhook)
         # The row and its `queued` event commit together, so a worker cannot run it before then.
-        task = await commands.enqueue(data.request_text(), data.params())
+        task = await commands.enqueue(data.request_text(), data.params(), webhook=webhook)
         audit_change(request, resource_id=task.id,
                      after={"status": "queued", "request": task.request, "params": task.params})
         links = task_links(task.id)

@@ -13,9 +13,12 @@ from storage.models.posts import Post, PostStatus, SlugCounter
 from storage.models.settings import Setting, SettingChange
 from storage.models.tasks import TERMINAL_STATUSES, Attempt, Task, TaskEvent, TaskStatus, Thread, ThreadStatus, Usage
 from storage.models.users import ROLE_RANKS, ApiKey, RevokedToken, Role, User
+from storage.models.webhooks import DeliveryStatus, WebhookAttempt, WebhookDelivery
 
 __all__ = [
-    "MAX_ROW_ID", "ROLE_RANKS", "TERMINAL_STATUSES", "ApiKey", "Attempt", "AuditEvent", "Base", "Cron", "EventId", "JSONType", "Money",
+    "MAX_ROW_ID", "ROLE_RANKS", "TERMINAL_STATUSES", "ApiKey", "Attempt", "AuditEvent", "Base", "Cron", "DeliveryStatus",
+    "EventId", "JSONType", "Money",
     "Post", "PostStatus", "RevokedToken", "Role", "Setting", "SettingChange", "SlugCounter", "Task", "TaskEvent",
-    "TaskStatus", "Thread", "ThreadStatus", "UTCDateTime", "Usage", "User", "new_id", "utcnow",
+    "TaskStatus", "Thread", "ThreadStatus", "UTCDateTime", "Usage", "User", "WebhookAttempt", "WebhookDelivery",
+    "new_id", "utcnow",
 ]

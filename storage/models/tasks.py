@@ -92,6 +92,8 @@ class Task(Base):
     checkpoint_id: Mapped[str | None] = mapped_column(String(255), default=None)
     multitask_strategy: Mapped[str | None] = mapped_column(String(16), default=None)
     durability: Mapped[str | None] = mapped_column(String(16), default=None)
+    # Where the end of the run is POSTed (checked when the run was created); NULL: nowhere.
+    webhook: Mapped[str | None] = mapped_column(Text, default=None)
 
     attempts: Mapped[list[Attempt]] = relationship(
         back_populates="task", cascade="all, delete-orphan", passive_deletes=True, order_by="Attempt.number"

@@ -39,7 +39,7 @@ READ_ONLY_POSTS = {"/threads/search", "/threads/count", "/assistants/search", "/
 # Any signed-in user, whatever the role: logging out, and managing one's own API keys.
 ANY_USER = {"/api/auth/logout", "/api/keys", "/api/keys/{key_id:str}"}
 # Admins only, reads included: every route under these.
-ADMIN_ONLY_PREFIXES = ("/api/audit", "/api/settings")
+ADMIN_ONLY_PREFIXES = ("/api/audit", "/api/settings", "/api/webhooks")
 VIEWER_ID = "00000000-0000-4000-8000-0000000000b1"
 EDITOR_ID = "00000000-0000-4000-8000-0000000000b2"
 ADMIN_ID = "00000000-0000-4000-8000-0000000000b3"
