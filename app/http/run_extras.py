@@ -24,6 +24,7 @@ from app.http.lg_common import LANGGRAPH_EXCEPTION_HANDLERS, run_dict, unprocess
 from app.http.lg_schemas import RunCreate, RunsCancel
 from app.http.run_requests import check_request_length, parse_run, run_request
 from app.http.runs import delete_thread_later, new_thread_metadata, run_links, start_run, temporary_thread
+from app.http.webhook_checks import check_webhook
 from storage.models import Task, TaskStatus
 from storage.tasks import TaskNotFound, TaskRepository
 from storage.thread_runs import runs_to_cancel
@@ -71,6 +72,7 @@ async def _check_stateless(body: RunCreate, runtime: GraphRuntime, run_settings:
     """Refused before any temporary thread exists, so a bad request leaves none behind."""
     parse_run(body, set(runtime.graph.nodes), stateless=True)
     await check_request_length(run_settings, body.input)
+    await check_webhook(run_settings.env.service.webhooks, body.webhook)
 
 
 class RunExtrasController(Controller):
