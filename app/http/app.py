@@ -24,6 +24,7 @@ from app.audit_log import AuditLog, database_sink
 from app.configuration import Configuration
 from app.engine.services import open_run_services
 from app.graph_runtime import open_graph_runtime
+from app.http.assistant_routes import AssistantChangeController
 from app.http.assistants import AssistantController, InfoController
 from app.http.audit_middleware import audit_middleware
 from app.http.audit_routes import AuditController
@@ -39,7 +40,7 @@ from app.http.input_guard import reject_unsafe_input
 from app.http.ops import OpsController
 from app.http.posts import PostController
 from app.http.runs import RunController
-from app.http.schema_docs import openapi_config, schema_assets_router
+from app.http.schema_docs import docs_page, openapi_config, openapi_json, schema_assets_router
 from app.http.settings_routes import SettingsController
 from app.http.tasks import TaskController
 from app.http.threads import ThreadController
@@ -194,8 +195,9 @@ def create_app(settings: ServiceSettings | None = None, pipeline: PipelineSettin
                 yield
 
     return Litestar(
-        route_handlers=[AuthController, TaskController, OpsController, InfoController, AssistantController, ThreadController,
-                        RunController, AuditController, SettingsController, PostController, schema_assets_router()],
+        route_handlers=[AuthController, TaskController, OpsController, InfoController, AssistantController,
+                        AssistantChangeController, ThreadController, RunController, AuditController, SettingsController,
+                        PostController, schema_assets_router(), openapi_json, docs_page],
         lifespan=[lifespan],
         dependencies={
             "runtime": _state("runtime"),

@@ -19,11 +19,12 @@ from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit_log import audit_change
-from app.engine.api_runs import ASSISTANT_ID, END, GRAPH_ID, RUN_STATUS, jsonable
+from app.engine.api_runs import END, GRAPH_ID, RUN_STATUS, jsonable
 from app.engine.commands import RunCommands, ThreadBusy
 from app.engine.events import STATUS, EventBus
 from app.engine.run_settings import RunSettings
 from app.graph_runtime import GraphRuntime
+from app.http.assistant_defaults import assistant_or_404, defaults_of, with_defaults
 from app.http.errors import ConflictError, NotFoundError
 from app.http.lg_common import (
     LANGGRAPH_EXCEPTION_HANDLERS,
@@ -47,11 +48,12 @@ log = logging.getLogger("draftloop.http.runs")
 _background: set[asyncio.Task[Any]] = set()
 
 
-def new_thread_metadata(request: Request[Any, Any, Any], body: RunCreate, **extra: Any) -> dict[str, Any]:
+def new_thread_metadata(request: Request[Any, Any, Any], body: RunCreate, assistant_id: str,
+                        **extra: Any) -> dict[str, Any]:
     """A thread a run makes (if_not_exists="create", or a stateless run's temporary thread)
     starts with the run's metadata, as langgraph-api's does."""
     given = {**((body.config and body.config.metadata) or {}), **(body.metadata or {})}
-    return {**creator(request), "graph_id": GRAPH_ID, "assistant_id": ASSISTANT_ID, **given, **extra}
+    return {**creator(request), "graph_id": GRAPH_ID, "assistant_id": assistant_id, **given, **extra}
 
 
 def _links(run: Task, stateless: bool = False) -> dict[str, str]:
@@ -64,6 +66,9 @@ async def _create(
     commands: RunCommands, run_settings: RunSettings, runtime: GraphRuntime, *, stateless: bool = False,
 ) -> Task:
     run = parse_run(body, set(runtime.graph.nodes), stateless=stateless)
+    assistant = await assistant_or_404(sessions, run["assistant_id"])
+    run["assistant_id"] = assistant.assistant_id
+    run["context"] = with_defaults(defaults_of(assistant), run["config"].get("configurable"), run["context"])
     if run["command"] and "resume" in run["command"] and not stateless:
         await check_resume(runtime, thread_id, run["command"]["resume"])
     if not stateless:  # the stateless routes checked before making their temporary thread
@@ -75,7 +80,7 @@ async def _create(
                 raise NotFoundError(detail=f"thread {thread_id} not found")
             if len(thread_id) > MAX_ID_LENGTH:
                 raise unprocessable("thread_id", f"at most {MAX_ID_LENGTH} characters")
-            await threads.create(thread_id, new_thread_metadata(request, body))
+            await threads.create(thread_id, new_thread_metadata(request, body, run["assistant_id"]))
         else:
             # As langgraph-api: a run stamps its thread with the graph and assistant it ran, so
             # a chat UI's thread list (threads.search by graph_id) finds threads made bare.
@@ -254,9 +259,12 @@ class RunController(Controller):
                                data: JSONBody[RunCreate | None] = None) -> Stream:
         body = run_request(data)
         # Refused before the temporary thread exists, so a bad request leaves none behind.
-        parse_run(body, set(runtime.graph.nodes), stateless=True)
+        checked = parse_run(body, set(runtime.graph.nodes), stateless=True)
+        assistant = await assistant_or_404(sessions, body.assistant_id)
+        with_defaults(defaults_of(assistant), checked["config"].get("configurable"), checked["context"])
         await check_request_length(run_settings, body.input)
-        thread_id = await _temporary_thread(sessions, new_thread_metadata(request, body, temporary=True))
+        thread_id = await _temporary_thread(
+            sessions, new_thread_metadata(request, body, assistant.assistant_id, temporary=True))
         run = await _create(request, thread_id, body, sessions, commands, run_settings, runtime, stateless=True)
 
         async def cleanup() -> None:
@@ -276,9 +284,12 @@ class RunController(Controller):
                              bus: NamedDependency[EventBus],
                              data: JSONBody[RunCreate | None] = None) -> Response[dict[str, Any]]:
         body = run_request(data)
-        parse_run(body, set(runtime.graph.nodes), stateless=True)
+        checked = parse_run(body, set(runtime.graph.nodes), stateless=True)
+        assistant = await assistant_or_404(sessions, body.assistant_id)
+        with_defaults(defaults_of(assistant), checked["config"].get("configurable"), checked["context"])
         await check_request_length(run_settings, body.input)
-        thread_id = await _temporary_thread(sessions, new_thread_metadata(request, body, temporary=True))
+        thread_id = await _temporary_thread(
+            sessions, new_thread_metadata(request, body, assistant.assistant_id, temporary=True))
         run = await _create(request, thread_id, body, sessions, commands, run_settings, runtime, stateless=True)
         result = await _wait_result(run, bus, sessions, runtime)
         if (body.on_completion or "delete") == "delete":

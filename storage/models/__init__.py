@@ -6,6 +6,7 @@ every table on ``Base.metadata`` (Alembic's env.py relies on that), so callers i
 models from here.
 """
 
+from storage.models.assistants import Assistant, AssistantVersion
 from storage.models.audit import AuditEvent
 from storage.models.base import MAX_ROW_ID, Base, EventId, JSONType, Money, UTCDateTime, new_id, utcnow
 from storage.models.posts import Post, PostStatus, SlugCounter
@@ -14,7 +15,7 @@ from storage.models.tasks import TERMINAL_STATUSES, Attempt, Task, TaskEvent, Ta
 from storage.models.users import ROLE_RANKS, RevokedToken, Role, User
 
 __all__ = [
-    "MAX_ROW_ID", "ROLE_RANKS", "TERMINAL_STATUSES", "Attempt", "AuditEvent", "Base", "EventId", "JSONType", "Money",
+    "MAX_ROW_ID", "ROLE_RANKS", "TERMINAL_STATUSES", "Assistant", "AssistantVersion", "Attempt", "AuditEvent", "Base", "EventId", "JSONType", "Money",
     "Post", "PostStatus", "RevokedToken", "Role", "Setting", "SettingChange", "SlugCounter", "Task", "TaskEvent",
     "TaskStatus", "Thread", "ThreadStatus", "UTCDateTime", "Usage", "User", "new_id", "utcnow",
 ]
