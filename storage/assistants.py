@@ -13,9 +13,10 @@ from storage.affected_rows import affected_rows
 from storage.json_filter import json_filter
 from storage.models import Assistant, AssistantVersion, utcnow
 
+# Names sort without regard to case, as langgraph-api sorts them.
 SORT_COLUMNS: dict[str, Any] = {
-    "assistant_id": Assistant.assistant_id, "graph_id": Assistant.graph_id, "name": Assistant.name,
-    "created_at": Assistant.created_at, "updated_at": Assistant.updated_at,
+    "assistant_id": Assistant.assistant_id, "graph_id": func.lower(Assistant.graph_id),
+    "name": func.lower(Assistant.name), "created_at": Assistant.created_at, "updated_at": Assistant.updated_at,
 }
 # The fields a version holds, copied to the assistant's row when it becomes the latest.
 VERSIONED = ("graph_id", "name", "description", "meta", "config", "context")

@@ -74,5 +74,6 @@ def with_defaults(defaults: Mapping[str, Any], configurable: Mapping[str, Any] |
     try:
         RunContext.model_validate({key: value for key, value in merged.items() if key in DEFAULT_FIELDS})
     except ValidationError as exc:
-        raise unprocessable("context", f"with the assistant's defaults: {exc.errors()[0]['msg']}") from None
+        problem = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+        raise unprocessable("context", f"with the assistant's defaults: {problem}") from None
     return merged
