@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.affected_rows import affected_rows
@@ -37,6 +39,26 @@ class AssistantRepository:
         self.session.add(assistant)
         self.session.add(AssistantVersion(assistant_id=assistant_id, version=1, created_at=now, **values))
         await self.session.flush()
+        return assistant
+
+    async def ensure(self, assistant_id: str, fields: Mapping[str, Any], created_at: datetime) -> Assistant:
+        """The assistant, made as ``fields`` say when it is missing (one made by another request
+        meanwhile is taken as it is)."""
+        existing = await self.get(assistant_id)
+        if existing is not None:
+            return existing
+        values = {key: fields.get(key) for key in VERSIONED}
+        try:
+            async with self.session.begin_nested():
+                assistant = Assistant(assistant_id=assistant_id, version=1, created_at=created_at,
+                                      updated_at=created_at, **values)
+                self.session.add(assistant)
+                self.session.add(AssistantVersion(assistant_id=assistant_id, version=1, created_at=created_at,
+                                                  **values))
+        except IntegrityError:
+            found = await self.get(assistant_id)
+            assert found is not None  # the row that collided
+            return found
         return assistant
 
     async def add_version(self, assistant: Assistant, fields: Mapping[str, Any]) -> Assistant:

@@ -8,6 +8,7 @@ them, and REQUEST_FIELDS are a new turn's request defaults (app/engine/api_runs.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,6 +20,13 @@ from app.http.lg_common import unprocessable
 from app.http.lg_schemas import RunContext
 from storage.assistants import AssistantRepository
 from storage.models import Assistant, AssistantVersion
+
+# The built-in assistant, as migration 0013 stores it; a fixed date keeps responses stable.
+BUILT_IN_CREATED = datetime(2025, 1, 1, tzinfo=UTC)
+BUILT_IN: dict[str, Any] = {
+    "graph_id": GRAPH_ID, "name": GRAPH_ID, "meta": {"created_by": "system"}, "config": {}, "context": {},
+    "description": "Draftloop content pipeline: route, research, draft, critique, approve, persist.",
+}
 
 
 def assistant_dict(assistant: Assistant | AssistantVersion) -> dict[str, Any]:
@@ -44,9 +52,18 @@ def stored_id(assistant_id: str) -> str:
     return ASSISTANT_ID if assistant_id == GRAPH_ID else assistant_id
 
 
+async def ensure_built_in(sessions: async_sessionmaker[AsyncSession]) -> Assistant:
+    """The built-in assistant, made again if its row went (migration 0013 makes it): a run by
+    graph id always finds it."""
+    async with sessions.begin() as session:
+        return await AssistantRepository(session).ensure(ASSISTANT_ID, BUILT_IN, BUILT_IN_CREATED)
+
+
 async def assistant_or_404(sessions: async_sessionmaker[AsyncSession], assistant_id: str) -> Assistant:
     async with sessions() as session:
         assistant = await AssistantRepository(session).get(stored_id(assistant_id))
+    if assistant is None and stored_id(assistant_id) == ASSISTANT_ID:
+        assistant = await ensure_built_in(sessions)
     if assistant is None:
         raise NotFoundError(detail=f"assistant {assistant_id} not found")
     return assistant
@@ -70,9 +87,11 @@ def with_defaults(defaults: Mapping[str, Any], configurable: Mapping[str, Any] |
     """A run's context over its configurable over the assistant's defaults; 422 when together they
     contradict (a platform for an assistant's newsletter)."""
     own = {key: value for key, value in (configurable or {}).items() if key in DEFAULT_FIELDS and value is not None}
-    merged = {**defaults, **own, **(context or {})}
+    # The run's context as sent, plus the defaults it set nowhere (a configurable key already
+    # wins over the assistant's, in app/engine/api_runs.py's run_context).
+    merged = {**{key: value for key, value in defaults.items() if key not in own}, **(context or {})}
     try:
-        RunContext.model_validate({key: value for key, value in merged.items() if key in DEFAULT_FIELDS})
+        RunContext.model_validate({**defaults, **own, **(context or {})})
     except ValidationError as exc:
         problem = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
         raise unprocessable("context", f"with the assistant's defaults: {problem}") from None

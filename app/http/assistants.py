@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.engine.api_runs import GRAPH_ID
 from app.graph_runtime import GraphRuntime
-from app.http.assistant_defaults import assistant_dict, assistant_or_404, require_graph
+from app.http.assistant_defaults import assistant_dict, assistant_or_404, ensure_built_in, require_graph
 from app.http.errors import NotFoundError
 from app.http.lg_common import LANGGRAPH_EXCEPTION_HANDLERS, unprocessable
 from app.http.lg_schemas import AssistantCount, AssistantSearch
@@ -73,6 +73,7 @@ class AssistantController(Controller):
                      data: JSONBody[AssistantSearch | None] = None) -> Response[list[dict[str, Any]]]:
         body = data or AssistantSearch()
         require_graph(body.graph_id)
+        await ensure_built_in(sessions)
         offset = body.offset or 0
         if body.limit == 0:
             return Response([])
@@ -127,6 +128,7 @@ class AssistantController(Controller):
                     data: JSONBody[AssistantCount | None] = None) -> Response[int]:
         body = data or AssistantCount()
         require_graph(body.graph_id)
+        await ensure_built_in(sessions)
         async with sessions() as session:
             return Response(await AssistantRepository(session).count(graph_id=body.graph_id, name=body.name,
                                                                       metadata=body.metadata))
