@@ -55,6 +55,10 @@ INTERNAL_MODES: tuple[StreamMode, ...] = ("tasks", "updates")
 # chat UI would print them.
 QUIET_MESSAGE_NODES = frozenset({"route_intent", "research", "critique"})
 CONTEXT_FIELDS = frozenset({"require_approval", "quality_threshold", "max_revisions"})
+# Context keys that are a new turn's request defaults: the graph reads them from input.request.
+REQUEST_FIELDS = frozenset({"content_type", "platform", "tone", "audience"})
+# Every run default a run's context (or an assistant) may hold; "model" selects the chat model.
+DEFAULT_FIELDS = CONTEXT_FIELDS | REQUEST_FIELDS | {"model"}
 
 RUN_STATUS: dict[TaskStatus, str] = {
     TaskStatus.QUEUED: "pending",
@@ -194,7 +198,19 @@ def run_input(run: Task) -> Any:
         if goto is not None:
             kwargs["goto"] = goto
         return Command(**kwargs)
-    return with_messages(run.input)
+    return with_messages(with_request_defaults(run.input, run.context))
+
+
+def with_request_defaults(value: Any, context: Mapping[str, Any] | None) -> Any:
+    """A new turn's input (one with messages) with the context's REQUEST_FIELDS under its own
+    ``request``; other inputs (None continues a thread) are left alone."""
+    defaults = {key: item for key, item in (context or {}).items() if key in REQUEST_FIELDS and item is not None}
+    if not defaults or not isinstance(value, Mapping) or not isinstance(value.get("messages"), list):
+        return value
+    given = value.get("request")
+    if given is not None and not isinstance(given, Mapping):
+        return value  # the graph's to refuse, as it would without defaults
+    return {**value, "request": {**defaults, **(given or {})}}
 
 
 def with_messages(value: Any) -> Any:

@@ -35,6 +35,8 @@ log = logging.getLogger("draftloop.executor")
 
 # "custom": what nodes write to the stream themselves (research reports each search as it ends).
 STREAM_MODES: list[StreamMode] = ["tasks", "updates", "messages", "custom"]
+# A task's params that are no request fields: its assistant and the graph context it lent.
+TASK_CONTEXT_PARAMS = frozenset({"assistant_id", "quality_threshold", "max_revisions", "model"})
 
 
 class _Input(enum.Enum):
@@ -46,8 +48,10 @@ def _never() -> bool:
 
 
 def request_input(request: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The graph input of a new request (a new turn on a thread that had one)."""
-    return {"messages": [HumanMessage(request)], "request": dict(params or {})}
+    """The graph input of a new request (a new turn on a thread that had one). The params that
+    go to the graph's context (an assistant's quality threshold, say) stay out of its request."""
+    fields = {key: value for key, value in (params or {}).items() if key not in TASK_CONTEXT_PARAMS}
+    return {"messages": [HumanMessage(request)], "request": fields}
 
 
 def task_config(task: Task) -> RunnableConfig:
@@ -136,7 +140,10 @@ class RunDriver:
             return Ending.FINISHED
         params = task.params or {}
         context = await self.run_settings.context_for_run(
-            DraftloopContext(deps=self.deps, require_approval=params.get("require_approval")))
+            DraftloopContext(deps=self.deps, require_approval=params.get("require_approval"),
+                             quality_threshold=params.get("quality_threshold"),
+                             max_revisions=params.get("max_revisions")),
+            model=params.get("model"))
         if not await stream_graph(self.runtime.graph, graph_input, config, publisher, draining=draining,
                                   context=context, stream_mode=STREAM_MODES, durability="sync"):
             return Ending.DRAINED
@@ -162,7 +169,8 @@ class RunDriver:
                 self.stats.resumed_total += 1
         if not await stream_graph(
             self.runtime.graph, graph_input, config, publisher, draining=draining,
-            context=await self.run_settings.context_for_run(run_context(task, self.deps)),
+            context=await self.run_settings.context_for_run(run_context(task, self.deps),
+                                                            model=(task.context or {}).get("model")),
             stream_mode=langgraph_modes(task.stream_modes or []),
             events=wants_events(task.stream_modes or []),
             interrupt_before=task.interrupt_before or None,

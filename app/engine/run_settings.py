@@ -82,15 +82,16 @@ class RunSettings:
     async def concurrency(self) -> int:
         return int((await self.values())["worker_concurrency"])
 
-    async def context_for_run(self, context: DraftloopContext) -> DraftloopContext:
+    async def context_for_run(self, context: DraftloopContext, *, model: str | None = None) -> DraftloopContext:
         """``context`` with the registry applied to its dependencies and defaults; the fields
-        the run set itself are left as they are, so they still win."""
+        the run set itself are left as they are, so they still win, as does ``model`` (the run's
+        or its assistant's chat model, of the provider the registry selects)."""
         values = await self.values()
         deps = context.deps
         changes: dict[str, Any] = {}
         if deps is not None:
             graph = {name: values[name] for name in _GRAPH_FIELDS if getattr(deps.settings, name) != values[name]}
-            models = self.provider_for(values["model_provider"], values["model_name"])
+            models = self.provider_for(values["model_provider"], model or values["model_name"])
             if graph or models is not deps.models:
                 changes["deps"] = replace(deps, settings=replace(deps.settings, **graph) if graph else deps.settings,
                                           models=models)

@@ -26,6 +26,7 @@ from app.configuration import Configuration
 from app.engine.services import open_run_services
 from app.graph_runtime import open_graph_runtime
 from app.http.api_keys import ApiKeyController
+from app.http.assistant_routes import AssistantChangeController
 from app.http.assistants import AssistantController, InfoController
 from app.http.audit_middleware import audit_middleware
 from app.http.audit_routes import AuditController
@@ -43,7 +44,7 @@ from app.http.ops import OpsController
 from app.http.posts import PostController
 from app.http.run_extras import RunExtrasController
 from app.http.runs import RunController
-from app.http.schema_docs import openapi_config, schema_assets_router
+from app.http.schema_docs import docs_page, openapi_config, openapi_json, schema_assets_router
 from app.http.settings_routes import SettingsController
 from app.http.store import StoreController
 from app.http.tasks import TaskController
@@ -204,9 +205,10 @@ def create_app(settings: ServiceSettings | None = None, pipeline: PipelineSettin
 
     return Litestar(
         route_handlers=[AuthController, ApiKeyController, TaskController, OpsController, InfoController,
-                        AssistantController, ThreadController, ThreadExtrasController, RunController,
-                        RunExtrasController, CronController, AuditController, SettingsController, PostController,
-                        StoreController, WebhookController, schema_assets_router()],
+                        AssistantController, AssistantChangeController, ThreadController, ThreadExtrasController,
+                        RunController, RunExtrasController, CronController, AuditController, SettingsController,
+                        PostController, StoreController, WebhookController, schema_assets_router(), openapi_json,
+                        docs_page],
         lifespan=[lifespan],
         dependencies={
             "runtime": _state("runtime"),

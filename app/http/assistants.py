@@ -1,23 +1,24 @@
-"""LangGraph API discovery: server info and the one system assistant per graph."""
+"""LangGraph API discovery: server info, and reading assistants (search, count, one, its graph
+and schemas); app/http/assistant_routes.py changes them."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any
 
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.engine.api_runs import ASSISTANT_ID, GRAPH_ID
+from app.engine.api_runs import GRAPH_ID
 from app.graph_runtime import GraphRuntime
+from app.http.assistant_defaults import assistant_dict, assistant_or_404, ensure_built_in, require_graph
 from app.http.errors import NotFoundError
-from app.http.lg_common import LANGGRAPH_EXCEPTION_HANDLERS, require_assistant, unprocessable
+from app.http.lg_common import LANGGRAPH_EXCEPTION_HANDLERS, unprocessable
 from app.http.lg_schemas import AssistantCount, AssistantSearch
-
-# The system assistant exists as long as the graph does; a fixed date keeps responses stable.
-_CREATED = datetime(2025, 1, 1, tzinfo=UTC).isoformat()
+from app.http.threads import pagination_headers
+from storage.assistants import AssistantRepository
 
 
 def _version(package: str) -> str | None:
@@ -25,21 +26,6 @@ def _version(package: str) -> str | None:
         return version(package)
     except PackageNotFoundError:
         return None
-
-
-def assistant_dict() -> dict[str, Any]:
-    return {
-        "assistant_id": ASSISTANT_ID,
-        "graph_id": GRAPH_ID,
-        "config": {},
-        "context": {},
-        "metadata": {"created_by": "system"},
-        "name": GRAPH_ID,
-        "description": "Draftloop content pipeline: route, research, draft, critique, approve, persist.",
-        "version": 1,
-        "created_at": _CREATED,
-        "updated_at": _CREATED,
-    }
 
 
 # Subgraph levels to draw: this graph has none, and 99 is far past any graph's nesting.
@@ -91,37 +77,39 @@ class AssistantController(Controller):
     exception_handlers = LANGGRAPH_EXCEPTION_HANDLERS
 
     @post("/search", status_code=200, opt={"read_only": True}, summary="Search assistants (JSON body, text/plain accepted)")
-    async def search(self, data: JSONBody[AssistantSearch | None] = None) -> list[dict[str, Any]]:
+    async def search(self, sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+                     data: JSONBody[AssistantSearch | None] = None) -> Response[list[dict[str, Any]]]:
         body = data or AssistantSearch()
-        assistant = assistant_dict()
-        matches = True
-        if body.graph_id not in (None, GRAPH_ID):
-            matches = False
-        if body.name and body.name.lower() not in assistant["name"]:
-            matches = False
-        for key, value in (body.metadata or {}).items():
-            if assistant["metadata"].get(key) != value:
-                matches = False
-        return [assistant] if matches and not body.offset and body.limit > 0 else []
-
-    @get("/{assistant_id:str}", summary="One assistant")
-    async def get_assistant(self, assistant_id: FromPath[str]) -> dict[str, Any]:
-        require_assistant(assistant_id)
-        return assistant_dict()
+        require_graph(body.graph_id)
+        await ensure_built_in(sessions)
+        offset = body.offset or 0
+        if body.limit == 0:
+            return Response([])
+        async with sessions() as session:
+            # One row past the page says whether another follows, without counting them all.
+            found = await AssistantRepository(session).search(
+                graph_id=body.graph_id, name=body.name, metadata=body.metadata, sort_by=body.sort_by or "created_at",
+                descending=body.sort_order != "asc", limit=body.limit + 1, offset=offset)
+        page = [assistant_dict(assistant) for assistant in found[:body.limit]]
+        if body.select:
+            page = [{key: item[key] for key in body.select} for item in page]
+        return Response(page, headers=pagination_headers(offset, len(page), len(found) > body.limit))
 
     @get("/{assistant_id:str}/graph", summary="The graph's nodes and edges")
     async def get_graph(
         self, assistant_id: FromPath[str], runtime: NamedDependency[GraphRuntime],
+        sessions: NamedDependency[async_sessionmaker[AsyncSession]],
         xray: Annotated[str | None, QueryParameter(
             name="xray", pattern=XRAY_PATTERN,
             description=f"true, false or how many subgraph levels to draw (1-{MAX_XRAY_DEPTH})")] = None
     ) -> dict[str, Any]:
-        require_assistant(assistant_id)
+        await assistant_or_404(sessions, assistant_id)
         return runtime.graph.get_graph(xray=_xray(xray)).to_json()
 
     @get("/{assistant_id:str}/schemas", summary="Input, output, state and context JSON schemas")
-    async def get_schemas(self, assistant_id: FromPath[str], runtime: NamedDependency[GraphRuntime]) -> dict[str, Any]:
-        require_assistant(assistant_id)
+    async def get_schemas(self, assistant_id: FromPath[str], runtime: NamedDependency[GraphRuntime],
+                          sessions: NamedDependency[async_sessionmaker[AsyncSession]]) -> dict[str, Any]:
+        await assistant_or_404(sessions, assistant_id)
         graph = runtime.graph
         return {
             "graph_id": GRAPH_ID,
@@ -136,12 +124,19 @@ class AssistantController(Controller):
 
     @get(["/{assistant_id:str}/subgraphs", "/{assistant_id:str}/subgraphs/{namespace:str}"],
          summary="Subgraph schemas (this graph has none)")
-    async def get_subgraphs(self, assistant_id: FromPath[str], namespace: FromPath[str | None] = None) -> dict[str, Any]:
-        require_assistant(assistant_id)
+    async def get_subgraphs(self, assistant_id: FromPath[str], sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+                            namespace: FromPath[str | None] = None) -> dict[str, Any]:
+        await assistant_or_404(sessions, assistant_id)
         if namespace is not None:
             raise NotFoundError(detail=f"no subgraph {namespace}")
         return {}
 
     @post("/count", status_code=200, opt={"read_only": True}, summary="Count assistants")
-    async def count(self, data: JSONBody[AssistantCount | None] = None) -> Response[int]:
-        return Response(1 if (data or AssistantCount()).graph_id in (None, GRAPH_ID) else 0)
+    async def count(self, sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+                    data: JSONBody[AssistantCount | None] = None) -> Response[int]:
+        body = data or AssistantCount()
+        require_graph(body.graph_id)
+        await ensure_built_in(sessions)
+        async with sessions() as session:
+            return Response(await AssistantRepository(session).count(graph_id=body.graph_id, name=body.name,
+                                                                      metadata=body.metadata))

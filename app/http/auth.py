@@ -51,6 +51,8 @@ SCOPE_KEY = "draftloop_auth"
 READ_METHODS = frozenset({"GET", "HEAD"})
 # The OpenAPI schema and its docs pages are public (path set in create_app).
 SCHEMA_PATH = "/schema"
+# The docs page where langgraph-api serves it (app/http/schema_docs.py): it runs Swagger UI too.
+DOCS_ALIAS = "/docs"
 _CHALLENGE = 'Bearer realm="draftloop"'
 
 
@@ -372,7 +374,8 @@ def security_headers(settings: ServiceSettings) -> Any:
             return
         headers = [*message.get("headers", []), *common]
         path = scope.get("path", "")
-        headers.append(docs_csp if path == SCHEMA_PATH or path.startswith(SCHEMA_PATH + "/") else api_csp)
+        docs = path in (SCHEMA_PATH, DOCS_ALIAS) or path.startswith(SCHEMA_PATH + "/")
+        headers.append(docs_csp if docs else api_csp)
         message["headers"] = headers
 
     return hook

@@ -11,9 +11,9 @@ from langgraph.types import StateSnapshot
 from litestar import Request, Response
 from litestar.exceptions import ClientException, SerializationException, ValidationException
 
-from app.engine.api_runs import ASSISTANT_ID, GRAPH_ID, RUN_STATUS, jsonable
+from app.engine.api_runs import ASSISTANT_ID, RUN_STATUS, jsonable
 from app.http.auth import auth_outcome
-from app.http.errors import NotFoundError, http_exception_handler, not_json_message, validation_response
+from app.http.errors import http_exception_handler, not_json_message, validation_response
 from app.http.input_guard import UnsafeInput
 from app.http.lg_schemas import CheckpointRef
 from storage.models import Task, TaskStatus, Thread
@@ -56,13 +56,6 @@ def checkpoint_id_of(checkpoint: CheckpointRef | None, field: str = "checkpoint"
     if checkpoint.checkpoint_ns:
         raise unprocessable(f"{field}.checkpoint_ns", "this graph has no subgraphs")
     return checkpoint.checkpoint_id
-
-
-def require_assistant(assistant_id: str) -> str:
-    """The one system assistant, by its uuid5 id or by the bare graph id."""
-    if assistant_id not in (ASSISTANT_ID, GRAPH_ID):
-        raise NotFoundError(detail=f"assistant {assistant_id} not found")
-    return ASSISTANT_ID
 
 
 def checkpoint_of(config: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -21,9 +21,11 @@ from pydantic import (
     ValidationError,
     ValidatorFunctionWrapHandler,
     WrapValidator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
+from app.http.task_schemas import ContentTypeName, PlatformName, ToneName
 from app.settings_registry import SPECS
 from tools.webhooks import MAX_URL_LENGTH as WEBHOOK_URL_LENGTH
 
@@ -137,13 +139,27 @@ Goto = Annotated[str | SendTarget | list[str | SendTarget] | None,
 
 
 class RunContext(LangGraphBody):
-    """The graph's context fields (app.engine.api_runs.CONTEXT_FIELDS), bounded as their settings are."""
+    """The graph's context fields (app.engine.api_runs.CONTEXT_FIELDS), bounded as their settings
+    are, and the request's defaults (REQUEST_FIELDS: a new turn's input.request wins over them),
+    typed as the task API types them. An assistant's defaults are checked by the same rules."""
 
     require_approval: bool | None = None
     quality_threshold: int | None = Field(default=None, ge=_bound("quality_threshold", "minimum"),
                                           le=_bound("quality_threshold", "maximum"))
     max_revisions: int | None = Field(default=None, ge=_bound("max_revisions", "minimum"),
                                       le=_bound("max_revisions", "maximum"))
+    # The chat model, of the provider the settings select (GET /api/settings/model_provider).
+    model: str | None = Field(default=None, min_length=1, max_length=_SPECS["model_name"].max_length)
+    content_type: ContentTypeName | None = None
+    platform: PlatformName | None = None
+    tone: ToneName | None = None
+    audience: str | None = Field(default=None, max_length=300)
+
+    @model_validator(mode="after")
+    def _platform_of_social_posts(self) -> RunContext:
+        if self.platform and self.content_type not in (None, "social_post"):
+            raise ValueError(f"platform: applies to a social_post only, not to a {self.content_type}")
+        return self
 
 
 class Configurable(RunContext):
@@ -225,21 +241,63 @@ class HistoryQuery(LangGraphBody):
     checkpoint: CheckpointArg = None
 
 
+AssistantField = Literal["assistant_id", "graph_id", "name", "description", "config", "context", "metadata",
+                         "version", "created_at", "updated_at"]
+
+
 class AssistantSearch(LangGraphBody):
     graph_id: str | None = None
-    metadata: Metadata | None = None
-    name: str | None = None
+    metadata: SearchFilter = None
+    name: str | None = Field(default=None, max_length=MAX_ID_LENGTH)
     limit: int = Field(default=10, ge=0, le=MAX_PAGE)
     offset: int | None = Field(default=None, ge=0, le=MAX_OFFSET)
-    sort_by: str | None = None
+    sort_by: Literal["assistant_id", "graph_id", "name", "created_at", "updated_at"] | None = None
     sort_order: Literal["asc", "desc"] | None = None
-    select: list[str] | None = None
+    select: list[AssistantField] | None = None
 
 
 class AssistantCount(LangGraphBody):
     graph_id: str | None = None
+    metadata: SearchFilter = None
+    name: str | None = Field(default=None, max_length=MAX_ID_LENGTH)
+
+
+class AssistantConfig(LangGraphBody):
+    """An assistant's config: its configurable holds run defaults, as a run's does."""
+
+    configurable: Configurable | None = None
+    tags: list[str] | None = None
+    recursion_limit: int | None = Field(default=None, ge=1, le=MAX_RECURSION)
+
+
+class AssistantCreate(LangGraphBody):
+    assistant_id: str | None = None
+    graph_id: str
+    config: AssistantConfig | None = None
+    context: RunContext | None = None
     metadata: Metadata | None = None
-    name: str | None = None
+    if_exists: Literal["raise", "do_nothing"] | None = None
+    name: str | None = Field(default=None, max_length=MAX_ID_LENGTH)
+    description: str | None = Field(default=None, max_length=5000)
+
+
+class AssistantPatch(LangGraphBody):
+    graph_id: str | None = None
+    config: AssistantConfig | None = None
+    context: RunContext | None = None
+    metadata: Metadata | None = None
+    name: str | None = Field(default=None, max_length=MAX_ID_LENGTH)
+    description: str | None = Field(default=None, max_length=5000)
+
+
+class AssistantVersionSearch(LangGraphBody):
+    metadata: SearchFilter = None
+    limit: int = Field(default=10, ge=1, le=MAX_PAGE)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
+
+
+class AssistantLatest(LangGraphBody):
+    version: int = Field(ge=1, le=2**31 - 1)
 
 
 class RunCreate(LangGraphBody):

@@ -22,9 +22,8 @@ from app.graph_runtime import GraphRuntime
 from app.http.errors import NotFoundError
 from app.http.lg_common import LANGGRAPH_EXCEPTION_HANDLERS, run_dict, unprocessable
 from app.http.lg_schemas import RunCreate, RunsCancel
-from app.http.run_requests import check_request_length, parse_run, run_request
-from app.http.runs import delete_thread_later, new_thread_metadata, run_links, start_run, temporary_thread
-from app.http.webhook_checks import check_webhook
+from app.http.run_requests import run_request
+from app.http.runs import check_stateless, delete_thread_later, run_links, start_stateless
 from storage.models import Task, TaskStatus
 from storage.tasks import TaskNotFound, TaskRepository
 from storage.thread_runs import runs_to_cancel
@@ -59,20 +58,12 @@ async def _start_stateless(request: Request[Any, Any, Any], body: RunCreate, ses
     """A background run on a new temporary thread; with on_completion "delete" (the default),
     the thread goes once the run has ended. That clean-up lives in this process: a thread whose
     run outlives a restart stays."""
-    thread_id = await temporary_thread(sessions, new_thread_metadata(request, body, temporary=True))
-    run = await start_run(request, thread_id, body, sessions, commands, run_settings, runtime, stateless=True)
+    _thread_id, run = await start_stateless(request, body, sessions, commands, run_settings, runtime)
     if (body.on_completion or "delete") == "delete":
         task = asyncio.create_task(_delete_when_ended(run, bus, sessions, runtime))
         _cleanups.add(task)
         task.add_done_callback(_cleanups.discard)
     return run
-
-
-async def _check_stateless(body: RunCreate, runtime: GraphRuntime, run_settings: RunSettings) -> None:
-    """Refused before any temporary thread exists, so a bad request leaves none behind."""
-    parse_run(body, set(runtime.graph.nodes), stateless=True)
-    await check_request_length(run_settings, body.input)
-    await check_webhook(run_settings.env.service.webhooks, body.webhook)
 
 
 class RunExtrasController(Controller):
@@ -87,7 +78,6 @@ class RunExtrasController(Controller):
                                runtime: NamedDependency[GraphRuntime], bus: NamedDependency[EventBus],
                                data: JSONBody[RunCreate | None] = None) -> Response[dict[str, Any]]:
         body = run_request(data)
-        await _check_stateless(body, runtime, run_settings)
         run = await _start_stateless(request, body, sessions, commands, run_settings, runtime, bus)
         return Response(run_dict(run), headers=run_links(run, stateless=True))
 
@@ -105,7 +95,7 @@ class RunExtrasController(Controller):
             raise unprocessable("body", f"at most {MAX_BATCH} runs")
         # Every run is checked before the first starts: a batch with a bad run starts none.
         for body in bodies:
-            await _check_stateless(body, runtime, run_settings)
+            await check_stateless(body, sessions, runtime, run_settings)
         runs = [await _start_stateless(request, body, sessions, commands, run_settings, runtime, bus)
                 for body in bodies]
         audit_change(request, after={"run_ids": [run.id for run in runs]})

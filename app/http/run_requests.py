@@ -13,7 +13,7 @@ from app.engine.api_runs import API_STREAM_MODES, DEFAULT_STREAM_MODES
 from app.engine.run_settings import RunSettings
 from app.engine.webhooks import run_webhook_url
 from app.graph_runtime import GraphRuntime
-from app.http.lg_common import checkpoint_id_of, require_assistant, unprocessable
+from app.http.lg_common import checkpoint_id_of, unprocessable
 from app.http.lg_schemas import RunCreate, SendTarget
 from app.http.threads import thread_config
 from graph.message_text import is_human, message_text
@@ -54,7 +54,6 @@ def parse_run(body: RunCreate, nodes: set[str], *, stateless: bool = False) -> d
         raise unprocessable("strict_resume", "not supported by this server")
     if body.checkpoint_during is not None:
         raise unprocessable("checkpoint_during", "deprecated; use durability")
-    assistant_id = require_assistant(body.assistant_id)
     if body.input is not None and body.command is not None:
         raise unprocessable("command", "send either input or command, not both")
     command = None
@@ -76,7 +75,8 @@ def parse_run(body: RunCreate, nodes: set[str], *, stateless: bool = False) -> d
     if body.on_completion is not None and not stateless:
         raise unprocessable("on_completion", "only applies to stateless runs")
     return {
-        "assistant_id": assistant_id,
+        # As sent: app/http/runs.py finds the assistant and applies its defaults.
+        "assistant_id": body.assistant_id,
         "input": body.input,
         "command": command,
         "stream_modes": modes,

@@ -19,11 +19,12 @@ from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit_log import audit_change
-from app.engine.api_runs import ASSISTANT_ID, END, GRAPH_ID, RUN_STATUS, jsonable
+from app.engine.api_runs import END, GRAPH_ID, RUN_STATUS, jsonable
 from app.engine.commands import RunCommands, ThreadBusy
 from app.engine.events import STATUS, EventBus
 from app.engine.run_settings import RunSettings
 from app.graph_runtime import GraphRuntime
+from app.http.assistant_defaults import assistant_or_404, defaults_of, with_defaults
 from app.http.auth import auth_outcome
 from app.http.errors import ConflictError, NotFoundError
 from app.http.lg_common import (
@@ -39,7 +40,7 @@ from app.http.sse import LastEventIdHeader, resume_after, sse_comment, sse_event
 from app.http.threads import thread_config, thread_or_404
 from app.http.webhook_checks import check_webhook
 from app.service_settings import ServiceSettings
-from storage.models import Task, TaskStatus
+from storage.models import Assistant, Task, TaskStatus
 from storage.tasks import TaskRepository
 from storage.thread_runs import delete_ended_run
 from storage.threads import ThreadRepository
@@ -50,12 +51,35 @@ log = logging.getLogger("draftloop.http.runs")
 _background: set[asyncio.Task[Any]] = set()
 
 
-def new_thread_metadata(request: Request[Any, Any, Any], body: RunCreate, **extra: Any) -> dict[str, Any]:
+def new_thread_metadata(request: Request[Any, Any, Any], body: RunCreate, assistant_id: str,
+                        **extra: Any) -> dict[str, Any]:
     """A thread a run makes (if_not_exists="create", or a stateless run's temporary thread)
     starts with the run's metadata, as langgraph-api's does."""
     given = {**((body.config and body.config.metadata) or {}), **(body.metadata or {})}
-    return {**creator(request), "graph_id": GRAPH_ID, "assistant_id": ASSISTANT_ID, **given, **extra}
+    return {**creator(request), "graph_id": GRAPH_ID, "assistant_id": assistant_id, **given, **extra}
 
+
+async def check_stateless(body: RunCreate, sessions: async_sessionmaker[AsyncSession], runtime: GraphRuntime,
+                          run_settings: RunSettings) -> Assistant:
+    """Everything that can refuse a stateless run, checked before its temporary thread exists
+    (so a bad request leaves none behind); the assistant it runs."""
+    checked = parse_run(body, set(runtime.graph.nodes), stateless=True)
+    assistant = await assistant_or_404(sessions, body.assistant_id)
+    with_defaults(defaults_of(assistant), checked["config"].get("configurable"), checked["context"])
+    await check_request_length(run_settings, body.input)
+    await check_webhook(run_settings.env.service.webhooks, body.webhook)
+    return assistant
+
+
+async def start_stateless(request: Request[Any, Any, Any], body: RunCreate, sessions: async_sessionmaker[AsyncSession],
+                          commands: RunCommands, run_settings: RunSettings, runtime: GraphRuntime) -> tuple[str, Task]:
+    """A stateless run on a new temporary thread, once check_stateless passed: the thread's id
+    and the run."""
+    assistant = await check_stateless(body, sessions, runtime, run_settings)
+    thread_id = await temporary_thread(sessions, new_thread_metadata(request, body, assistant.assistant_id,
+                                                                     temporary=True))
+    return thread_id, await start_run(request, thread_id, body, sessions, commands, run_settings, runtime,
+                                      stateless=True)
 
 def run_links(run: Task, stateless: bool = False) -> dict[str, str]:
     base = f"/threads/{run.thread_id}/runs/{run.id}"
@@ -67,6 +91,9 @@ async def start_run(
     commands: RunCommands, run_settings: RunSettings, runtime: GraphRuntime, *, stateless: bool = False,
 ) -> Task:
     run = parse_run(body, set(runtime.graph.nodes), stateless=stateless)
+    assistant = await assistant_or_404(sessions, run["assistant_id"])
+    run["assistant_id"] = assistant.assistant_id
+    run["context"] = with_defaults(defaults_of(assistant), run["config"].get("configurable"), run["context"])
     principal = auth_outcome(request.scope).principal
     if principal is not None:
         # As langgraph-api does under its auth: the graph's per-user memory (graph/memory.py) is
@@ -85,7 +112,7 @@ async def start_run(
                 raise NotFoundError(detail=f"thread {thread_id} not found")
             if len(thread_id) > MAX_ID_LENGTH:
                 raise unprocessable("thread_id", f"at most {MAX_ID_LENGTH} characters")
-            await threads.create(thread_id, new_thread_metadata(request, body))
+            await threads.create(thread_id, new_thread_metadata(request, body, run["assistant_id"]))
         else:
             # As langgraph-api: a run stamps its thread with the graph and assistant it ran, so
             # a chat UI's thread list (threads.search by graph_id) finds threads made bare.
@@ -273,12 +300,7 @@ class RunController(Controller):
                                bus: NamedDependency[EventBus], settings: NamedDependency[ServiceSettings],
                                data: JSONBody[RunCreate | None] = None) -> Stream:
         body = run_request(data)
-        # Refused before the temporary thread exists, so a bad request leaves none behind.
-        parse_run(body, set(runtime.graph.nodes), stateless=True)
-        await check_request_length(run_settings, body.input)
-        await check_webhook(run_settings.env.service.webhooks, body.webhook)
-        thread_id = await temporary_thread(sessions, new_thread_metadata(request, body, temporary=True))
-        run = await start_run(request, thread_id, body, sessions, commands, run_settings, runtime, stateless=True)
+        thread_id, run = await start_stateless(request, body, sessions, commands, run_settings, runtime)
 
         async def cleanup() -> None:
             if (body.on_completion or "delete") == "delete":
@@ -297,11 +319,7 @@ class RunController(Controller):
                              bus: NamedDependency[EventBus],
                              data: JSONBody[RunCreate | None] = None) -> Response[dict[str, Any]]:
         body = run_request(data)
-        parse_run(body, set(runtime.graph.nodes), stateless=True)
-        await check_request_length(run_settings, body.input)
-        await check_webhook(run_settings.env.service.webhooks, body.webhook)
-        thread_id = await temporary_thread(sessions, new_thread_metadata(request, body, temporary=True))
-        run = await start_run(request, thread_id, body, sessions, commands, run_settings, runtime, stateless=True)
+        thread_id, run = await start_stateless(request, body, sessions, commands, run_settings, runtime)
         result = await _wait_result(run, bus, sessions, runtime)
         if (body.on_completion or "delete") == "delete":
             await delete_thread_later(thread_id, sessions, runtime)

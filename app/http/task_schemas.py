@@ -44,6 +44,9 @@ class TaskCreate(BaseModel):
     require_approval: bool | None = None
     webhook: str | None = Field(default=None, min_length=1, max_length=WEBHOOK_URL_LENGTH,
                                 description="POSTed, signed, when the task ends (docs/webhooks.md)")
+    assistant_id: str | None = Field(default=None, max_length=255, description=(
+        "A LangGraph API assistant (id, or the graph id for the built-in one): its latest version's "
+        "defaults apply where this request sets nothing"))
 
     @model_validator(mode="after")
     def _needs_something_to_write(self) -> TaskCreate:
@@ -51,23 +54,28 @@ class TaskCreate(BaseModel):
             raise ValueError("request: is empty; give a `request` (what to write, in words) or a `topic`")
         return self
 
-    def platform_problem(self) -> str | None:
-        """Why `platform` cannot apply, or None. Well-formed but contradictory, so the controller
-        answers 422 rather than the 400 of a malformed field."""
-        if self.platform and self.content_type not in (None, "social_post"):
-            return f"a platform applies to a social_post only, not to a {self.content_type}"
+    def platform_problem(self, defaults: dict[str, Any] | None = None) -> str | None:
+        """Why `platform` cannot apply, or None, with an assistant's ``defaults`` under the fields
+        sent. Well-formed but contradictory, so the controller answers 422 rather than the 400 of
+        a malformed field."""
+        params = self.params(defaults)
+        platform, content_type = params.get("platform"), params.get("content_type")
+        if platform and content_type not in (None, "social_post"):
+            return f"a platform applies to a social_post only, not to a {content_type}"
         return None
 
-    def params(self) -> dict[str, Any]:
-        return self.model_dump(exclude_none=True, exclude={"request", "webhook"})
+    def params(self, defaults: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The fields sent, over an assistant's ``defaults`` (its id among them)."""
+        return {**(defaults or {}), **self.model_dump(exclude_none=True, exclude={"request", "webhook"})}
 
-    def request_text(self) -> str:
+    def request_text(self, defaults: dict[str, Any] | None = None) -> str:
         """Structured-only callers still get a sentence the graph (and the logs) can read."""
         if self.request:
             return self.request
-        if self.platform:
-            return f"Write a {'LinkedIn' if self.platform == 'linkedin' else 'X'} post about {self.topic}"
-        kind = (self.content_type or "blog_post").replace("_", " ")
+        params = self.params(defaults)
+        if params.get("platform"):
+            return f"Write a {'LinkedIn' if params['platform'] == 'linkedin' else 'X'} post about {self.topic}"
+        kind = str(params.get("content_type") or "blog_post").replace("_", " ")
         return f"Write a {kind} about {self.topic}"
 
 

@@ -20,6 +20,7 @@ from app.engine.commands import DecisionConflict, RunCommands
 from app.engine.events import EventBus
 from app.engine.run_settings import RunSettings
 from app.graph_runtime import GraphRuntime
+from app.http.assistant_defaults import assistant_or_404, defaults_of
 from app.http.errors import ConflictError, NotFoundError
 from app.http.lg_common import unprocessable
 from app.http.sse import LastEventIdHeader, LastEventIdQuery, resume_after, sse_comment, sse_event, sse_response
@@ -61,9 +62,13 @@ class TaskController(Controller):
 
     @post("/", status_code=202, summary="Queue a content request")
     async def create_task(self, request: Request[Any, Any, Any], data: JSONBody[TaskCreate],
-                          commands: NamedDependency[RunCommands],
-                          run_settings: NamedDependency[RunSettings]) -> Response[TaskAccepted]:
-        if problem := data.platform_problem():
+                          commands: NamedDependency[RunCommands], run_settings: NamedDependency[RunSettings],
+                          sessions: NamedDependency[async_sessionmaker[AsyncSession]]) -> Response[TaskAccepted]:
+        defaults: dict[str, Any] = {}
+        if data.assistant_id is not None:
+            assistant = await assistant_or_404(sessions, data.assistant_id)
+            defaults = {**defaults_of(assistant), "assistant_id": assistant.assistant_id}
+        if problem := data.platform_problem(defaults):
             raise ValidationException(detail=f"platform: {problem}", status_code=422,
                                       extra=[{"key": "platform", "message": problem}])
         # Refused now rather than failing a minute later with the provider's own error.
@@ -71,7 +76,7 @@ class TaskController(Controller):
             raise unprocessable("request", problem)
         webhook = await check_webhook(run_settings.env.service.webhooks, data.webhook)
         # The row and its `queued` event commit together, so a worker cannot run it before then.
-        task = await commands.enqueue(data.request_text(), data.params(), webhook=webhook)
+        task = await commands.enqueue(data.request_text(defaults), data.params(defaults), webhook=webhook)
         audit_change(request, resource_id=task.id,
                      after={"status": "queued", "request": task.request, "params": task.params})
         links = task_links(task.id)

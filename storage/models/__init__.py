@@ -6,6 +6,7 @@ every table on ``Base.metadata`` (Alembic's env.py relies on that), so callers i
 models from here.
 """
 
+from storage.models.assistants import Assistant, AssistantVersion
 from storage.models.audit import AuditEvent
 from storage.models.base import MAX_ROW_ID, Base, EventId, JSONType, Money, UTCDateTime, new_id, utcnow
 from storage.models.crons import Cron
@@ -16,8 +17,8 @@ from storage.models.users import ROLE_RANKS, ApiKey, RevokedToken, Role, User
 from storage.models.webhooks import DeliveryStatus, WebhookAttempt, WebhookDelivery
 
 __all__ = [
-    "MAX_ROW_ID", "ROLE_RANKS", "TERMINAL_STATUSES", "ApiKey", "Attempt", "AuditEvent", "Base", "Cron", "DeliveryStatus",
-    "EventId", "JSONType", "Money",
+    "MAX_ROW_ID", "ROLE_RANKS", "TERMINAL_STATUSES", "ApiKey", "Assistant", "AssistantVersion", "Attempt", "AuditEvent",
+    "Base", "Cron", "DeliveryStatus", "EventId", "JSONType", "Money",
     "Post", "PostStatus", "RevokedToken", "Role", "Setting", "SettingChange", "SlugCounter", "Task", "TaskEvent",
     "TaskStatus", "Thread", "ThreadStatus", "UTCDateTime", "Usage", "User", "WebhookAttempt", "WebhookDelivery",
     "new_id", "utcnow",

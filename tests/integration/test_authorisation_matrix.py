@@ -28,12 +28,13 @@ from tests.asgi import serve_in_loop
 # sync ones only read the route table.
 in_module_loop = pytest.mark.asyncio(loop_scope="module")
 
-PUBLIC_PATHS = {"/health", "/ready", "/metrics", "/ok", "/info", "/api/auth/token"}
+PUBLIC_PATHS = {"/health", "/ready", "/metrics", "/ok", "/info", "/api/auth/token", "/openapi.json", "/docs"}
 # Public for GET alone: anyone reads published posts (the handler hides drafts from anonymous
 # callers, see test_posts_api.py); every other method on these paths stays protected below.
 PUBLIC_READS = {("/api/posts", "GET"), ("/api/posts/{post_id:str}", "GET"), ("/api/posts/by-slug/{slug:str}", "GET")}
 # POSTs that only query: a viewer may make them.
 READ_ONLY_POSTS = {"/threads/search", "/threads/count", "/assistants/search", "/assistants/count",
+                   "/assistants/{assistant_id:str}/versions",
                    "/threads/{thread_id:str}/history", "/threads/{thread_id:str}/state/checkpoint",
                    "/store/items/search", "/store/namespaces", "/runs/crons/search", "/runs/crons/count"}
 # Any signed-in user, whatever the role: logging out, and managing one's own API keys.

@@ -22,7 +22,7 @@ def off_host(url: str) -> bool:
     return bool(parts.scheme and parts.scheme != "data") or url.startswith("//")
 
 
-@pytest.mark.parametrize("page", ["/schema", "/schema/swagger"])
+@pytest.mark.parametrize("page", ["/schema", "/schema/swagger", "/docs"])
 async def test_the_docs_page_and_every_asset_it_references_come_from_the_app(
         api: httpx.AsyncClient, page: str) -> None:  # noqa: F811
     api.headers.pop("Authorization")  # the docs are public
@@ -52,6 +52,17 @@ async def test_the_openapi_schema_is_served_beside_the_docs(api: httpx.AsyncClie
     # The UI's files are the service's own, not API routes.
     assert not [path for path in schema["paths"] if path.startswith("/schema")]
     assert (await api.get("/schema/openapi.yaml")).status_code == 200
+
+
+async def test_openapi_json_and_docs_answer_where_langgraph_api_serves_them(api: httpx.AsyncClient) -> None:  # noqa: F811
+    api.headers.pop("Authorization")  # public, like /schema
+    alias = await api.get("/openapi.json")
+    assert alias.status_code == 200 and alias.headers["content-type"].startswith("application/json")
+    assert alias.json() == (await api.get("/schema/openapi.json")).json()
+    assert "/assistants/{assistant_id}/versions" in alias.json()["paths"]
+    docs = await api.get("/docs")
+    # The page runs Swagger UI's inline start-up script, which the API's own policy forbids.
+    assert "script-src 'self' 'unsafe-inline'" in docs.headers["content-security-policy"]
 
 
 async def test_a_missing_asset_is_a_404_not_a_500(api: httpx.AsyncClient) -> None:  # noqa: F811

@@ -283,7 +283,7 @@ async def test_rejection_drafts_again_with_the_feedback(api: httpx.AsyncClient, 
     ({"request": "x", "images": "lots"}, "images", 'must be a JSON boolean (true or false), got the string "lots"'),
     ({"request": "x", "surprise": 1}, "surprise",
      "is not a field of this body; its fields are request, content_type, platform, topic, audience, tone, "
-     "style, target_words, keywords, images, research, require_approval, webhook"),
+     "style, target_words, keywords, images, research, require_approval, webhook, assistant_id"),
     ({"request": 42}, "request", "must be a string of at most 20000 characters, got 42"),
     ([1, 2], "body", "must be a JSON object, got a list of 2 items"),
 ])
