@@ -274,7 +274,10 @@ async def test_a_run_keeps_its_options_as_sent(api: httpx.AsyncClient, thread: s
     assert response.status_code == 200, response.text
     kwargs = response.json()["kwargs"]
     assert kwargs["stream_mode"] == ["values", "updates"] and kwargs["interrupt_before"] == ["draft"]
-    assert kwargs["config"] == body["config"] and kwargs["context"] == {"max_revisions": 1}
+    # As sent, plus who sent it: the server's own key, as langgraph-api adds under auth.
+    configurable = kwargs["config"]["configurable"]
+    assert configurable.pop("langgraph_auth_user_id") and kwargs["config"] == body["config"]
+    assert kwargs["context"] == {"max_revisions": 1}
     assert response.json()["metadata"] == {"source": "test"}
     await api.post(f"/threads/{thread}/runs/{response.json()['run_id']}/cancel")
 
