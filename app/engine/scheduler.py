@@ -21,15 +21,17 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.engine.api_runs import GRAPH_ID
+from app.engine.api_runs import ASSISTANT_ID, GRAPH_ID
+from app.engine.assistant_context import defaults_of, merged_context
 from app.engine.cancelling import cancel_and_wait
 from app.engine.commands import RunCommands, ThreadBusy
 from app.engine.events import Event
 from app.engine.schedules import BadSchedule, load_zone, next_tick
 from app.graph_runtime import GraphRuntime
+from storage.assistants import AssistantRepository
 from storage.crons import CronRepository
 from storage.json_filter import json_filter
-from storage.models import Cron, Thread, ThreadStatus, utcnow
+from storage.models import Assistant, Cron, Thread, ThreadStatus, utcnow
 from storage.threads import ThreadRepository
 
 log = logging.getLogger("draftloop.crons")
@@ -52,6 +54,20 @@ def cron_thread_metadata(cron: Cron) -> dict[str, Any]:
     if cron.on_run_completed == "delete":
         metadata[DELETE_WHEN_DONE] = True
     return metadata
+
+
+def tick_run(cron: Cron, assistant: Assistant | None) -> dict[str, Any]:
+    """A tick's run: the cron's run over its assistant's current defaults, its memory the
+    cron's creator's (as a run that user started through the API would be)."""
+    run = dict(cron.run or {})
+    config = dict(run.get("config") or {})
+    configurable = dict(config.get("configurable") or {})
+    defaults = defaults_of(assistant) if assistant is not None else {}
+    run["context"] = merged_context(defaults, configurable, run.get("context"))
+    if cron.user_id:
+        configurable["langgraph_auth_user_id"] = cron.user_id
+    run["config"] = {**config, "configurable": configurable}
+    return run
 
 
 class CronScheduler:
@@ -129,7 +145,14 @@ class CronScheduler:
             log.warning("cron %s deleted: its thread %s is gone", cron.cron_id, thread_id)
             await CronRepository(session).delete(cron.cron_id)
             return None
-        run = dict(cron.run or {})
+        assistant = await AssistantRepository(session).get(cron.assistant_id)
+        # The built-in assistant holds no defaults and is never deleted; its row is made again
+        # on demand by the HTTP routes, so a tick does not need it.
+        if assistant is None and cron.assistant_id != ASSISTANT_ID:
+            log.warning("cron %s deleted: its assistant %s is gone", cron.cron_id, cron.assistant_id)
+            await CronRepository(session).delete(cron.cron_id)
+            return None
+        run = tick_run(cron, assistant)
         try:
             _, event = await self.commands.queue_run_in(
                 session, thread_id, run, reject_if_busy=run.get("multitask_strategy") == "reject")

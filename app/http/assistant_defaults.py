@@ -14,7 +14,8 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.engine.api_runs import ASSISTANT_ID, DEFAULT_FIELDS, GRAPH_ID
+from app.engine.api_runs import ASSISTANT_ID, GRAPH_ID
+from app.engine.assistant_context import merged_context, own_defaults
 from app.http.errors import NotFoundError
 from app.http.lg_common import unprocessable
 from app.http.lg_schemas import RunContext
@@ -75,24 +76,13 @@ def require_graph(graph_id: str | None) -> None:
         raise NotFoundError(detail=f"graph {graph_id!r} not found; this server serves {GRAPH_ID!r}")
 
 
-def defaults_of(assistant: Assistant) -> dict[str, Any]:
-    """The run defaults an assistant holds."""
-    configurable = (assistant.config or {}).get("configurable") or {}
-    given = {**configurable, **(assistant.context or {})}
-    return {key: value for key, value in given.items() if key in DEFAULT_FIELDS and value is not None}
-
-
 def with_defaults(defaults: Mapping[str, Any], configurable: Mapping[str, Any] | None,
                   context: Mapping[str, Any] | None) -> dict[str, Any]:
     """A run's context over its configurable over the assistant's defaults; 422 when together they
     contradict (a platform for an assistant's newsletter)."""
-    own = {key: value for key, value in (configurable or {}).items() if key in DEFAULT_FIELDS and value is not None}
-    # The run's context as sent, plus the defaults it set nowhere (a configurable key already
-    # wins over the assistant's, in app/engine/api_runs.py's run_context).
-    merged = {**{key: value for key, value in defaults.items() if key not in own}, **(context or {})}
     try:
-        RunContext.model_validate({**defaults, **own, **(context or {})})
+        RunContext.model_validate({**defaults, **own_defaults(configurable), **(context or {})})
     except ValidationError as exc:
         problem = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
         raise unprocessable("context", f"with the assistant's defaults: {problem}") from None
-    return merged
+    return merged_context(defaults, configurable, context)

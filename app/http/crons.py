@@ -19,9 +19,11 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit_log import audit_change
+from app.engine.assistant_context import defaults_of
 from app.engine.run_settings import RunSettings
 from app.engine.schedules import BadSchedule, check_schedule, load_zone, next_tick
 from app.graph_runtime import GraphRuntime
+from app.http.assistant_defaults import assistant_or_404, with_defaults
 from app.http.auth import auth_outcome
 from app.http.cron_schemas import RUN_FIELDS, CronCount, CronCreate, CronPatch, CronSearch, ThreadCronCreate
 from app.http.errors import NotFoundError
@@ -140,6 +142,11 @@ async def _create(request: Request[Any, Any, Any], body: ThreadCronCreate, threa
     await check_webhook(run_settings.env.service.webhooks, body.webhook)
     principal = auth_outcome(request.scope).principal
     columns = await cron_columns(body, thread_id, principal.user_id if principal else None, set(runtime.graph.nodes))
+    # Each tick reads the assistant again (app/engine/scheduler.py), so a new version reaches the
+    # next run; it must exist now, and the cron's own settings must fit its defaults.
+    assistant = await assistant_or_404(sessions, body.assistant_id)
+    columns["assistant_id"] = columns["run"]["assistant_id"] = assistant.assistant_id
+    with_defaults(defaults_of(assistant), columns["run"]["config"].get("configurable"), columns["run"]["context"])
     await check_request_length(run_settings, body.input)
     async with sessions.begin() as session:
         cron = await CronRepository(session).create(**columns)

@@ -20,11 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit_log import audit_change
 from app.engine.api_runs import END, GRAPH_ID, RUN_STATUS, jsonable
+from app.engine.assistant_context import defaults_of
 from app.engine.commands import RunCommands, ThreadBusy
 from app.engine.events import STATUS, EventBus
 from app.engine.run_settings import RunSettings
 from app.graph_runtime import GraphRuntime
-from app.http.assistant_defaults import assistant_or_404, defaults_of, with_defaults
+from app.http.assistant_defaults import assistant_or_404, with_defaults
 from app.http.auth import auth_outcome
 from app.http.errors import ConflictError, NotFoundError
 from app.http.lg_common import (

@@ -16,11 +16,12 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit_log import audit_change
+from app.engine.assistant_context import defaults_of
 from app.engine.commands import DecisionConflict, RunCommands
 from app.engine.events import EventBus
 from app.engine.run_settings import RunSettings
 from app.graph_runtime import GraphRuntime
-from app.http.assistant_defaults import assistant_or_404, defaults_of
+from app.http.assistant_defaults import assistant_or_404
 from app.http.errors import ConflictError, NotFoundError
 from app.http.lg_common import unprocessable
 from app.http.sse import LastEventIdHeader, LastEventIdQuery, resume_after, sse_comment, sse_event, sse_response

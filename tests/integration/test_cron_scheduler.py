@@ -6,6 +6,7 @@ schedule; the dispatchers are not started, so the queued runs only need to exist
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy import func, select
 from app.engine.scheduler import CronScheduler
 from app.http.cron_schemas import CronCreate, ThreadCronCreate
 from app.http.crons import cron_columns
+from storage.assistants import AssistantRepository
 from storage.crons import CronRepository
 from storage.models import Cron, Task, TaskStatus, Thread
 from storage.threads import ThreadRepository
@@ -21,6 +23,8 @@ from tests.integration import test_executor
 from tests.integration.test_executor import Harness, Worker
 
 ASSISTANT_ID = "10fe4994-a5f9-58ca-8ce0-9df32262dd84"
+# An assistant's columns (storage/assistants.py's VERSIONED) but its defaults.
+ASSISTANT: dict[str, Any] = {"graph_id": "draftloop", "name": "LinkedIn writer", "meta": {}, "config": {}}
 START = datetime(2026, 12, 5, 12, 0, 0, tzinfo=UTC)
 
 # The executor tests' harness: workers (runtime, bus, dispatcher) over one database.
@@ -149,3 +153,42 @@ async def test_deleting_a_thread_deletes_the_crons_scheduled_on_it(harness: Harn
     async with worker.runtime.sessions() as session:
         assert await CronRepository(session).get(on_thread.cron_id) is None
         assert await CronRepository(session).get(elsewhere.cron_id) is not None
+
+
+async def test_each_tick_runs_with_the_assistants_current_defaults_and_the_creators_memory(harness: Harness) -> None:
+    worker = await harness.worker(start=False)
+    async with worker.runtime.sessions.begin() as session:
+        assistants = AssistantRepository(session)
+        writer = await assistants.create(str(uuid.uuid4()), {**ASSISTANT, "context": {"platform": "linkedin",
+                                                                                      "tone": "casual"}})
+    cron = await add_cron(worker, assistant_id=writer.assistant_id, context={"tone": "academic"})
+    async with worker.runtime.sessions.begin() as session:
+        cron = await CronRepository(session).get(cron.cron_id)
+        assert cron is not None
+        cron.user_id = "editor-1"
+    await scheduler(worker).tick(START)
+    async with worker.runtime.sessions.begin() as session:
+        assistants = AssistantRepository(session)
+        stored = await assistants.get(writer.assistant_id, for_update=True)
+        assert stored is not None
+        await assistants.add_version(stored, {**ASSISTANT, "context": {"platform": "x", "audience": "founders"}})
+    await scheduler(worker).tick(START + timedelta(minutes=5))
+    first, second = await runs_of(worker, cron.cron_id)
+    # The cron's own context wins over the assistant's; the second tick sees the new version.
+    assert first.context == {"platform": "linkedin", "tone": "academic"}
+    assert second.context == {"platform": "x", "audience": "founders", "tone": "academic"}
+    assert {run.assistant_id for run in (first, second)} == {writer.assistant_id}
+    assert first.config["configurable"]["langgraph_auth_user_id"] == "editor-1"
+
+
+async def test_a_cron_whose_assistant_was_deleted_is_deleted_at_its_next_tick(harness: Harness) -> None:
+    worker = await harness.worker(start=False)
+    async with worker.runtime.sessions.begin() as session:
+        gone = await AssistantRepository(session).create(str(uuid.uuid4()), ASSISTANT)
+    cron = await add_cron(worker, assistant_id=gone.assistant_id)
+    async with worker.runtime.sessions.begin() as session:
+        await AssistantRepository(session).delete(gone.assistant_id)
+    await scheduler(worker).tick(START)
+    assert await runs_of(worker, cron.cron_id) == []
+    async with worker.runtime.sessions() as session:
+        assert await CronRepository(session).get(cron.cron_id) is None

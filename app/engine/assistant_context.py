@@ -1,0 +1,33 @@
+"""An assistant's run defaults and how a run's own settings sit over them.
+
+Shared by the HTTP routes that start runs and by the cron scheduler, which resolves a cron's
+assistant at each tick so that a new version of the assistant reaches the next scheduled run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from app.engine.api_runs import DEFAULT_FIELDS
+from storage.models import Assistant
+
+
+def defaults_of(assistant: Assistant) -> dict[str, Any]:
+    """The run defaults an assistant holds."""
+    configurable = (assistant.config or {}).get("configurable") or {}
+    given = {**configurable, **(assistant.context or {})}
+    return {key: value for key, value in given.items() if key in DEFAULT_FIELDS and value is not None}
+
+
+def own_defaults(configurable: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The run defaults a run's config.configurable sets itself."""
+    return {key: value for key, value in (configurable or {}).items() if key in DEFAULT_FIELDS and value is not None}
+
+
+def merged_context(defaults: Mapping[str, Any], configurable: Mapping[str, Any] | None,
+                   context: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The run's context as sent, plus the assistant's defaults it set nowhere (a configurable
+    key already wins over the assistant's, in app/engine/api_runs.py's run_context)."""
+    own = own_defaults(configurable)
+    return {**{key: value for key, value in defaults.items() if key not in own}, **(context or {})}
