@@ -45,13 +45,17 @@ WEBHOOK_TIMEOUT_SECONDS = float_setting(
 WEBHOOK_POLL_SECONDS = float_setting(
     "WEBHOOK_POLL_SECONDS", 1.0, "How often a process that sends webhooks looks for deliveries that are due "
     "(runs that end in the same process wake it at once).", low=0.01, high=60, **_WEBHOOKS)
+WEBHOOK_MAX_VALUES_BYTES = int_setting(
+    "WEBHOOK_MAX_VALUES_BYTES", 262144, "The most bytes of JSON the thread's `values` may take in a webhook's body "
+    "(0–16777216). Larger values lose their largest top-level keys until they fit; the body names the keys left out "
+    "in `values_omitted`.", low=0, high=16 * 1024 * 1024, **_WEBHOOKS)
 WEBHOOK_SEND = bool_setting(
     "WEBHOOK_SEND", True, "`false`: this process still records the deliveries of the runs it ends, but leaves "
     "sending them to the other processes (only processes that run graphs send).", **_WEBHOOKS)
 
 WEBHOOK_SETTINGS: tuple[Setting[Any], ...] = (
     WEBHOOK_SECRET, WEBHOOK_ALLOW_HOSTS, WEBHOOK_MAX_ATTEMPTS, WEBHOOK_BACKOFF_SECONDS, WEBHOOK_BACKOFF_MAX_SECONDS,
-    WEBHOOK_TIMEOUT_SECONDS, WEBHOOK_POLL_SECONDS, WEBHOOK_SEND)
+    WEBHOOK_TIMEOUT_SECONDS, WEBHOOK_POLL_SECONDS, WEBHOOK_MAX_VALUES_BYTES, WEBHOOK_SEND)
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class WebhookSettings:
     backoff_max_seconds: float = declared(WEBHOOK_BACKOFF_MAX_SECONDS)
     timeout_seconds: float = declared(WEBHOOK_TIMEOUT_SECONDS)
     poll_seconds: float = declared(WEBHOOK_POLL_SECONDS)
+    max_values_bytes: int = declared(WEBHOOK_MAX_VALUES_BYTES)
     send: bool = declared(WEBHOOK_SEND)
 
     @property

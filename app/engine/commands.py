@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.engine.api_runs import END
 from app.engine.driver import decision_resume, task_config
 from app.engine.events import STATUS, Event, EventBus
-from app.engine.webhooks import planned_delivery
+from app.engine.webhooks import ThreadValues, planned_delivery
 from app.graph_runtime import GraphRuntime
 from storage.models import Task, TaskStatus
 from storage.notifications import QUEUE_CHANNEL, notify
@@ -46,9 +46,11 @@ class RunCommands:
     cancelled, stop its run if this process drives it (the dispatcher gives both)."""
 
     def __init__(self, runtime: GraphRuntime, bus: EventBus, *, wake: Callable[[], None],
-                 stop_local: Callable[[str], None]) -> None:
+                 stop_local: Callable[[str], None], values: ThreadValues) -> None:
         self.runtime = runtime
         self.bus = bus
+        # The thread's values for the webhook of a run cancelled here.
+        self.values = values
         self._wake = wake
         self._stop_local = stop_local
 
@@ -130,8 +132,11 @@ class RunCommands:
                 events.append(await self.bus.record(session, task_id, STATUS, {"status": TaskStatus.CANCELLED.value}))
                 task = await tasks.require(task_id)
                 await ThreadRepository(session).after_run(task.thread_id, task.id, TaskStatus.CANCELLED)
-                # The webhook of a cancelled run: in the outbox with the cancel, like any end.
-                if (webhook := planned_delivery(task, TaskStatus.CANCELLED, task.updated_at)) is not None:
+                # The webhook of a cancelled run: in the outbox with the cancel, like any end, with
+                # the values of the thread's last checkpoint.
+                values = await self.values.of(task) if task.webhook else None
+                if (webhook := planned_delivery(task, TaskStatus.CANCELLED, task.updated_at,
+                                                values=values)) is not None:
                     await DeliveryRepository(session).plan(webhook, task.id, now=task.updated_at)
                 if task.kind == "run":
                     events.append(await self.bus.record(session, task_id, END, {"payload": None}))

@@ -32,6 +32,7 @@ from app.engine.publishers import ApiRunPublisher, Publisher, RunPublisher
 from app.engine.run_end import Ending, RunEnd
 from app.engine.run_settings import RunSettings
 from app.engine.stats import RunStats
+from app.engine.webhooks import ThreadValues
 from app.graph_runtime import GraphRuntime
 from app.logs import current_task_id
 from app.service_settings import ServiceSettings
@@ -66,12 +67,14 @@ class Dispatcher:
         self.run_settings = run_settings or RunSettings(runtime.sessions, runtime.deps, settings)
         self.wake_others = wake_others
         self.driver = RunDriver(runtime, runtime.deps, self.run_settings, self.stats, self.worker_id)
-        self.run_end = RunEnd(runtime.writes, bus, self.worker_id, self.stats)
+        values = ThreadValues(runtime.graph, settings.webhooks.max_values_bytes)
+        self.run_end = RunEnd(runtime.writes, bus, self.worker_id, self.stats, values)
         self.leases = LeaseKeeper(runtime.sessions, bus, settings, self.worker_id, self.stats,
                                   running=lambda: list(self._runs), stop=self._stop_local,
                                   cancel_check_seconds=cancel_check_seconds)
         self.commands = RunCommands(runtime, bus, wake=self.wake,
-                                    stop_local=lambda task_id: self._stop_local(task_id, StopReason.CANCELLED))
+                                    stop_local=lambda task_id: self._stop_local(task_id, StopReason.CANCELLED),
+                                    values=values)
         self._runs: dict[str, asyncio.Task[None]] = {}
         self._stop_reasons: dict[str, StopReason] = {}
         self._wakeup = asyncio.Event()

@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.engine.api_runs import API_ERROR, END
 from app.engine.events import ERROR, STATUS, Event, EventBus
 from app.engine.stats import RunStats
-from app.engine.webhooks import planned_delivery
+from app.engine.webhooks import ThreadValues, planned_delivery
 from storage.leases import end_run
 from storage.models import Task, TaskStatus, ThreadStatus, utcnow
 from storage.notifications import TASK_CHANNEL
@@ -57,8 +57,10 @@ def status_of(ending: Ending) -> TaskStatus:
 class RunEnd:
     """Records the end of this worker's runs."""
 
-    def __init__(self, writes: WritePaths, bus: EventBus, worker_id: str, stats: RunStats) -> None:
+    def __init__(self, writes: WritePaths, bus: EventBus, worker_id: str, stats: RunStats,
+                 values: ThreadValues) -> None:
         self.writes = writes
+        self.values = values
         self.bus = bus
         self.worker_id = worker_id
         self.stats = stats
@@ -67,14 +69,16 @@ class RunEnd:
 
     async def _webhook(self, task: Task, status: TaskStatus, now: Any, error: str | None,
                        error_type: str) -> PlannedDelivery | None:
-        """The run's webhook delivery, with the id of the post it wrote; None without a webhook."""
+        """The run's webhook delivery, with the thread's values and the id of the post it wrote;
+        None without a webhook."""
         if not task.webhook:
             return None
         post_id = None
         if status == TaskStatus.COMPLETED:
             async with self.writes.sessions() as session:
                 post_id = await PostRepository(session).id_for_task(task)
-        return planned_delivery(task, status, now, post_id=post_id, error=error, error_type=error_type)
+        return planned_delivery(task, status, now, post_id=post_id, values=await self.values.of(task), error=error,
+                                error_type=error_type)
 
     async def record(self, task: Task, ending: Ending, *, error: str | None = None,
                      error_type: str = "RunError") -> bool:

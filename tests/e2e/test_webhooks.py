@@ -117,6 +117,9 @@ async def test_a_finished_run_posts_one_webhook_that_the_documented_snippet_veri
     assert body["metadata"] == {"source": "webhook-test"} and body["created_at"] == run["created_at"]
     assert body["run_started_at"] and body["run_ended_at"] and body["webhook_sent_at"]
     assert posted.headers["x-draftloop-event"] == "run.ended" and posted.headers["x-draftloop-delivery"]
+    # The thread's values at the run's end, whole (they fit WEBHOOK_MAX_VALUES_BYTES), as langgraph-api sends them.
+    state = await client.threads.get_state(thread["thread_id"])
+    assert body["values"] == state["values"] and body["values"]["result"] and "values_omitted" not in body
 
 
 async def test_a_cron_tick_s_run_posts_the_cron_s_webhook(
