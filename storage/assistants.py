@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.affected_rows import affected_rows
 from storage.json_filter import json_filter
-from storage.models import Assistant, AssistantVersion, utcnow
+from storage.models import Assistant, AssistantVersion, Cron, utcnow
 
 # Names sort without regard to case, as langgraph-api sorts them.
 SORT_COLUMNS: dict[str, Any] = {
@@ -90,8 +90,11 @@ class AssistantRepository:
         return assistant
 
     async def delete(self, assistant_id: str) -> bool:
+        """The assistant, its versions and its crons (as langgraph-api deletes them: a cron of
+        no assistant has nothing to run)."""
         # Versions first: SQLite enforces the cascade only with its foreign keys pragma on.
         await self.session.execute(delete(AssistantVersion).where(AssistantVersion.assistant_id == assistant_id))
+        await self.session.execute(delete(Cron).where(Cron.assistant_id == assistant_id))
         return affected_rows(await self.session.execute(
             delete(Assistant).where(Assistant.assistant_id == assistant_id))) > 0
 

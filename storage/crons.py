@@ -90,6 +90,10 @@ class CronRepository:
         result = await self.session.execute(delete(Cron).where(Cron.cron_id == cron_id))
         return affected_rows(result) == 1
 
+    async def delete_of_assistant(self, assistant_id: str) -> int:
+        """Delete every cron that runs ``assistant_id``; how many."""
+        return affected_rows(await self.session.execute(delete(Cron).where(Cron.assistant_id == assistant_id)))
+
     async def due(self, now: datetime, limit: int) -> list[Cron]:
         """Enabled crons whose next tick is at or before ``now``, the most overdue first."""
         statement = (select(Cron).where(Cron.enabled.is_(True), Cron.next_run_date <= now)

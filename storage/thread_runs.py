@@ -1,5 +1,6 @@
-"""LangGraph API runs taken as sets: the runs a bulk cancel selects, deleting a run that has
-ended, and the runs of a thread a thread-level stream follows."""
+"""LangGraph API runs taken as sets: the runs a bulk cancel selects, the runs of an assistant
+still going, deleting a run that has ended, and the runs of a thread a thread-level stream
+follows."""
 
 from __future__ import annotations
 
@@ -25,6 +26,14 @@ async def runs_to_cancel(session: AsyncSession, *, statuses: Sequence[str] | Non
     else:
         stmt = stmt.where(Task.thread_id == thread_id, Task.id.in_(list(run_ids or ())))
     return list(await session.scalars(stmt.order_by(Task.created_at, Task.id)))
+
+
+async def active_runs_of_assistant(session: AsyncSession, assistant_id: str) -> list[str]:
+    """The ids of the runs made with ``assistant_id`` that are queued or running, oldest first."""
+    stmt = (select(Task.id).where(Task.kind == RUN_KIND, Task.assistant_id == assistant_id,
+                                  Task.status.in_(ACTIVE_VALUES))
+            .order_by(Task.created_at, Task.id))
+    return list(await session.scalars(stmt))
 
 
 async def delete_ended_run(session: AsyncSession, thread_id: str, run_id: str) -> bool:

@@ -81,6 +81,13 @@ class ThreadRepository:
         if merged != thread.meta:
             thread.meta = merged
 
+    async def ids_with_metadata(self, metadata: Mapping[str, Any]) -> list[str]:
+        """Every thread whose metadata holds ``metadata`` (storage/json_filter.py), oldest first."""
+        dialect = self.session.get_bind().dialect.name
+        return list(await self.session.scalars(
+            select(Thread.thread_id).where(json_filter(Thread.meta, metadata, dialect))
+            .order_by(Thread.created_at, Thread.thread_id)))
+
     async def delete(self, thread_id: str) -> bool:
         """The thread, every run on it (their events, attempts and usage cascade) and the crons
         scheduled on it, as langgraph-api deletes them."""

@@ -22,11 +22,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.engine.api_runs import ASSISTANT_ID, GRAPH_ID
-from app.engine.assistant_context import defaults_of, merged_context
+from app.engine.assistant_context import defaults_of, merged_context, webhook_of
 from app.engine.cancelling import cancel_and_wait
 from app.engine.commands import RunCommands, ThreadBusy
 from app.engine.events import Event
 from app.engine.schedules import BadSchedule, load_zone, next_tick
+from app.engine.webhooks import run_webhook_url
 from app.graph_runtime import GraphRuntime
 from storage.assistants import AssistantRepository
 from storage.crons import CronRepository
@@ -57,9 +58,13 @@ def cron_thread_metadata(cron: Cron) -> dict[str, Any]:
 
 
 def tick_run(cron: Cron, assistant: Assistant | None) -> dict[str, Any]:
-    """A tick's run: the cron's run over its assistant's current defaults, its memory the
-    cron's creator's (as a run that user started through the API would be)."""
+    """A tick's run: the cron's run over its assistant's current defaults (its webhook, when the
+    cron has none, included), its memory the cron's creator's (as a run that user started
+    through the API would be)."""
     run = dict(cron.run or {})
+    # Not checked here, where no client could be told: the deliverer checks the URL before each
+    # attempt and records why it would not call it.
+    run["webhook"] = run_webhook_url(run.get("webhook"), default=webhook_of(assistant))
     config = dict(run.get("config") or {})
     configurable = dict(config.get("configurable") or {})
     defaults = defaults_of(assistant) if assistant is not None else {}

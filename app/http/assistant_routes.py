@@ -1,6 +1,7 @@
 """LangGraph API assistants that clients make: create, read one, update (each update a new version), list
-versions, set the latest, delete. The built-in assistant of the graph is listed with them but
-stays as it is: a run by graph id always finds it."""
+versions, set the latest, delete (with its crons, its runs still going, and with delete_threads
+the threads it ran on). The built-in assistant of the graph is listed with them but stays as it
+is: a run by graph id always finds it."""
 
 from __future__ import annotations
 
@@ -10,25 +11,35 @@ from typing import Any
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit_log import audit_change
 from app.engine.api_runs import ASSISTANT_ID, GRAPH_ID
+from app.engine.assistant_context import WEBHOOK_KEY
+from app.engine.commands import RunCommands
+from app.graph_runtime import GraphRuntime
 from app.http.assistant_defaults import assistant_dict, assistant_or_404, require_graph, stored_id
 from app.http.errors import ConflictError, NotFoundError
 from app.http.lg_common import LANGGRAPH_EXCEPTION_HANDLERS, unprocessable
 from app.http.lg_schemas import (
     MAX_ID_LENGTH,
     AssistantConfig,
+    AssistantContext,
     AssistantCreate,
     AssistantLatest,
     AssistantPatch,
     AssistantVersionSearch,
-    RunContext,
 )
+from app.http.threads import delete_thread_everywhere
+from app.http.webhook_checks import check_webhook
+from app.service_settings import ServiceSettings
 from storage.assistants import AssistantRepository
+from storage.crons import CronRepository
 from storage.models import Assistant
+from storage.tasks import TaskNotFound
+from storage.thread_runs import active_runs_of_assistant
+from storage.threads import ThreadRepository
 
 
 def _uuid(assistant_id: str, field: str = "assistant_id") -> str:
@@ -39,7 +50,8 @@ def _uuid(assistant_id: str, field: str = "assistant_id") -> str:
         raise unprocessable(field, "must be a UUID") from None
 
 
-def _settings(config: AssistantConfig | None, context: RunContext | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def _settings(config: AssistantConfig | None,
+              context: AssistantContext | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """(config, context) kept equal as langgraph-api keeps them: configurable is the context."""
     given = config.model_dump(exclude_unset=True) if config is not None else {}
     own = context.model_dump(exclude_unset=True) if context is not None else None
@@ -51,6 +63,40 @@ def _settings(config: AssistantConfig | None, context: RunContext | None) -> tup
     elif own:
         given["configurable"] = dict(own)
     return given, own
+
+
+async def _check_default_webhook(settings: ServiceSettings, context: AssistantContext | None,
+                                 own: dict[str, Any] | None) -> None:
+    """The assistant's default webhook, refused as a run's own webhook would be (a 422 naming
+    where it was sent) when it cannot be called."""
+    field = "context.webhook" if context is not None and context.webhook is not None else "config.configurable.webhook"
+    await check_webhook(settings.webhooks, (own or {}).get(WEBHOOK_KEY), field)
+
+
+async def _end_its_work(sessions: async_sessionmaker[AsyncSession], runtime: GraphRuntime, commands: RunCommands,
+                        assistant_id: str, delete_threads: bool) -> dict[str, int]:
+    """What goes before an assistant's row, as langgraph-api deletes it: its crons (at once, so
+    no tick starts another run of it meanwhile), with ``delete_threads`` the threads whose
+    metadata names it (the threads it last ran on, with their runs and checkpoints), and its
+    runs still queued or running elsewhere, cancelled. How many of each."""
+    async with sessions.begin() as session:
+        crons = await CronRepository(session).delete_of_assistant(assistant_id)
+        thread_ids = (await ThreadRepository(session).ids_with_metadata({"assistant_id": assistant_id})
+                      if delete_threads else [])
+    threads = 0
+    for thread_id in thread_ids:
+        if await delete_thread_everywhere(sessions, runtime, commands, thread_id):
+            threads += 1
+    async with sessions() as session:
+        active = await active_runs_of_assistant(session, assistant_id)
+    cancelled = 0
+    for run_id in active:
+        try:
+            if await commands.cancel(run_id):
+                cancelled += 1
+        except TaskNotFound:
+            continue  # its thread was deleted meanwhile: nothing left to cancel
+    return {"crons_deleted": crons, "threads_deleted": threads, "runs_cancelled": cancelled}
 
 
 def _built_in(assistant_id: str, action: str) -> None:
@@ -75,10 +121,12 @@ class AssistantChangeController(Controller):
     @post("/", status_code=200, summary="Create an assistant of the graph, with run defaults")
     async def create_assistant(self, request: Request[Any, Any, Any],
                                sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+                               settings: NamedDependency[ServiceSettings],
                                data: JSONBody[AssistantCreate]) -> dict[str, Any]:
         assistant_id = _uuid(data.assistant_id) if data.assistant_id is not None else str(uuid.uuid4())
         require_graph(data.graph_id)
         config, context = _settings(data.config, data.context)
+        await _check_default_webhook(settings, data.context, context)
         fields = {"graph_id": data.graph_id, "name": data.name or "Untitled", "description": data.description,
                   "meta": data.metadata or {}, "config": config, "context": context or {}}
         async with sessions.begin() as session:
@@ -103,11 +151,14 @@ class AssistantChangeController(Controller):
     @patch("/{assistant_id:str}", status_code=200, summary="Update an assistant: a new version, the latest")
     async def patch_assistant(self, request: Request[Any, Any, Any], assistant_id: FromPath[str],
                               sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+                              settings: NamedDependency[ServiceSettings],
                               data: JSONBody[AssistantPatch | None] = None) -> dict[str, Any]:
         body = data or AssistantPatch()
         _built_in(assistant_id, "changed")
         require_graph(body.graph_id)
         config, context = _settings(body.config, body.context)
+        # Only a webhook sent now: one an older version holds was checked when it was sent.
+        await _check_default_webhook(settings, body.context, context)
         async with sessions.begin() as session:
             assistant = await _locked(session, assistant_id[:MAX_ID_LENGTH])
             before = assistant_dict(assistant)
@@ -126,15 +177,23 @@ class AssistantChangeController(Controller):
                      after={"version": shown["version"], "context": shown["context"]})
         return shown
 
-    @delete("/{assistant_id:str}", status_code=204, summary="Delete an assistant and its versions")
+    @delete("/{assistant_id:str}", status_code=204,
+            summary="Delete an assistant, its versions and crons; delete_threads=true: its threads too")
     async def delete_assistant(self, request: Request[Any, Any, Any], assistant_id: FromPath[str],
-                               sessions: NamedDependency[async_sessionmaker[AsyncSession]]) -> None:
+                               sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+                               runtime: NamedDependency[GraphRuntime], commands: NamedDependency[RunCommands],
+                               delete_threads: FromQuery[bool] = False) -> None:
         _built_in(assistant_id, "deleted")
+        stored = assistant_id[:MAX_ID_LENGTH]
+        async with sessions() as session:
+            if await AssistantRepository(session).get(stored) is None:
+                raise NotFoundError(detail=f"assistant {assistant_id} not found")
+        ended = await _end_its_work(sessions, runtime, commands, stored, delete_threads)
         async with sessions.begin() as session:
-            deleted = await AssistantRepository(session).delete(assistant_id[:MAX_ID_LENGTH])
+            deleted = await AssistantRepository(session).delete(stored)
         if not deleted:
             raise NotFoundError(detail=f"assistant {assistant_id} not found")
-        audit_change(request, resource_id=assistant_id)
+        audit_change(request, resource_id=assistant_id, after={"delete_threads": delete_threads, **ended})
 
     @post("/{assistant_id:str}/versions", status_code=200, opt={"read_only": True},
           summary="An assistant's versions, newest first")

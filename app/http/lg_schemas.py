@@ -262,10 +262,21 @@ class AssistantCount(LangGraphBody):
     name: str | None = Field(default=None, max_length=MAX_ID_LENGTH)
 
 
+class AssistantContext(RunContext):
+    """An assistant's context: the run defaults, and the webhook its runs call when they name
+    none (app/engine/assistant_context.py says why it lives here)."""
+
+    webhook: str | None = Field(default=None, min_length=1, max_length=WEBHOOK_URL_LENGTH)
+
+
+class AssistantConfigurable(Configurable):
+    webhook: str | None = Field(default=None, min_length=1, max_length=WEBHOOK_URL_LENGTH)
+
+
 class AssistantConfig(LangGraphBody):
     """An assistant's config: its configurable holds run defaults, as a run's does."""
 
-    configurable: Configurable | None = None
+    configurable: AssistantConfigurable | None = None
     tags: list[str] | None = None
     recursion_limit: int | None = Field(default=None, ge=1, le=MAX_RECURSION)
 
@@ -274,7 +285,7 @@ class AssistantCreate(LangGraphBody):
     assistant_id: str | None = None
     graph_id: str
     config: AssistantConfig | None = None
-    context: RunContext | None = None
+    context: AssistantContext | None = None
     metadata: Metadata | None = None
     if_exists: Literal["raise", "do_nothing"] | None = None
     name: str | None = Field(default=None, max_length=MAX_ID_LENGTH)
@@ -284,7 +295,7 @@ class AssistantCreate(LangGraphBody):
 class AssistantPatch(LangGraphBody):
     graph_id: str | None = None
     config: AssistantConfig | None = None
-    context: RunContext | None = None
+    context: AssistantContext | None = None
     metadata: Metadata | None = None
     name: str | None = Field(default=None, max_length=MAX_ID_LENGTH)
     description: str | None = Field(default=None, max_length=5000)

@@ -11,7 +11,6 @@ from langgraph.graph import END as GRAPH_END
 
 from app.engine.api_runs import API_STREAM_MODES, DEFAULT_STREAM_MODES
 from app.engine.run_settings import RunSettings
-from app.engine.webhooks import run_webhook_url
 from app.graph_runtime import GraphRuntime
 from app.http.lg_common import checkpoint_id_of, unprocessable
 from app.http.lg_schemas import RunCreate, SendTarget
@@ -89,8 +88,9 @@ def parse_run(body: RunCreate, nodes: set[str], *, stateless: bool = False) -> d
         "checkpoint_id": checkpoint_id_of(body.checkpoint) or body.checkpoint_id,
         "multitask_strategy": strategy,
         "durability": body.durability,
-        # Checked (it needs the network) by app/http/webhook_checks.py before the run is queued.
-        "webhook": run_webhook_url(body.webhook),
+        # The run's own: app/http/runs.py falls back on its assistant's (run_webhook_url) and checks
+        # it (it needs the network) before the run is queued; a cron stores it for its ticks.
+        "webhook": body.webhook,
     }
 
 

@@ -20,10 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit_log import audit_change
 from app.engine.api_runs import END, GRAPH_ID, RUN_STATUS, jsonable
-from app.engine.assistant_context import defaults_of
+from app.engine.assistant_context import defaults_of, webhook_of
 from app.engine.commands import RunCommands, ThreadBusy
 from app.engine.events import STATUS, EventBus
 from app.engine.run_settings import RunSettings
+from app.engine.webhooks import run_webhook_url
 from app.graph_runtime import GraphRuntime
 from app.http.assistant_defaults import assistant_or_404, with_defaults
 from app.http.auth import auth_outcome
@@ -39,7 +40,7 @@ from app.http.lg_schemas import MAX_ID_LENGTH, MAX_OFFSET, RunCreate
 from app.http.run_requests import check_request_length, check_resume, parse_run, run_request
 from app.http.sse import LastEventIdHeader, resume_after, sse_comment, sse_event, sse_response
 from app.http.threads import thread_config, thread_or_404
-from app.http.webhook_checks import check_webhook
+from app.http.webhook_checks import check_run_webhook
 from app.service_settings import ServiceSettings
 from storage.models import Assistant, Task, TaskStatus
 from storage.tasks import TaskRepository
@@ -68,7 +69,7 @@ async def check_stateless(body: RunCreate, sessions: async_sessionmaker[AsyncSes
     assistant = await assistant_or_404(sessions, body.assistant_id)
     with_defaults(defaults_of(assistant), checked["config"].get("configurable"), checked["context"])
     await check_request_length(run_settings, body.input)
-    await check_webhook(run_settings.env.service.webhooks, body.webhook)
+    await check_run_webhook(run_settings.env.service.webhooks, body.webhook, webhook_of(assistant))
     return assistant
 
 
@@ -94,6 +95,8 @@ async def start_run(
     run = parse_run(body, set(runtime.graph.nodes), stateless=stateless)
     assistant = await assistant_or_404(sessions, run["assistant_id"])
     run["assistant_id"] = assistant.assistant_id
+    requested = run["webhook"]
+    run["webhook"] = run_webhook_url(requested, default=webhook_of(assistant))
     run["context"] = with_defaults(defaults_of(assistant), run["config"].get("configurable"), run["context"])
     principal = auth_outcome(request.scope).principal
     if principal is not None:
@@ -105,7 +108,7 @@ async def start_run(
         await check_resume(runtime, thread_id, run["command"]["resume"])
     if not stateless:  # the stateless routes checked before making their temporary thread
         await check_request_length(run_settings, run["input"])
-        await check_webhook(run_settings.env.service.webhooks, run["webhook"])
+        await check_run_webhook(run_settings.env.service.webhooks, requested, webhook_of(assistant))
     async with sessions.begin() as session:
         threads = ThreadRepository(session)
         if await threads.get(thread_id) is None:

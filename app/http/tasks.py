@@ -16,7 +16,7 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit_log import audit_change
-from app.engine.assistant_context import defaults_of
+from app.engine.assistant_context import defaults_of, webhook_of
 from app.engine.commands import DecisionConflict, RunCommands
 from app.engine.events import EventBus
 from app.engine.run_settings import RunSettings
@@ -34,7 +34,7 @@ from app.http.task_schemas import (
     task_detail,
     task_links,
 )
-from app.http.webhook_checks import check_webhook
+from app.http.webhook_checks import check_run_webhook
 from app.service_settings import ServiceSettings
 from graph.nodes.approval import InvalidDecision, parse_decision
 from storage.attempts import AttemptRepository
@@ -66,16 +66,18 @@ class TaskController(Controller):
                           commands: NamedDependency[RunCommands], run_settings: NamedDependency[RunSettings],
                           sessions: NamedDependency[async_sessionmaker[AsyncSession]]) -> Response[TaskAccepted]:
         defaults: dict[str, Any] = {}
+        default_webhook: str | None = None
         if data.assistant_id is not None:
             assistant = await assistant_or_404(sessions, data.assistant_id)
             defaults = {**defaults_of(assistant), "assistant_id": assistant.assistant_id}
+            default_webhook = webhook_of(assistant)
         if problem := data.platform_problem(defaults):
             raise ValidationException(detail=f"platform: {problem}", status_code=422,
                                       extra=[{"key": "platform", "message": problem}])
         # Refused now rather than failing a minute later with the provider's own error.
         if data.request and (problem := (await run_settings.request_limit()).problem(data.request)):
             raise unprocessable("request", problem)
-        webhook = await check_webhook(run_settings.env.service.webhooks, data.webhook)
+        webhook = await check_run_webhook(run_settings.env.service.webhooks, data.webhook, default_webhook)
         # The row and its `queued` event commit together, so a worker cannot run it before then.
         task = await commands.enqueue(data.request_text(defaults), data.params(defaults), webhook=webhook)
         audit_change(request, resource_id=task.id,

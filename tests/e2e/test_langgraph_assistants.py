@@ -5,6 +5,7 @@ and Postgres, with the model, Serper and Pexels behind loopback fakes."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -149,3 +150,75 @@ async def test_the_task_api_takes_an_assistants_defaults_under_its_own_fields(
     assert done["params"]["tone"] == "academic" and done["params"]["audience"] == "site reliability engineers"
     assert done["result"]["attempts"] == 1
     assert unknown.status_code == 404
+
+
+async def test_delete_with_delete_threads_removes_the_threads_that_ran_with_it_and_its_crons(
+        client: LangGraphClient) -> None:  # noqa: F811
+    doomed = await client.assistants.create("draftloop", context={"max_revisions": 0})
+    kept = await client.assistants.create("draftloop", context={"max_revisions": 0})
+    ran = await client.threads.create()
+    await client.runs.wait(ran["thread_id"], doomed["assistant_id"], input=human(REQUEST))
+    other = await client.threads.create()
+    await client.runs.wait(other["thread_id"], kept["assistant_id"], input=human(REQUEST))
+    bare = await client.threads.create()
+    # A cron of the deleted assistant on a thread it never ran on: the cron goes, the thread stays.
+    cron = await client.crons.create_for_thread(bare["thread_id"], doomed["assistant_id"], schedule="0 9 * * 1",
+                                                input=human(REQUEST))
+    stateless_cron = await client.crons.create(doomed["assistant_id"], schedule="0 9 * * 1", input=human(REQUEST))
+
+    await client.assistants.delete(doomed["assistant_id"], delete_threads=True)
+    with pytest.raises(NotFoundError):
+        await client.threads.get(ran["thread_id"])
+    with pytest.raises(NotFoundError):
+        await client.threads.get_state(ran["thread_id"])
+    with pytest.raises(NotFoundError):
+        await client.assistants.get(doomed["assistant_id"])
+    left = {found["cron_id"] for found in await client.crons.search(limit=1000)}
+    assert not {cron["cron_id"], stateless_cron["cron_id"]} & left
+    assert (await client.threads.get(other["thread_id"]))["metadata"]["assistant_id"] == kept["assistant_id"]
+    assert (await client.threads.get(bare["thread_id"]))["thread_id"] == bare["thread_id"]
+    assert len(await client.runs.list(other["thread_id"])) == 1
+
+
+async def test_delete_without_delete_threads_keeps_them_and_stops_its_crons_and_runs_at_once(
+        client: LangGraphClient, graph_fakes: GraphFakes) -> None:  # noqa: F811
+    made = await client.assistants.create("draftloop", context={"max_revisions": 0})
+    thread = await client.threads.create()
+    await client.runs.wait(thread["thread_id"], made["assistant_id"], input=human(REQUEST))
+    graph_fakes.writer.draft_latency = 3.0
+    ticking = await client.threads.create()
+    # Every second: ticks queue runs behind each other on the thread until the assistant goes.
+    await client.crons.create_for_thread(ticking["thread_id"], made["assistant_id"], schedule="* * * * * *",
+                                         input=human(REQUEST))
+    for _ in range(100):
+        if await client.runs.list(ticking["thread_id"]):
+            break
+        await asyncio.sleep(0.1)
+
+    await client.assistants.delete(made["assistant_id"])
+    assert await client.crons.search(assistant_id=made["assistant_id"]) == []
+    runs = await client.runs.list(ticking["thread_id"], limit=100)
+    assert runs and {run["status"] for run in runs} == {"interrupted"}  # cancelled, as langgraph-api does
+    await asyncio.sleep(2.5)  # two more ticks' time: none comes
+    assert len(await client.runs.list(ticking["thread_id"], limit=100)) == len(runs)
+    assert len(await client.runs.list(thread["thread_id"])) == 1
+
+
+async def test_delete_refuses_a_delete_threads_that_is_no_boolean_and_an_unknown_assistant(service: Service) -> None:  # noqa: F811
+    made_id = str(uuid.uuid4())
+    async with httpx.AsyncClient(base_url=service.url, headers=admin_headers()) as http:
+        await http.post("/assistants", json={"graph_id": "draftloop", "assistant_id": made_id})
+        bad = await http.delete(f"/assistants/{made_id}", params={"delete_threads": "maybe"})
+        kept = await http.get(f"/assistants/{made_id}")
+        unknown = await http.delete(f"/assistants/{uuid.uuid4()}", params={"delete_threads": "true"})
+    assert bad.status_code in (400, 422) and "delete_threads" in bad.text
+    assert kept.status_code == 200
+    assert unknown.status_code == 404
+
+
+async def test_an_assistants_webhook_is_refused_with_422_when_the_server_signs_no_webhooks(service: Service) -> None:  # noqa: F811
+    async with httpx.AsyncClient(base_url=service.url, headers=admin_headers()) as http:
+        refused = await http.post("/assistants", json={"graph_id": "draftloop",
+                                                      "context": {"webhook": "https://example.com/hook"}})
+    assert refused.status_code == 422
+    assert "context.webhook" in refused.text and "WEBHOOK_SECRET" in refused.text

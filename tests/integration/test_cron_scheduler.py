@@ -10,14 +10,14 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from app.engine.scheduler import CronScheduler
 from app.http.cron_schemas import CronCreate, ThreadCronCreate
 from app.http.crons import cron_columns
 from storage.assistants import AssistantRepository
 from storage.crons import CronRepository
-from storage.models import Cron, Task, TaskStatus, Thread
+from storage.models import Assistant, AssistantVersion, Cron, Task, TaskStatus, Thread
 from storage.threads import ThreadRepository
 from tests.integration import test_executor
 from tests.integration.test_executor import Harness, Worker
@@ -181,14 +181,37 @@ async def test_each_tick_runs_with_the_assistants_current_defaults_and_the_creat
     assert first.config["configurable"]["langgraph_auth_user_id"] == "editor-1"
 
 
-async def test_a_cron_whose_assistant_was_deleted_is_deleted_at_its_next_tick(harness: Harness) -> None:
+async def test_a_cron_goes_with_its_assistant_and_one_whose_assistant_is_gone_goes_at_its_next_tick(
+        harness: Harness) -> None:
     worker = await harness.worker(start=False)
     async with worker.runtime.sessions.begin() as session:
-        gone = await AssistantRepository(session).create(str(uuid.uuid4()), ASSISTANT)
-    cron = await add_cron(worker, assistant_id=gone.assistant_id)
+        deleted = await AssistantRepository(session).create(str(uuid.uuid4()), ASSISTANT)
+        vanished = await AssistantRepository(session).create(str(uuid.uuid4()), ASSISTANT)
+    with_deleted = await add_cron(worker, assistant_id=deleted.assistant_id)
+    with_vanished = await add_cron(worker, assistant_id=vanished.assistant_id)
     async with worker.runtime.sessions.begin() as session:
-        await AssistantRepository(session).delete(gone.assistant_id)
+        await AssistantRepository(session).delete(deleted.assistant_id)
+        assert await CronRepository(session).get(with_deleted.cron_id) is None
+        # A row gone some other way (by hand, or a delete racing the cron's creation).
+        await session.execute(delete(AssistantVersion).where(AssistantVersion.assistant_id == vanished.assistant_id))
+        await session.execute(delete(Assistant).where(Assistant.assistant_id == vanished.assistant_id))
     await scheduler(worker).tick(START)
-    assert await runs_of(worker, cron.cron_id) == []
+    assert await runs_of(worker, with_vanished.cron_id) == []
     async with worker.runtime.sessions() as session:
-        assert await CronRepository(session).get(cron.cron_id) is None
+        assert await CronRepository(session).get(with_vanished.cron_id) is None
+
+
+async def test_a_ticks_run_calls_its_assistants_webhook_unless_the_cron_has_its_own(harness: Harness) -> None:
+    worker = await harness.worker(start=False)
+    async with worker.runtime.sessions.begin() as session:
+        hooked = await AssistantRepository(session).create(
+            str(uuid.uuid4()), {**ASSISTANT, "context": {"webhook": "https://hooks.example.com/assistant"}})
+    plain = await add_cron(worker, assistant_id=hooked.assistant_id)
+    own = await add_cron(worker, assistant_id=hooked.assistant_id, webhook="https://hooks.example.com/cron")
+    await scheduler(worker).tick(START)
+    [from_assistant] = await runs_of(worker, plain.cron_id)
+    [from_cron] = await runs_of(worker, own.cron_id)
+    assert from_assistant.webhook == "https://hooks.example.com/assistant"
+    assert from_cron.webhook == "https://hooks.example.com/cron"
+    # A default run setting it is not: the graph's context never sees it.
+    assert "webhook" not in (from_assistant.context or {})

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 
 import pytest
 from litestar.exceptions import ValidationException
 
-from app.http.webhook_checks import check_webhook
+from app.engine.webhooks import bounded_values
+from app.http.webhook_checks import check_run_webhook, check_webhook
 from app.webhook_settings import WebhookSettings
 from tools.webhooks import UnsafeWebhookURLError, WebhookURLPolicy, signature_header
 
@@ -58,3 +60,28 @@ def test_a_short_webhook_secret_is_refused_at_start_up() -> None:
         WebhookSettings.from_env({"WEBHOOK_SECRET": "short"})
     parsed = WebhookSettings.from_env({"WEBHOOK_SECRET": SECRET, "WEBHOOK_ALLOW_HOSTS": " 127.0.0.1, hooks.local "})
     assert parsed.key == SECRET.encode() and parsed.allow_hosts == ("127.0.0.1", "hooks.local")
+
+
+async def test_a_run_without_a_webhook_of_its_own_is_refused_when_its_assistants_cannot_be_called() -> None:
+    with pytest.raises(ValidationException) as refused:
+        await check_run_webhook(WebhookSettings(), None, "https://example.com/hook")
+    assert refused.value.status_code == 422
+    assert "assistant's default webhook" in str(refused.value.detail) and "WEBHOOK_SECRET" in str(refused.value.detail)
+    assert await check_run_webhook(WebhookSettings(), None, None) is None
+
+
+def test_values_that_fit_the_bound_are_sent_whole() -> None:
+    values = {"messages": ["hi"], "result": {"title": "T"}}
+    bounded = bounded_values(values, len(json.dumps(values)))
+    assert (bounded.values, bounded.omitted) == (values, [])
+    assert bounded_values(None, 0).values is None
+
+
+def test_values_past_the_bound_lose_their_largest_keys_first_and_name_them() -> None:
+    values = {"attempts": "a" * 900, "research": "r" * 500, "draft": "d" * 300, "result": "x" * 100}
+    bounded = bounded_values(values, 700)
+    assert bounded.omitted == ["attempts", "research"]
+    assert bounded.values == {"draft": "d" * 300, "result": "x" * 100}
+    assert len(json.dumps(bounded.values)) <= 700
+    nothing = bounded_values(values, 0)
+    assert (nothing.values, nothing.omitted) == ({}, sorted(values))
