@@ -6,7 +6,7 @@ process, and through ``wake`` the others it reaches) so a worker picks the work 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.engine.api_runs import END
 from app.engine.driver import decision_resume, task_config
 from app.engine.events import STATUS, Event, EventBus
+from app.engine.rollback import forget_run
 from app.engine.webhooks import planned_delivery
 from app.graph_runtime import GraphRuntime
 from storage.models import Task, TaskStatus
@@ -41,16 +42,23 @@ class ThreadBusy(RuntimeError):
         self.thread_id = thread_id
 
 
+async def _nothing_to_wait_for(task_id: str) -> None:
+    return None
+
+
 class RunCommands:
     """The engine as controllers see it. ``wake``: work was queued; ``stop_local``: a task was
-    cancelled, stop its run if this process drives it (the dispatcher gives both)."""
+    cancelled, stop its run if this process drives it; ``stopped``: returns once this process's
+    run of a task (if any) has stopped (the dispatcher gives them)."""
 
     def __init__(self, runtime: GraphRuntime, bus: EventBus, *, wake: Callable[[], None],
-                 stop_local: Callable[[str], None]) -> None:
+                 stop_local: Callable[[str], None],
+                 stopped: Callable[[str], Awaitable[None]] = _nothing_to_wait_for) -> None:
         self.runtime = runtime
         self.bus = bus
         self._wake = wake
         self._stop_local = stop_local
+        self._stopped = stopped
 
     async def enqueue(self, request: str, params: Mapping[str, Any] | None = None, *, thread_id: str | None = None,
                       webhook: str | None = None) -> Task:
@@ -138,6 +146,19 @@ class RunCommands:
         self.bus.announce(events)
         self._stop_local(task_id)
         return changed
+
+    async def rollback(self, task_id: str) -> bool:
+        """Cancel a run, then delete it and the checkpoints it wrote, so its thread is as it
+        was before the run (app/engine/rollback.py). False, deleting nothing, when it had
+        already ended. Raises TaskNotFound."""
+        async with self.runtime.sessions() as session:
+            run = await TaskRepository(session).require(task_id)
+        if not await self.cancel(task_id):
+            return False
+        # A run this process drives may be saving a checkpoint as it unwinds.
+        await self._stopped(task_id)
+        await forget_run(self.runtime, run)
+        return True
 
     async def submit_decision(self, task_id: str, approved: bool, feedback: str = "", publish: bool = False,
                               attempt: int | None = None, decisions: list[Any] | None = None) -> None:
