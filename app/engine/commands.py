@@ -42,6 +42,12 @@ class ThreadBusy(RuntimeError):
         self.thread_id = thread_id
 
 
+def owner_config(owner: str | None) -> dict[str, Any] | None:
+    """A task's graph config naming its creator under the key a LangGraph API run of theirs
+    carries (app/http/runs.py start_run), so both share one memory; None without one."""
+    return {"configurable": {"langgraph_auth_user_id": owner}} if owner else None
+
+
 async def _nothing_to_wait_for(task_id: str) -> None:
     return None
 
@@ -61,26 +67,28 @@ class RunCommands:
         self._stopped = stopped
 
     async def enqueue(self, request: str, params: Mapping[str, Any] | None = None, *, thread_id: str | None = None,
-                      webhook: str | None = None) -> Task:
+                      webhook: str | None = None, owner: str | None = None) -> Task:
         """Queue a new task: the row and its ``queued`` event commit together (a worker could
         otherwise claim the row and publish ``running`` before ``queued`` exists), then wake.
 
         ``thread_id`` defaults to a fresh id; the finalize node finds the row through it.
+        ``owner``: the user who asked, whose memory the run reads and writes (graph/memory.py).
         """
         metadata = {"graph_id": "draftloop"}
         queued = {"status": TaskStatus.QUEUED.value}
+        config = owner_config(owner)
         if thread_id is None:
             # The hot path of POST /api/tasks: one statement on Postgres (storage.tasks).
             new = await queue_new_task(
                 self.runtime.writes, request=request, params=dict(params or {}),
                 thread_metadata=metadata, event_type=STATUS, event_data=queued, notify_channel=QUEUE_CHANNEL,
-                webhook=webhook)
+                webhook=webhook, config=config)
             task = new.task
             event = Event(id=new.event_id, task_id=task.id, type=STATUS, data=queued, created_at=task.created_at)
         else:
             async with self.runtime.sessions.begin() as session:
                 task = await TaskRepository(session).create(request=request, params=dict(params or {}),
-                                                            thread_id=thread_id, webhook=webhook)
+                                                            thread_id=thread_id, webhook=webhook, config=config)
                 # A task is a thread with one run: LangGraph API clients (Studio) see it as one.
                 threads = ThreadRepository(session)
                 if await threads.get(task.thread_id) is None:
