@@ -75,11 +75,13 @@ class TaskRepository:
         provider: str | None = None,
         run: dict[str, Any] | None = None,
         webhook: str | None = None,
+        config: dict[str, Any] | None = None,
     ) -> Task:
         """A new task; its LangGraph thread defaults to the task id.
 
         ``run`` makes it a LangGraph API run (kind 'run'): the run columns to set, e.g.
-        ``{"assistant_id": ..., "input": ..., "stream_modes": [...]}``.
+        ``{"assistant_id": ..., "input": ..., "stream_modes": [...]}``. ``config``: a task's
+        graph config (its creator, see app/engine/driver.py ``task_config``).
         """
         task_id = task_id or new_id()
         target = TaskStatus(status)
@@ -95,8 +97,8 @@ class TaskRepository:
             created_at=now,
             updated_at=now,
             kind="run" if run is not None else "task",
-            # A run's columns carry its webhook; a task's comes on its own.
-            **{"webhook": webhook, **(run or {})},
+            # A run's columns carry its webhook and config; a task's come on their own.
+            **{"webhook": webhook, "config": config, **(run or {})},
         )
         for key, value in status_timestamps(task, target, now).items():
             setattr(task, key, value)
@@ -306,7 +308,7 @@ def _bound(table: Table, **names: str) -> dict[str, BindParameter[Any]]:
 _TASK_VALUES = _bound(_TASKS, id="task_id", thread_id="thread_id", kind="kind", status="status", request="request",
                       params="params", warnings="warnings", input_tokens="zero", output_tokens="zero",
                       cost_usd="no_cost", run_count="zero", resume_count="zero",
-                      created_at="now", updated_at="now", webhook="webhook")
+                      created_at="now", updated_at="now", webhook="webhook", config="config")
 _THREAD_VALUES = _bound(_THREADS, thread_id="thread_id", metadata="thread_metadata", status="thread_status",
                         created_at="now", updated_at="now")
 _EVENT_VALUES = _bound(_EVENTS, task_id="task_id", type="event_type", data="event_data", created_at="now")
@@ -339,9 +341,10 @@ async def queue_new_task(
     event_data: dict[str, Any],
     notify_channel: str,
     webhook: str | None = None,
+    config: dict[str, Any] | None = None,
 ) -> QueuedTask:
     """Insert a queued task on a new thread (busy with it, ``thread_metadata`` plus the task's
-    id in its metadata) and its first event.
+    id in its metadata) and its first event; ``config`` is the task's graph config.
 
     With ``paths.one_statement`` (Postgres) this is one statement, which also notifies
     ``notify_channel``; without it the rows go in one session transaction and nothing is
@@ -353,7 +356,7 @@ async def queue_new_task(
         "task_id": task_id, "thread_id": thread_id, "kind": "task", "status": TaskStatus.QUEUED.value,
         "request": request, "params": params, "warnings": [], "zero": 0, "no_cost": 0.0, "now": now,
         "thread_metadata": {**thread_metadata, "task_id": task_id}, "thread_status": ThreadStatus.BUSY.value,
-        "event_type": event_type, "event_data": event_data, "webhook": webhook,
+        "event_type": event_type, "event_data": event_data, "webhook": webhook, "config": config,
     }
     if paths.one_statement is not None:
         async with paths.one_statement.connect() as connection:
@@ -366,5 +369,5 @@ async def queue_new_task(
             event_id = (await session.execute(_INSERT_EVENT, values)).scalar_one()
     task = Task(id=task_id, thread_id=thread_id, kind="task", status=TaskStatus.QUEUED.value, request=request,
                 params=params, warnings=[], input_tokens=0, output_tokens=0, cost_usd=0.0, run_count=0, resume_count=0,
-                created_at=now, updated_at=now, webhook=webhook)
+                created_at=now, updated_at=now, webhook=webhook, config=config)
     return QueuedTask(task=task, event_id=int(event_id))

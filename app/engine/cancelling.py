@@ -16,3 +16,10 @@ async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
         current = asyncio.current_task()
         if current is not None and current.cancelling():
             raise
+
+
+async def wait_done(task: asyncio.Task[Any] | None, timeout: float) -> None:
+    """Wait up to ``timeout`` for a task to finish, however it ends: its outcome is its owner's
+    to handle. None (nothing to wait for) and the calling task itself return at once."""
+    if task is not None and task is not asyncio.current_task():
+        await asyncio.wait({task}, timeout=timeout)

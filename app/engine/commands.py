@@ -6,7 +6,7 @@ process, and through ``wake`` the others it reaches) so a worker picks the work 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.engine.api_runs import END
 from app.engine.driver import decision_resume, task_config
 from app.engine.events import STATUS, Event, EventBus
+from app.engine.rollback import forget_run
 from app.engine.webhooks import ThreadValues, planned_delivery
 from app.graph_runtime import GraphRuntime
 from storage.models import Task, TaskStatus
@@ -41,40 +42,55 @@ class ThreadBusy(RuntimeError):
         self.thread_id = thread_id
 
 
+def owner_config(owner: str | None) -> dict[str, Any] | None:
+    """A task's graph config naming its creator under the key a LangGraph API run of theirs
+    carries (app/http/runs.py start_run), so both share one memory; None without one."""
+    return {"configurable": {"langgraph_auth_user_id": owner}} if owner else None
+
+
+async def _nothing_to_wait_for(task_id: str) -> None:
+    return None
+
+
 class RunCommands:
     """The engine as controllers see it. ``wake``: work was queued; ``stop_local``: a task was
-    cancelled, stop its run if this process drives it (the dispatcher gives both)."""
+    cancelled, stop its run if this process drives it; ``stopped``: returns once this process's
+    run of a task (if any) has stopped (the dispatcher gives them)."""
 
     def __init__(self, runtime: GraphRuntime, bus: EventBus, *, wake: Callable[[], None],
-                 stop_local: Callable[[str], None], values: ThreadValues) -> None:
+                 stop_local: Callable[[str], None], values: ThreadValues,
+                 stopped: Callable[[str], Awaitable[None]] = _nothing_to_wait_for) -> None:
         self.runtime = runtime
         self.bus = bus
         # The thread's values for the webhook of a run cancelled here.
         self.values = values
         self._wake = wake
         self._stop_local = stop_local
+        self._stopped = stopped
 
     async def enqueue(self, request: str, params: Mapping[str, Any] | None = None, *, thread_id: str | None = None,
-                      webhook: str | None = None) -> Task:
+                      webhook: str | None = None, owner: str | None = None) -> Task:
         """Queue a new task: the row and its ``queued`` event commit together (a worker could
         otherwise claim the row and publish ``running`` before ``queued`` exists), then wake.
 
         ``thread_id`` defaults to a fresh id; the finalize node finds the row through it.
+        ``owner``: the user who asked, whose memory the run reads and writes (graph/memory.py).
         """
         metadata = {"graph_id": "draftloop"}
         queued = {"status": TaskStatus.QUEUED.value}
+        config = owner_config(owner)
         if thread_id is None:
             # The hot path of POST /api/tasks: one statement on Postgres (storage.tasks).
             new = await queue_new_task(
                 self.runtime.writes, request=request, params=dict(params or {}),
                 thread_metadata=metadata, event_type=STATUS, event_data=queued, notify_channel=QUEUE_CHANNEL,
-                webhook=webhook)
+                webhook=webhook, config=config)
             task = new.task
             event = Event(id=new.event_id, task_id=task.id, type=STATUS, data=queued, created_at=task.created_at)
         else:
             async with self.runtime.sessions.begin() as session:
                 task = await TaskRepository(session).create(request=request, params=dict(params or {}),
-                                                            thread_id=thread_id, webhook=webhook)
+                                                            thread_id=thread_id, webhook=webhook, config=config)
                 # A task is a thread with one run: LangGraph API clients (Studio) see it as one.
                 threads = ThreadRepository(session)
                 if await threads.get(task.thread_id) is None:
@@ -143,6 +159,19 @@ class RunCommands:
         self.bus.announce(events)
         self._stop_local(task_id)
         return changed
+
+    async def rollback(self, task_id: str) -> bool:
+        """Cancel a run, then delete it and the checkpoints it wrote, so its thread is as it
+        was before the run (app/engine/rollback.py). False, deleting nothing, when it had
+        already ended. Raises TaskNotFound."""
+        async with self.runtime.sessions() as session:
+            run = await TaskRepository(session).require(task_id)
+        if not await self.cancel(task_id):
+            return False
+        # A run this process drives may be saving a checkpoint as it unwinds.
+        await self._stopped(task_id)
+        await forget_run(self.runtime, run)
+        return True
 
     async def submit_decision(self, task_id: str, approved: bool, feedback: str = "", publish: bool = False,
                               attempt: int | None = None, decisions: list[Any] | None = None) -> None:

@@ -22,13 +22,14 @@ from collections.abc import Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.engine.cancelling import cancel_and_wait
+from app.engine.cancelling import cancel_and_wait, wait_done
 from app.engine.commands import RunCommands
 from app.engine.driver import RunDriver
 from app.engine.events import STATUS, EventBus
 from app.engine.heartbeat import DEFAULT_CANCEL_CHECK_SECONDS, LeaseKeeper, StopReason
 from app.engine.messages import failure_message, gave_up_message
 from app.engine.publishers import ApiRunPublisher, Publisher, RunPublisher
+from app.engine.rollback import drop_if_rolled_back
 from app.engine.run_end import Ending, RunEnd
 from app.engine.run_settings import RunSettings
 from app.engine.stats import RunStats
@@ -41,6 +42,9 @@ from storage.leases import LeaseRepository
 from storage.models import Task, TaskStatus
 
 log = logging.getLogger("draftloop.executor")
+
+# How long a rollback waits for a run of this process to stop (it stops at its next await).
+STOP_WAIT_SECONDS = 10.0
 
 
 class Dispatcher:
@@ -74,7 +78,8 @@ class Dispatcher:
                                   cancel_check_seconds=cancel_check_seconds)
         self.commands = RunCommands(runtime, bus, wake=self.wake,
                                     stop_local=lambda task_id: self._stop_local(task_id, StopReason.CANCELLED),
-                                    values=values)
+                                    values=values,
+                                    stopped=lambda task_id: wait_done(self._runs.get(task_id), STOP_WAIT_SECONDS))
         self._runs: dict[str, asyncio.Task[None]] = {}
         self._stop_reasons: dict[str, StopReason] = {}
         self._wakeup = asyncio.Event()
@@ -260,6 +265,8 @@ class Dispatcher:
             if current is not None:
                 current.uncancel()
             self._count_stop(reason)
+            if task.kind == "run" and reason in (StopReason.CANCELLED, StopReason.DELETED):
+                await drop_if_rolled_back(self.runtime, task)
         except Exception as exc:  # noqa: BLE001 - a lost database pauses the run, anything else fails it
             if storage_unreachable(exc):
                 # Not failed: its lease lapses and a worker resumes it from the checkpoint once

@@ -56,7 +56,9 @@ def request_input(request: str, params: Mapping[str, Any] | None) -> dict[str, A
 
 def task_config(task: Task) -> RunnableConfig:
     # task_id: the finalize node writes the outcome to this row (a thread may hold several).
-    return {"configurable": {"thread_id": task.thread_id, "task_id": task.id}}
+    # The task's own config names its creator, whose memory the graph uses (graph/memory.py).
+    given = (task.config or {}).get("configurable") or {}
+    return {"configurable": {**given, "thread_id": task.thread_id, "task_id": task.id}}
 
 
 def decision_resume(snapshot: StateSnapshot, approved: bool, feedback: str = "", *, publish: bool = False,

@@ -23,7 +23,7 @@ from app.http.errors import NotFoundError
 from app.http.lg_common import LANGGRAPH_EXCEPTION_HANDLERS, run_dict, unprocessable
 from app.http.lg_schemas import RunCreate, RunsCancel
 from app.http.run_requests import run_request
-from app.http.runs import check_stateless, delete_thread_later, run_links, start_stateless
+from app.http.runs import check_cancel_action, check_stateless, delete_thread_later, run_links, start_stateless
 from storage.models import Task, TaskStatus
 from storage.tasks import TaskNotFound, TaskRepository
 from storage.thread_runs import runs_to_cancel
@@ -108,8 +108,7 @@ class RunExtrasController(Controller):
                           commands: NamedDependency[RunCommands], action: FromQuery[str] = "interrupt",
                           data: JSONBody[RunsCancel | None] = None) -> None:
         body = data or RunsCancel()
-        if action != "interrupt":
-            raise unprocessable("action", "only interrupt is supported")
+        check_cancel_action(action)
         if body.status is not None:
             if body.thread_id is not None or body.run_ids is not None:
                 raise unprocessable("status", "cancels every run in that status: send it without thread_id and run_ids")
@@ -128,8 +127,8 @@ class RunExtrasController(Controller):
             if TaskStatus(run.status).is_terminal or run.status == TaskStatus.AWAITING_APPROVAL.value:
                 continue
             try:
-                if await commands.cancel(run.id):
+                if await (commands.rollback(run.id) if action == "rollback" else commands.cancel(run.id)):
                     cancelled.append(run.id)
             except TaskNotFound:
                 log.info("run %s was deleted while being cancelled", run.id)
-        audit_change(request, after={"cancelled": cancelled})
+        audit_change(request, after={"cancelled": cancelled, "action": action})

@@ -43,12 +43,14 @@ from app.http.threads import thread_config, thread_or_404
 from app.http.webhook_checks import check_run_webhook
 from app.service_settings import ServiceSettings
 from storage.models import Assistant, Task, TaskStatus
-from storage.tasks import TaskRepository
+from storage.tasks import TaskNotFound, TaskRepository
 from storage.thread_runs import delete_ended_run
 from storage.threads import ThreadRepository
 
 log = logging.getLogger("draftloop.http.runs")
 
+# langgraph-api's: interrupt stops the run and keeps what it wrote, rollback deletes both.
+CANCEL_ACTIONS = ("interrupt", "rollback")
 # Keeps cancel-on-disconnect tasks alive until they finish (the event loop holds weak refs).
 _background: set[asyncio.Task[Any]] = set()
 
@@ -129,6 +131,11 @@ async def start_run(
     audit_change(request, resource_id=created.id,
                  after={"thread_id": thread_id, "assistant_id": created.assistant_id, "status": created.status})
     return created
+
+
+def check_cancel_action(action: str) -> None:
+    if action not in CANCEL_ACTIONS:
+        raise unprocessable("action", f"{action!r} is not an action; use {' or '.join(CANCEL_ACTIONS)}")
 
 
 async def run_or_404(sessions: async_sessionmaker[AsyncSession], thread_id: str, run_id: str) -> Task:
@@ -280,15 +287,23 @@ class RunController(Controller):
                          commands: NamedDependency[RunCommands], bus: NamedDependency[EventBus],
                          runtime: NamedDependency[GraphRuntime], wait: FromQuery[bool] = False,
                          action: FromQuery[str] = "interrupt") -> Response[None]:
-        if action != "interrupt":
-            raise unprocessable("action", "only interrupt is supported")
+        check_cancel_action(action)
         run = await run_or_404(sessions, thread_id, run_id)
-        audit_change(request, before={"status": run.status})
+        audit_change(request, before={"status": run.status}, cancel_action=action)
         if TaskStatus(run.status).is_terminal:
             raise ConflictError(detail=f"run {run_id} already ended")
         if run.status == TaskStatus.AWAITING_APPROVAL.value:
             # An interrupted run is over already; the thread stays resumable.
             raise ConflictError(detail=f"run {run_id} is interrupted, not running")
+        if action == "rollback":
+            if run.kind != "run":
+                raise unprocessable("action", "rollback applies to LangGraph API runs; this is a task API task")
+            try:
+                # Done before answering (this process's run is waited for): ``wait`` has nothing left.
+                await commands.rollback(run.id)
+            except TaskNotFound as exc:
+                raise NotFoundError(detail=f"run {run_id} was deleted meanwhile") from exc
+            return Response(None, status_code=202)
         await commands.cancel(run.id)
         if wait:
             async for _ in bus.follow(run.id, heartbeat=3600, until=lambda e: e.type == END):

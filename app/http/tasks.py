@@ -22,6 +22,7 @@ from app.engine.events import EventBus
 from app.engine.run_settings import RunSettings
 from app.graph_runtime import GraphRuntime
 from app.http.assistant_defaults import assistant_or_404
+from app.http.auth import auth_outcome
 from app.http.errors import ConflictError, NotFoundError
 from app.http.lg_common import unprocessable
 from app.http.sse import LastEventIdHeader, LastEventIdQuery, resume_after, sse_comment, sse_event, sse_response
@@ -79,7 +80,9 @@ class TaskController(Controller):
             raise unprocessable("request", problem)
         webhook = await check_run_webhook(run_settings.env.service.webhooks, data.webhook, default_webhook)
         # The row and its `queued` event commit together, so a worker cannot run it before then.
-        task = await commands.enqueue(data.request_text(defaults), data.params(defaults), webhook=webhook)
+        principal = auth_outcome(request.scope).principal
+        task = await commands.enqueue(data.request_text(defaults), data.params(defaults), webhook=webhook,
+                                      owner=principal.user_id if principal is not None else None)
         audit_change(request, resource_id=task.id,
                      after={"status": "queued", "request": task.request, "params": task.params})
         links = task_links(task.id)

@@ -1,5 +1,5 @@
-"""LangGraph API thread routes beyond create/read/update/delete: copying a thread, pruning many,
-and the thread-level stream of its runs' events. (The GET form of history is in threads.py: one
+"""LangGraph API thread routes beyond create/read/update/delete: copying a thread, pruning many
+(deleting them, or only their older checkpoints), and the thread-level stream of its runs' events. (The GET form of history is in threads.py: one
 path's handlers share a controller.)"""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import Stream
+from psycopg.errors import DeadlockDetected, SerializationFailure
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit_log import audit_change
@@ -28,6 +29,7 @@ from app.http.sse import LastEventIdHeader, resume_after, sse_comment, sse_event
 from app.http.threads import delete_thread_everywhere, thread_config, thread_or_404
 from app.service_settings import ServiceSettings
 from storage.checkpoint_copy import copy_thread_checkpoints
+from storage.checkpoint_prune import keep_latest
 from storage.models import ThreadStatus
 from storage.thread_runs import latest_event_id, runs_to_follow
 from storage.threads import ThreadRepository
@@ -43,6 +45,11 @@ def _stream_modes(raw: list[str] | None) -> set[str]:
         if mode not in THREAD_STREAM_MODES:
             raise unprocessable("stream_mode", f"{mode!r} is not supported; use {' or '.join(THREAD_STREAM_MODES)}")
     return modes
+
+
+async def _thread_exists(sessions: async_sessionmaker[AsyncSession], thread_id: str) -> bool:
+    async with sessions() as session:
+        return await ThreadRepository(session).get(thread_id) is not None
 
 
 def _thread_events(thread_id: str, after: int, modes: set[str], bus: EventBus,
@@ -81,20 +88,29 @@ class ThreadExtrasController(Controller):
     tags = ["langgraph api"]
     exception_handlers = LANGGRAPH_EXCEPTION_HANDLERS
 
-    @post("/prune", status_code=200, summary="Delete the threads named, with their runs and checkpoints")
+    @post("/prune", status_code=200,
+          summary="Delete the threads named, or (keep_latest) all their checkpoints but the latest")
     async def prune_threads(self, request: Request[Any, Any, Any],
                             sessions: NamedDependency[async_sessionmaker[AsyncSession]],
                             runtime: NamedDependency[GraphRuntime], commands: NamedDependency[RunCommands],
                             data: JSONBody[ThreadPrune | None] = None) -> dict[str, int]:
         body = data or ThreadPrune()
-        if body.strategy != "delete":
-            raise unprocessable("strategy", "only delete is supported by this server")
         pruned = 0
         # Ids that name no thread are skipped, as langgraph-api does.
         for thread_id in dict.fromkeys(body.thread_ids):
-            if await delete_thread_everywhere(sessions, runtime, commands, thread_id):
+            if body.strategy == "delete":
+                if await delete_thread_everywhere(sessions, runtime, commands, thread_id):
+                    pruned += 1
+            elif await _thread_exists(sessions, thread_id):
+                # The thread, its runs and its state stay; its history is the latest checkpoint.
+                try:
+                    await keep_latest(runtime.checkpointer, thread_id)
+                except (SerializationFailure, DeadlockDetected) as exc:
+                    # Postgres: another prune of it, or a state update, changed it meanwhile.
+                    raise ConflictError(detail=f"thread {thread_id} changed while it was pruned; try again") from exc
                 pruned += 1
-        audit_change(request, after={"thread_ids": list(body.thread_ids), "pruned_count": pruned})
+        audit_change(request, after={"thread_ids": list(body.thread_ids), "strategy": body.strategy,
+                                     "pruned_count": pruned})
         return {"pruned_count": pruned}
 
     @post("/{thread_id:str}/copy", status_code=200, summary="A new thread with a copy of this one's checkpoints")

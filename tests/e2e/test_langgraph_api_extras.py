@@ -1,7 +1,8 @@
 """The rest of langgraph-api's thread and run routes, through the real langgraph-sdk client
 against `draftloop serve` on SQLite and Postgres: copying a thread (its history comes along, and
 the copy then goes its own way), pruning threads, the GET form of history, a thread's own
-stream, background stateless runs (one or a batch), cancelling many runs and deleting one."""
+stream, background stateless runs (one or a batch), cancelling many runs (or rolling them back)
+and deleting one."""
 
 # The fixtures imported below are pytest arguments of the tests: ruff reads them as redefinitions.
 # ruff: noqa: F811
@@ -106,8 +107,39 @@ async def test_prune_deletes_the_threads_named_with_their_runs_and_nothing_else(
     # The checkpoints went too: a thread made again under the same id starts empty.
     await client.threads.create(thread_id=ran["thread_id"])
     assert await client.threads.get_history(ran["thread_id"]) == []
-    assert await status_code_of(client.threads.prune([kept["thread_id"]], strategy="keep_latest")) == 422
     assert await client.threads.prune([]) == {"pruned_count": 0}
+
+
+async def test_prune_keep_latest_keeps_the_state_drops_the_older_checkpoints_and_the_thread_runs_on(
+    client: LangGraphClient,
+) -> None:
+    thread, other = await client.threads.create(), await client.threads.create()
+    run = await client.runs.create(thread["thread_id"], ASSISTANT_ID, input=human(REQUEST))
+    await client.runs.join(thread["thread_id"], run["run_id"])
+    await client.runs.wait(other["thread_id"], ASSISTANT_ID, input=human(REQUEST))
+    before = await client.threads.get_state(thread["thread_id"])
+    assert len(await client.threads.get_history(thread["thread_id"], limit=100)) > 1
+    others = checkpoint_ids(await client.threads.get_history(other["thread_id"], limit=100))
+
+    pruned = await client.threads.prune([thread["thread_id"], str(uuid.uuid4())], strategy="keep_latest")
+    assert pruned == {"pruned_count": 1}
+    after = await client.threads.get_state(thread["thread_id"])
+    assert after["values"] == before["values"] and after["checkpoint"] == before["checkpoint"]
+    assert after["next"] == before["next"] == []
+    history = await client.threads.get_history(thread["thread_id"], limit=100)
+    assert checkpoint_ids(history) == [before["checkpoint"]["checkpoint_id"]]
+    assert history[0]["parent_checkpoint"] is None
+    # Only checkpoints went: the thread, its runs and the other thread's history stay.
+    assert (await client.threads.get(thread["thread_id"]))["status"] == "idle"
+    assert [r["run_id"] for r in await client.runs.list(thread["thread_id"])] == [run["run_id"]]
+    assert checkpoint_ids(await client.threads.get_history(other["thread_id"], limit=100)) == others
+
+    # A new turn builds on the kept checkpoint.
+    turn = await client.runs.wait(thread["thread_id"], ASSISTANT_ID, input=human("Write a post about tea"))
+    assert turn["result"]["passed"] is True
+    assert len(turn["messages"]) > len(before["values"]["messages"])
+    grown = await client.threads.get_history(thread["thread_id"], limit=100)
+    assert len(grown) > 1 and checkpoint_ids(grown)[-1] == before["checkpoint"]["checkpoint_id"]
 
 
 async def test_get_history_answers_as_the_post_form_with_limit_and_before(client: LangGraphClient, service: Service) -> None:
@@ -224,6 +256,42 @@ async def test_cancel_many_by_ids_or_by_status_cancels_the_running_runs(client: 
     assert await status_code_of(client.runs.cancel_many(thread_id=one["thread_id"], run_ids=[str(uuid.uuid4())])) == 404
     mixed = client.runs.cancel_many(thread_id=one["thread_id"], run_ids=[first["run_id"]], status="all")
     assert await status_code_of(mixed) == 422
+
+
+async def until_checkpoints_past(client: LangGraphClient, thread_id: str, count: int) -> None:
+    async with asyncio.timeout(RUN_TIMEOUT):
+        while len(await client.threads.get_history(thread_id, limit=100)) <= count:
+            await asyncio.sleep(0.05)
+
+
+async def test_a_rolled_back_run_goes_with_its_checkpoints_and_leaves_the_thread_as_before(
+    client: LangGraphClient, graph_fakes: GraphFakes
+) -> None:
+    thread = await client.threads.create()
+    first = await client.runs.create(thread["thread_id"], ASSISTANT_ID, input=human(REQUEST))
+    await client.runs.join(thread["thread_id"], first["run_id"])
+    before = await client.threads.get_state(thread["thread_id"])
+    history = checkpoint_ids(await client.threads.get_history(thread["thread_id"], limit=100))
+
+    graph_fakes.writer.draft_latency = 30.0
+    running = await client.runs.create(thread["thread_id"], ASSISTANT_ID, input=human("Write a post about tea"))
+    queued = await client.runs.create(thread["thread_id"], ASSISTANT_ID, input=human("Write a post about coffee"))
+    await until_status(client, thread["thread_id"], running["run_id"], "running")
+    await until_checkpoints_past(client, thread["thread_id"], len(history))
+    # A pending run (POST /runs/cancel), then the running one that has written checkpoints.
+    await client.runs.cancel_many(thread_id=thread["thread_id"], run_ids=[queued["run_id"]], action="rollback")
+    assert await status_code_of(client.runs.get(thread["thread_id"], queued["run_id"])) == 404
+    await client.runs.cancel(thread["thread_id"], running["run_id"], action="rollback")
+
+    assert await status_code_of(client.runs.get(thread["thread_id"], running["run_id"])) == 404
+    assert [r["run_id"] for r in await client.runs.list(thread["thread_id"])] == [first["run_id"]]
+    assert await client.threads.get_state(thread["thread_id"]) == before
+    assert checkpoint_ids(await client.threads.get_history(thread["thread_id"], limit=100)) == history
+    assert (await client.threads.get(thread["thread_id"]))["status"] == "idle"
+    # Rolling back a run that is gone, or with an unknown action, is refused.
+    assert await status_code_of(client.runs.cancel(thread["thread_id"], running["run_id"], action="rollback")) == 404
+    bad = client.runs.cancel(thread["thread_id"], first["run_id"], action="undo")  # type: ignore[arg-type]
+    assert await status_code_of(bad) == 422
 
 
 async def test_a_run_can_be_deleted_once_it_has_ended_and_not_before(client: LangGraphClient,

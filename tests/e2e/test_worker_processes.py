@@ -12,9 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from langgraph_sdk import get_client
 
 # The backend, server-launcher and signed-in client fixtures are test_service_process's.
 from devtools.fakes.writer import GraphFakes
+from devtools.identities import admin_headers
 from tests.e2e.test_service_process import (  # noqa: F401 - fixtures
     NODES,
     REQUEST,
@@ -168,3 +170,35 @@ async def test_a_killed_worker_is_restarted_and_its_task_resumes_from_the_checkp
         await asyncio.sleep(0.1)
     else:
         pytest.fail(f"a worker outlived its SIGKILLed server\n{launcher.describe()}")
+
+
+async def test_a_run_a_worker_drives_rolled_back_from_the_api_process_leaves_its_thread_as_before(
+    launcher: ServiceLauncher, graph_fakes: GraphFakes,  # noqa: F811 - the imported fixture
+) -> None:
+    server, _ = await start_with_workers(launcher, "rollback", 1)
+    client = get_client(url=server.url, headers=admin_headers())
+    try:
+        thread = (await client.threads.create())["thread_id"]
+        human = {"messages": [{"role": "user", "content": REQUEST}]}
+        await client.runs.wait(thread, "draftloop", input=human)
+        before = await client.threads.get_state(thread)
+        history = [s["checkpoint"]["checkpoint_id"] for s in await client.threads.get_history(thread, limit=100)]
+
+        graph_fakes.writer.draft_latency = 30.0
+        run = await client.runs.create(thread, "draftloop", input=human)
+        async with asyncio.timeout(RUN_TIMEOUT):
+            while len(await client.threads.get_history(thread, limit=100)) <= len(history):
+                await asyncio.sleep(0.05)
+        await client.runs.cancel(thread, run["run_id"], action="rollback")
+
+        with pytest.raises(httpx.HTTPStatusError) as gone:
+            await client.runs.get(thread, run["run_id"])
+        assert gone.value.response.status_code == 404
+        # The worker stops at its next lease check; whatever it saved meanwhile goes too.
+        await asyncio.sleep(1.5)
+        assert await client.threads.get_state(thread) == before
+        after = [s["checkpoint"]["checkpoint_id"] for s in await client.threads.get_history(thread, limit=100)]
+        assert after == history
+        assert (await client.threads.get(thread))["status"] == "idle"
+    finally:
+        await client.aclose()
