@@ -278,21 +278,36 @@ async def test_a_stateless_background_run_keeps_its_thread_when_asked_and_a_batc
     assert (await js.call("threads.get", kept["thread_id"]))["metadata"]["temporary"] is True
 
     tag = {"batch": uuid.uuid4().hex}
-    # As the SDK's types ask: assistantId, which it sends on as assistant_id too.
+    # In the SDK's camelCase, as its types ask (it sends them on as written, and assistant_id too).
     runs = await js.call("runs.createBatch", [
-        {"assistantId": ASSISTANT_ID, "input": human(REQUEST), "metadata": tag, "on_completion": "keep"},
+        {"assistantId": ASSISTANT_ID, "input": human(REQUEST), "metadata": tag, "onCompletion": "keep"},
         {"assistantId": ASSISTANT_ID, "input": human("Write a post about tea"), "metadata": tag,
-         "on_completion": "keep"},
+         "onCompletion": "keep", "streamMode": "values"},
+        {"assistantId": ASSISTANT_ID, "input": human("Write a post about coffee"), "metadata": tag},
     ])
-    assert len(runs) == 2 and len({run["thread_id"] for run in runs}) == 2
+    assert len(runs) == 3 and len({run["thread_id"] for run in runs}) == 3
     assert {run["metadata"]["batch"] for run in runs} == {tag["batch"]}
-    for run in runs:
+    # The third run's thread goes when it ends, so only the kept ones are joined.
+    for run in runs[:2]:
         assert (await js.call("runs.join", run["thread_id"], run["run_id"]))["result"]["passed"] is True
+
+    async def only_kept_left() -> bool:
+        return len(await js.call("threads.search", {"metadata": tag})) == 2
+
+    await eventually(only_kept_left, "the batch's third thread deleted on completion")
+    kept_ids = {t["thread_id"] for t in await js.call("threads.search", {"metadata": tag})}
+    assert kept_ids == {runs[0]["thread_id"], runs[1]["thread_id"]}
     refused = js.call("runs.createBatch", [
         {"assistantId": ASSISTANT_ID, "input": human(REQUEST), "metadata": {"batch": "refused"}},
-        {"assistantId": ASSISTANT_ID, "input": human(REQUEST), "interrupt_before": ["nowhere"]},
+        {"assistantId": ASSISTANT_ID, "input": human(REQUEST), "interruptBefore": ["nowhere"]},
     ])
-    assert await status_of(refused) == 422
+    with pytest.raises(JsSdkError, match="interrupt_before") as bad_node:
+        await refused
+    assert bad_node.value.status == 422
+    twice = js.call("runs.createBatch", [{"assistantId": ASSISTANT_ID, "onCompletion": "keep", "on_completion": "delete"}])
+    with pytest.raises(JsSdkError, match="on_completion: sent twice") as clash:
+        await twice
+    assert clash.value.status == 422
     assert await js.call("threads.search", {"metadata": {"batch": "refused"}}) == []
 
 
