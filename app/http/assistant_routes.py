@@ -10,11 +10,13 @@ from typing import Any
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit_log import audit_change
 from app.engine.api_runs import ASSISTANT_ID, GRAPH_ID
+from app.engine.commands import RunCommands
+from app.graph_runtime import GraphRuntime
 from app.http.assistant_defaults import assistant_dict, assistant_or_404, require_graph, stored_id
 from app.http.errors import ConflictError, NotFoundError
 from app.http.lg_common import LANGGRAPH_EXCEPTION_HANDLERS, unprocessable
@@ -27,8 +29,13 @@ from app.http.lg_schemas import (
     AssistantVersionSearch,
     RunContext,
 )
+from app.http.threads import delete_thread_everywhere
 from storage.assistants import AssistantRepository
 from storage.models import Assistant
+from storage.threads import ThreadRepository
+
+# Threads of a deleted assistant (delete_threads) are looked up this many at a time.
+THREAD_PAGE = 100
 
 
 def _uuid(assistant_id: str, field: str = "assistant_id") -> str:
@@ -65,6 +72,25 @@ async def _locked(session: AsyncSession, assistant_id: str) -> Assistant:
     if assistant is None:
         raise NotFoundError(detail=f"assistant {assistant_id} not found")
     return assistant
+
+
+async def _delete_threads_of(sessions: async_sessionmaker[AsyncSession], runtime: GraphRuntime,
+                             commands: RunCommands, assistant_id: str) -> list[str]:
+    """As langgraph-api: every thread whose metadata.assistant_id names the assistant goes, each
+    as DELETE /threads/{id} deletes it (active runs cancelled, runs and checkpoints with it)."""
+    gone: dict[str, None] = {}
+    while True:
+        async with sessions() as session:
+            page = await ThreadRepository(session).search(metadata={"assistant_id": assistant_id},
+                                                          sort_by="thread_id", limit=THREAD_PAGE)
+        # Each page is fetched after the last one's threads went; one seen again ends the loop
+        # rather than spinning on it.
+        fresh = [thread.thread_id for thread in page if thread.thread_id not in gone]
+        if not fresh:
+            return list(gone)
+        for thread_id in fresh:
+            await delete_thread_everywhere(sessions, runtime, commands, thread_id)
+            gone[thread_id] = None
 
 
 class AssistantChangeController(Controller):
@@ -126,15 +152,19 @@ class AssistantChangeController(Controller):
                      after={"version": shown["version"], "context": shown["context"]})
         return shown
 
-    @delete("/{assistant_id:str}", status_code=204, summary="Delete an assistant and its versions")
+    @delete("/{assistant_id:str}", status_code=204,
+            summary="Delete an assistant and its versions (with delete_threads=true, its threads too)")
     async def delete_assistant(self, request: Request[Any, Any, Any], assistant_id: FromPath[str],
-                               sessions: NamedDependency[async_sessionmaker[AsyncSession]]) -> None:
+                               sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+                               runtime: NamedDependency[GraphRuntime], commands: NamedDependency[RunCommands],
+                               delete_threads: FromQuery[bool] = False) -> None:
         _built_in(assistant_id, "deleted")
         async with sessions.begin() as session:
             deleted = await AssistantRepository(session).delete(assistant_id[:MAX_ID_LENGTH])
         if not deleted:
             raise NotFoundError(detail=f"assistant {assistant_id} not found")
-        audit_change(request, resource_id=assistant_id)
+        threads = await _delete_threads_of(sessions, runtime, commands, assistant_id) if delete_threads else []
+        audit_change(request, resource_id=assistant_id, after={"deleted_threads": threads} if delete_threads else None)
 
     @post("/{assistant_id:str}/versions", status_code=200, opt={"read_only": True},
           summary="An assistant's versions, newest first")

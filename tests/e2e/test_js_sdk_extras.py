@@ -88,6 +88,13 @@ async def test_assistants_create_update_versions_set_latest_and_a_run_takes_the_
     thread = await js.call("threads.create")
     values = await js.call("runs.wait", thread["thread_id"], assistant_id, {"input": human(REQUEST)})
     assert values["request"]["content_type"] == "newsletter" and values["result"]["passed"] is True
+    # The run put the assistant in its thread's metadata: deleteThreads deletes that thread too.
+    assert (await js.call("threads.get", thread["thread_id"]))["metadata"]["assistant_id"] == assistant_id
+    await js.call("assistants.delete", assistant_id, {"deleteThreads": True})
+    assert await status_of(js.call("threads.get", thread["thread_id"])) == 404
+    # Its checkpoints went too: a thread made again under the same id starts empty.
+    await js.call("threads.create", {"threadId": thread["thread_id"]})
+    assert await js.call("threads.getHistory", thread["thread_id"]) == []
 
 
 async def test_assistants_search_count_and_delete_and_the_built_in_assistant_cannot_be_deleted(js: JsClient) -> None:
@@ -104,8 +111,11 @@ async def test_assistants_search_count_and_delete_and_the_built_in_assistant_can
     assert await js.call("assistants.count", {"graphId": GRAPH_ID}) >= 2
     assert await status_of(js.call("assistants.count", {"graphId": "no-such-graph"})) == 404  # as langgraph-api
 
+    # Without deleteThreads (the SDK sends delete_threads=false) the assistant's threads stay.
+    kept = await js.call("threads.create", {"metadata": {"assistant_id": first["assistant_id"]}})
     assert await js.call("assistants.delete", first["assistant_id"]) is None
     assert await status_of(js.call("assistants.get", first["assistant_id"])) == 404
+    assert (await js.call("threads.get", kept["thread_id"]))["metadata"]["assistant_id"] == first["assistant_id"]
     assert await js.call("assistants.count", {"metadata": suite}) == 1
     refused = await status_of(js.call("assistants.delete", ASSISTANT_ID))
     assert refused == 409
