@@ -279,7 +279,7 @@ async def test_a_thread_s_join_stream_follows_its_run_to_the_run_done_event(js: 
 # runs ---------------------------------------------------------------------------------------------
 
 
-async def test_a_stateless_background_run_keeps_its_thread_when_asked_and_a_batch_starts_each_run(
+async def test_a_stateless_background_run_keeps_its_thread_when_asked_and_a_camel_case_batch_starts_each_run(
         js: JsClient) -> None:
     kept = await js.call("runs.create", None, GRAPH_ID, {"input": human(REQUEST), "onCompletion": "keep"})
     assert kept["status"] == "pending" and kept["thread_id"]
