@@ -110,14 +110,18 @@ class NodeDriver:
                headers: Mapping[str, str] | None = None) -> JsClient:
         return JsClient(self, {"apiUrl": api_url, "apiKey": api_key, "defaultHeaders": dict(headers or {})})
 
-    async def request(self, client: Mapping[str, Any], call: str, args: list[Any]) -> Any:
+    async def request(self, client: Mapping[str, Any], call: str, args: list[Any],
+                      until: Mapping[str, Any] | None = None) -> Any:
         assert self.process.stdin is not None
         if self.failure is not None:
             pytest.fail(f"the JS SDK driver is gone: {self.failure}\n{self.tail()}")
         request_id = next(self._ids)
         answered = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = answered
-        line = json.dumps({"id": request_id, "client": client, "call": call, "args": args})
+        message: dict[str, Any] = {"id": request_id, "client": client, "call": call, "args": args}
+        if until is not None:
+            message["until"] = until
+        line = json.dumps(message)
         self.process.stdin.write(line.encode() + b"\n")
         await self.process.stdin.drain()
         try:
@@ -170,10 +174,11 @@ class JsClient:
     driver: NodeDriver
     config: Mapping[str, Any]
 
-    async def call(self, method: str, *args: Any) -> Any:
+    async def call(self, method: str, *args: Any, until: Mapping[str, Any] | None = None) -> Any:
         """``client.<method>(...args)`` in Node, e.g. ``call("runs.wait", thread_id, "draftloop",
-        {"input": ...})``; a stream comes back as the list of ``{event, data, id}`` it yielded."""
-        return await self.driver.request(self.config, method, list(args))
+        {"input": ...})``; a stream comes back as the list of ``{event, data, id}`` it yielded, up
+        to its end or to the first part ``until`` matches (its keys and values, at any depth)."""
+        return await self.driver.request(self.config, method, list(args), until)
 
 
 async def _drain(stream: asyncio.StreamReader, sink: list[str]) -> None:

@@ -344,6 +344,39 @@ class RunCreate(LangGraphBody):
     strict_resume: Any = None
 
 
+# The JS SDK's runs.createBatch sends each run as its caller wrote it, in the SDK's camelCase
+# (RunsCreatePayload), adding assistant_id beside assistantId. langgraph-api ignores the names it
+# does not know, so such a batch runs there, minus what the camelCase fields asked for; here
+# they are read as the fields they name, so nothing the caller asked for is dropped.
+JS_RUN_FIELDS = {
+    "assistantId": "assistant_id", "streamMode": "stream_mode", "streamSubgraphs": "stream_subgraphs",
+    "streamResumable": "stream_resumable", "interruptBefore": "interrupt_before",
+    "interruptAfter": "interrupt_after", "checkpointId": "checkpoint_id", "multitaskStrategy": "multitask_strategy",
+    "ifNotExists": "if_not_exists", "onDisconnect": "on_disconnect", "onCompletion": "on_completion",
+    "feedbackKeys": "feedback_keys", "afterSeconds": "after_seconds", "checkpointDuring": "checkpoint_during",
+    "strictResume": "strict_resume",
+}
+
+
+class BatchRunCreate(RunCreate):
+    """One run of POST /runs/batch: RunCreate's fields, under their names or the JS SDK's."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _js_sdk_names(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        renamed = dict(data)
+        for camel, snake in JS_RUN_FIELDS.items():
+            if camel not in renamed:
+                continue
+            value = renamed.pop(camel)
+            if snake in renamed and renamed[snake] != value:
+                raise ValueError(f"{snake}: sent twice with different values, also as {camel}")
+            renamed[snake] = value
+        return renamed
+
+
 class ThreadPrune(LangGraphBody):
     thread_ids: list[Id] = Field(default_factory=list, max_length=MAX_IDS)
     strategy: Literal["delete", "keep_latest"] = "delete"

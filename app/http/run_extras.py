@@ -21,7 +21,7 @@ from app.engine.run_settings import RunSettings
 from app.graph_runtime import GraphRuntime
 from app.http.errors import NotFoundError
 from app.http.lg_common import LANGGRAPH_EXCEPTION_HANDLERS, run_dict, unprocessable
-from app.http.lg_schemas import RunCreate, RunsCancel
+from app.http.lg_schemas import BatchRunCreate, RunCreate, RunsCancel
 from app.http.run_requests import run_request
 from app.http.runs import check_cancel_action, check_stateless, delete_thread_later, run_links, start_stateless
 from storage.models import Task, TaskStatus
@@ -87,7 +87,7 @@ class RunExtrasController(Controller):
                            sessions: NamedDependency[async_sessionmaker[AsyncSession]],
                            commands: NamedDependency[RunCommands], run_settings: NamedDependency[RunSettings],
                            runtime: NamedDependency[GraphRuntime], bus: NamedDependency[EventBus],
-                           data: JSONBody[list[RunCreate] | None] = None) -> list[dict[str, Any]]:
+                           data: JSONBody[list[BatchRunCreate] | None] = None) -> list[dict[str, Any]]:
         bodies = data or []
         if not bodies:
             raise unprocessable("body", "a list of at least one run")

@@ -307,3 +307,20 @@ async def test_a_reject_decision_redrafts_with_its_message_and_offers_a_second_d
     done = await js.call("runs.wait", thread_id, GRAPH_ID, {"command": {"resume": {"decisions": [{"type": "approve"}]}}})
     assert done["result"]["approval"]["approved"] is True
     assert (await js.call("threads.get", thread_id))["status"] == "idle"
+
+
+# webhooks (issue 21) -------------------------------------------------------------------------------
+
+
+async def test_a_webhook_on_a_server_without_webhook_secret_is_a_422_naming_it_and_starts_no_run(js: JsClient) -> None:
+    """This module's server has no WEBHOOK_SECRET; test_js_sdk_extras.py sees one signed and delivered."""
+    thread = await js.call("threads.create")
+    for call, args in (("runs.create", [thread["thread_id"], GRAPH_ID]), ("runs.create", [None, GRAPH_ID]),
+                       ("runs.wait", [thread["thread_id"], GRAPH_ID])):
+        with pytest.raises(JsSdkError, match="WEBHOOK_SECRET") as refused:
+            await js.call(call, *args, {"input": human(REQUEST), "webhook": "https://hooks.example/run"})
+        assert refused.value.status == 422, refused.value
+    with pytest.raises(JsSdkError, match="WEBHOOK_SECRET") as cron:
+        await js.call("crons.create", ASSISTANT_ID, {"schedule": "0 9 * * *", "webhook": "https://hooks.example/cron"})
+    assert cron.value.status == 422
+    assert await js.call("runs.list", thread["thread_id"]) == []

@@ -108,6 +108,14 @@ async def test_search_count_and_delete_and_the_built_in_assistant_stays(client: 
         await client.assistants.delete(ASSISTANT_ID)
     assert (await client.assistants.get("draftloop"))["name"] == "draftloop"
 
+    # delete_threads: the threads whose metadata names the assistant go with it, as in langgraph-api.
+    theirs = await client.threads.create(metadata={"assistant_id": second["assistant_id"]})
+    other = await client.threads.create(metadata={"assistant_id": str(uuid.uuid4())})
+    await client.assistants.delete(second["assistant_id"], delete_threads=True)
+    with pytest.raises(NotFoundError):
+        await client.threads.get(theirs["thread_id"])
+    assert (await client.threads.get(other["thread_id"]))["thread_id"] == other["thread_id"]
+
 
 async def test_create_refuses_another_graph_bad_defaults_and_a_taken_id_unless_asked_to_keep_it(
         service: Service) -> None:  # noqa: F811

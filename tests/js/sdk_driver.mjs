@@ -3,14 +3,17 @@
 //
 //   node sdk_driver.mjs --serve
 //       One process for many calls (Node's start-up costs ~0.4 s): each stdin line is a request
-//       {"id", "client": {"apiUrl", "apiKey", "defaultHeaders"}, "call": "runs.stream", "args": [...]},
-//       each stdout line the answer {"id", "ok": true, "result"} or {"id", "ok": false, "error"}.
+//       {"id", "client": {"apiUrl", "apiKey", "defaultHeaders"}, "call": "runs.stream", "args": [...]}
+//       and, for a stream that never ends by itself (threads.joinStream), "until": a part to stop
+//       after ({"event": "metadata", "data": {"status": "run_done"}} matches any part holding those
+//       keys and values); each stdout line the answer {"id", "ok": true, "result"} or {"id", "ok": false, "error"}.
 //       The first line out is {"ready": true, "sdk": VERSION, "node": VERSION}.
 //   node sdk_driver.mjs CALL API_URL [ARGS_JSON]
 //       One call by hand; the credentials come from DRAFTLOOP_API_KEY or DRAFTLOOP_TOKEN.
 //
 // CALL names an SDK method by its path on the client ("threads.create", "runs.wait"); a stream
-// it returns is read to its end and answered as the list of {event, data, id} it yielded.
+// it returns is read to its end (or to the part `until` matches) and answered as the list of
+// {event, data, id} it yielded.
 
 import { readFile } from "node:fs/promises";
 import { createInterface } from "node:readline";
@@ -40,11 +43,21 @@ function method(client, path) {
   return owner[name].bind(owner);
 }
 
-async function settle(value) {
+function matches(value, pattern) {
+  if (pattern !== null && typeof pattern === "object" && !Array.isArray(pattern)) {
+    return value !== null && typeof value === "object"
+      && Object.entries(pattern).every(([key, wanted]) => matches(value[key], wanted));
+  }
+  return JSON.stringify(value) === JSON.stringify(pattern);
+}
+
+async function settle(value, until) {
   if (value && typeof value[Symbol.asyncIterator] === "function") {
     const parts = [];
+    // Leaving the loop early closes the SDK's generator, and with it the HTTP response.
     for await (const part of value) {
       parts.push(part);
+      if (until != null && matches(part, until)) break;
     }
     return parts;
   }
@@ -63,7 +76,7 @@ function describe(error) {
 async function answer(request) {
   try {
     const call = method(clientFor(request.client), request.call);
-    return { id: request.id, ok: true, result: (await settle(call(...(request.args ?? [])))) ?? null };
+    return { id: request.id, ok: true, result: (await settle(call(...(request.args ?? [])), request.until)) ?? null };
   } catch (error) {
     return { id: request.id, ok: false, error: describe(error) };
   }
